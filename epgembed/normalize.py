@@ -1,0 +1,131 @@
+"""Title and category normalization: the ONE place where EPG text is cleaned.
+
+Training, indexing, the service and inspection all import these functions, so a
+title is turned into the same key and the same tokens everywhere.
+
+    clean_text("Hey\u00a0Arnold!  S3 Ep. 42")   -> "Hey Arnold! S3 Ep. 42"
+    strip_episode("Hey Arnold! S3 Ep. 42")      -> ("Hey Arnold!", "S3 Ep. 42")
+    title_key("Rote Rosen (3608)")              -> "rote rosen"
+    normalize_category(" News ")                -> "news"
+    normalize_category("No information available") -> None
+"""
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+
+# Invisible or spacing characters that real feeds put inside titles.
+_INVISIBLE = "\u00a0\u2007\u202f\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\u3000"
+_INVISIBLE_MAP = {ord(c): " " for c in _INVISIBLE}
+_DASHES = {ord(c): "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"}
+_WS = re.compile(r"\s+")
+MAX_TITLE_CHARS = 500  # longer text is cut: no real title is longer
+
+# Trailing episode / part / meta markers. Applied repeatedly from the end.
+_SEP = r"(?:\s*[-:,|/.]\s*|\s+)"
+_NUM = r"\d{1,5}"
+_EPISODE_PATTERNS = [
+    # S3 Ep. 42 / S03E05 / S1 E5 / S1, E5 / S01 Episode 4 / Season 2 Episode 3
+    rf"(?:s|season|staffel|saison|temporada|stagione)\s*\.?\s*{_NUM}\s*[,.]?\s*(?:e|ep|episode|épisode|episodio|folge|f)\s*\.?\s*{_NUM}",
+    # Episode 4 / Ep. 4 / Folge 12 / Teil 2 / Part 2 / Parte 1 / Partie 3 / Chapter 2 / Kapitel 3 / Vol. 2
+    rf"(?:episode|épisode|episodio|episódio|ep|eps|folge|teil|part|parte|partie|chapter|kapitel|capítulo|capitulo|vol|volume|staffel|season|saison|temporada)\s*\.?\s*(?:{_NUM}|[ivxlc]+)(?:\s*(?:/|of|von|de|sur)\s*{_NUM})?",
+    # E05 / #12 / Nr. 3
+    rf"(?:e|#|nr\.?|no\.?|n°)\s*{_NUM}",
+    # (3608) / (1.3) / (1/3) / [12] / (12-13)
+    rf"[(\[]\s*{_NUM}(?:\s*[./\-]\s*{_NUM})?\s*[)\]]",
+    # bracketed or dashed meta information: (HD) [OmU] (Wh.) - Live
+    r"[(\[]\s*(?:hd|uhd|4k|sd|3d|omu|ov|ome|vo|vost|vostfr|vf|vos|sub|subs|subtitled|wh|wdh|whg|live|new|neu|nouveau|nuevo|repeat|rpt|stereo|16:9|ad|cc|dolby|dt|ut|engl|english)\.?\s*[)\]]",
+    r"(?:live|in hd|hd|uhd|4k)",
+]
+_TRAILING = re.compile(
+    rf"(?:{_SEP}|^)(?:{'|'.join(_EPISODE_PATTERNS)})\s*[)\].!:,-]?\s*$", re.IGNORECASE
+)
+
+PLACEHOLDER_CATEGORIES = frozenset(
+    {
+        "", "-", "--", "?", "n/a", "na", "n.a.", "none", "null", "nil", "unknown", "undefined",
+        "no information available", "no information", "not available", "no category",
+        "uncategorized", "uncategorised", "unclassified", "tbd", "tba", "other", "others",
+        "misc", "miscellaneous", "various", "keine angabe", "keine angaben", "unbekannt",
+        "sonstiges", "sonstige", "non disponible", "inconnu", "autre", "autres",
+        "desconocido", "sin información", "sin informacion", "otros", "general",
+    }
+)
+
+
+def clean_text(text: str | None) -> str:
+    """NFKC, invisible characters -> space, leftover entities decoded, whitespace collapsed."""
+    if not text:
+        return ""
+    text = text[: MAX_TITLE_CHARS * 4]
+    if "&" in text:  # double-escaped feeds show "&apos;" literally; decode at most twice
+        for _ in range(2):
+            decoded = html.unescape(text)
+            if decoded == text:
+                break
+            text = decoded
+    text = text.translate(_INVISIBLE_MAP)
+    text = unicodedata.normalize("NFKC", text)
+    text = text.translate(_DASHES)
+    if not text.isprintable():
+        text = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in text)
+    text = _WS.sub(" ", text).strip()
+    return text[:MAX_TITLE_CHARS].strip()
+
+
+def strip_episode(text: str) -> tuple[str, str]:
+    """Split trailing episode markers off a cleaned title: (series, episode_part).
+
+    Markers are removed repeatedly from the end ("Sissi - Teil 2 (HD)" -> "Sissi").
+    A title that is nothing but a marker ("Folge 12") is kept whole.
+    """
+    series = text
+    while True:
+        m = _TRAILING.search(series)
+        if not m or m.start() == 0:
+            break
+        series = series[: m.start()].rstrip(" -:,|/")
+    series = series.strip()
+    if not series:
+        return text, ""
+    episode = text[len(series):].strip(" -:,|/")
+    return series, episode
+
+
+def fold(text: str) -> str:
+    """Case-folded form used for keys and tokens."""
+    return text.casefold()
+
+
+def title_key(title: str | None) -> str:
+    """The catalog key of a raw title: cleaned, episode markers stripped, case-folded."""
+    series, _ = strip_episode(clean_text(title))
+    return fold(series).strip(" -:,|/.")
+
+
+def split_series(key: str) -> tuple[str, str] | None:
+    """Split a key at its first `: ` or ` - ` into (prefix, suffix), or None.
+
+    Whether the prefix is really a series is decided from the data (catalog.py).
+    """
+    best = None
+    for sep in (": ", " - ", " | "):
+        i = key.find(sep)
+        if i > 0 and (best is None or i < best[0]):
+            best = (i, len(sep))
+    if best is None:
+        return None
+    i, n = best
+    prefix, suffix = key[:i].strip(), key[i + n:].strip()
+    if not prefix or not suffix:
+        return None
+    return prefix, suffix
+
+
+def normalize_category(category: str | None) -> str | None:
+    """Case-folded, trimmed category, or None for placeholders."""
+    c = fold(clean_text(category)).strip(" .;,")
+    if c in PLACEHOLDER_CATEGORIES or len(c) > 100:
+        return None
+    return c
