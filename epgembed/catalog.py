@@ -1,0 +1,214 @@
+"""The catalog: one row per show, built from programmes.
+
+A show is what a viewer would call one title: episode markers are stripped
+(normalize.strip_episode) and "Series: Episode" titles are folded into their series when
+the data says the prefix is a series (it recurs with many different suffixes, the suffix
+is the programme's sub-title, or the prefix also airs alone). "CSI: Miami", always
+shown with the same suffix, stays whole. Nothing here knows about any provider.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Protocol
+
+from .config import CatalogConfig
+from .normalize import clean_text, fold, normalize_category, split_series, strip_episode, title_key
+
+
+class ProgrammeLike(Protocol):
+    title: str
+    sub_title: str | None
+    categories: tuple[str, ...]
+    channel: str
+
+
+@dataclass
+class Show:
+    id: int
+    key: str
+    title: str                               # display title: most frequent spelling
+    categories: dict[str, int]               # normalized category -> airings carrying it
+    airings: int
+    channels: list[str]
+    aliases: list[str] = field(default_factory=list)   # other keys that mean this show
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "key": self.key, "title": self.title,
+                "categories": self.categories, "airings": self.airings,
+                "channels": self.channels, "aliases": self.aliases}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Show":
+        return cls(int(d["id"]), d["key"], d["title"], dict(d["categories"]),
+                   int(d["airings"]), list(d["channels"]), list(d.get("aliases", [])))
+
+    def category_list(self) -> list[str]:
+        """Categories, most frequent first."""
+        return [c for c, _ in sorted(self.categories.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+class Catalog:
+    """Shows with ids 0..n-1, a key/alias lookup and the category statistics."""
+
+    def __init__(self, shows: list[Show]):
+        self.shows = shows
+        self.by_key: dict[str, int] = {}
+        for s in shows:
+            for alias in s.aliases:
+                self.by_key.setdefault(alias, s.id)
+        for s in shows:  # a show's own key wins over another show's alias
+            self.by_key[s.key] = s.id
+        counts: Counter[str] = Counter()
+        for s in shows:
+            counts.update(s.categories.keys())
+        self.category_counts = counts
+
+    def __len__(self) -> int:
+        return len(self.shows)
+
+    def lookup(self, title: str) -> int | None:
+        """The id of the show a raw title means, or None for a title never seen."""
+        key = title_key(title)
+        if key in self.by_key:
+            return self.by_key[key]
+        split = split_series(key)
+        if split is not None and split[0] in self.by_key:
+            show = self.shows[self.by_key[split[0]]]
+            if show.key == split[0] and show.aliases:  # a known series, a new episode
+                return show.id
+        return None
+
+    def broad_categories(self, max_share: float) -> set[str]:
+        n = max(len(self.shows), 1)
+        return {c for c, k in self.category_counts.items() if k / n > max_share}
+
+    def supervision(self, cfg: CatalogConfig) -> tuple[list[str], list[list[int]]]:
+        """Categories usable as supervision (not broad, >= min shows) and, per show, their ids."""
+        broad = self.broad_categories(cfg.max_category_share)
+        usable = sorted(c for c, k in self.category_counts.items()
+                        if c not in broad and k >= cfg.min_category_shows)
+        cat_id = {c: i for i, c in enumerate(usable)}
+        return usable, [[cat_id[c] for c in s.categories if c in cat_id] for s in self.shows]
+
+    def summary(self) -> dict:
+        labelled = sum(1 for s in self.shows if s.categories)
+        return {"shows": len(self.shows), "labelled_shows": labelled,
+                "categories": len(self.category_counts),
+                "airings": sum(s.airings for s in self.shows)}
+
+    def save(self, path: Path) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            for s in self.shows:
+                f.write(json.dumps(s.to_json(), ensure_ascii=False) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "Catalog":
+        with open(path, encoding="utf-8") as f:
+            shows = [Show.from_json(json.loads(line)) for line in f if line.strip()]
+        for i, s in enumerate(shows):
+            if s.id != i:
+                raise ValueError(f"{path}: line {i + 1}: show id {s.id} out of order")
+        return cls(shows)
+
+
+@dataclass
+class _Acc:
+    airings: int = 0
+    spellings: Counter = field(default_factory=Counter)
+    categories: Counter = field(default_factory=Counter)
+    channels: set = field(default_factory=set)
+    subtitle_hits: int = 0   # airings whose sub-title is the part after the separator
+
+
+def _accumulate(programmes: Iterable[ProgrammeLike]) -> dict[str, _Acc]:
+    acc: dict[str, _Acc] = defaultdict(_Acc)
+    for p in programmes:
+        clean = clean_text(p.title)
+        base, _ = strip_episode(clean)
+        key = fold(base).strip(" -:,|/.")
+        if not key:
+            continue
+        a = acc[key]
+        a.airings += 1
+        a.spellings[base] += 1
+        for c in p.categories:
+            nc = normalize_category(c)
+            if nc:
+                a.categories[nc] += 1
+        if p.channel:
+            a.channels.add(p.channel)
+        if p.sub_title:
+            split = split_series(key)
+            if split and fold(strip_episode(clean_text(p.sub_title))[0]) == split[1]:
+                a.subtitle_hits += 1
+    return acc
+
+
+def _series_prefixes(acc: dict[str, _Acc], cfg: CatalogConfig) -> dict[str, str]:
+    """key -> series prefix, for the keys that are episodes of a series."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for key in acc:
+        split = split_series(key)
+        if split:
+            groups[split[0]].append(key)
+    series_of: dict[str, str] = {}
+    for prefix, keys in groups.items():
+        n = len(keys)  # distinct suffixes
+        if n < 2:
+            continue
+        airings = sum(acc[k].airings for k in keys)
+        evidence = prefix in acc or any(acc[k].subtitle_hits for k in keys)
+        many = n >= cfg.series_min_suffixes and n / airings >= cfg.series_min_suffix_ratio
+        if evidence or many:
+            for k in keys:
+                series_of[k] = prefix
+    return series_of
+
+
+def _display_prefix(spelling: str, prefix_key: str) -> str:
+    split = split_series(spelling)
+    if split and fold(split[0]) == prefix_key:
+        # cut the spelling at the same separator, keeping its case
+        for sep in (": ", " - ", " | "):
+            i = spelling.find(sep)
+            if i > 0 and fold(spelling[:i].strip()) == prefix_key:
+                return spelling[:i].strip()
+    return prefix_key
+
+
+def build_catalog(programmes: Iterable[ProgrammeLike], cfg: CatalogConfig | None = None) -> Catalog:
+    """Fold programmes into shows; ids follow the order of the sorted show keys."""
+    cfg = cfg or CatalogConfig()
+    acc = _accumulate(programmes)
+    series_of = _series_prefixes(acc, cfg)
+    merged: dict[str, _Acc] = defaultdict(_Acc)
+    aliases: dict[str, set[str]] = defaultdict(set)
+    for key, a in acc.items():
+        target = series_of.get(key, key)
+        m = merged[target]
+        m.airings += a.airings
+        m.categories.update(a.categories)
+        m.channels |= a.channels
+        if target == key:
+            m.spellings.update(a.spellings)
+        else:
+            aliases[target].add(key)
+            for spelling, c in a.spellings.items():
+                m.spellings[_display_prefix(spelling, target)] += c
+    shows = []
+    for i, key in enumerate(sorted(merged)):
+        m = merged[key]
+        title = max(m.spellings.items(), key=lambda kv: (kv[1], kv[0]))[0] if m.spellings else key
+        shows.append(Show(i, key, title, dict(m.categories), m.airings,
+                          sorted(m.channels), sorted(aliases.get(key, ()))))
+    return Catalog(shows)
+
+
+def iter_titles(catalog: Catalog) -> Iterator[str]:
+    """Texts the tokenizer learns from: every show key and alias."""
+    for s in catalog.shows:
+        yield s.key
+        yield from s.aliases

@@ -1,0 +1,108 @@
+"""Frozen configuration dataclasses, passed explicitly to every stage.
+
+`Config()` is the default run; `Config.from_dict` / `Config.load(path)` read a JSON file
+with any subset of sections and keys; `config.replace(train={"dim": 64})` gives an
+overridden copy. Nothing here reads the environment.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    # "Prefix: suffix" titles are one series when the prefix recurs with at least this
+    # many distinct suffixes and suffixes change often (episodes, not spin-offs) ...
+    series_min_suffixes: int = 3
+    series_min_suffix_ratio: float = 0.25
+    # ... or with at least 2 suffixes when the data itself says so (the suffix is the
+    # programme's sub-title, or the prefix also airs alone).
+    # A category on more than this share of shows is "broad" (e.g. "Series" on 95% of a
+    # feed): kept for display and filters, not used as supervision.
+    max_category_share: float = 0.3
+    # A category needs at least this many shows to supervise leave-one-out.
+    min_category_shows: int = 2
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    vocab_size: int = 0            # 0: chosen from the data size
+    min_vocab: int = 400
+    max_vocab: int = 16000
+    words: bool = True             # whole-word tokens alongside sentencepiece pieces
+    min_word_count: int = 2        # a word becomes a token when >= this many titles use it
+    pieces: bool = True            # False: word tokens only (ablation)
+    max_tokens: int = 48           # tokens per title kept (long titles are cut)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    dim: int = 100
+    epochs: int = 20
+    lr: float = 0.2
+    engine: str = "fused"          # "fused": hand-derived gradient + row-wise Adagrad;
+                                   # "autograd": nn.Embedding(sparse=True) + torch optimizer
+    optimizer: str = "adagrad"     # autograd engine only: "adagrad" | "sparse_adam"
+    margin: float = 0.2
+    n: int = 5                     # titles per leave-one-out example (n-1 predict 1)
+    neg_candidates: int = 256      # shared candidate pool per batch, scored by one matmul
+    max_negatives: int = 10        # hardest violators used per example
+    hard_negatives: bool = True    # False: random negatives from the pool (ablation)
+    batch_size: int = 256
+    inv_freq: bool = True          # inverse-frequency gradient scaling
+    inv_freq_power: float = 0.5
+    inv_freq_cap: float = 10.0
+    init_std: float = 0.01
+    val_fraction: float = 0.05     # labelled shows held out for the per-epoch figure
+    max_val: int = 1000
+    patience: int = 3              # epochs without improvement before stopping
+    seed: int = 0
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    n_trees: int = 50
+    search_k: int = -1             # -1: Annoy's default (n_trees * k)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Config":
+        return cls().replace(**data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def replace(self, **sections: dict[str, Any]) -> "Config":
+        """A copy with some keys of some sections replaced; unknown keys are an error."""
+        updated = {}
+        for name, values in sections.items():
+            if name not in {f.name for f in dataclasses.fields(self)}:
+                raise ValueError(f"unknown config section {name!r}")
+            current = getattr(self, name)
+            known = {f.name for f in dataclasses.fields(current)}
+            unknown = set(values) - known
+            if unknown:
+                raise ValueError(f"unknown {name} option(s): {', '.join(sorted(unknown))}")
+            updated[name] = dataclasses.replace(current, **values)
+        return dataclasses.replace(self, **updated)
+
+    def with_seed(self, seed: int) -> "Config":
+        return self.replace(tokenizer={"seed": seed}, train={"seed": seed}, index={"seed": seed})

@@ -1,0 +1,133 @@
+"""The query side: a loaded model answering "titles related to X" (numpy + Annoy only).
+
+    model = epgembed.bundle.load_model("MODEL_DIR")
+    model.related("Tatort", k=10)            # known or never-seen title
+    model.related_to_id(42, k=10)            # catalog id, straight from the index
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .catalog import Catalog
+from .index import query_item, query_vector
+from .tokenize import Tokenizer
+
+
+class QueryError(ValueError):
+    """A query that cannot be answered (empty title, unknown id, bad k)."""
+
+
+@dataclass
+class Hit:
+    id: int
+    title: str
+    score: float
+    categories: list[str]
+
+
+@dataclass
+class Related:
+    query: str
+    known: bool
+    id: int | None
+    hits: list[Hit] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"query": self.query, "known": self.known, "id": self.id,
+                "related": [asdict(h) for h in self.hits]}
+
+
+def unit_sum(table: np.ndarray, ids: list[int]) -> np.ndarray:
+    """Normalized sum of rows `ids` of `table` (the numpy twin of model.title_vectors)."""
+    v = np.asarray(table[np.asarray(ids, dtype=np.int64)], dtype=np.float64).sum(axis=0)
+    n = np.linalg.norm(v)
+    return (v / n).astype(np.float32) if n > 0 else v.astype(np.float32)
+
+
+class RelatedModel:
+    def __init__(self, path: Path, manifest: dict, tokenizer: Tokenizer, catalog: Catalog,
+                 embeddings: np.ndarray, vectors: np.ndarray, index, token_counts: np.ndarray):
+        self.path = Path(path)
+        self.manifest = manifest
+        self.tokenizer = tokenizer
+        self.catalog = catalog
+        self.embeddings = embeddings
+        self.vectors = vectors
+        self.index = index
+        self.token_counts = token_counts
+        self.search_k = int(manifest.get("config", {}).get("index", {}).get("search_k", -1))
+
+    @property
+    def version(self) -> str:
+        return self.manifest["version"]
+
+    def __len__(self) -> int:
+        return len(self.catalog)
+
+    # ------------------------------------------------------------------ embedding
+    def embed(self, title: str) -> np.ndarray:
+        ids = self.tokenizer.encode(title)
+        if not ids:
+            raise QueryError("title has no tokens after normalization")
+        return unit_sum(self.embeddings, ids)
+
+    def resolve(self, title: str) -> int | None:
+        return self.catalog.lookup(title)
+
+    # ------------------------------------------------------------------ queries
+    def related(self, title: str, k: int = 10, *, include_self: bool = False,
+                min_score: float | None = None, category: str | None = None,
+                offset: int = 0) -> Related:
+        show_id = self.resolve(title)
+        if show_id is not None:
+            return self._related(title, show_id, None, k, include_self, min_score, category, offset)
+        return self._related(title, None, self.embed(title), k, include_self, min_score, category, offset)
+
+    def related_to_id(self, show_id: int, k: int = 10, **kw) -> Related:
+        if not 0 <= show_id < len(self.catalog):
+            raise QueryError(f"unknown id {show_id}")
+        title = self.catalog.shows[show_id].title
+        return self._related(title, show_id, None, k, kw.get("include_self", False),
+                             kw.get("min_score"), kw.get("category"), kw.get("offset", 0))
+
+    def related_titles(self, titles: list[str], k: int) -> list[list[str]]:
+        """Display titles only, best first (what the evaluation protocol consumes)."""
+        out = []
+        for t in titles:
+            try:
+                out.append([h.title for h in self.related(t, k).hits])
+            except QueryError:
+                out.append([])
+        return out
+
+    def _related(self, title, show_id, vector, k, include_self, min_score, category, offset) -> Related:
+        if k < 1:
+            raise QueryError("k must be >= 1")
+        n = len(self.catalog)
+        want = k + offset + 1
+        cat = category.casefold().strip() if category else None
+        fetch = want if cat is None and min_score is None else max(want * 4, 50)
+        while True:
+            fetch = min(fetch, n)
+            if vector is None:
+                ids, scores = query_item(self.index, show_id, fetch, self.search_k)
+            else:
+                ids, scores = query_vector(self.index, vector, fetch, self.search_k)
+            hits = []
+            for i, s in zip(ids, scores):
+                if i == show_id and not include_self:
+                    continue
+                if min_score is not None and s < min_score:
+                    break  # best first: nothing after this passes either
+                show = self.catalog.shows[i]
+                if cat is not None and cat not in show.categories:
+                    continue
+                hits.append(Hit(int(i), show.title, round(float(s), 6), show.category_list()))
+            exhausted = fetch >= n or (min_score is not None and len(scores) and scores[-1] < min_score)
+            if len(hits) >= k + offset or exhausted:
+                break
+            fetch *= 4
+        return Related(title, show_id is not None, show_id, hits[offset: offset + k])

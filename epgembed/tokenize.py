@@ -1,0 +1,150 @@
+"""Tokenizer: sentencepiece pieces (byte fallback, so nothing is unknown) + whole words.
+
+Token ids: 0 is PAD; 1..P are sentencepiece pieces; P+1.. are whole words that at least
+`min_word_count` titles use. Every caller (training, indexing, service, inspection) goes
+through `Tokenizer.encode`, which applies the shared normalization first.
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import sentencepiece as spm
+
+from .config import TokenizerConfig
+from .normalize import clean_text, fold, strip_episode
+
+PAD_ID = 0
+FORMAT = "epgembed-tokenizer/1"
+_WORD = re.compile(r"\w+(?:['’]\w+)*", re.UNICODE)
+
+
+def token_text(title: str) -> str:
+    """The text a title is tokenized from: cleaned, episode markers stripped, case-folded."""
+    return fold(strip_episode(clean_text(title))[0])
+
+
+def words_of(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def auto_vocab_size(n_distinct_words: int, cfg: TokenizerConfig) -> int:
+    """Piece vocabulary from the data size: about half the distinct words, bounded."""
+    if cfg.vocab_size:
+        return cfg.vocab_size
+    return int(min(cfg.max_vocab, max(cfg.min_vocab, 300 + n_distinct_words // 2)))
+
+
+class Tokenizer:
+    def __init__(self, sp_model: bytes | None, words: list[str], cfg: TokenizerConfig):
+        self.cfg = cfg
+        self.sp_bytes = sp_model
+        self.sp = None
+        if sp_model is not None:
+            self.sp = spm.SentencePieceProcessor()
+            self.sp.LoadFromSerializedProto(sp_model)
+        self.n_pieces = self.sp.GetPieceSize() if self.sp is not None else 0
+        self.words = list(words)
+        self.word_id = {w: 1 + self.n_pieces + i for i, w in enumerate(self.words)}
+
+    @property
+    def vocab_size(self) -> int:
+        return 1 + self.n_pieces + len(self.words)
+
+    # ---------------------------------------------------------------- training
+    @classmethod
+    def train(cls, titles: Iterable[str], cfg: TokenizerConfig | None = None) -> "Tokenizer":
+        cfg = cfg or TokenizerConfig()
+        texts = sorted({t for t in (token_text(x) for x in titles) if t})
+        if not texts:
+            raise ValueError("no titles to train the tokenizer on")
+        word_titles: Counter[str] = Counter()
+        for t in texts:
+            word_titles.update(set(words_of(t)))
+        words = sorted(w for w, c in word_titles.items() if c >= cfg.min_word_count) if cfg.words else []
+        sp_bytes = None
+        if cfg.pieces or not words:
+            sp_bytes = _train_sentencepiece(texts, auto_vocab_size(len(word_titles), cfg), cfg.seed)
+        return cls(sp_bytes, words, cfg)
+
+    # ---------------------------------------------------------------- encoding
+    def tokens(self, title: str) -> list[tuple[int, str]]:
+        """(id, surface) pairs of a raw title: pieces first, then whole words."""
+        text = token_text(title)
+        out: list[tuple[int, str]] = []
+        if self.sp is not None and text:
+            ids = self.sp.EncodeAsIds(text)
+            out.extend((1 + i, self.sp.IdToPiece(i)) for i in ids)
+        for w in words_of(text):
+            wid = self.word_id.get(w)
+            if wid is not None:
+                out.append((wid, f"[{w}]"))
+        return out[: self.cfg.max_tokens]
+
+    def encode(self, title: str) -> list[int]:
+        return [i for i, _ in self.tokens(title)]
+
+    def encode_batch(self, titles: list[str]) -> np.ndarray:
+        """Padded [B, L] int64 array (PAD = 0); L >= 1."""
+        seqs = [self.encode(t) for t in titles]
+        return pad(seqs)
+
+    def token_name(self, token_id: int) -> str:
+        if token_id == PAD_ID:
+            return "<pad>"
+        if token_id <= self.n_pieces:
+            return self.sp.IdToPiece(token_id - 1)
+        return f"[{self.words[token_id - 1 - self.n_pieces]}]"
+
+    # ---------------------------------------------------------------- files
+    def save(self, directory: Path) -> list[str]:
+        files = ["tokenizer.json"]
+        if self.sp_bytes is not None:
+            (directory / "tokenizer.model").write_bytes(self.sp_bytes)
+            files.append("tokenizer.model")
+        meta = {"format": FORMAT, "config": self.cfg.__dict__, "n_pieces": self.n_pieces,
+                "words": self.words, "pad_id": PAD_ID}
+        (directory / "tokenizer.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        return files
+
+    @classmethod
+    def load(cls, directory: Path) -> "Tokenizer":
+        meta = json.loads((directory / "tokenizer.json").read_text(encoding="utf-8"))
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{directory}/tokenizer.json: unknown format {meta.get('format')!r}")
+        sp_path = directory / "tokenizer.model"
+        sp_bytes = sp_path.read_bytes() if sp_path.exists() else None
+        tok = cls(sp_bytes, meta["words"], TokenizerConfig(**meta["config"]))
+        if tok.n_pieces != meta["n_pieces"]:
+            raise ValueError(f"{directory}: tokenizer.model has {tok.n_pieces} pieces, expected {meta['n_pieces']}")
+        return tok
+
+
+def pad(seqs: list[list[int]], min_len: int = 1) -> np.ndarray:
+    width = max([min_len] + [len(s) for s in seqs])
+    out = np.zeros((len(seqs), width), dtype=np.int64)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = s
+    return out
+
+
+def _train_sentencepiece(texts: list[str], vocab_size: int, seed: int) -> bytes:
+    spm.set_random_generator_seed(seed)
+    model = io.BytesIO()
+    chars = len(set("".join(texts)))
+    # byte fallback reserves 256 ids; the rest must also cover every kept character
+    vocab_size = max(vocab_size, 256 + min(chars, 2000) + 8)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size,
+        model_type="unigram", byte_fallback=True, character_coverage=0.9995,
+        hard_vocab_limit=False, split_digits=True, num_threads=1,
+        unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1,
+        max_sentence_length=4096, minloglevel=2, shuffle_input_sentence=False,
+        normalization_rule_name="identity",
+    )
+    return model.getvalue()

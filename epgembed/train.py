@@ -1,0 +1,190 @@
+"""Leave-one-out training with a margin ranking loss (METHOD.md, "Training").
+
+An example is one (show, category) membership: the show is the positive, N-1 other shows
+of the same category form the bag that predicts it, and negatives are the hardest
+(highest-scoring) shows of a shared per-batch candidate pool that share no category with
+the positive. One matmul scores the whole pool for the whole batch.
+
+Entry point: `train(token_ids, show_categories, n_categories, cfg) -> TrainResult`.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .config import TrainConfig
+from .model import (TitleEncoder, bag_of, fused_triplet_grad, inverse_frequency_weights,
+                    margin_ranking_loss, rowwise_adagrad_, scale_sparse_grad_, select_negatives,
+                    title_vectors, trim_padding)
+from .sampling import LeaveOneOutSampler
+
+
+@dataclass
+class TrainResult:
+    embeddings: np.ndarray            # [V, D] float32, row 0 (PAD) zero
+    token_counts: np.ndarray          # [V] int64: labelled training shows using the token
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    examples: int = 0
+    seconds: float = 0.0
+    val_shows: list[int] = field(default_factory=list)
+
+    @property
+    def examples_per_second(self) -> float:
+        return self.examples / self.seconds if self.seconds else 0.0
+
+
+def split_validation(show_categories: list[list[int]], cfg: TrainConfig,
+                     rng: np.random.Generator) -> list[int]:
+    labelled = [s for s, c in enumerate(show_categories) if c]
+    n_val = min(cfg.max_val, int(len(labelled) * cfg.val_fraction))
+    if n_val < 20:
+        return []
+    return sorted(rng.choice(labelled, size=n_val, replace=False).tolist())
+
+
+def validation_precision(vectors: np.ndarray, show_categories: list[list[int]],
+                         val: list[int], train_labelled: np.ndarray, k: int = 10) -> float:
+    """Mean share of a held-out show's k nearest labelled shows that share a category."""
+    if not val or len(train_labelled) == 0:
+        return float("nan")
+    scores = vectors[val] @ vectors[train_labelled].T
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    hits = 0
+    for row, show in enumerate(val):
+        cats = set(show_categories[show])
+        hits += sum(1 for j in top[row] if cats.intersection(show_categories[train_labelled[j]]))
+    return hits / (len(val) * k)
+
+
+def all_title_vectors(table: torch.Tensor, ids: torch.Tensor, batch: int = 65536) -> np.ndarray:
+    with torch.no_grad():
+        out = [title_vectors(table, ids[i: i + batch]) for i in range(0, len(ids), batch)]
+    return torch.cat(out).numpy() if out else np.zeros((0, table.shape[1]), np.float32)
+
+
+def train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories: int,
+          cfg: TrainConfig, vocab_size: int, init: np.ndarray | None = None) -> TrainResult:
+    """Train the token table. token_ids: [S, L] padded ids of every show's title."""
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    val = split_validation(show_categories, cfg, rng)
+    val_set = set(val)
+    train_cats = [[] if s in val_set else c for s, c in enumerate(show_categories)]
+    sampler = LeaveOneOutSampler(train_cats, n_categories, cfg.n, rng)
+    ids = torch.from_numpy(np.ascontiguousarray(token_ids, dtype=np.int64))
+
+    model = TitleEncoder(vocab_size, cfg.dim, cfg.init_std, generator=gen)
+    if init is not None:
+        with torch.no_grad():
+            model.emb.weight.copy_(torch.from_numpy(init))
+    counts = np.zeros(vocab_size, np.int64)
+    if len(sampler.labelled):
+        counts = np.bincount(token_ids[sampler.labelled].ravel(), minlength=vocab_size).astype(np.int64)
+    counts[0] = 0
+    weights = inverse_frequency_weights(torch.from_numpy(counts), cfg.inv_freq_power, cfg.inv_freq_cap)
+    step = _make_step(model, weights, cfg, gen)
+
+    result = TrainResult(np.zeros(0), counts, val_shows=val)
+    if len(sampler) == 0:
+        result.embeddings = model.emb.weight.detach().numpy().copy()
+        return result
+    best, best_state, bad_epochs = -1.0, None, 0
+    progress = _progress(cfg)
+    t_start = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        t0, loss_sum, n_examples = time.perf_counter(), 0.0, 0
+        for context, pos, _cat in sampler.batches(cfg.batch_size):
+            cand = sampler.candidates(cfg.neg_candidates)
+            allowed = torch.from_numpy(~sampler.shares_category(pos, cand))
+            rows = torch.from_numpy(np.concatenate([context.ravel(), pos, cand]))
+            loss = step(trim_padding(ids[rows]), len(pos), allowed)
+            loss_sum += loss * len(pos)
+            n_examples += len(pos)
+        seconds = time.perf_counter() - t0
+        result.examples += n_examples
+        table = model.emb.weight.detach()
+        val_p = validation_precision(all_title_vectors(table, ids), show_categories, val,
+                                     sampler.labelled) if val else float("nan")
+        row = {"epoch": epoch, "loss": loss_sum / max(n_examples, 1), "val_p_at_10": val_p,
+               "examples": n_examples, "seconds": round(seconds, 3),
+               "examples_per_s": round(n_examples / seconds, 1) if seconds else None}
+        result.history.append(row)
+        progress(row)
+        if not val:
+            result.best_epoch = epoch
+            continue
+        if val_p > best + 1e-4:
+            best, best_state, bad_epochs = val_p, copy.deepcopy(model.emb.weight.detach()), 0
+            result.best_epoch = epoch
+        else:
+            bad_epochs += 1
+            if bad_epochs >= cfg.patience:
+                break
+    result.seconds = time.perf_counter() - t_start
+    final = best_state if best_state is not None else model.emb.weight.detach()
+    result.embeddings = final.numpy().astype(np.float32).copy()
+    return result
+
+
+def _make_step(model: TitleEncoder, weights: torch.Tensor, cfg: TrainConfig,
+               gen: torch.Generator):
+    """One optimisation step on a padded batch; returns the batch loss as a float."""
+    w = weights if cfg.inv_freq else None
+    table = model.emb.weight
+    if cfg.engine == "fused":
+        accum = torch.zeros(table.shape[0], dtype=table.dtype)
+
+        def fused(ids: torch.Tensor, b: int, allowed: torch.Tensor) -> float:
+            with torch.no_grad():
+                loss, rows, grad = fused_triplet_grad(table, ids, b, cfg.n, allowed,
+                                                      cfg.max_negatives, cfg.margin,
+                                                      cfg.hard_negatives, gen)
+                rowwise_adagrad_(table, accum, rows, grad, cfg.lr, w)
+            return float(loss)
+        return fused
+    if cfg.engine != "autograd":
+        raise ValueError(f"unknown engine {cfg.engine!r}")
+    if cfg.optimizer == "adagrad":
+        opt = torch.optim.Adagrad(model.parameters(), lr=cfg.lr)
+    elif cfg.optimizer == "sparse_adam":
+        opt = torch.optim.SparseAdam(list(model.parameters()), lr=cfg.lr)
+    else:
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+
+    def autograd(ids: torch.Tensor, b: int, allowed: torch.Tensor) -> float:
+        n = cfg.n
+        vecs = model(ids)
+        ctx_v = vecs[: b * (n - 1)].view(b, n - 1, -1)
+        pos_v, cand_v = vecs[b * (n - 1): b * n], vecs[b * n:]
+        bag = bag_of(ctx_v)
+        idx, valid = select_negatives(bag, cand_v, allowed, cfg.max_negatives,
+                                      hard=cfg.hard_negatives, generator=gen)
+        loss = margin_ranking_loss(bag, pos_v, cand_v[idx], valid, cfg.margin)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if w is not None:
+            scale_sparse_grad_(table.grad, w)
+        opt.step()
+        return float(loss.detach())
+    return autograd
+
+
+def _progress(cfg: TrainConfig):
+    if not cfg.progress:
+        return lambda row: None
+    from tqdm import tqdm
+    bar = tqdm(total=cfg.epochs, unit="epoch", dynamic_ncols=True)
+
+    def update(row: dict) -> None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{row['loss']:.4f}", val=f"{row['val_p_at_10']:.3f}",
+                        ex_s=f"{row['examples_per_s'] or 0:,.0f}")
+        if row["epoch"] >= cfg.epochs:
+            bar.close()
+    return update

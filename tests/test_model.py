@@ -1,0 +1,115 @@
+"""The math of the model on hand-worked values, and the fused path against autograd."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from epgembed.model import (TitleEncoder, bag_of, fused_triplet_grad, inverse_frequency_weights,
+                            margin_ranking_loss, rowwise_adagrad_, scale_sparse_grad_,
+                            select_negatives, title_vectors, trim_padding)
+
+
+def test_padded_batch_equals_per_title_loop():
+    torch.manual_seed(0)
+    enc = TitleEncoder(20, 8, init_std=1.0)
+    titles = [[3, 5, 7], [2], [4, 4, 9, 11, 12]]
+    padded = torch.zeros(3, 5, dtype=torch.long)
+    for i, t in enumerate(titles):
+        padded[i, : len(t)] = torch.tensor(t)
+    batch = enc(padded)
+    for i, t in enumerate(titles):
+        v = enc.emb.weight[t].sum(0)
+        assert torch.allclose(batch[i], v / v.norm(), atol=1e-6)
+    assert torch.allclose(trim_padding(padded[:2]), padded[:2, :3])
+    assert torch.equal(enc.emb.weight[0], torch.zeros(8))
+
+
+def test_title_vector_and_bag_hand_worked():
+    table = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0], [1.0, 1.0]])
+    v = title_vectors(table, torch.tensor([[1, 2, 0]]))
+    assert torch.allclose(v, torch.tensor([[0.6, 0.8]]))
+    bag = bag_of(torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]))
+    assert torch.allclose(bag, torch.tensor([[1 / math.sqrt(2), 1 / math.sqrt(2)]]))
+
+
+def test_margin_loss_hand_worked():
+    bag = torch.tensor([[1.0, 0.0]])
+    pos = torch.tensor([[0.8, 0.6]])                      # pos score 0.8
+    negs = torch.tensor([[[0.7, 0.71], [0.1, 0.99], [0.9, 0.43]]])  # 0.7, 0.1, 0.9
+    mask = torch.tensor([[True, True, False]])
+    # max(0, 0.2 - 0.8 + 0.7) = 0.1 ; max(0, 0.2 - 0.8 + 0.1) = 0 ; third masked out
+    loss = margin_ranking_loss(bag, pos, negs, mask, 0.2)
+    assert loss.item() == pytest.approx(0.1, abs=1e-6)
+
+
+def test_select_negatives_takes_hardest_allowed():
+    bag = torch.tensor([[1.0, 0.0]])
+    cand = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.99, 0.0], [0.1, 0.9]])
+    allowed = torch.tensor([[True, True, False, True]])
+    idx, valid = select_negatives(bag, cand, allowed, 2)
+    assert idx.tolist() == [[0, 1]] and valid.all()
+    idx, valid = select_negatives(bag, cand, allowed, 4)
+    assert valid.tolist() == [[True, True, True, False]]
+
+
+def test_inverse_frequency_weights_hand_worked():
+    counts = torch.tensor([0, 1, 4, 16, 16, 100])   # median of seen = 16
+    w = inverse_frequency_weights(counts, power=0.5, cap=3.0)
+    assert w.tolist() == pytest.approx([1.0, 3.0, 2.0, 1.0, 1.0, 1.0])  # sqrt(16/1)=4 capped at 3
+
+
+def test_gradient_scaling_multiplies_each_row_by_its_weight():
+    enc = TitleEncoder(6, 3, init_std=1.0)
+    ids = torch.tensor([[1, 2, 2], [3, 1, 0]])
+    (enc(ids) * torch.arange(3.0)).sum().backward()
+    plain = enc.emb.weight.grad.to_dense().clone()
+    enc.zero_grad()
+    (enc(ids) * torch.arange(3.0)).sum().backward()
+    weights = torch.tensor([1.0, 2.0, 3.0, 0.5, 7.0, 9.0])
+    scaled = scale_sparse_grad_(enc.emb.weight.grad, weights).to_dense()
+    assert torch.allclose(scaled, plain * weights[:, None])
+    assert torch.equal(scaled[0], torch.zeros(3))   # PAD got no gradient
+
+
+def _batch(b=4, n=3, c=6, vocab=30, width=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, vocab, (b * n + c, width), generator=g)
+    ids[::2, -1] = 0                                    # some padding
+    allowed = torch.rand(b, c, generator=g) > 0.3
+    return ids, allowed
+
+
+def test_fused_gradient_equals_autograd():
+    torch.manual_seed(1)
+    b, n, k, margin = 4, 3, 3, 0.9                      # large margin: most negatives active
+    enc = TitleEncoder(30, 5, init_std=1.0)
+    ids, allowed = _batch(b, n)
+    vecs = enc(ids)
+    bag = bag_of(vecs[: b * (n - 1)].view(b, n - 1, -1))
+    cand = vecs[b * n:]
+    idx, valid = select_negatives(bag, cand, allowed, k)
+    loss = margin_ranking_loss(bag, vecs[b * (n - 1): b * n], cand[idx], valid, margin)
+    loss.backward()
+    expected = enc.emb.weight.grad.to_dense()
+    with torch.no_grad():
+        f_loss, rows, grad = fused_triplet_grad(enc.emb.weight, ids, b, n, allowed, k, margin)
+    dense = torch.zeros_like(expected)
+    dense[rows] = grad
+    assert f_loss.item() == pytest.approx(loss.item(), rel=1e-5)
+    assert torch.allclose(dense, expected, atol=1e-5)
+    assert expected.abs().sum() > 0
+
+
+def test_rowwise_adagrad_touches_only_given_rows_and_applies_weights():
+    table = torch.ones(5, 2)
+    accum = torch.zeros(5)
+    rows = torch.tensor([1, 3])
+    grad = torch.tensor([[2.0, 2.0], [1.0, -1.0]])
+    weights = torch.tensor([1.0, 0.5, 1.0, 2.0, 1.0])
+    rowwise_adagrad_(table, accum, rows, grad, lr=0.1, weights=weights)
+    # row 1: g = [1, 1], accum = 1, step = 0.1 * g / 1 ; row 3: g = [2, -2], accum 4, step 0.1*g/2
+    assert table[1].tolist() == pytest.approx([0.9, 0.9])
+    assert table[3].tolist() == pytest.approx([0.9, 1.1])
+    assert table[[0, 2, 4]].eq(torch.tensor([[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]])).all()
+    assert accum.tolist() == pytest.approx([0, 1, 0, 4, 0])

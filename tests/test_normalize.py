@@ -1,0 +1,92 @@
+import pytest
+
+from epgembed.catalog import build_catalog
+from epgembed.epg import Programme
+from epgembed.normalize import clean_text, normalize_category, split_series, strip_episode, title_key
+
+
+@pytest.mark.parametrize("raw, key", [
+    ("Hey Arnold! S3 Ep. 42", "hey arnold!"),
+    ("Rote Rosen (3608)", "rote rosen"),
+    ("Die Bergretter (1.3)", "die bergretter"),
+    ("SOKO Leipzig Folge 12", "soko leipzig"),
+    ("Star Trek S01E05", "star trek"),
+    ("Friends Episode 4", "friends"),
+    ("Sissi - Teil 2 (HD)", "sissi"),
+    ("Sportschau - Live", "sportschau"),
+    ("Tatort [OmU]", "tatort"),
+    ("House of Cards, S2, E3", "house of cards"),
+    ("Hey\u00a0Arnold\u200b!", "hey arnold !"),
+    ("\ufeffTatort", "tatort"),
+    ("Grey&amp;apos;s Anatomy", "grey's anatomy"),
+    ("Grey&apos;s Anatomy", "grey's anatomy"),
+    ("ＴＶ　Ｔｏｋｙｏ", "tv tokyo"),
+    ("Soft\u00adhyphen", "soft hyphen"),
+    ("Mission: Impossible 2", "mission: impossible 2"),  # a number alone is not an episode
+    ("24", "24"),
+    ("Folge 12", "folge 12"),                           # nothing but a marker: kept whole
+    ("Rocky II", "rocky ii"),
+])
+def test_title_key(raw, key):
+    assert title_key(raw) == key
+
+
+def test_strip_episode_returns_both_parts():
+    assert strip_episode("Hey Arnold! S3 Ep. 42") == ("Hey Arnold!", "S3 Ep. 42")
+    assert strip_episode("Tatort") == ("Tatort", "")
+
+
+def test_clean_text_collapses_and_is_idempotent():
+    s = "  A\u2013B \t\n C\u200b  "
+    assert clean_text(s) == "A-B C"
+    assert clean_text(clean_text(s)) == clean_text(s)
+
+
+def test_split_series_first_separator():
+    assert split_series("big time rush: el gran videoclip") == ("big time rush", "el gran videoclip")
+    assert split_series("sissi - die kaiserin") == ("sissi", "die kaiserin")
+    assert split_series("tatort") is None
+
+
+@pytest.mark.parametrize("raw, norm", [
+    (" News ", "news"), ("SPORT", "sport"), ("No information available", None), ("n/a", None),
+    ("", None), ("Unknown", None), ("Kids &amp; Family", "kids & family"),
+])
+def test_normalize_category(raw, norm):
+    assert normalize_category(raw) == norm
+
+
+def _p(title, cats=("drama",), sub=None, channel="c1"):
+    return Programme(title, sub, None, tuple(cats), channel, "20260101000000 +0000", "x.xml", 1)
+
+
+def test_colon_ambiguity_is_decided_from_the_data():
+    progs = [_p(f"Big Time Rush: Episode title {i}") for i in range(6)]       # many suffixes
+    progs += [_p("CSI: Miami") for _ in range(6)]                              # one suffix, often
+    progs += [_p("Agents: Berlin"), _p("Agents: Berlin"), _p("Agents: Paris")]  # 2 suffixes, rare
+    progs += [_p("Sissi - Die Kaiserin", sub="Die Kaiserin"), _p("Sissi - Die Jugend", sub="Die Jugend")]
+    cat = build_catalog(progs)
+    keys = {s.key for s in cat.shows}
+    assert "big time rush" in keys and not any(k.startswith("big time rush:") for k in keys)
+    assert "csi: miami" in keys and "csi" not in keys
+    assert {"agents: berlin", "agents: paris"} <= keys
+    assert "sissi" in keys  # the suffix is the sub-title: evidence of a series
+    brt = cat.shows[cat.by_key["big time rush"]]
+    assert brt.title == "Big Time Rush" and brt.airings == 6 and len(brt.aliases) == 6
+    # a new episode of a known series resolves to the series; an unseen title to nothing
+    assert cat.lookup("Big Time Rush: A Brand New Episode") == brt.id
+    assert cat.lookup("CSI: Vegas") is None
+
+
+def test_catalog_counts_categories_airings_channels():
+    progs = [_p("News at Six", ["News", "Nachrichten"], channel="a"),
+             _p("News at Six (HD)", ["news"], channel="b"),
+             _p("Quiz Night", ["No information available"]),
+             _p("Quiz Night", [])]
+    cat = build_catalog(progs)
+    news = cat.shows[cat.by_key["news at six"]]
+    assert news.categories == {"news": 2, "nachrichten": 1}
+    assert news.airings == 2 and news.channels == ["a", "b"]
+    quiz = cat.shows[cat.by_key["quiz night"]]
+    assert quiz.categories == {} and quiz.airings == 2  # unlabelled, still in the catalog
+    assert news.title == "News at Six"

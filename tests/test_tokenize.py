@@ -1,0 +1,39 @@
+from epgembed.config import TokenizerConfig
+from epgembed.tokenize import PAD_ID, Tokenizer, token_text
+
+TITLES = ["Football Tonight", "Football Weekly", "Tennis Tonight", "Kitchen Heroes",
+          "Great Kitchen Battle", "Tatort", "Rote Rosen (3608)", "Les Experts: Miami",
+          "Hey Arnold! S3 Ep. 42", "News at Six", "Morning News"] * 3
+
+
+def test_byte_fallback_leaves_nothing_unknown():
+    tok = Tokenizer.train(TITLES, TokenizerConfig(seed=0))
+    unk = 1 + tok.sp.unk_id()
+    for text in ["★ Stars ★", "東京 News", "#TBT 😀", "Ωmega", "Football Tonight"]:
+        ids = tok.encode(text)
+        assert ids and PAD_ID not in ids and unk not in ids, text
+
+
+def test_words_alongside_pieces_and_normalization_shared():
+    tok = Tokenizer.train(TITLES, TokenizerConfig(seed=0, min_word_count=2))
+    names = [tok.token_name(i) for i in tok.encode("FOOTBALL tonight S2 Ep. 4")]
+    assert "[football]" in names and "[tonight]" in names
+    assert tok.encode("Football Tonight") == tok.encode("football\u00a0TONIGHT (HD)")
+    assert token_text("Rote Rosen (3608)") == "rote rosen"
+
+
+def test_tokenizer_is_deterministic_and_round_trips(tmp_path):
+    a = Tokenizer.train(TITLES, TokenizerConfig(seed=3))
+    b = Tokenizer.train(TITLES, TokenizerConfig(seed=3))
+    assert a.sp_bytes == b.sp_bytes and a.words == b.words
+    a.save(tmp_path)
+    c = Tokenizer.load(tmp_path)
+    for t in TITLES + ["Unseen Title ★"]:
+        assert c.encode(t) == a.encode(t)
+    padded = c.encode_batch(["Tatort", "Great Kitchen Battle"])
+    assert padded.shape[0] == 2 and (padded[0] == 0).any()
+
+
+def test_word_only_tokenizer_for_the_ablation():
+    tok = Tokenizer.train(TITLES, TokenizerConfig(pieces=False, min_word_count=1))
+    assert tok.sp is None and tok.encode("Football Tonight") == [tok.word_id["football"], tok.word_id["tonight"]]
