@@ -162,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     training_options(e)
     e.set_defaults(func=cmd_evaluate)
+    # -- more subcommands register here (each module's add_commands(sub)) --
     return p
 
 

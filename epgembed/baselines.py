@@ -1,0 +1,132 @@
+"""Systems the evaluation drives: two reference baselines and the project's own model.
+
+Each system has a ``name``, ``fit(train_dump, workdir)`` and
+``query(titles, k) -> list[list[str]]`` (display titles, best first).
+
+- `RandomSystem`: k random distinct titles of the training dump (the floor).
+- `TfidfSystem`: char 2-4-gram TF-IDF over the distinct (case-folded) titles, cosine.
+- `EpgembedSystem`: trains and queries the project's model via `epgembed.pipeline`
+  and `epgembed.bundle` (imported lazily).
+"""
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from epgembed.evaluate import iter_programmes, most_frequent_spelling
+
+_QUERY_BATCH = 512
+
+
+def training_titles(train_dump: Path) -> Counter[str]:
+    """Raw title -> number of programmes in the training dump (empty titles dropped)."""
+    return Counter(title for title, _ in iter_programmes(train_dump) if title)
+
+
+class RandomSystem:
+    """Answers k random distinct titles of the training dump (never the query itself)."""
+
+    name = "random"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self._titles: list[str] = []
+        self._rng = random.Random(seed)
+
+    def fit(self, train_dump: Path, workdir: Path) -> None:
+        """Remember the distinct titles of the training dump; reseed."""
+        self._titles = sorted(training_titles(train_dump))
+        self._rng = random.Random(self.seed)
+
+    def query(self, titles: list[str], k: int) -> list[list[str]]:
+        """k random titles per query, the query's own title left out."""
+        n = min(len(self._titles), k + 1)
+        out = []
+        for title in titles:
+            picks = [t for t in self._rng.sample(self._titles, n) if t != title]
+            out.append(picks[:k])
+        return out
+
+
+class TfidfSystem:
+    """Char 2-4-gram TF-IDF (``char_wb``) over distinct case-folded titles; cosine neighbours.
+
+    One row per distinct case-folded title, displayed by its most frequent raw spelling.
+    The row equal to the (case-folded) query is excluded from its answers.
+    """
+
+    name = "tfidf-char"
+
+    def __init__(self) -> None:
+        self._rows: list[str] = []  # case-folded texts, sorted
+        self._display: list[str] = []
+        self._row_of: dict[str, int] = {}
+        self._vectorizer: Any = None
+        self._matrix: Any = None
+
+    def fit(self, train_dump: Path, workdir: Path) -> None:
+        """Vectorize the distinct titles of the training dump."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        spellings: dict[str, Counter[str]] = defaultdict(Counter)
+        for title, n in training_titles(train_dump).items():
+            spellings[title.casefold()][title] += n
+        self._rows = sorted(spellings)
+        self._display = [most_frequent_spelling(spellings[r]) for r in self._rows]
+        self._row_of = {r: i for i, r in enumerate(self._rows)}
+        self._vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4))
+        self._matrix = self._vectorizer.fit_transform(self._rows).tocsr()
+
+    def query(self, titles: list[str], k: int) -> list[list[str]]:
+        """Top-k cosine neighbours per query (ties by row order), self excluded."""
+        out: list[list[str]] = []
+        for start in range(0, len(titles), _QUERY_BATCH):
+            batch = [t.casefold() for t in titles[start : start + _QUERY_BATCH]]
+            scores = (self._vectorizer.transform(batch) @ self._matrix.T).toarray()
+            for row, text in zip(scores, batch):
+                out.append(self._top(row, self._row_of.get(text), k))
+        return out
+
+    def _top(self, scores: np.ndarray, self_row: int | None, k: int) -> list[str]:
+        if self_row is not None:
+            scores[self_row] = -np.inf
+        order = np.argsort(-scores, kind="stable")
+        picks = [i for i in order[: k + 1] if i != self_row][:k]
+        return [self._display[i] for i in picks]
+
+
+class EpgembedSystem:
+    """The project's model: `epgembed.pipeline.train_model` + `epgembed.bundle.load_model`.
+
+    The model is loaded on the first `query` after `fit` (so query time includes loading,
+    as with ``epgembed related``).
+    """
+
+    name = "epgembed"
+
+    def __init__(self, config: Any = None) -> None:
+        self.config = config
+        self._model_dir: Path | None = None
+        self._model: Any = None
+
+    def fit(self, train_dump: Path, workdir: Path) -> None:
+        """Train the project's model on the training dump into ``workdir/model``."""
+        from epgembed.pipeline import train_model
+
+        self._model_dir = Path(workdir) / "model"
+        self._model = None
+        train_model([Path(train_dump)], out_dir=self._model_dir, cfg=self.config)
+
+    def query(self, titles: list[str], k: int) -> list[list[str]]:
+        """Related titles of each query from the trained model."""
+        if self._model is None:
+            if self._model_dir is None:
+                raise RuntimeError("EpgembedSystem.query called before fit")
+            from epgembed.bundle import load_model
+
+            self._model = load_model(self._model_dir)
+        return [list(answers) for answers in self._model.related_titles(titles, k)]
