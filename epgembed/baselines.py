@@ -108,8 +108,10 @@ class EpgembedSystem:
 
     name = "epgembed"
 
-    def __init__(self, config: Any = None) -> None:
+    def __init__(self, config: Any = None, name: str = "epgembed", threads: int | None = None) -> None:
         self.config = config
+        self.name = name
+        self.threads = threads
         self._model_dir: Path | None = None
         self._model: Any = None
 
@@ -119,7 +121,7 @@ class EpgembedSystem:
 
         self._model_dir = Path(workdir) / "model"
         self._model = None
-        train_model([Path(train_dump)], out_dir=self._model_dir, cfg=self.config)
+        train_model([Path(train_dump)], out_dir=self._model_dir, cfg=self.config, threads=self.threads)
 
     def query(self, titles: list[str], k: int) -> list[list[str]]:
         """Related titles of each query from the trained model."""

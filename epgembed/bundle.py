@@ -7,6 +7,7 @@
       embeddings.npy     [V, D] float32 token table (row 0 = PAD = zero)
       token_counts.npy   [V] int64 training frequency of each token
       vectors.npy        [S, D] float32 unit title vector of every show
+      center.npy         [D] float32 mean subtracted from catalog and query vectors (or zeros)
       catalog.jsonl      one show per line, ids 0..S-1
       index.ann          Annoy index (angular) over vectors.npy
       history.json       per-epoch training history
@@ -57,8 +58,13 @@ def _fsync_dir(path: Path) -> None:
 
 def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog, embeddings: np.ndarray,
                vectors: np.ndarray, token_counts: np.ndarray, config: dict, history: list[dict],
-               data: dict, training: dict, index_cfg, quality: dict | None = None) -> dict:
-    """Write a complete model directory atomically; returns the manifest."""
+               data: dict, training: dict, index_cfg, quality: dict | None = None,
+               timings: dict | None = None, center: np.ndarray | None = None) -> dict:
+    """Write a complete model directory atomically; returns the manifest.
+
+    `timings`, when given, receives "index_s" (Annoy build) and "write_s" (everything else).
+    """
+    t_start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -68,10 +74,14 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog, embeddi
         np.save(tmp / "embeddings.npy", np.ascontiguousarray(embeddings, dtype=np.float32))
         np.save(tmp / "token_counts.npy", np.ascontiguousarray(token_counts, dtype=np.int64))
         np.save(tmp / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
+        np.save(tmp / "center.npy", np.zeros(vectors.shape[1], np.float32) if center is None
+                else np.ascontiguousarray(center, dtype=np.float32))
         catalog.save(tmp / "catalog.jsonl")
+        t_index = time.perf_counter()
         build_index(vectors, index_cfg, tmp / "index.ann")
+        t_index = time.perf_counter() - t_index
         (tmp / "history.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
-        files += ["embeddings.npy", "token_counts.npy", "vectors.npy", "catalog.jsonl",
+        files += ["embeddings.npy", "token_counts.npy", "vectors.npy", "center.npy", "catalog.jsonl",
                   "index.ann", "history.json"]
         hashes = {f: {"sha256": sha256_file(tmp / f), "bytes": (tmp / f).stat().st_size} for f in files}
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -97,6 +107,9 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog, embeddi
         else:
             tmp.rename(out_dir)
         _fsync_dir(out_dir.parent)
+        if timings is not None:
+            timings["index_s"] = t_index
+            timings["write_s"] = time.perf_counter() - t_start - t_index
         return manifest
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -140,6 +153,7 @@ def load_model(model_dir: str | Path, *, verify: bool = True) -> RelatedModel:
         embeddings = np.load(model_dir / "embeddings.npy", mmap_mode="r", allow_pickle=False)
         vectors = np.load(model_dir / "vectors.npy", mmap_mode="r", allow_pickle=False)
         counts = np.load(model_dir / "token_counts.npy", allow_pickle=False)
+        center = np.load(model_dir / "center.npy", allow_pickle=False)
         dim = manifest["dim"]
         index = open_index(model_dir / "index.ann", dim)
     except ModelError:
@@ -154,11 +168,13 @@ def load_model(model_dir: str | Path, *, verify: bool = True) -> RelatedModel:
         (index.f == dim, f"index dimension {index.f} != {dim}"),
         (manifest["n_shows"] == n, f"manifest says {manifest['n_shows']} shows, catalog has {n}"),
         (len(counts) == tokenizer.vocab_size, "token_counts length != vocabulary"),
+        (center.shape == (dim,), f"center {center.shape} != ({dim},)"),
     ]
     for ok, why in checks:
         if not ok:
             raise ModelError(f"{model_dir}: inconsistent model: {why}")
-    model = RelatedModel(model_dir, manifest, tokenizer, catalog, embeddings, vectors, index, counts)
+    model = RelatedModel(model_dir, manifest, tokenizer, catalog, embeddings, vectors, index, counts,
+                         center)
     self_test(model)
     return model
 

@@ -34,16 +34,20 @@ class Show:
     airings: int
     channels: list[str]
     aliases: list[str] = field(default_factory=list)   # other keys that mean this show
+    series: str | None = None                          # series key, when titles are not folded
+    context: str = ""                                  # description text (catalog.context_chars)
 
     def to_json(self) -> dict:
         return {"id": self.id, "key": self.key, "title": self.title,
                 "categories": self.categories, "airings": self.airings,
-                "channels": self.channels, "aliases": self.aliases}
+                "channels": self.channels, "aliases": self.aliases, "series": self.series,
+                "context": self.context}
 
     @classmethod
     def from_json(cls, d: dict) -> "Show":
         return cls(int(d["id"]), d["key"], d["title"], dict(d["categories"]),
-                   int(d["airings"]), list(d["channels"]), list(d.get("aliases", [])))
+                   int(d["airings"]), list(d["channels"]), list(d.get("aliases", [])),
+                   d.get("series"), d.get("context", ""))
 
     def category_list(self) -> list[str]:
         """Categories, most frequent first."""
@@ -71,6 +75,9 @@ class Catalog:
 
     def lookup(self, title: str) -> int | None:
         """The id of the show a raw title means, or None for a title never seen."""
+        exact = fold(clean_text(title)).strip(" -:,|/.")
+        if exact in self.by_key:           # a key as spelled (catalogs built without stripping)
+            return self.by_key[exact]
         key = title_key(title)
         if key in self.by_key:
             return self.by_key[key]
@@ -91,7 +98,15 @@ class Catalog:
         usable = sorted(c for c, k in self.category_counts.items()
                         if c not in broad and k >= cfg.min_category_shows)
         cat_id = {c: i for i, c in enumerate(usable)}
-        return usable, [[cat_id[c] for c in s.categories if c in cat_id] for s in self.shows]
+        own = [{cat_id[c] for c in s.categories if c in cat_id} for s in self.shows]
+        if cfg.series_labels:
+            pooled: dict[str, set[int]] = defaultdict(set)
+            for s, cats in zip(self.shows, own):
+                if s.series:
+                    pooled[s.series] |= cats
+            own = [cats | pooled.get(s.series, set()) if s.series else cats
+                   for s, cats in zip(self.shows, own)]
+        return usable, [sorted(c) for c in own]
 
     def summary(self) -> dict:
         labelled = sum(1 for s in self.shows if s.categories)
@@ -121,25 +136,41 @@ class _Acc:
     categories: Counter = field(default_factory=Counter)
     channels: set = field(default_factory=set)
     subtitle_hits: int = 0   # airings whose sub-title is the part after the separator
+    descs: Counter = field(default_factory=Counter)
+
+    def context(self, chars: int) -> str:
+        out, n = [], 0
+        for text, _ in self.descs.most_common():
+            if n >= chars:
+                break
+            out.append(text[: chars - n])
+            n += len(out[-1]) + 1
+        return " ".join(out)
 
 
-def _accumulate(programmes: Iterable[ProgrammeLike]) -> dict[str, _Acc]:
+def _accumulate(programmes: Iterable[ProgrammeLike], strip: bool = True,
+                context_chars: int = 0) -> dict[str, _Acc]:
     acc: dict[str, _Acc] = defaultdict(_Acc)
     for p in programmes:
         clean = clean_text(p.title)
-        base, _ = strip_episode(clean)
+        base = strip_episode(clean)[0] if strip else clean
         key = fold(base).strip(" -:,|/.")
         if not key:
             continue
+        shown = clean_text(p.title, keep_dashes=True)   # the feed's own spelling, for display
         a = acc[key]
         a.airings += 1
-        a.spellings[base] += 1
+        a.spellings[strip_episode(shown)[0] if strip else shown] += 1
         for c in p.categories:
             nc = normalize_category(c)
             if nc:
                 a.categories[nc] += 1
         if p.channel:
             a.channels.add(p.channel)
+        if context_chars:
+            desc = getattr(p, "desc", None) or p.sub_title
+            if desc and len(a.descs) < 16:
+                a.descs[clean_text(desc[: context_chars * 2])] += 1
         if p.sub_title:
             split = split_series(key)
             if split and fold(strip_episode(clean_text(p.sub_title))[0]) == split[1]:
@@ -172,7 +203,7 @@ def _display_prefix(spelling: str, prefix_key: str) -> str:
     split = split_series(spelling)
     if split and fold(split[0]) == prefix_key:
         # cut the spelling at the same separator, keeping its case
-        for sep in (": ", " - ", " | "):
+        for sep in (": ", " - ", " | ", " \u2013 ", " \u2014 "):
             i = spelling.find(sep)
             if i > 0 and fold(spelling[:i].strip()) == prefix_key:
                 return spelling[:i].strip()
@@ -182,8 +213,10 @@ def _display_prefix(spelling: str, prefix_key: str) -> str:
 def build_catalog(programmes: Iterable[ProgrammeLike], cfg: CatalogConfig | None = None) -> Catalog:
     """Fold programmes into shows; ids follow the order of the sorted show keys."""
     cfg = cfg or CatalogConfig()
-    acc = _accumulate(programmes)
+    acc = _accumulate(programmes, cfg.strip_episodes, cfg.context_chars)
     series_of = _series_prefixes(acc, cfg)
+    if not cfg.fold_series:
+        return _unfolded(acc, series_of, cfg.context_chars)
     merged: dict[str, _Acc] = defaultdict(_Acc)
     aliases: dict[str, set[str]] = defaultdict(set)
     for key, a in acc.items():
@@ -192,6 +225,7 @@ def build_catalog(programmes: Iterable[ProgrammeLike], cfg: CatalogConfig | None
         m.airings += a.airings
         m.categories.update(a.categories)
         m.channels |= a.channels
+        m.descs.update(a.descs)
         if target == key:
             m.spellings.update(a.spellings)
         else:
@@ -203,7 +237,21 @@ def build_catalog(programmes: Iterable[ProgrammeLike], cfg: CatalogConfig | None
         m = merged[key]
         title = max(m.spellings.items(), key=lambda kv: (kv[1], kv[0]))[0] if m.spellings else key
         shows.append(Show(i, key, title, dict(m.categories), m.airings,
-                          sorted(m.channels), sorted(aliases.get(key, ()))))
+                          sorted(m.channels), sorted(aliases.get(key, ())), None,
+                          m.context(cfg.context_chars)))
+    return Catalog(shows)
+
+
+def _unfolded(acc: dict[str, _Acc], series_of: dict[str, str], context_chars: int) -> Catalog:
+    """One item per title as aired (episode counters stripped), linked to its series."""
+    prefixes = set(series_of.values())
+    shows = []
+    for i, key in enumerate(sorted(acc)):
+        a = acc[key]
+        title = max(a.spellings.items(), key=lambda kv: (kv[1], kv[0]))[0]
+        series = series_of.get(key, key if key in prefixes else None)
+        shows.append(Show(i, key, title, dict(a.categories), a.airings, sorted(a.channels),
+                          [], series, a.context(context_chars)))
     return Catalog(shows)
 
 

@@ -15,6 +15,10 @@ from typing import Any
 
 @dataclass(frozen=True)
 class CatalogConfig:
+    strip_episodes: bool = True    # False: "Rote Rosen (3608)" is its own item (ablation)
+    fold_series: bool = False      # False: "Series: Episode" titles stay separate items,
+                                   # linked to their series (Show.series)
+    series_labels: bool = True     # supervise every title with its whole series' categories
     # "Prefix: suffix" titles are one series when the prefix recurs with at least this
     # many distinct suffixes and suffixes change often (episodes, not spin-offs) ...
     series_min_suffixes: int = 3
@@ -26,6 +30,9 @@ class CatalogConfig:
     max_category_share: float = 0.3
     # A category needs at least this many shows to supervise leave-one-out.
     min_category_shows: int = 2
+    # Characters of description text kept per title (most frequent descriptions first);
+    # 0 keeps none. Used for the stored catalog vectors, never needed for a query.
+    context_chars: int = 300
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,9 @@ class TokenizerConfig:
     min_word_count: int = 2        # a word becomes a token when >= this many titles use it
     pieces: bool = True            # False: word tokens only (ablation)
     max_tokens: int = 48           # tokens per title kept (long titles are cut)
+    context_words: int = 24        # description words added to a catalog title's bag
+    context_weight: float = 0.25   # weight of each description word (title tokens weigh 1)
+    context_max_df: float = 0.05   # description words in more than this share of titles are stopwords
     seed: int = 0
 
 
@@ -54,6 +64,10 @@ class TrainConfig:
     max_negatives: int = 10        # hardest violators used per example
     hard_negatives: bool = True    # False: random negatives from the pool (ablation)
     batch_size: int = 256
+    # Self-supervised second task: a title's own tokens predict its description words
+    # (other titles' descriptions are the negatives). Trains the tokens of titles that no
+    # category supervises. Examples per epoch, as a share of the leave-one-out examples.
+    context_task: float = 0.0
     inv_freq: bool = True          # inverse-frequency gradient scaling
     inv_freq_power: float = 0.5
     inv_freq_cap: float = 10.0
@@ -69,6 +83,10 @@ class TrainConfig:
 class IndexConfig:
     n_trees: int = 50
     search_k: int = -1             # -1: Annoy's default (n_trees * k)
+    # Subtract the mean catalog vector before normalizing (stored as center.npy and applied
+    # to queries too): removes the direction every title shares, so generic titles stop
+    # being everybody's neighbour ("hubs").
+    center: bool = True
     seed: int = 0
 
 

@@ -31,9 +31,13 @@ class TitleEncoder(nn.Module):
         return F.normalize(self.emb(ids).sum(dim=-2), dim=-1, eps=1e-12)
 
 
-def title_vectors(table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """Normalized sum of the rows `ids` ([..., L], PAD=0 maps to a zero row) of `table`."""
-    return F.normalize(F.embedding(ids, table, padding_idx=PAD_ID).sum(dim=-2), dim=-1, eps=1e-12)
+def title_vectors(table: torch.Tensor, ids: torch.Tensor,
+                  weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Normalized (weighted) sum of the rows `ids` ([..., L], PAD=0 -> zero row) of `table`."""
+    rows = F.embedding(ids, table, padding_idx=PAD_ID)
+    if weights is not None:
+        rows = rows * weights.unsqueeze(-1)
+    return F.normalize(rows.sum(dim=-2), dim=-1, eps=1e-12)
 
 
 def bag_of(vectors: torch.Tensor) -> torch.Tensor:
@@ -111,8 +115,12 @@ def scale_sparse_grad_(grad: torch.Tensor, weights: torch.Tensor) -> torch.Tenso
 
 def trim_padding(ids: torch.Tensor) -> torch.Tensor:
     """Drop trailing all-PAD columns of a padded [M, L] batch (sums are unchanged)."""
+    return ids[:, : padded_width(ids)]
+
+
+def padded_width(ids: torch.Tensor) -> int:
     width = int((ids != PAD_ID).sum(dim=1).max()) if ids.numel() else 0
-    return ids[:, : max(width, 1)]
+    return max(width, 1)
 
 
 def _unit(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,18 +135,22 @@ def _unit_backward(unit: torch.Tensor, norm: torch.Tensor, grad: torch.Tensor) -
 
 def fused_triplet_grad(table: torch.Tensor, ids: torch.Tensor, b: int, n: int,
                        allowed: torch.Tensor, k: int, margin: float, hard: bool = True,
-                       generator: torch.Generator | None = None):
+                       generator: torch.Generator | None = None,
+                       weights: torch.Tensor | None = None):
     """Loss and per-row gradient of one leave-one-out batch.
 
     ids: padded [b*(n-1) + b + C, L] token ids: b*(n-1) context titles (example-major),
     then b positives, then C shared negative candidates. allowed: [b, C] bool.
+    weights: optional [same shape as ids] per-token weights of the sums.
     Returns (loss, rows, grad_rows): grad_rows[i] is dLoss/dtable[rows[i]].
     """
     dim = table.shape[1]
     mask = ids != PAD_ID
     flat = ids[mask]
     seg = mask.nonzero()[:, 0]
-    sums = torch.zeros(ids.shape[0], dim, dtype=table.dtype).index_add_(0, seg, table[flat])
+    w = weights[mask].unsqueeze(-1) if weights is not None else None
+    gathered = table[flat] if w is None else table[flat] * w
+    sums = torch.zeros(ids.shape[0], dim, dtype=table.dtype).index_add_(0, seg, gathered)
     v, v_norm = _unit(sums)
     ctx = v[: b * (n - 1)].view(b, n - 1, dim)
     pos = v[b * (n - 1): b * n]
@@ -161,7 +173,8 @@ def fused_triplet_grad(table: torch.Tensor, ids: torch.Tensor, b: int, n: int,
     d_v = torch.cat([d_ctx, d_pos, d_cand])
     d_sums = _unit_backward(v, v_norm, d_v)
     rows, inverse = torch.unique(flat, return_inverse=True)
-    grad_rows = torch.zeros(len(rows), dim, dtype=table.dtype).index_add_(0, inverse, d_sums[seg])
+    d_tokens = d_sums[seg] if w is None else d_sums[seg] * w
+    grad_rows = torch.zeros(len(rows), dim, dtype=table.dtype).index_add_(0, inverse, d_tokens)
     return loss, rows, grad_rows
 
 

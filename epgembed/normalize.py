@@ -23,7 +23,7 @@ _WS = re.compile(r"\s+")
 MAX_TITLE_CHARS = 500  # longer text is cut: no real title is longer
 
 # Trailing episode / part / meta markers. Applied repeatedly from the end.
-_SEP = r"(?:\s*[-:,|/.]\s*|\s+)"
+_SEP = r"(?:\s*[-:,|/.\u2013\u2014]\s*|\s+)"
 _NUM = r"\d{1,5}"
 _EPISODE_PATTERNS = [
     # S3 Ep. 42 / S03E05 / S1 E5 / S1, E5 / S01 Episode 4 / Season 2 Episode 3
@@ -54,8 +54,11 @@ PLACEHOLDER_CATEGORIES = frozenset(
 )
 
 
-def clean_text(text: str | None) -> str:
-    """NFKC, invisible characters -> space, leftover entities decoded, whitespace collapsed."""
+def clean_text(text: str | None, keep_dashes: bool = False) -> str:
+    """NFKC, invisible characters -> space, leftover entities decoded, whitespace collapsed.
+
+    Dashes (en, em, minus, ...) become "-" unless keep_dashes (display titles keep the
+    feed's spelling; keys and tokens do not care which dash a feed used)."""
     if not text:
         return ""
     text = text[: MAX_TITLE_CHARS * 4]
@@ -67,7 +70,8 @@ def clean_text(text: str | None) -> str:
             text = decoded
     text = text.translate(_INVISIBLE_MAP)
     text = unicodedata.normalize("NFKC", text)
-    text = text.translate(_DASHES)
+    if not keep_dashes:
+        text = text.translate(_DASHES)
     if not text.isprintable():
         text = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in text)
     text = _WS.sub(" ", text).strip()
@@ -85,11 +89,11 @@ def strip_episode(text: str) -> tuple[str, str]:
         m = _TRAILING.search(series)
         if not m or m.start() == 0:
             break
-        series = series[: m.start()].rstrip(" -:,|/")
+        series = series[: m.start()].rstrip(" -:,|/\u2013\u2014")
     series = series.strip()
     if not series:
         return text, ""
-    episode = text[len(series):].strip(" -:,|/")
+    episode = text[len(series):].strip(" -:,|/\u2013\u2014")
     return series, episode
 
 
@@ -110,7 +114,7 @@ def split_series(key: str) -> tuple[str, str] | None:
     Whether the prefix is really a series is decided from the data (catalog.py).
     """
     best = None
-    for sep in (": ", " - ", " | "):
+    for sep in (": ", " - ", " | ", " \u2013 ", " \u2014 "):
         i = key.find(sep)
         if i > 0 and (best is None or i < best[0]):
             best = (i, len(sep))

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from .bundle import save_model
-from .catalog import Catalog, build_catalog, iter_titles
+from .related import center_vectors
+from .catalog import Catalog, ProgrammeLike, build_catalog, iter_titles
 from .config import Config
 from .epg import ReadReport, read_programmes
 from .tokenize import Tokenizer
@@ -28,6 +29,7 @@ class Prepared:
     catalog: Catalog
     tokenizer: Tokenizer
     token_ids: np.ndarray             # [S, L] padded ids of every show
+    token_weights: np.ndarray         # [S, L] their weights (1 title, <1 description, 0 PAD)
     categories: list[str]             # supervising category names
     show_categories: list[list[int]]  # per show, supervising category ids
     report: ReadReport
@@ -36,25 +38,53 @@ class Prepared:
 
 def prepare(paths: Iterable[str | Path], cfg: Config, *, skip_bad_input: bool = False) -> Prepared:
     """Read the dumps, build the catalog, train the tokenizer, tokenize every show."""
+    report = ReadReport()
+    return prepare_programmes(read_programmes(paths, skip_bad_input=skip_bad_input, report=report),
+                              cfg, report)
+
+
+def prepare_programmes(programmes: Iterable[ProgrammeLike], cfg: Config,
+                       report: ReadReport | None = None) -> Prepared:
+    """`prepare` from programme records already read (e.g. the nightly history)."""
     timings = {}
     t0 = time.perf_counter()
-    report = ReadReport()
-    catalog = build_catalog(read_programmes(paths, skip_bad_input=skip_bad_input, report=report),
-                            cfg.catalog)
+    report = report if report is not None else ReadReport()
+    catalog = build_catalog(programmes, cfg.catalog)
     if len(catalog) == 0:
         raise ValueError("no programmes with a title in the input")
     timings["ingest_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    tokenizer = Tokenizer.train(iter_titles(catalog), cfg.tokenizer)
-    token_ids = tokenizer.encode_batch([s.key for s in catalog.shows])
+    contexts = [s.context for s in catalog.shows]
+    tokenizer = Tokenizer.train(iter_titles(catalog), cfg.tokenizer, contexts)
+    token_ids, token_weights = tokenizer.encode_items([s.key for s in catalog.shows], contexts)
     timings["tokenizer_s"] = time.perf_counter() - t0
     names, show_cats = catalog.supervision(cfg.catalog)
-    return Prepared(catalog, tokenizer, token_ids, names, show_cats, report, timings)
+    return Prepared(catalog, tokenizer, token_ids, token_weights, names, show_cats, report, timings)
+
+
+def context_pairs(ids: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split item token arrays into title-only ids and description-only ids + weights."""
+    is_title = weights == 1.0
+    is_ctx = (weights > 0) & ~is_title
+    def compact(mask):
+        width = max(1, int(mask.sum(1).max()) if len(mask) else 1)
+        out_ids = np.zeros((len(ids), width), np.int64)
+        out_w = np.zeros((len(ids), width), np.float32)
+        for r in range(len(ids)):
+            sel = np.flatnonzero(mask[r])
+            out_ids[r, : len(sel)] = ids[r, sel]
+            out_w[r, : len(sel)] = weights[r, sel]
+        return out_ids, out_w
+    title_ids, _ = compact(is_title)
+    ctx_ids, ctx_w = compact(is_ctx)
+    return title_ids, ctx_ids, ctx_w
 
 
 def fit(prep: Prepared, cfg: Config, init: np.ndarray | None = None) -> TrainResult:
+    pairs = context_pairs(prep.token_ids, prep.token_weights) if cfg.train.context_task > 0 else None
     return train(prep.token_ids, prep.show_categories, len(prep.categories), cfg.train,
-                 prep.tokenizer.vocab_size, init=init)
+                 prep.tokenizer.vocab_size, init=init, token_weights=prep.token_weights,
+                 context_pairs=pairs)
 
 
 def train_model(paths: Iterable[str | Path], out_dir: str | Path, cfg: Config | None = None, *,
@@ -69,23 +99,38 @@ def train_model(paths: Iterable[str | Path], out_dir: str | Path, cfg: Config | 
     t0 = time.perf_counter()
     result = fit(prep, cfg)
     prep.timings["train_s"] = time.perf_counter() - t0
-    vectors = all_title_vectors(torch.from_numpy(result.embeddings), torch.from_numpy(prep.token_ids))
     t0 = time.perf_counter()
-    data = {"inputs": [str(p) for p in paths], "files": prep.report.files,
-            "programmes": prep.report.programmes,
-            "skipped": [list(s) for s in prep.report.skipped],
-            "supervising_categories": len(prep.categories),
-            "labelled_for_training": int(sum(1 for c in prep.show_categories if c))}
+    manifest = write_model(prep, result, out_dir, cfg, data={"inputs": [str(p) for p in paths]},
+                           quality=quality)
+    prep.timings["index_and_save_s"] = time.perf_counter() - t0
+    return manifest
+
+
+def write_model(prep: Prepared, result: TrainResult, out_dir: str | Path, cfg: Config, *,
+                data: dict | None = None, quality: dict | None = None,
+                timings: dict | None = None) -> dict:
+    """Everything after training: show vectors (centred when configured), the data and
+    training summaries, and bundle.save_model (complete, fsynced, renamed into place).
+    `data` entries are added to (or override) the data summary; `timings` as in save_model."""
+    vectors = all_title_vectors(torch.from_numpy(result.embeddings), torch.from_numpy(prep.token_ids),
+                                torch.from_numpy(prep.token_weights))
+    center = None
+    if cfg.index.center:
+        vectors, center = center_vectors(vectors)
+    summary = {**(data or {}), "files": prep.report.files,
+               "programmes": prep.report.programmes,
+               "skipped": [list(s) for s in prep.report.skipped],
+               "supervising_categories": len(prep.categories),
+               "labelled_for_training": int(sum(1 for c in prep.show_categories if c))}
+    summary.update(data or {})
     last = result.history[-1] if result.history else {}
     best = next((h for h in result.history if h["epoch"] == result.best_epoch), last)
     training = {"best_epoch": result.best_epoch, "epochs_run": len(result.history),
                 "seconds": round(result.seconds, 3), "examples": result.examples,
                 "examples_per_s": round(result.examples_per_second, 1),
                 "val_p_at_10": best.get("val_p_at_10"), "timings": prep.timings}
-    manifest = save_model(Path(out_dir), tokenizer=prep.tokenizer, catalog=prep.catalog,
-                          embeddings=result.embeddings, vectors=vectors,
-                          token_counts=result.token_counts, config=cfg.to_dict(),
-                          history=result.history, data=data, training=training,
-                          index_cfg=cfg.index, quality=quality)
-    prep.timings["index_and_save_s"] = time.perf_counter() - t0
-    return manifest
+    return save_model(Path(out_dir), tokenizer=prep.tokenizer, catalog=prep.catalog,
+                      embeddings=result.embeddings, vectors=vectors,
+                      token_counts=result.token_counts, config=cfg.to_dict(),
+                      history=result.history, data=summary, training=training,
+                      index_cfg=cfg.index, quality=quality, center=center, timings=timings)

@@ -40,16 +40,38 @@ class Related:
                 "related": [asdict(h) for h in self.hits]}
 
 
-def unit_sum(table: np.ndarray, ids: list[int]) -> np.ndarray:
-    """Normalized sum of rows `ids` of `table` (the numpy twin of model.title_vectors)."""
-    v = np.asarray(table[np.asarray(ids, dtype=np.int64)], dtype=np.float64).sum(axis=0)
+def unit(v: np.ndarray) -> np.ndarray:
     n = np.linalg.norm(v)
-    return (v / n).astype(np.float32) if n > 0 else v.astype(np.float32)
+    return (v / n).astype(np.float32) if n > 0 else np.asarray(v, dtype=np.float32)
+
+
+def unit_sum(table: np.ndarray, ids: list[int], weights: list[float] | None = None) -> np.ndarray:
+    """Normalized (weighted) sum of rows `ids` of `table` (numpy twin of model.title_vectors)."""
+    rows = np.asarray(table[np.asarray(ids, dtype=np.int64)], dtype=np.float64)
+    if weights is not None:
+        rows = rows * np.asarray(weights, dtype=np.float64)[:, None]
+    return unit(rows.sum(axis=0))
+
+
+def center_vectors(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unit rows of vectors - mean, mean): the catalog's shared direction removed."""
+    center = vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
+    out = vectors - center
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return (out / np.maximum(norms, 1e-12)).astype(np.float32), center
+
+
+def query_vector_of(table: np.ndarray, ids: list[int], center: np.ndarray | None,
+                    weights: list[float] | None = None) -> np.ndarray:
+    """A title's vector from its tokens: unit (weighted) sum, centered like the catalog."""
+    v = unit_sum(table, ids, weights)
+    return v if center is None else unit(v.astype(np.float64) - center)
 
 
 class RelatedModel:
     def __init__(self, path: Path, manifest: dict, tokenizer: Tokenizer, catalog: Catalog,
-                 embeddings: np.ndarray, vectors: np.ndarray, index, token_counts: np.ndarray):
+                 embeddings: np.ndarray, vectors: np.ndarray, index, token_counts: np.ndarray,
+                 center: np.ndarray | None = None):
         self.path = Path(path)
         self.manifest = manifest
         self.tokenizer = tokenizer
@@ -58,6 +80,7 @@ class RelatedModel:
         self.vectors = vectors
         self.index = index
         self.token_counts = token_counts
+        self.center = center if center is not None and np.any(center) else None
         self.search_k = int(manifest.get("config", {}).get("index", {}).get("search_k", -1))
 
     @property
@@ -72,7 +95,17 @@ class RelatedModel:
         ids = self.tokenizer.encode(title)
         if not ids:
             raise QueryError("title has no tokens after normalization")
-        return unit_sum(self.embeddings, ids)
+        return query_vector_of(self.embeddings, ids, self.center)
+
+    def item_tokens(self, show_id: int) -> list[tuple[int, str, float]]:
+        """(token id, surface, weight) that make up catalog title `show_id`'s stored vector:
+        its title tokens (weight 1) and description words (lower weight)."""
+        show = self.catalog.shows[show_id]
+        return self.tokenizer.item_tokens(show.key, show.context)
+
+    def vector_of(self, ids: list[int], weights: list[float] | None = None) -> np.ndarray:
+        """The vector a bag of (weighted) tokens gets; vector_of(item tokens) == vectors[i]."""
+        return query_vector_of(self.embeddings, ids, self.center, weights)
 
     def resolve(self, title: str) -> int | None:
         return self.catalog.lookup(title)

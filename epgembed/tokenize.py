@@ -41,7 +41,8 @@ def auto_vocab_size(n_distinct_words: int, cfg: TokenizerConfig) -> int:
 
 
 class Tokenizer:
-    def __init__(self, sp_model: bytes | None, words: list[str], cfg: TokenizerConfig):
+    def __init__(self, sp_model: bytes | None, words: list[str], cfg: TokenizerConfig,
+                 context_words: list[str] | None = None):
         self.cfg = cfg
         self.sp_bytes = sp_model
         self.sp = None
@@ -51,6 +52,9 @@ class Tokenizer:
         self.n_pieces = self.sp.GetPieceSize() if self.sp is not None else 0
         self.words = list(words)
         self.word_id = {w: 1 + self.n_pieces + i for i, w in enumerate(self.words)}
+        # words allowed in description context (frequent words are stopwords, left out)
+        self.context_words = list(context_words or [])
+        self._context_ok = set(self.context_words)
 
     @property
     def vocab_size(self) -> int:
@@ -58,7 +62,8 @@ class Tokenizer:
 
     # ---------------------------------------------------------------- training
     @classmethod
-    def train(cls, titles: Iterable[str], cfg: TokenizerConfig | None = None) -> "Tokenizer":
+    def train(cls, titles: Iterable[str], cfg: TokenizerConfig | None = None,
+              contexts: Iterable[str] = ()) -> "Tokenizer":
         cfg = cfg or TokenizerConfig()
         texts = sorted({t for t in (token_text(x) for x in titles) if t})
         if not texts:
@@ -67,10 +72,20 @@ class Tokenizer:
         for t in texts:
             word_titles.update(set(words_of(t)))
         words = sorted(w for w, c in word_titles.items() if c >= cfg.min_word_count) if cfg.words else []
+        ctx_docs = [set(words_of(fold(c))) for c in contexts if c]
+        context_words: list[str] = []
+        if ctx_docs and cfg.context_words:
+            df: Counter[str] = Counter()
+            for d in ctx_docs:
+                df.update(d)
+            limit = max(2.0, cfg.context_max_df * len(ctx_docs))
+            context_words = sorted(w for w, c in df.items()
+                                   if cfg.min_word_count <= c <= limit and not w.isdigit())
+            words = sorted(set(words) | set(context_words))
         sp_bytes = None
         if cfg.pieces or not words:
             sp_bytes = _train_sentencepiece(texts, auto_vocab_size(len(word_titles), cfg), cfg.seed)
-        return cls(sp_bytes, words, cfg)
+        return cls(sp_bytes, words, cfg, context_words)
 
     # ---------------------------------------------------------------- encoding
     def tokens(self, title: str) -> list[tuple[int, str]]:
@@ -88,6 +103,32 @@ class Tokenizer:
 
     def encode(self, title: str) -> list[int]:
         return [i for i, _ in self.tokens(title)]
+
+    def item_tokens(self, title: str, context: str = "") -> list[tuple[int, str, float]]:
+        """(id, surface, weight) of a catalog title: its tokens (weight 1), then up to
+        `context_words` description words (weight `context_weight`) it does not already have."""
+        out = [(i, name, 1.0) for i, name in self.tokens(title)]
+        if context and self._context_ok:
+            have = {i for i, _, _ in out}
+            added = 0
+            for w in words_of(fold(clean_text(context))):
+                wid = self.word_id.get(w)
+                if w in self._context_ok and wid is not None and wid not in have:
+                    out.append((wid, f"[{w}]", self.cfg.context_weight))
+                    have.add(wid)
+                    added += 1
+                    if added >= self.cfg.context_words:
+                        break
+        return out
+
+    def encode_items(self, titles: list[str], contexts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Padded ids [S, L] and weights [S, L] (0 at PAD) of catalog titles with context."""
+        items = [self.item_tokens(t, c) for t, c in zip(titles, contexts)]
+        ids = pad([[i for i, _, _ in it] for it in items])
+        weights = np.zeros(ids.shape, dtype=np.float32)
+        for r, it in enumerate(items):
+            weights[r, : len(it)] = [w for _, _, w in it]
+        return ids, weights
 
     def encode_batch(self, titles: list[str]) -> np.ndarray:
         """Padded [B, L] int64 array (PAD = 0); L >= 1."""
@@ -108,7 +149,7 @@ class Tokenizer:
             (directory / "tokenizer.model").write_bytes(self.sp_bytes)
             files.append("tokenizer.model")
         meta = {"format": FORMAT, "config": self.cfg.__dict__, "n_pieces": self.n_pieces,
-                "words": self.words, "pad_id": PAD_ID}
+                "words": self.words, "context_words": self.context_words, "pad_id": PAD_ID}
         (directory / "tokenizer.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         return files
 
@@ -119,7 +160,8 @@ class Tokenizer:
             raise ValueError(f"{directory}/tokenizer.json: unknown format {meta.get('format')!r}")
         sp_path = directory / "tokenizer.model"
         sp_bytes = sp_path.read_bytes() if sp_path.exists() else None
-        tok = cls(sp_bytes, meta["words"], TokenizerConfig(**meta["config"]))
+        tok = cls(sp_bytes, meta["words"], TokenizerConfig(**meta["config"]),
+                  meta.get("context_words", []))
         if tok.n_pieces != meta["n_pieces"]:
             raise ValueError(f"{directory}: tokenizer.model has {tok.n_pieces} pieces, expected {meta['n_pieces']}")
         return tok

@@ -19,7 +19,7 @@ import torch
 from .config import TrainConfig
 from .model import (TitleEncoder, bag_of, fused_triplet_grad, inverse_frequency_weights,
                     margin_ranking_loss, rowwise_adagrad_, scale_sparse_grad_, select_negatives,
-                    title_vectors, trim_padding)
+                    title_vectors, padded_width)
 from .sampling import LeaveOneOutSampler
 
 
@@ -62,15 +62,23 @@ def validation_precision(vectors: np.ndarray, show_categories: list[list[int]],
     return hits / (len(val) * k)
 
 
-def all_title_vectors(table: torch.Tensor, ids: torch.Tensor, batch: int = 65536) -> np.ndarray:
+def all_title_vectors(table: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor | None = None,
+                      batch: int = 65536) -> np.ndarray:
     with torch.no_grad():
-        out = [title_vectors(table, ids[i: i + batch]) for i in range(0, len(ids), batch)]
+        out = [title_vectors(table, ids[i: i + batch],
+                             None if weights is None else weights[i: i + batch])
+               for i in range(0, len(ids), batch)]
     return torch.cat(out).numpy() if out else np.zeros((0, table.shape[1]), np.float32)
 
 
 def train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories: int,
-          cfg: TrainConfig, vocab_size: int, init: np.ndarray | None = None) -> TrainResult:
-    """Train the token table. token_ids: [S, L] padded ids of every show's title."""
+          cfg: TrainConfig, vocab_size: int, init: np.ndarray | None = None,
+          token_weights: np.ndarray | None = None,
+          context_pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> TrainResult:
+    """Train the token table. token_ids: [S, L] padded ids of every show's title;
+    token_weights: optional [S, L] weights of those tokens in the title's sum.
+    context_pairs: optional (title-only ids [S, L1], description ids [S, L2], their weights)
+    for the self-supervised title -> description task (cfg.context_task)."""
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     val = split_validation(show_categories, cfg, rng)
@@ -78,6 +86,7 @@ def train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories:
     train_cats = [[] if s in val_set else c for s, c in enumerate(show_categories)]
     sampler = LeaveOneOutSampler(train_cats, n_categories, cfg.n, rng)
     ids = torch.from_numpy(np.ascontiguousarray(token_ids, dtype=np.int64))
+    tw = None if token_weights is None else torch.from_numpy(np.ascontiguousarray(token_weights, dtype=np.float32))
 
     model = TitleEncoder(vocab_size, cfg.dim, cfg.init_std, generator=gen)
     if init is not None:
@@ -103,13 +112,19 @@ def train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories:
             cand = sampler.candidates(cfg.neg_candidates)
             allowed = torch.from_numpy(~sampler.shares_category(pos, cand))
             rows = torch.from_numpy(np.concatenate([context.ravel(), pos, cand]))
-            loss = step(trim_padding(ids[rows]), len(pos), allowed)
+            batch = ids[rows]
+            width = padded_width(batch)
+            loss = step(batch[:, :width], len(pos), allowed,
+                        None if tw is None else tw[rows, :width])
             loss_sum += loss * len(pos)
             n_examples += len(pos)
+        if context_pairs is not None and cfg.context_task > 0:
+            n_examples += _context_epoch(step, context_pairs, int(cfg.context_task * len(sampler)),
+                                         cfg, rng)
         seconds = time.perf_counter() - t0
         result.examples += n_examples
         table = model.emb.weight.detach()
-        val_p = validation_precision(all_title_vectors(table, ids), show_categories, val,
+        val_p = validation_precision(all_title_vectors(table, ids, tw), show_categories, val,
                                      sampler.labelled) if val else float("nan")
         row = {"epoch": epoch, "loss": loss_sum / max(n_examples, 1), "val_p_at_10": val_p,
                "examples": n_examples, "seconds": round(seconds, 3),
@@ -132,6 +147,33 @@ def train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories:
     return result
 
 
+def _context_epoch(step, pairs, n_examples: int, cfg: TrainConfig, rng: np.random.Generator) -> int:
+    """Title -> own description examples (n=2 leave-one-out); returns examples done."""
+    title_ids, ctx_ids, ctx_w = pairs
+    eligible = np.flatnonzero((ctx_ids > 0).any(1) & (title_ids > 0).any(1))
+    if len(eligible) < 2 or n_examples <= 0:
+        return 0
+    done = 0
+    for start in range(0, n_examples, cfg.batch_size):
+        b = min(cfg.batch_size, n_examples - start)
+        items = eligible[rng.integers(0, len(eligible), b)]
+        cand = eligible[rng.integers(0, len(eligible), cfg.neg_candidates)]
+        allowed = torch.from_numpy(items[:, None] != cand[None, :])
+        t = torch.from_numpy(title_ids[items])
+        c = torch.from_numpy(ctx_ids[np.concatenate([items, cand])])
+        width = max(t.shape[1], c.shape[1])
+        ids = torch.zeros(len(t) + len(c), width, dtype=torch.long)
+        ids[: len(t), : t.shape[1]] = t
+        ids[len(t):, : c.shape[1]] = c
+        w = torch.zeros(ids.shape, dtype=torch.float32)
+        w[: len(t), : t.shape[1]] = (t > 0).float()
+        w[len(t):, : c.shape[1]] = torch.from_numpy(ctx_w[np.concatenate([items, cand])])
+        width = padded_width(ids)
+        step(ids[:, :width], b, allowed, w[:, :width], n=2)
+        done += b
+    return done
+
+
 def _make_step(model: TitleEncoder, weights: torch.Tensor, cfg: TrainConfig,
                gen: torch.Generator):
     """One optimisation step on a padded batch; returns the batch loss as a float."""
@@ -140,11 +182,11 @@ def _make_step(model: TitleEncoder, weights: torch.Tensor, cfg: TrainConfig,
     if cfg.engine == "fused":
         accum = torch.zeros(table.shape[0], dtype=table.dtype)
 
-        def fused(ids: torch.Tensor, b: int, allowed: torch.Tensor) -> float:
+        def fused(ids: torch.Tensor, b: int, allowed: torch.Tensor, tw=None, n: int = cfg.n) -> float:
             with torch.no_grad():
-                loss, rows, grad = fused_triplet_grad(table, ids, b, cfg.n, allowed,
+                loss, rows, grad = fused_triplet_grad(table, ids, b, n, allowed,
                                                       cfg.max_negatives, cfg.margin,
-                                                      cfg.hard_negatives, gen)
+                                                      cfg.hard_negatives, gen, tw)
                 rowwise_adagrad_(table, accum, rows, grad, cfg.lr, w)
             return float(loss)
         return fused
@@ -157,9 +199,8 @@ def _make_step(model: TitleEncoder, weights: torch.Tensor, cfg: TrainConfig,
     else:
         raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
 
-    def autograd(ids: torch.Tensor, b: int, allowed: torch.Tensor) -> float:
-        n = cfg.n
-        vecs = model(ids)
+    def autograd(ids: torch.Tensor, b: int, allowed: torch.Tensor, tw=None, n: int = cfg.n) -> float:
+        vecs = model(ids) if tw is None else title_vectors(table, ids, tw)
         ctx_v = vecs[: b * (n - 1)].view(b, n - 1, -1)
         pos_v, cand_v = vecs[b * (n - 1): b * n], vecs[b * n:]
         bag = bag_of(ctx_v)

@@ -80,12 +80,17 @@ def _batch(b=4, n=3, c=6, vocab=30, width=4, seed=0):
     return ids, allowed
 
 
-def test_fused_gradient_equals_autograd():
+@pytest.mark.parametrize("n, weighted", [(3, False), (2, True), (5, True)])
+def test_fused_gradient_equals_autograd(n, weighted):
     torch.manual_seed(1)
-    b, n, k, margin = 4, 3, 3, 0.9                      # large margin: most negatives active
+    b, k, margin = 4, 3, 0.9                            # large margin: most negatives active
     enc = TitleEncoder(30, 5, init_std=1.0)
     ids, allowed = _batch(b, n)
-    vecs = enc(ids)
+    w = None
+    if weighted:                                        # title tokens 1, description words < 1
+        w = torch.where(ids > 0, torch.rand(ids.shape, generator=torch.Generator().manual_seed(2)) + 0.1,
+                        torch.zeros(ids.shape))
+    vecs = title_vectors(enc.emb.weight, ids, w)
     bag = bag_of(vecs[: b * (n - 1)].view(b, n - 1, -1))
     cand = vecs[b * n:]
     idx, valid = select_negatives(bag, cand, allowed, k)
@@ -93,7 +98,8 @@ def test_fused_gradient_equals_autograd():
     loss.backward()
     expected = enc.emb.weight.grad.to_dense()
     with torch.no_grad():
-        f_loss, rows, grad = fused_triplet_grad(enc.emb.weight, ids, b, n, allowed, k, margin)
+        f_loss, rows, grad = fused_triplet_grad(enc.emb.weight, ids, b, n, allowed, k, margin,
+                                                weights=w)
     dense = torch.zeros_like(expected)
     dense[rows] = grad
     assert f_loss.item() == pytest.approx(loss.item(), rel=1e-5)

@@ -1,6 +1,7 @@
 import pytest
 
 from epgembed.catalog import build_catalog
+from epgembed.config import CatalogConfig
 from epgembed.epg import Programme
 from epgembed.normalize import clean_text, normalize_category, split_series, strip_episode, title_key
 
@@ -60,12 +61,16 @@ def _p(title, cats=("drama",), sub=None, channel="c1"):
     return Programme(title, sub, None, tuple(cats), channel, "20260101000000 +0000", "x.xml", 1)
 
 
-def test_colon_ambiguity_is_decided_from_the_data():
-    progs = [_p(f"Big Time Rush: Episode title {i}") for i in range(6)]       # many suffixes
+def _colon_programmes():
+    progs = [_p(f"Big Time Rush: Episode title {i}", [f"c{i % 2}"]) for i in range(6)]  # many suffixes
     progs += [_p("CSI: Miami") for _ in range(6)]                              # one suffix, often
     progs += [_p("Agents: Berlin"), _p("Agents: Berlin"), _p("Agents: Paris")]  # 2 suffixes, rare
     progs += [_p("Sissi - Die Kaiserin", sub="Die Kaiserin"), _p("Sissi - Die Jugend", sub="Die Jugend")]
-    cat = build_catalog(progs)
+    return progs
+
+
+def test_colon_ambiguity_is_decided_from_the_data():
+    cat = build_catalog(_colon_programmes(), CatalogConfig(fold_series=True))
     keys = {s.key for s in cat.shows}
     assert "big time rush" in keys and not any(k.startswith("big time rush:") for k in keys)
     assert "csi: miami" in keys and "csi" not in keys
@@ -76,6 +81,20 @@ def test_colon_ambiguity_is_decided_from_the_data():
     # a new episode of a known series resolves to the series; an unseen title to nothing
     assert cat.lookup("Big Time Rush: A Brand New Episode") == brt.id
     assert cat.lookup("CSI: Vegas") is None
+
+
+def test_unfolded_titles_are_linked_to_their_series_and_pool_its_labels():
+    cfg = CatalogConfig()                      # default: titles as aired, linked to a series
+    cat = build_catalog(_colon_programmes(), cfg)
+    ep = cat.shows[cat.by_key["big time rush: episode title 0"]]
+    assert ep.series == "big time rush" and ep.categories == {"c0": 1}
+    assert cat.shows[cat.by_key["csi: miami"]].series is None
+    assert cat.shows[cat.by_key["agents: berlin"]].series is None
+    assert cat.shows[cat.by_key["sissi - die kaiserin"]].series == "sissi"
+    names, per_show = cat.supervision(cfg)
+    assert sorted(names[c] for c in per_show[ep.id]) == ["c0", "c1"]   # the series' categories
+    names, per_show = cat.supervision(CatalogConfig(series_labels=False))
+    assert [names[c] for c in per_show[ep.id]] == ["c0"]
 
 
 def test_catalog_counts_categories_airings_channels():

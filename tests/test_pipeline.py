@@ -143,3 +143,26 @@ def test_skip_bad_input_reads_the_rest(tmp_path, tiny_dump):
     assert r.returncode == 0, r.stderr
     assert "empty.xml" in r.stderr and "skipped" in r.stderr
     assert read_manifest(tmp_path / "m")["data"]["skipped"]
+
+
+def test_stored_vectors_are_rebuilt_from_item_tokens_and_centered(tiny_model_dir):
+    model = load_model(tiny_model_dir)
+    assert model.center is not None                              # centering on by default
+    for i in range(0, len(model), 7):
+        ids, _, weights = zip(*model.item_tokens(i))
+        assert np.allclose(model.vector_of(list(ids), list(weights)), model.vectors[i], atol=1e-5)
+    v = model.embed("Football Weekly")                            # title only, same centering
+    ids = model.tokenizer.encode("Football Weekly")
+    assert np.allclose(v, model.vector_of(ids), atol=1e-6)
+    raw = np.asarray(model.embeddings)[ids].sum(0)
+    assert not np.allclose(v, raw / np.linalg.norm(raw), atol=1e-3)
+
+
+def test_display_titles_keep_the_feeds_spelling(tmp_path):
+    from epgembed.catalog import build_catalog
+    from epgembed.epg import read_programmes
+    dump = write_xmltv(tmp_path / "d.xml", [programme_xml("Avatar \u2013 Der Herr: Folge A", ["x"]),
+                                           programme_xml("Sissi \u2013 Teil 2", ["y"])])
+    cat = build_catalog(read_programmes(dump))
+    assert {s.title for s in cat.shows} == {"Avatar \u2013 Der Herr: Folge A", "Sissi"}
+    assert cat.lookup("Avatar - Der Herr: Folge A") is not None   # any dash finds it

@@ -1,0 +1,104 @@
+"""`make bench-quality`: the EVALUATION.md protocol on every shared dump.
+
+The default config beside the baselines this project runs itself (random, char 2-4-gram
+TF-IDF) and ablations of its own model; the reference systems' figures (issue 4, measured
+on the same dumps with the same protocol) are printed beside them. Writes
+bench/results/quality.json and bench/results/quality.md.
+
+    python bench/quality.py [--dumps DIR] [--seed 0] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from epgembed.baselines import EpgembedSystem, RandomSystem, TfidfSystem
+from epgembed.config import Config
+from epgembed.evaluate import evaluate_dumps
+
+ROOT = Path(__file__).resolve().parent.parent
+# Reference systems, P@10, one seed, same protocol (issue 4 / EVALUATION.md).
+BEST = {"au_freeview": 0.41, "us_pluto": 0.43, "de_magenta": 0.42, "de_pluto": 0.79,
+        "fr_kazer": 0.38, "fr_pluto": 0.80, "es_pluto2021": 0.85}
+ABLATIONS = {
+    "no-inv-freq": {"train": {"inv_freq": False}},
+    "no-hard-neg": {"train": {"hard_negatives": False}},
+    "word-tokens": {"tokenizer": {"pieces": False, "min_word_count": 1}},
+    "no-episode-strip": {"catalog": {"strip_episodes": False}},
+    "no-desc-context": {"catalog": {"context_chars": 0}},
+    "series-folded": {"catalog": {"fold_series": True}},
+}
+
+
+def systems(cfg: Config, quick: bool, threads: int | None) -> list:
+    out = [EpgembedSystem(cfg, "epgembed", threads), TfidfSystem(), RandomSystem(0)]
+    if not quick:
+        out += [EpgembedSystem(cfg.replace(**over), name, threads) for name, over in ABLATIONS.items()]
+    return out
+
+
+def markdown(rows: list[dict]) -> str:
+    dumps = list(dict.fromkeys(r["dump"] for r in rows))
+    names = list(dict.fromkeys(r["system"] for r in rows))
+    cell = {(r["dump"], r["system"]): r for r in rows}
+    head = ["dump", "best reference"] + names + ["epgembed - best", "train s", "query ms/title"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for d in dumps:
+        e = cell[(d, "epgembed")]
+        vals = [f"{cell[(d, n)]['p_at_10']:.3f}" if (d, n) in cell else "-" for n in names]
+        best = BEST.get(d)
+        lines.append("| " + " | ".join([d, f"{best:.2f}" if best else "-"] + vals + [
+            f"{e['p_at_10'] - best:+.3f}" if best else "-", f"{e['train_seconds']:.1f}",
+            f"{e['query_ms_per_title']:.2f}"]) + " |")
+    means = []
+    for n in names:
+        ps = [cell[(d, n)]["p_at_10"] for d in dumps if (d, n) in cell]
+        means.append(f"{sum(ps) / len(ps):.3f}")
+    bests = [BEST[d] for d in dumps if d in BEST]
+    lines.append("| **mean** | " + (f"{sum(bests) / len(bests):.3f}" if bests else "-") + " | "
+                 + " | ".join(means) + " | | | |")
+    lines.append("")
+    lines.append("P@10 (MAP@10 in quality.json). `best reference` = best of StarSpace, fastText, "
+                 "MiniLM, TF-IDF from issue 4. Ablations change one thing of the default config.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dumps", default=str(ROOT.parent / "shared" / "data" / "epg"))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true", help="default config and baselines only")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    args = ap.parse_args(argv)
+    paths = sorted(Path(args.dumps).glob("*.xml*"))
+    if not paths:
+        print(f"no dumps in {args.dumps}", file=sys.stderr)
+        return 2
+    cfg = Config()
+    t0 = time.perf_counter()
+    rows = evaluate_dumps(paths, systems(cfg, args.quick, args.threads), seed=args.seed)
+    table = markdown(rows)
+    print(table)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "quality.md").write_text("# Quality (EVALUATION.md protocol, seed %d)\n\n%s\n\nCommand: `%s`\n"
+                                    % (args.seed, table, " ".join(sys.argv)))
+    (out / "quality.json").write_text(json.dumps({
+        "command": " ".join(sys.argv), "seed": args.seed, "config": cfg.to_dict(),
+        "reference_best": BEST, "wall_seconds": round(time.perf_counter() - t0, 1),
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
+                    "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
+        "results": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
