@@ -163,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     training_options(e)
     e.set_defaults(func=cmd_evaluate)
     # -- more subcommands register here (each module's add_commands(sub)) --
+    from .serve_cli import add_commands as serve_commands
+    serve_commands(sub)
+    from .inspect_cli import add_commands as inspect_commands
+    inspect_commands(sub)
+    from .nightly_cli import add_commands as nightly_commands
+    nightly_commands(sub)
     return p
 
 

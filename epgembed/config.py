@@ -45,7 +45,7 @@ class TokenizerConfig:
     pieces: bool = True            # False: word tokens only (ablation)
     max_tokens: int = 48           # tokens per title kept (long titles are cut)
     context_words: int = 24        # description words added to a catalog title's bag
-    context_weight: float = 0.25   # weight of each description word (title tokens weigh 1)
+    context_weight: float = 0.5    # weight of each description word (title tokens weigh 1)
     context_max_df: float = 0.05   # description words in more than this share of titles are stopwords
     seed: int = 0
 
@@ -59,7 +59,7 @@ class TrainConfig:
                                    # "autograd": nn.Embedding(sparse=True) + torch optimizer
     optimizer: str = "adagrad"     # autograd engine only: "adagrad" | "sparse_adam"
     margin: float = 0.2
-    n: int = 5                     # titles per leave-one-out example (n-1 predict 1)
+    n: int = 3                     # titles per leave-one-out example (n-1 predict 1)
     neg_candidates: int = 256      # shared candidate pool per batch, scored by one matmul
     max_negatives: int = 10        # hardest violators used per example
     hard_negatives: bool = True    # False: random negatives from the pool (ablation)

@@ -223,9 +223,15 @@ def _category_keys(key_categories: dict[str, frozenset[str]]) -> dict[str, froze
 
 def split_dump(path: str | Path, seed: int = 0, test_fraction: float = 0.2) -> Split:
     """Read a dump and split it per the protocol (steps 1-3 and 5)."""
+    return split_pairs(iter_programmes(path), path, seed, test_fraction)
+
+
+def split_pairs(pairs: Iterable[tuple[str, Sequence[str]]], path: str | Path, seed: int = 0,
+                test_fraction: float = 0.2) -> Split:
+    """`split_dump` from (raw title, raw categories) pairs already read."""
     raw_cats: dict[str, set[str]] = defaultdict(set)
     spellings: dict[str, Counter[str]] = defaultdict(Counter)
-    for title, cats in iter_programmes(path):
+    for title, cats in pairs:
         key = eval_key(title)
         if not key:
             continue

@@ -6,12 +6,20 @@
 Publishing writes the version folder completely, validates it by loading it, then swaps
 `current` with one atomic rename: a reader sees the old or the new version, never a mix.
 The service polls `current_version(root)` and reloads when it changes.
+
+Maintenance (used by `epgembed nightly` / `rollback`): `locked(root)` takes ROOT/.lock
+(fcntl.flock, non-blocking) so two writers never run at once; `clean_stale(root)` removes
+hidden leftovers of a crashed run; `prune(root, keep)` deletes the oldest versions but never
+the current one; `rollback(root, to)` validates a version by loading it, then points at it.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .bundle import _fsync_dir, load_model, read_manifest
@@ -98,3 +106,119 @@ def list_versions(root: Path) -> list[dict]:
         out.append({"version": d.name, "created": m["created"], "n_shows": m["n_shows"],
                     "quality": m.get("quality", {}), "current": d.name == cur})
     return out
+
+
+# ---------------------------------------------------------------- maintenance
+LOCK = ".lock"
+
+
+class RootLocked(OSError):
+    """Another process holds the models root's lock."""
+
+
+@contextmanager
+def locked(root: Path) -> Iterator[Path]:
+    """Hold ROOT/.lock exclusively for the block; refuse at once if someone else holds it.
+
+    The lock is an fcntl.flock on an open file: the kernel releases it when the holder
+    exits, even on kill -9, so a crashed run never leaves a stale lock behind.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+        os.close(fd)
+        raise RootLocked(f"{path}: held by another run (pid {holder}); refusing to start") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield path
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def clean_stale(root: Path) -> list[str]:
+    """Remove hidden leftovers of interrupted runs (staging, temp, trash folders and links).
+
+    Only hidden names are touched: complete versions and `current` never are. Call it
+    while holding the lock.
+    """
+    root = Path(root)
+    gone = []
+    candidates = list(root.glob(f".{CURRENT}.tmp-*"))
+    vdir = versions_dir(root)
+    if vdir.is_dir():
+        candidates += [p for p in vdir.iterdir() if p.name.startswith(".")]
+    for p in sorted(candidates):
+        _remove(p)
+        gone.append(str(p.relative_to(root)))
+    return gone
+
+
+def delete_version(root: Path, version: str) -> None:
+    """Delete a version that is not current: renamed to a hidden name first, so a crash
+    mid-delete never leaves a half-deleted folder that looks like a version."""
+    if version == current_version(root):
+        raise ValueError(f"{version} is current; refusing to delete it")
+    vdir = versions_dir(root)
+    trash = vdir / f".trash-{version}-{uuid.uuid4().hex[:8]}"
+    os.rename(vdir / version, trash)
+    _fsync_dir(vdir)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def prune(root: Path, keep: int) -> list[str]:
+    """Keep the newest `keep` versions (the current one always stays); return the deleted."""
+    if keep < 1:
+        raise ValueError("keep must be >= 1")
+    names = [v["version"] for v in list_versions(root)]
+    cur = current_version(root)
+    excess = len(names) - keep
+    deleted = []
+    for name in names:  # oldest first
+        if excess <= 0:
+            break
+        if name == cur:
+            continue
+        delete_version(root, name)
+        deleted.append(name)
+        excess -= 1
+    return deleted
+
+
+def previous_version(root: Path) -> str | None:
+    """The newest complete version older than the current one."""
+    cur = current_version(root)
+    names = [v["version"] for v in list_versions(root) if "error" not in v]
+    older = [n for n in names if cur is None or n < cur]
+    return older[-1] if older else None
+
+
+def rollback(root: Path, to: str | None = None) -> tuple[str | None, str]:
+    """Point `current` at `to` (default: the previous version) after loading it fully.
+
+    Returns (old current, new current). The target must be a complete version that loads
+    and passes its self-test; otherwise `current` is left alone and ModelError is raised.
+    """
+    old = current_version(root)
+    target = to or previous_version(root)
+    if target is None:
+        raise ValueError(f"{root}: no version older than {old} to roll back to")
+    if Path(target).name != target or target.startswith("."):
+        raise ValueError(f"{target!r} is not a version name")
+    if not (versions_dir(root) / target).is_dir():
+        raise FileNotFoundError(f"{versions_dir(root) / target}: no such version")
+    load_model(versions_dir(root) / target)
+    point_current(root, target)
+    return old, target

@@ -1,0 +1,342 @@
+"""Nightly retraining: ingest -> train -> evaluate -> gate -> publish atomically -> prune.
+
+    result = run_nightly(["tonight.xml.gz"], "ROOT", NightlyConfig(), Config())
+    result.exit_code   # 0 published, 3 gated (nothing published), 2 error
+
+One run, under ROOT/.lock:
+ 1. clean hidden leftovers of crashed runs; read tonight's dumps; date the night;
+ 2. input gate: parse failures, no categories, far fewer programmes / shows / labelled
+    programmes than the median of recent nights -> gated before any training;
+ 3. merge tonight with the retained history (ROOT/history, `history_days`), strip the
+    categories of the held-out titles, build catalog + tokenizer, warm-start from the
+    current model's token vectors (matched by token string) and train;
+ 4. write the model completely (bundle.save_model: fsynced, renamed into a hidden
+    ROOT/versions/.build-* folder), load it (validation), evaluate it and the current
+    version on tonight's held-out split, measure neighbour stability and catalog changes;
+ 5. quality gate; then registry.publish (validates by loading again, renames into
+    versions/<version>, swaps `current` with one atomic rename); commit tonight to the
+    history; prune versions (never the current) and old history nights;
+ 6. JSON report in ROOT/reports/ (every run) and versions/<version>/report.json.
+
+A crash at any point leaves `current` on a complete version; hidden folders are removed by
+the next run. The CLI is in nightly_cli.py, the report in nightly_report.py.
+"""
+from __future__ import annotations
+
+import shutil
+import statistics
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from . import history, registry
+from .bundle import ModelError, load_model
+from .config import Config
+from .epg import Programme, ReadReport, expand_paths, read_programmes
+from .nightly_quality import (catalog_changes, evaluate_model, holdout_split, neighbour_stability,
+                              random_answers, strip_holdout, warm_start_table)
+from .nightly_report import file_info, medians, new_report, summary_line, utc, write_reports
+from .pipeline import Prepared, fit, prepare_programmes, write_model
+from .related import RelatedModel
+
+EXIT_PUBLISHED, EXIT_ERROR, EXIT_GATED = 0, 2, 3
+PER_PROGRAMME_SKIP = "programme without title"
+
+
+@dataclass(frozen=True)
+class NightlyConfig:
+    history_days: int = 14          # a show seen in the last N nights stays in the catalog
+    keep: int = 7                   # versions kept (the current one always stays)
+    tolerance: float = 0.03         # largest allowed held-out P@10 drop vs the current version
+    min_lift_over_random: float = 0.05   # P@10 must beat the random baseline by this much
+    min_test_queries: int = 20      # fewer held-out queries than this: quality unmeasurable
+    min_input_ratio: float = 0.5    # tonight vs the median of recent nights (counts, shares)
+    recent_nights: int = 7
+    holdout_fraction: float = 0.2   # EVALUATION.md: 20% of the items
+    holdout_seed: int = 0
+    warm_start: bool = True         # measured in bench/nightly.py (docs/NIGHTLY.md)
+    warm_lr: float | None = 0.05    # learning rate when warm-starting (None: the model's lr);
+                                    # a fine-tune keeps neighbours stable (docs/NIGHTLY.md)
+    warm_patience: int | None = 1   # early-stopping patience when warm-starting (None: model's)
+    stability_k: int = 10
+    keep_reports: int = 200
+    night: str | None = None        # YYYY-MM-DD; None: from the programmes' start times
+
+
+@dataclass
+class NightlyResult:
+    exit_code: int
+    status: str                     # "published" | "gated" | "error"
+    report: dict
+    report_path: Path | None = None
+    summary: str = ""
+
+
+class Gated(Exception):
+    """The night is refused; nothing is published."""
+
+    def __init__(self, stage: str, reasons: list[str]):
+        super().__init__("; ".join(reasons))
+        self.stage, self.reasons = stage, reasons
+
+
+@dataclass
+class _Clock:
+    """Wall time per stage, and the process's CPU time per stage (all its threads: torch,
+    BLAS); on a shared machine the CPU figure is the steadier of the two."""
+    timings: dict = field(default_factory=dict)
+    cpu: dict = field(default_factory=dict)
+    t0: float = field(default_factory=time.perf_counter)
+    c0: float = field(default_factory=time.process_time)
+
+    def lap(self, name: str) -> None:
+        now, cnow = time.perf_counter(), time.process_time()
+        self.timings[name] = round(self.timings.get(name, 0.0) + now - self.t0, 3)
+        self.cpu[name] = round(self.cpu.get(name, 0.0) + cnow - self.c0, 3)
+        self.t0, self.c0 = now, cnow
+
+
+# ---------------------------------------------------------------- gates (pure)
+def input_reasons(stats: dict, recent: list[dict], file_errors: list[str], ratio: float) -> list[str]:
+    """Why tonight's input looks broken (empty list: it looks fine)."""
+    reasons = [f"dump failed to parse: {e}" for e in file_errors]
+    if stats["programmes"] == 0:
+        return reasons + ["no programmes in tonight's input"]
+    if stats["labelled_share"] == 0:
+        reasons.append("no categories on any programme")
+    for name, label in (("programmes", "programmes"), ("shows", "shows"),
+                        ("labelled_share", "programmes with categories (share)")):
+        values = [r[name] for r in recent if name in r]
+        if values and stats[name] < ratio * statistics.median(values):
+            reasons.append(f"far fewer {label} than recent nights: {stats[name]:,} vs median "
+                           f"{statistics.median(values):,} of the last {len(values)}")
+    return reasons
+
+
+def quality_reasons(new: dict, current: dict | None, rand: dict, ncfg: NightlyConfig) -> list[str]:
+    """Why the new model's held-out quality is not good enough to publish."""
+    if new["n_test"] < ncfg.min_test_queries:
+        return [f"only {new['n_test']} held-out queries (< {ncfg.min_test_queries}): "
+                "quality cannot be measured"]
+    reasons = []
+    if rand["p_at_10"] is not None and new["p_at_10"] < rand["p_at_10"] + ncfg.min_lift_over_random:
+        reasons.append(f"P@10 {new['p_at_10']:.3f} is not clearly above random "
+                       f"({rand['p_at_10']:.3f} + {ncfg.min_lift_over_random})")
+    if current and current.get("p_at_10") is not None \
+            and new["p_at_10"] < current["p_at_10"] - ncfg.tolerance:
+        reasons.append(f"P@10 dropped from {current['p_at_10']:.3f} (current) to "
+                       f"{new['p_at_10']:.3f} (tolerance {ncfg.tolerance})")
+    return reasons
+
+
+# ---------------------------------------------------------------- stages
+def read_tonight(dumps: list[Path]) -> tuple[list[Programme], ReadReport, list[str]]:
+    """Tonight's programmes (duplicate airings merged) and the files that failed to parse."""
+    report = ReadReport()
+    programmes = history.merge([read_programmes(dumps, skip_bad_input=True, report=report)])
+    errors = [f"{p}:{ln}: {why}" if ln else f"{p}: {why}"
+              for p, ln, why in report.skipped if why != PER_PROGRAMME_SKIP]
+    return programmes, report, errors
+
+
+def tonight_date(programmes: list[Programme], files: list[Path], ncfg: NightlyConfig) -> date:
+    if ncfg.night:
+        return history.parse_night(ncfg.night)
+    mtimes = [f.stat().st_mtime for f in files if f.is_file()]
+    return history.night_of((p.start for p in programmes),
+                            max(mtimes) if mtimes else time.time())  # no file: gated anyway
+
+
+def load_current(root: Path, report: dict) -> RelatedModel | None:
+    cur = registry.current_dir(root)
+    if cur is None:
+        return None
+    try:
+        return load_model(cur)
+    except ModelError as e:  # publishing a good version over a broken current is a repair
+        report["current_error"] = str(e)
+        return None
+
+
+def warm_init(prep: Prepared, cur: RelatedModel | None, cfg: Config, ncfg: NightlyConfig,
+              report: dict) -> np.ndarray | None:
+    info = {"enabled": ncfg.warm_start, "used": False, "tokens_carried": 0,
+            "vocab_size": prep.tokenizer.vocab_size}
+    report["warm_start"] = info
+    if not ncfg.warm_start or cur is None:
+        return None
+    if cur.embeddings.shape[1] != cfg.train.dim:
+        info["skipped"] = f"dimension changed ({cur.embeddings.shape[1]} -> {cfg.train.dim})"
+        return None
+    table, carried = warm_start_table(prep.tokenizer, cur.tokenizer, cur.embeddings,
+                                      cfg.train.init_std, cfg.train.seed)
+    info.update(used=True, tokens_carried=carried)
+    return table
+
+
+def warm_overrides(ncfg: NightlyConfig) -> dict:
+    """Training options of a warm-started run: a short, gentle fine-tune."""
+    return {k: v for k, v in {"lr": ncfg.warm_lr, "patience": ncfg.warm_patience}.items()
+            if v is not None}
+
+
+def train_and_write(prep: Prepared, init: np.ndarray | None, cfg: Config, out: Path,
+                    data: dict, clock: _Clock) -> dict:
+    """Train, then write the complete model folder `out` (pipeline.write_model, fsynced)."""
+    result = fit(prep, cfg, init)
+    clock.lap("train_s")
+    save_timings: dict = {}
+    manifest = write_model(prep, result, out, cfg, data=data, timings=save_timings)
+    clock.lap("write_s")
+    clock.timings["index_s"] = round(save_timings["index_s"], 3)
+    clock.timings["write_s"] = round(clock.timings["write_s"] - save_timings["index_s"], 3)
+    return manifest["training"]
+
+
+def evaluate_night(new: RelatedModel, cur: RelatedModel | None, merged: list[Programme],
+                   tonight: list[Programme], ncfg: NightlyConfig) -> dict:
+    splits = [holdout_split(merged, tonight, ncfg.holdout_seed, ncfg.holdout_fraction)]
+    titles = [s.title for s in new.catalog.shows]
+    quality = {"new": evaluate_model(new, splits),
+               "current": evaluate_model(cur, splits) if cur is not None else None,
+               "random": random_answers(titles, splits, ncfg.holdout_seed),
+               "split": {"holdout_fraction": ncfg.holdout_fraction, "seed": ncfg.holdout_seed,
+                         "items": sum(s.n_items for s in splits),
+                         "test_keys": sum(len(s.test_keys) for s in splits)}}
+    if quality["current"] and quality["current"]["p_at_10"] is not None \
+            and quality["new"]["p_at_10"] is not None:
+        quality["delta_p_at_10"] = round(quality["new"]["p_at_10"] - quality["current"]["p_at_10"], 4)
+    return quality
+
+
+def stability_of(new: RelatedModel, cur: RelatedModel | None, k: int) -> dict | None:
+    if cur is None:
+        return None
+    return neighbour_stability([s.key for s in cur.catalog.shows], np.asarray(cur.vectors),
+                               [s.key for s in new.catalog.shows], np.asarray(new.vectors), k)
+
+
+# ---------------------------------------------------------------- the run
+def run_nightly(dumps: list[str | Path], root: str | Path, ncfg: NightlyConfig,
+                cfg: Config) -> NightlyResult:
+    """One nightly run; raises registry.RootLocked when another run holds the root."""
+    root = Path(root)
+    with registry.locked(root):
+        report = new_report(dumps, root, {"nightly": asdict(ncfg), "model": cfg.to_dict()})
+        report["cleaned"] = registry.clean_stale(root) + history.clean_tmp(root)
+        build = registry.versions_dir(root) / f".build-{uuid.uuid4().hex[:12]}"
+        clock = _Clock()
+        try:
+            report["version"] = _run(dumps, root, ncfg, cfg, report, build, clock)
+            status, code = "published", EXIT_PUBLISHED
+        except Gated as g:
+            report["gate"] = {"decision": "refuse", "stage": g.stage, "reasons": g.reasons}
+            status, code = "gated", EXIT_GATED
+        except Exception as e:  # noqa: BLE001 - any failure: report it, publish nothing
+            report["error"] = f"{type(e).__name__}: {e}"
+            status, code = "error", EXIT_ERROR
+        finally:
+            shutil.rmtree(build, ignore_errors=True)
+        report["timings"] = {**clock.timings, "total_s": round(time.perf_counter() - report.pop("_t0"), 3)}
+        report["cpu_timings"] = {**clock.cpu, "total_s": round(sum(clock.cpu.values()), 3),
+                                 "note": "process CPU seconds per stage; write_s includes index_s"}
+        report.update(status=status, exit_code=code, current_after=registry.current_version(root),
+                      finished=utc())
+        path = write_reports(root, report, ncfg.keep_reports)
+        return NightlyResult(code, status, report, path, summary_line(report))
+
+
+def _run(dumps: list[str | Path], root: Path, ncfg: NightlyConfig, cfg: Config, report: dict,
+         build: Path, clock: _Clock) -> str:
+    files = expand_paths(dumps)
+    night, tonight, read_report, stats = check_input(files, root, ncfg, report)
+    merged, prep, cur, init = ingest(night, tonight, read_report, root, ncfg, cfg, report)
+    clock.lap("ingest_s")
+    data = {"night": night.isoformat(), "inputs": [str(f) for f in files],
+            "history_nights": report["history"]["nights_used"], "programmes": len(merged),
+            "programmes_tonight": len(tonight)}
+    if init is not None:
+        cfg = cfg.replace(train=warm_overrides(ncfg))
+        report["warm_start"]["train_overrides"] = warm_overrides(ncfg)
+    report["training"] = train_and_write(prep, init, cfg, build, data, clock)
+    check_quality(build, cur, merged, tonight, ncfg, report)
+    clock.lap("evaluate_s")
+    try:
+        version = registry.publish(root, build)  # validates by loading, then swaps current
+    except ModelError as e:
+        raise Gated("validation", [f"publish validation failed: {e}"]) from None
+    report["gate"] = {"decision": "publish", "stage": None, "reasons": []}
+    housekeeping(root, night, tonight, stats, version, ncfg, report)
+    clock.lap("publish_s")
+    return version
+
+
+def check_input(files: list[Path], root: Path, ncfg: NightlyConfig,
+                report: dict) -> tuple[date, list[Programme], ReadReport, dict]:
+    """Read tonight's dumps and apply the input gate (raises Gated)."""
+    report["inputs"] = [file_info(f) for f in files]
+    tonight, read_report, file_errors = read_tonight(files)
+    night = tonight_date(tonight, files, ncfg)
+    stats = history.input_stats(tonight)
+    recent = history.recent_stats(root, night, ncfg.recent_nights)
+    report.update(night=night.isoformat(), input_stats=stats,
+                  read={"programmes": read_report.programmes,
+                        "skipped": [list(s) for s in read_report.skipped[:50]],
+                        "skipped_total": len(read_report.skipped)},
+                  recent_nights={"n": len(recent), "median": medians(recent)})
+    reasons = input_reasons(stats, recent, file_errors, ncfg.min_input_ratio)
+    if reasons:
+        raise Gated("input", reasons)
+    return night, tonight, read_report, stats
+
+
+def ingest(night: date, tonight: list[Programme], read_report: ReadReport, root: Path,
+           ncfg: NightlyConfig, cfg: Config, report: dict
+           ) -> tuple[list[Programme], Prepared, RelatedModel | None, np.ndarray | None]:
+    """Tonight + retained history -> catalog, tokenizer, changes, warm-start table."""
+    past = history.window(history.committed_nights(root), night, ncfg.history_days)
+    merged = history.merge([*(history.read_night(root, n) for n in past), tonight])
+    report["history"] = {"nights_used": [n.isoformat() for n in past], "programmes_merged": len(merged)}
+    prep = prepare_programmes(strip_holdout(merged, ncfg.holdout_seed, ncfg.holdout_fraction),
+                              cfg, read_report)
+    cur = load_current(root, report)
+    report["catalog"] = prep.catalog.summary()
+    report["changes"] = catalog_changes(cur.catalog if cur else None, prep.catalog)
+    return merged, prep, cur, warm_init(prep, cur, cfg, ncfg, report)
+
+
+def check_quality(build: Path, cur: RelatedModel | None, merged: list[Programme],
+                  tonight: list[Programme], ncfg: NightlyConfig, report: dict) -> None:
+    """Load (validate) the new model, evaluate it and the current one, measure stability;
+    raises Gated when validation or the quality gate fails."""
+    try:
+        new = load_model(build)
+    except ModelError as e:
+        raise Gated("validation", [f"new model failed validation: {e}"]) from None
+    report["quality"] = evaluate_night(new, cur, merged, tonight, ncfg)
+    report["stability"] = stability_of(new, cur, ncfg.stability_k)
+    q = report["quality"]
+    reasons = quality_reasons(q["new"], q["current"], q["random"], ncfg)
+    if reasons:
+        raise Gated("quality", reasons)
+
+
+def housekeeping(root: Path, night: date, tonight: list[Programme], stats: dict, version: str,
+                 ncfg: NightlyConfig, report: dict) -> None:
+    """After the swap: commit tonight to the history, prune versions and old nights.
+    The night is published already, so a failure here is a warning, not an error."""
+    report["pruned"], report["warnings"] = {}, []
+    steps = [("history", lambda: history.write_night(
+                 root, night, tonight, {"inputs": report["inputs"], "stats": stats, "version": version})),
+             ("versions", lambda: report["pruned"].update(versions=registry.prune(root, ncfg.keep))),
+             ("history_nights", lambda: report["pruned"].update(
+                 history_nights=history.prune_nights(root, night, ncfg.history_days)))]
+    for name, step in steps:
+        try:
+            step()
+        except OSError as e:
+            report["warnings"].append(f"{name}: {e}")

@@ -1,0 +1,104 @@
+"""/v1: related titles (by text, by id, batch), title search, model description."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, request
+
+from epgembed.related import QueryError, Related
+
+from .holder import Serving
+from .schema import ApiError, parse_body, parse_query
+from .search import normalize_query
+from .state import serving, state
+
+bp = Blueprint("api", __name__, url_prefix="/v1")
+
+
+def _answer(s: Serving, r: Related) -> dict[str, Any]:
+    # the fields of Related.to_json(), without dataclasses.asdict's deep copies (a third of a request)
+    return {"query": {"title": r.query, "known": r.known, "id": r.id}, "model": {"version": s.version},
+            "related": [{"id": h.id, "title": h.title, "score": h.score, "categories": h.categories}
+                        for h in r.hits]}
+
+
+def _filters(v: dict[str, Any]) -> dict[str, Any]:
+    return {"k": v["k"], "min_score": v["min_score"], "category": v["category"],
+            "offset": v["offset"], "include_self": v["include_self"]}
+
+
+@bp.get("/related")
+def related_by_title():
+    v = parse_query(state().params.related, request.args)
+    s = serving()
+    try:
+        r = s.model.related(v["title"], **_filters(v))
+    except QueryError as e:
+        raise ApiError(400, str(e)) from None
+    return _answer(s, r)
+
+
+@bp.get("/titles/<int:show_id>/related")
+def related_by_id(show_id: int):
+    v = parse_query(state().params.by_id, request.args)
+    s = serving()
+    if show_id >= len(s.model):
+        raise ApiError(404, f"unknown id {show_id} (the catalog has ids 0..{len(s.model) - 1})")
+    try:
+        r = s.model.related_to_id(show_id, **_filters(v))
+    except QueryError as e:
+        raise ApiError(400, str(e)) from None
+    return _answer(s, r)
+
+
+def _json_body() -> Any:
+    if not request.is_json:
+        raise ApiError(415, "the body must be application/json")
+    body = request.get_json(silent=True)    # reading it enforces MAX_CONTENT_LENGTH (413)
+    if body is None:
+        raise ApiError(400, "the body is not valid JSON")
+    return body
+
+
+@bp.post("/related")
+def related_batch():
+    v = parse_body(state().params.batch, _json_body())
+    s = serving()
+    results = []
+    for title in v["titles"]:
+        try:
+            a = _answer(s, s.model.related(title, **_filters(v)))
+            results.append({"query": a["query"], "related": a["related"]})
+        except QueryError as e:
+            results.append({"query": {"title": title, "known": False, "id": None}, "related": [],
+                            "error": {"status": 400, "code": "bad_request", "message": str(e)}})
+    return {"model": {"version": s.version}, "results": results}
+
+
+@bp.get("/titles")
+def search_titles():
+    v = parse_query(state().params.search, request.args)
+    s = serving()
+    shows = s.model.catalog.shows
+    found = [{"id": m.id, "title": shows[m.id].title, "categories": shows[m.id].category_list(),
+              "match": m.match} for m in s.titles.search(v["q"], v["limit"])]
+    return {"query": {"q": v["q"], "normalized": normalize_query(v["q"])},
+            "model": {"version": s.version}, "titles": found}
+
+
+@bp.get("/model")
+def model_info():
+    s = serving()
+    m = s.model.manifest
+    t = m.get("training", {})
+    return {
+        "version": m["version"], "created": m["created"], "name": s.name, "format_version": m["format_version"],
+        "shows": m["n_shows"], "counts": m.get("counts", {}), "dim": m["dim"], "vocab_size": m["vocab_size"],
+        "metric": m["metric"], "n_trees": m["n_trees"], "quality": m.get("quality", {}),
+        "training": {k: t.get(k) for k in ("epochs_run", "best_epoch", "val_p_at_10", "seconds")},
+        "data": {"programmes": m.get("data", {}).get("programmes")},
+        "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(s.loaded_at)),
+        "load_seconds": round(s.load_seconds, 3),
+        "reload": state().holder.status(),
+    }

@@ -1,0 +1,102 @@
+"""create_app(config): the Flask application factory.
+
+Nothing is loaded at import time: the factory builds the metrics, the model holder (which
+loads the first model and, for a models root, starts its watcher thread) and registers the
+blueprints, JSON error handlers and the per-request hooks (latency metric + one structured
+access-log line per request).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+
+from . import api, explain, ops
+from .config import ServiceConfig
+from .holder import ModelHolder
+from .metrics import Metrics
+from .schema import CODES, ApiError
+from .state import KEY, ServiceState, state
+
+access_log = logging.getLogger("epgembed.access")
+log = logging.getLogger("epgembed.service")
+
+
+def create_app(config: ServiceConfig, *, start: bool = True) -> Flask:
+    """The service for `config`; `start=False` leaves the holder unstarted (tests drive it)."""
+    app = Flask("epgembed.service")
+    app.config.update(MAX_CONTENT_LENGTH=config.limits.max_body_bytes)
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+    metrics = Metrics(config.metrics_dir)
+    holder = ModelHolder(config.models, poll_seconds=config.poll_seconds,
+                         verify=config.verify_hashes, listener=metrics)
+    app.extensions[KEY] = ServiceState(config, holder, metrics)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(ops.bp)
+    app.register_blueprint(explain.bp)
+    _register_errors(app)
+    app.before_request(_start_timer)
+    app.after_request(_finish)
+    if start:
+        holder.start()
+    return app
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    resp = Response(json.dumps({"error": {"status": status, "code": code, "message": message}},
+                               ensure_ascii=False), status=status, mimetype="application/json")
+    return resp
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(e: ApiError):
+        return _error(e.status, e.code, e.message)
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException):
+        status = e.code or 500
+        message = e.description or e.name
+        if isinstance(e, NotFound) and request.url_rule is None:
+            message = f"no route {request.path} (see /openapi.json)"
+        elif isinstance(e, MethodNotAllowed):
+            message = f"{request.method} is not allowed on {request.path} (allowed: {', '.join(sorted(e.valid_methods or []))})"
+        elif isinstance(e, RequestEntityTooLarge):
+            message = f"the body is larger than {state().config.limits.max_body_bytes} bytes"
+        resp = _error(status, CODES.get(status, (e.name or "error").lower().replace(" ", "_")), message)
+        for name, value in e.get_headers():
+            if name.lower() == "allow":
+                resp.headers["Allow"] = value
+        return resp
+
+    @app.errorhandler(Exception)
+    def internal_error(e: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(500, "internal_error", "internal error")
+
+
+def _start_timer() -> None:
+    g.t0 = time.perf_counter()
+
+
+def _finish(resp: Response) -> Response:
+    seconds = time.perf_counter() - g.get("t0", time.perf_counter())
+    endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    state().metrics.observe(endpoint, request.method, resp.status_code, seconds)
+    served = g.get("serving")
+    if served is not None:
+        resp.headers["X-Model-Version"] = served.version
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(json.dumps({
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()), "pid": os.getpid(),
+            "remote": request.remote_addr, "method": request.method, "path": request.path,
+            "query": request.query_string.decode("latin-1")[:300], "endpoint": endpoint,
+            "status": resp.status_code, "ms": round(seconds * 1000, 3),
+            "bytes": resp.calculate_content_length(), "model": served.version if served else None,
+        }, ensure_ascii=False))
+    return resp

@@ -1,0 +1,39 @@
+"""Service configuration: frozen dataclasses, built by the entry layer (wsgi.py, gunicorn.conf.py,
+`epgembed serve`) and passed to `create_app`. Nothing here reads the environment."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from epgembed.normalize import MAX_TITLE_CHARS
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Request limits; they are also published in /openapi.json."""
+    max_k: int = 100                  # answers per query
+    default_k: int = 10
+    max_offset: int = 1000            # paging depth
+    max_title_chars: int = MAX_TITLE_CHARS   # longer text is cut by normalization anyway
+    max_category_chars: int = 100
+    max_batch: int = 64               # titles per POST /v1/related
+    max_body_bytes: int = 64 * 1024   # request body (413 above)
+    max_search_limit: int = 50        # GET /v1/titles?limit=
+    default_search_limit: int = 20
+    max_query_chars: int = 200        # GET /v1/titles?q=
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    models: Path                      # a models root (versions/ + current) or one model directory
+    poll_seconds: float = 5.0         # how often a worker checks `current` (root only; 0 = never)
+    verify_hashes: bool = True        # sha256 of every file before a model is served
+    metrics_dir: Path | None = None   # prometheus_client multiprocess dir (gunicorn); None: in-process
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "models", Path(self.models))
+        if self.metrics_dir is not None:
+            object.__setattr__(self, "metrics_dir", Path(self.metrics_dir))
+        if self.poll_seconds < 0:
+            raise ValueError("poll_seconds must be >= 0")

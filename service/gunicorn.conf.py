@@ -1,0 +1,127 @@
+"""gunicorn configuration for the epgembed service (production server).
+
+    EPGEMBED_MODELS=models/root .venv/bin/gunicorn -c service/gunicorn.conf.py
+    epgembed serve --models models/root            (sets the variables below and execs this)
+
+Environment: EPGEMBED_BIND (127.0.0.1:8000), EPGEMBED_WORKERS (2), EPGEMBED_THREADS (4),
+EPGEMBED_TIMEOUT (30), EPGEMBED_LOG_LEVEL (info), EPGEMBED_ACCESS_LOG ("-" = stdout, a file,
+or "off"), PROMETHEUS_MULTIPROC_DIR (a fresh temporary folder when unset); service/wsgi.py
+reads the model and limit variables.
+
+Signals: SIGHUP to the master is forwarded to every worker, which checks `current` at once
+(in place, no restart; gunicorn's own "reload config + replace workers" on HUP is not used).
+SIGTERM: graceful shutdown (requests in flight finish, up to graceful_timeout).
+"""
+import os
+import shutil
+import signal
+import socket
+import tempfile
+
+# Must happen before anything imports prometheus_client (workers import the app after this).
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+_own_metrics_dir = not _metrics_dir
+if _own_metrics_dir:
+    _metrics_dir = tempfile.mkdtemp(prefix="epgembed-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+os.makedirs(_metrics_dir, exist_ok=True)
+
+wsgi_app = "service.wsgi:app_from_env()"
+bind = [os.environ.get("EPGEMBED_BIND", "127.0.0.1:8000")]
+workers = int(os.environ.get("EPGEMBED_WORKERS", "2"))
+worker_class = "gthread"      # Annoy lookups release the GIL; threads share one mmapped index
+threads = int(os.environ.get("EPGEMBED_THREADS", "4"))
+worker_connections = 1000
+# Each worker listens on its own SO_REUSEPORT socket and the kernel spreads connections over
+# them. With one shared socket, long-lived keep-alive connections all landed on whichever
+# worker woke first (measured: 16 of 16 wrk connections on one worker, the other idle).
+# on_starting refuses to start when the address is already taken, so a second instance can
+# never silently join this one's port.
+reuse_port = True
+backlog = 2048
+keepalive = 5
+timeout = int(os.environ.get("EPGEMBED_TIMEOUT", "30"))   # a worker silent this long is replaced
+graceful_timeout = 20         # SIGTERM: in-flight requests get this long to finish
+preload_app = False           # each worker loads the model itself (threads do not survive fork)
+max_requests = 0              # no recycling: a fresh worker would have to load the model again
+proc_name = "epgembed"
+control_socket_disable = True  # gunicorn's runtime control socket: one fixed path shared by all
+                               # instances on the host; signals are the interface here
+limit_request_line = 8190     # titles up to 500 characters, percent-encoded
+limit_request_fields = 50
+limit_request_field_size = 8190
+forwarded_allow_ips = "127.0.0.1"
+loglevel = os.environ.get("EPGEMBED_LOG_LEVEL", "info")
+
+# The access log: the app writes one JSON line per request to the "epgembed.access" logger
+# (method, path, endpoint, status, ms, bytes, model version, pid); gunicorn's own text access
+# line is switched off so there is exactly one line per request.
+_access = os.environ.get("EPGEMBED_ACCESS_LOG", "-")
+_access_handler = ({"class": "logging.StreamHandler", "formatter": "raw", "stream": "ext://sys.stdout"}
+                   if _access == "-" else
+                   {"class": "logging.FileHandler", "formatter": "raw", "filename": _access}
+                   if _access != "off" else {"class": "logging.NullHandler"})
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": "INFO", "handlers": ["error_console"]},
+    "loggers": {
+        "gunicorn.error": {"level": loglevel.upper(), "handlers": ["error_console"], "propagate": False},
+        "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+        "epgembed.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
+        "epgembed.service": {"level": "INFO", "handlers": ["error_console"], "propagate": False},
+    },
+    "handlers": {
+        "access": _access_handler,
+        "error_console": {"class": "logging.StreamHandler", "formatter": "generic", "stream": "ext://sys.stderr"},
+    },
+    "formatters": {
+        "raw": {"format": "%(message)s"},
+        "generic": {"format": "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+                    "datefmt": "[%Y-%m-%d %H:%M:%S %z]"},
+    },
+}
+
+
+def _refuse_taken_address(server):
+    for addr in server.cfg.address:
+        if not isinstance(addr, tuple):
+            continue            # a unix socket path
+        family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # but not SO_REUSEPORT
+            try:
+                probe.bind(addr)
+            except OSError as e:
+                server.log.error("cannot serve on %s:%s: %s", addr[0], addr[1], e)
+                on_exit(server)
+                raise SystemExit(1)
+
+
+def on_starting(server):
+    _refuse_taken_address(server)
+    # stale sample files from an earlier run would be summed into this run's counters
+    for name in os.listdir(_metrics_dir):
+        if name.endswith(".db"):
+            os.remove(os.path.join(_metrics_dir, name))
+
+
+def when_ready(server):
+    def forward_hup():
+        server.log.info("SIGHUP: asking %d worker(s) to check for a new model", len(server.WORKERS))
+        for pid in list(server.WORKERS):
+            try:
+                os.kill(pid, signal.SIGHUP)
+            except ProcessLookupError:
+                pass
+    server.handle_hup = forward_hup
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+    multiprocess.mark_process_dead(worker.pid, _metrics_dir)
+
+
+def on_exit(server):
+    if _own_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -1,0 +1,199 @@
+"""Request parameters: declared once, used both to validate requests and to write /openapi.json.
+
+    params = related_params(limits)
+    values = parse_query(params, request.args)   # dict, defaults filled; ApiError(400) otherwise
+    values = parse_body(batch_params(limits), request.get_json())
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from werkzeug.datastructures import MultiDict
+
+from .config import Limits
+
+
+CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+         415: "unsupported_media_type", 500: "internal_error", 503: "no_model"}
+
+
+class ApiError(Exception):
+    """An error answered as JSON: {"error": {"status", "code", "message"}}."""
+
+    def __init__(self, status: int, message: str, code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code or CODES.get(status, "error")
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str                        # OpenAPI type: string | integer | number | boolean | array
+    description: str
+    required: bool = False
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    max_length: int | None = None    # strings: characters; arrays: items
+    items: str | None = None         # arrays: item type (string)
+    item_max_length: int | None = None   # arrays of strings: characters per item
+
+    def openapi_schema(self) -> dict:
+        s: dict[str, Any] = {"type": self.type}
+        for key, value in (("default", self.default), ("minimum", self.minimum), ("maximum", self.maximum)):
+            if value is not None:
+                s[key] = value
+        if self.type == "string":
+            s["minLength"] = 1
+            if self.max_length is not None:
+                s["maxLength"] = self.max_length
+        if self.type == "array":
+            s["items"] = {"type": self.items, "minLength": 1}
+            if self.item_max_length is not None:
+                s["items"]["maxLength"] = self.item_max_length
+            s["minItems"] = 1
+            if self.max_length is not None:
+                s["maxItems"] = self.max_length
+        return s
+
+
+# ---------------------------------------------------------------------- declarations
+def _k(limits: Limits) -> Param:
+    return Param("k", "integer", "number of related titles", default=limits.default_k,
+                 minimum=1, maximum=limits.max_k)
+
+
+def filter_params(limits: Limits) -> tuple[Param, ...]:
+    return (
+        _k(limits),
+        Param("min_score", "number", "only answers with at least this cosine", minimum=-1, maximum=1),
+        Param("category", "string", "only answers carrying this category (case-insensitive)",
+              max_length=limits.max_category_chars),
+        Param("offset", "integer", "skip this many answers (paging)", default=0, minimum=0,
+              maximum=limits.max_offset),
+        Param("include_self", "boolean", "let the query's own show be an answer", default=False),
+    )
+
+
+def related_params(limits: Limits) -> tuple[Param, ...]:
+    title = Param("title", "string", "any title text: a catalog title or one never seen",
+                  required=True, max_length=limits.max_title_chars)
+    return (title, *filter_params(limits))
+
+
+def batch_params(limits: Limits) -> tuple[Param, ...]:
+    titles = Param("titles", "array", "query titles, answered in order", required=True,
+                   max_length=limits.max_batch, items="string",
+                   item_max_length=limits.max_title_chars)
+    return (titles, *filter_params(limits))
+
+
+def search_params(limits: Limits) -> tuple[Param, ...]:
+    return (
+        Param("q", "string", "prefix or substring of a title (case-insensitive, normalized)",
+              required=True, max_length=limits.max_query_chars),
+        Param("limit", "integer", "maximum titles returned", default=limits.default_search_limit,
+              minimum=1, maximum=limits.max_search_limit),
+    )
+
+
+# ---------------------------------------------------------------------- validation
+def _check_range(p: Param, v: float) -> None:
+    if (p.minimum is not None and v < p.minimum) or (p.maximum is not None and v > p.maximum):
+        raise ApiError(400, f"{p.name} must be between {p.minimum:g} and {p.maximum:g}")
+
+
+def _check_string(p: Param, v: str) -> str:
+    if not v.strip():
+        raise ApiError(400, f"{p.name} is empty")
+    if p.max_length is not None and len(v) > p.max_length:
+        raise ApiError(400, f"{p.name} is longer than {p.max_length} characters")
+    return v
+
+
+def _from_text(p: Param, raw: str) -> Any:
+    if p.type == "string":
+        return _check_string(p, raw)
+    if p.type == "boolean":
+        low = raw.strip().lower()
+        if low not in ("true", "false", "1", "0"):
+            raise ApiError(400, f"{p.name} must be true or false")
+        return low in ("true", "1")
+    try:
+        v = int(raw) if p.type == "integer" else float(raw)
+    except ValueError:
+        raise ApiError(400, f"{p.name} must be {'an integer' if p.type == 'integer' else 'a number'}") from None
+    if p.type == "number" and not math.isfinite(v):
+        raise ApiError(400, f"{p.name} must be a finite number")
+    _check_range(p, v)
+    return v
+
+
+def _from_json(p: Param, v: Any) -> Any:
+    if p.type == "string":
+        if not isinstance(v, str):
+            raise ApiError(400, f"{p.name} must be a string")
+        return _check_string(p, v)
+    if p.type == "boolean":
+        if not isinstance(v, bool):
+            raise ApiError(400, f"{p.name} must be true or false")
+        return v
+    if p.type == "array":
+        return _array(p, v)
+    ok = isinstance(v, int) if p.type == "integer" else isinstance(v, (int, float))
+    if isinstance(v, bool) or not ok or (isinstance(v, float) and not math.isfinite(v)):
+        raise ApiError(400, f"{p.name} must be {'an integer' if p.type == 'integer' else 'a number'}")
+    _check_range(p, v)
+    return v
+
+
+def _array(p: Param, v: Any) -> list[str]:
+    if not isinstance(v, list) or not v:
+        raise ApiError(400, f"{p.name} must be a non-empty array")
+    if p.max_length is not None and len(v) > p.max_length:
+        raise ApiError(400, f"{p.name}: at most {p.max_length} items per request (got {len(v)})")
+    return [_from_json(Param(f"{p.name}[{i}]", p.items or "string", "", max_length=p.item_max_length), x)
+            for i, x in enumerate(v)]
+
+
+def _fill(params: tuple[Param, ...], given: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for p in params:
+        if p.name in given:
+            out[p.name] = given[p.name]
+        elif p.required:
+            raise ApiError(400, f"{p.name} is required")
+        else:
+            out[p.name] = p.default
+    return out
+
+
+def _unknown(params: tuple[Param, ...], names: set[str]) -> None:
+    extra = names - {p.name for p in params}
+    if extra:
+        allowed = ", ".join(p.name for p in params) or "none"
+        raise ApiError(400, f"unknown parameter(s): {', '.join(sorted(extra))} (allowed: {allowed})")
+
+
+def parse_query(params: tuple[Param, ...], args: MultiDict) -> dict[str, Any]:
+    _unknown(params, set(args.keys()))
+    given = {}
+    for p in params:
+        values = args.getlist(p.name)
+        if len(values) > 1:
+            raise ApiError(400, f"{p.name} is given more than once")
+        if values:
+            given[p.name] = _from_text(p, values[0])
+    return _fill(params, given)
+
+
+def parse_body(params: tuple[Param, ...], body: Any) -> dict[str, Any]:
+    if not isinstance(body, Mapping):
+        raise ApiError(400, "the body must be a JSON object")
+    _unknown(params, set(body.keys()))
+    given = {p.name: _from_json(p, body[p.name]) for p in params if p.name in body and body[p.name] is not None}
+    return _fill(params, given)

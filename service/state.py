@@ -1,0 +1,52 @@
+"""Per-app state (held in app.extensions, never in module globals) and the per-request model."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flask import Flask, current_app, g
+
+from .config import ServiceConfig
+from .holder import ModelHolder, Serving
+from .metrics import Metrics
+from .openapi import build_spec
+from .schema import ApiError, Param, batch_params, filter_params, related_params, search_params
+
+KEY = "epgembed"
+
+
+@dataclass(frozen=True)
+class Params:
+    related: tuple[Param, ...]
+    by_id: tuple[Param, ...]
+    batch: tuple[Param, ...]
+    search: tuple[Param, ...]
+
+
+@dataclass
+class ServiceState:
+    config: ServiceConfig
+    holder: ModelHolder
+    metrics: Metrics
+    params: Params = field(init=False)
+    spec: dict = field(init=False)
+
+    def __post_init__(self) -> None:
+        lim = self.config.limits
+        self.params = Params(related_params(lim), filter_params(lim), batch_params(lim), search_params(lim))
+        self.spec = build_spec(lim)
+
+
+def state(app: Flask | None = None) -> ServiceState:
+    return (app or current_app).extensions[KEY]
+
+
+def serving() -> Serving:
+    """The model this request uses: taken from the holder once, then kept for the whole request."""
+    s = g.get("serving")
+    if s is None:
+        holder = state().holder
+        s = holder.get()
+        if s is None:
+            raise ApiError(503, holder.not_ready_reason() or "no model loaded")
+        g.serving = s
+    return s

@@ -1,0 +1,88 @@
+"""A hand-made tiny model with one planted rare token (no training, fully deterministic).
+
+Four genres on axes 0-3 of an 8-dim space; each word is its genre's axis plus a little
+seeded noise on axes 4-6. The rare word "zorblax" (in no labelled training show)
+is a long vector on axis 7, and it is the only thing "Zorblax Puppy" (kids) and
+"Zorblax Kitchen" (cooking) have in common: that match is carried by the rare token alone.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from epgembed.bundle import save_model
+from epgembed.catalog import Catalog, Show
+from epgembed.config import Config, IndexConfig, TokenizerConfig
+from epgembed.normalize import title_key
+from epgembed.related import center_vectors, unit_sum
+from epgembed.tokenize import Tokenizer
+
+GENRES = {
+    "Sport": ["Football Match", "Tennis Match", "Golf Match", "Football Goals", "Tennis Open"],
+    "News": ["Morning News", "Evening News", "World News", "News Report", "World Report"],
+    "Kids": ["Puppy Club", "Dragon Club", "Puppy Tales", "Dragon Tales", "Cartoon Club"],
+    "Cooking": ["Kitchen Heroes", "Baking Heroes", "Kitchen Secrets", "Baking Secrets", "Cooking Show"],
+}
+PLANTED = ("Zorblax Puppy", "Zorblax Kitchen")      # kids, cooking
+RARE = "zorblax"
+UNLABELLED = "Football Special"
+DIM = 8
+
+
+def shows() -> list[tuple[str, dict[str, int]]]:
+    out = [(t, {g.casefold(): 2, "series": 2}) for g, ts in GENRES.items() for t in ts]
+    out += [(PLANTED[0], {"kids": 2, "series": 2}), (PLANTED[1], {"cooking": 2, "series": 2}),
+            (UNLABELLED, {})]
+    return out
+
+
+def genre_of_word() -> dict[str, int]:
+    words: dict[str, int] = {}
+    for g, titles in enumerate(GENRES.values()):
+        for t in titles:
+            for w in t.casefold().split():
+                words.setdefault(w, g)
+    words.setdefault("special", 0)
+    return words
+
+
+def build_handmade_model(out_dir: Path, seed: int = 0, center: bool = False) -> Path:
+    rng = np.random.default_rng(seed)
+    genre = genre_of_word()
+    words = sorted([*genre, RARE])
+    tokenizer = Tokenizer(None, words, TokenizerConfig(pieces=False, words=True, min_word_count=1))
+    table = np.zeros((tokenizer.vocab_size, DIM), dtype=np.float32)
+    for w, g in genre.items():
+        row = np.zeros(DIM)
+        row[g] = 1.0
+        row[4:7] = 0.25 * rng.standard_normal(3)
+        table[tokenizer.word_id[w]] = row
+    table[tokenizer.word_id[RARE], 7] = 3.0
+    entries = sorted(shows(), key=lambda s: title_key(s[0]))
+    catalog = Catalog([Show(i, title_key(t), t, cats, 2, ["ch1"]) for i, (t, cats) in enumerate(entries)])
+    ids = [tokenizer.encode(s.key) for s in catalog.shows]
+    counts = np.zeros(tokenizer.vocab_size, dtype=np.int64)
+    for s, toks in zip(catalog.shows, ids):
+        if s.categories:
+            np.add.at(counts, toks, 1)
+    counts[tokenizer.word_id[RARE]] = 0          # both zorblax shows were held out: never trained
+    vectors = np.stack([unit_sum(table, t) for t in ids])
+    mean = None
+    if center:                                   # like pipeline.py with index.center on
+        vectors, mean = center_vectors(vectors)
+    cfg = Config().replace(index={"n_trees": 5})
+    save_model(out_dir, tokenizer=tokenizer, catalog=catalog, embeddings=table, vectors=vectors,
+               token_counts=counts, config=cfg.to_dict(), history=[], data={"inputs": []},
+               training={"note": "hand-made"}, index_cfg=IndexConfig(n_trees=5), center=mean)
+    return out_dir
+
+
+def make_app(model_dir: Path):
+    """The service (its app factory) serving `model_dir`, with the explain blueprint."""
+    from service import ServiceConfig, create_app
+    from service import explain
+    app = create_app(ServiceConfig(models=model_dir, poll_seconds=0))
+    if "explain" not in app.blueprints:          # until create_app registers it itself
+        app.register_blueprint(explain.bp)
+    return app

@@ -1,0 +1,83 @@
+"""Helpers shared by the service tests: models roots, a second model, corrupt versions."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from annoy import AnnoyIndex
+
+from conftest import TINY_CONFIG
+from epgembed.bundle import read_manifest, sha256_file
+from epgembed.registry import point_current, publish, versions_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_model_b(tmp_path_factory, tiny_dump) -> Path:
+    """A second valid model (other seed -> other vectors -> other version)."""
+    from epgembed.pipeline import train_model
+    out = tmp_path_factory.mktemp("model_b") / "tiny_b"
+    train_model([tiny_dump], out, TINY_CONFIG.with_seed(7), threads=1)
+    return out
+
+
+def make_root(root: Path, model_dir: Path) -> str:
+    """A models root with `model_dir` (copied) published as current; returns its version."""
+    return publish(root, model_dir, move=False)
+
+
+def version_of(model_dir: Path) -> str:
+    return read_manifest(model_dir)["version"]
+
+
+def _refresh_hash(folder: Path, name: str) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"][name] = {"sha256": sha256_file(folder / name), "bytes": (folder / name).stat().st_size}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def truncate_index(folder: Path) -> None:
+    data = (folder / "index.ann").read_bytes()
+    (folder / "index.ann").write_bytes(data[: len(data) // 2])
+
+
+def wrong_dimension(folder: Path) -> None:
+    """A well-formed index of the wrong dimension, with hashes that match (only dims can catch it)."""
+    n = read_manifest(folder)["n_shows"]
+    index = AnnoyIndex(16, "angular")
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        index.add_item(i, rng.standard_normal(16).tolist())
+    index.build(4)
+    index.save(str(folder / "index.ann"))
+    index.unload()
+    _refresh_hash(folder, "index.ann")
+
+
+def missing_file(folder: Path) -> None:
+    (folder / "tokenizer.json").unlink()
+
+
+def bad_format(folder: Path) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+CORRUPTIONS = {"truncated_index": truncate_index, "wrong_dimension": wrong_dimension,
+               "missing_file": missing_file, "bad_format_version": bad_format}
+
+
+def publish_corrupt(root: Path, model_dir: Path, how: str) -> str:
+    """Copy a good model into versions/<name>, corrupt it, point `current` at it (bypassing
+    publish(), which would refuse it) - what a broken nightly job could leave behind."""
+    name = f"29991231T000000Z-{how.replace('_', '')}"
+    folder = versions_dir(root) / name
+    shutil.copytree(model_dir, folder)
+    CORRUPTIONS[how](folder)
+    if not (folder / "manifest.json").is_file():
+        raise AssertionError("corruptions keep the manifest")
+    point_current(root, name)
+    return name

@@ -1,0 +1,107 @@
+"""The explain endpoints and the explorer page, through the service's app factory (Flask test client)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from epgembed.bundle import load_model
+from epgembed.inspect import explain_pair
+from handmade import PLANTED, RARE, build_handmade_model, make_app
+from service import explain as explain_bp
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return build_handmade_model(tmp_path_factory.mktemp("handmade-api") / "m")
+
+
+@pytest.fixture(scope="module")
+def client(model_dir):
+    return make_app(model_dir).test_client()
+
+
+@pytest.fixture(scope="module")
+def ids(model_dir) -> tuple[int, int]:
+    model = load_model(model_dir)
+    return model.resolve(PLANTED[0]), model.resolve(PLANTED[1])
+
+
+def test_explain_by_ids_equals_the_cli(client, model_dir, ids):
+    x, y = ids
+    r = client.get(f"/v1/titles/{x}/explain?neighbor={y}")
+    assert r.status_code == 200 and r.headers["X-Model-Version"]
+    body = r.get_json()
+    cli = subprocess.run([str(Path(sys.executable).parent / "epgembed"), "inspect", str(model_dir),
+                          "--title", PLANTED[0], "-k", "5", "--json"], capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    from_cli = next(e for e in json.loads(cli.stdout)["neighbors"] if e["neighbor"]["id"] == y)
+    for key in ("score", "collapse", "carried", "flags", "carrier", "tokens", "shared_categories"):
+        assert body[key] == from_cli[key], key
+    assert body["carrier"]["token"] == f"[{RARE}]" and "rare_token_match" in body["flags"]
+    assert body["model"]["version"] == load_model(model_dir).version
+
+
+def test_explain_text_and_mixed(client, model_dir, ids):
+    model = load_model(model_dir)
+    r = client.get("/v1/explain", query_string={"title": PLANTED[0], "neighbor_title": PLANTED[1]})
+    assert r.status_code == 200
+    body = r.get_json()
+    assert body["score"] == explain_pair(model, PLANTED[0], PLANTED[1])["score"]
+    r = client.get("/v1/explain", query_string={"title": "Zorblax Dragon Night", "neighbor": ids[1]})
+    unseen = r.get_json()
+    assert r.status_code == 200 and not unseen["title"]["known"] and unseen["neighbor"]["id"] == ids[1]
+    assert unseen == {"model": body["model"], **explain_pair(model, "Zorblax Dragon Night", ids[1])}
+    def rare_puppy(**extra):
+        r = client.get(f"/v1/titles/{ids[0]}/explain", query_string={"neighbor": ids[1], **extra})
+        return {t["token"]: t["rare"] for t in r.get_json()["tokens"]["title"]}["[puppy]"]
+
+    assert not rare_puppy() and rare_puppy(rare_max_count=5)         # tuning reaches the math
+
+
+@pytest.mark.parametrize("url, status", [
+    ("/v1/titles/0/explain", 400),                          # neighbor missing
+    ("/v1/titles/0/explain?neighbor=abc", 400),
+    ("/v1/titles/0/explain?neighbor=-1", 400),
+    ("/v1/titles/x/explain?neighbor=1", 400),
+    ("/v1/titles/%C2%B2/explain?neighbor=1", 400),          # a unicode digit
+    ("/v1/titles/0/explain?neighbor=1&rare_max_count=-2", 400),
+    ("/v1/titles/0/explain?neighbor=1&collapse_share=7", 400),
+    ("/v1/titles/0/explain?neighbor=1&bogus=1", 400),
+    ("/v1/titles/99999/explain?neighbor=1", 404),
+    ("/v1/titles/0/explain?neighbor=99999", 404),
+    ("/v1/explain?title=Puppy+Club", 400),                  # no neighbour
+    ("/v1/explain?title=Puppy+Club&neighbor=1&neighbor_title=x", 400),
+    ("/v1/explain?neighbor_title=Puppy+Club", 400),         # no title
+    ("/v1/explain?title=%20%20&neighbor_title=Puppy+Club", 400),
+    ("/v1/explain?title=qqq+xyzzy&neighbor_title=Puppy+Club", 400),   # no known token
+    ("/v1/explain?title=" + "a" * 600 + "&neighbor_title=Puppy+Club", 400),
+])
+def test_bad_input_is_a_json_4xx(client, url, status):
+    r = client.get(url)
+    assert r.status_code == status and r.is_json
+    err = r.get_json()["error"]
+    assert err["status"] == status and err["message"] and err["code"]
+
+
+def test_explorer_page_is_self_contained(client):
+    r = client.get("/")
+    assert r.status_code == 200 and r.mimetype == "text/html"
+    csp = r.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp and "http" not in csp
+    html = r.get_data(as_text=True)
+    assert 'src="explorer/explorer.js"' in html and "http" not in html.replace("http-equiv", "")
+    for asset, kind in (("explorer.js", "javascript"), ("explorer.css", "css")):
+        a = client.get(f"/explorer/{asset}")
+        assert a.status_code == 200 and kind in a.mimetype
+        assert "http:" not in a.get_data(as_text=True) and "https:" not in a.get_data(as_text=True)
+
+
+def test_openapi_paths_describe_the_endpoints():
+    from service.config import Limits
+    paths = explain_bp.openapi_paths(Limits())
+    names = {p["name"] for p in paths["/v1/explain"]["get"]["parameters"]}
+    assert names == {"title", "neighbor_title", "neighbor", "rare_max_count", "collapse_share"}

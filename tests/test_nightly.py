@@ -1,0 +1,350 @@
+"""Nightly retraining: five real nights published in turn, gates, crash safety, lock, rollback.
+
+Inputs are the real daily dumps of ../shared/data/epg-daily/de_magenta reduced to every
+fourth channel (written into tmp_path), trained with a small config so the module is quick.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, replace
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lxml import etree
+
+from epgembed import history, registry
+from epgembed.bundle import load_model
+from epgembed.cli import main
+from epgembed.config import Config
+from epgembed.epg import Programme
+from epgembed.nightly import (EXIT_ERROR, EXIT_GATED, EXIT_PUBLISHED, NightlyConfig, input_reasons,
+                              quality_reasons, run_nightly)
+from epgembed.nightly_quality import in_holdout, neighbour_stability, warm_start_table
+
+DAILY = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "epg-daily" / "de_magenta"
+NIGHTS = ["2022-07-21", "2022-07-22", "2022-07-23", "2022-07-24", "2022-07-25"]
+CFG = Config().replace(train={"dim": 16, "epochs": 4, "patience": 2}, index={"n_trees": 5})
+NCFG = NightlyConfig(history_days=3, keep=4)
+
+
+def reduce_dump(src: Path, out: Path, every: int = 4) -> Path:
+    """Every `every`-th channel (sorted by id) of a dump, as a gzipped XMLTV file."""
+    with gzip.open(src, "rb") as f:
+        root = etree.parse(f, etree.XMLParser(resolve_entities=False, no_network=True)).getroot()
+    keep = set(sorted({el.get("id") for el in root.iterchildren("channel")})[::every])
+    for el in list(root):
+        if (el.tag == "channel" and el.get("id") not in keep) or \
+                (el.tag == "programme" and el.get("channel") not in keep):
+            root.remove(el)
+    out.write_bytes(gzip.compress(etree.tostring(root, xml_declaration=True, encoding="UTF-8"), mtime=0))
+    return out
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The CI machine's cores are shared: one thread avoids oversubscription stalls."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def dumps(tmp_path_factory) -> list[Path]:
+    d = tmp_path_factory.mktemp("daily")
+    return [reduce_dump(DAILY / f"{n}.xml.gz", d / f"{n}.xml.gz") for n in NIGHTS]
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory, dumps):
+    """The five nights run in turn into one root; (root, results, current after each)."""
+    root = tmp_path_factory.mktemp("models") / "root"
+    results, currents = [], []
+    for dump in dumps:
+        results.append(run_nightly([dump], root, NCFG, CFG))
+        currents.append(registry.current_version(root))
+    return root, results, currents
+
+
+@pytest.fixture
+def root(published, tmp_path) -> Path:
+    """A private copy of the published root (the `current` symlink is relative)."""
+    copy = tmp_path / "root"
+    shutil.copytree(published[0], copy, symlinks=True)
+    return copy
+
+
+def leftovers(root: Path) -> list[str]:
+    hidden = [p.name for p in root.iterdir() if p.name.startswith(".") and p.name != ".lock"]
+    vdir = registry.versions_dir(root)
+    return hidden + [f"versions/{p.name}" for p in vdir.iterdir() if p.name.startswith(".")]
+
+
+def assert_current_valid(root: Path, expected: str) -> None:
+    assert registry.current_version(root) == expected
+    assert load_model(registry.current_dir(root)).version == expected  # what the service loads
+
+
+# ---------------------------------------------------------------- the five nights
+def test_five_real_nights_publish_in_turn(published):
+    root, results, currents = published
+    assert [r.exit_code for r in results] == [EXIT_PUBLISHED] * 5, [r.summary for r in results]
+    versions = [r.report["version"] for r in results]
+    assert currents == versions and len(set(versions)) == 5            # each became current
+    assert [r.report["night"] for r in results] == NIGHTS              # dated from start times
+    for r in results:
+        q = r.report["quality"]
+        assert q["new"]["n_test"] >= NCFG.min_test_queries
+        assert q["new"]["p_at_10"] > q["random"]["p_at_10"] + NCFG.min_lift_over_random
+        assert set(r.report["timings"]) >= {"ingest_s", "train_s", "index_s", "evaluate_s", "publish_s"}
+        assert r.summary.startswith(f"nightly {r.report['night']}: PUBLISHED {r.report['version']}")
+    for r in results[1:]:                                               # vs the previous version
+        assert r.report["warm_start"]["used"] and r.report["warm_start"]["tokens_carried"] > 100
+        assert 0.0 < r.report["stability"]["common"] <= 1.0
+        assert r.report["quality"]["current"]["n_test"] == r.report["quality"]["new"]["n_test"]
+        assert r.report["changes"]["added"] > 0 and "examples" in r.report["changes"]
+    # keep=4: the oldest version pruned; history_days=3: nights 21 and 22 aged out
+    assert [v["version"] for v in registry.list_versions(root)] == versions[1:]
+    assert results[-1].report["pruned"]["versions"] == [versions[0]]
+    assert results[-1].report["history"]["nights_used"] == ["2022-07-23", "2022-07-24"]
+    assert [n.isoformat() for n in history.committed_nights(root)] == NIGHTS[2:]
+    report = json.loads((registry.current_dir(root) / "report.json").read_text())
+    assert report["status"] == "published" and report["gate"]["decision"] == "publish"
+    assert leftovers(root) == []
+
+
+# ---------------------------------------------------------------- gates
+def test_truncated_and_empty_dumps_are_gated(root, dumps, tmp_path):
+    before = registry.current_version(root)
+    data = dumps[-1].read_bytes()
+    truncated = tmp_path / "truncated.xml.gz"
+    truncated.write_bytes(data[: len(data) // 2])
+    empty = tmp_path / "empty.xml.gz"
+    empty.write_bytes(b"")
+    programmes = gzip.decompress(data).decode("utf-8").split("<programme ")
+    short = tmp_path / "short.xml"   # well-formed, a tenth of the listings
+    short.write_text("<programme ".join(programmes[: len(programmes) // 10]).rsplit("</programme>", 1)[0]
+                     + "</programme></tv>\n", encoding="utf-8")
+    for dump, why in [(truncated, "failed to parse"), (empty, "empty file"),
+                      (short, "far fewer programmes")]:
+        result = run_nightly([dump], root, replace(NCFG, night="2022-07-26"), CFG)
+        assert result.exit_code == EXIT_GATED, result.summary
+        assert result.report["gate"]["stage"] == "input"
+        assert any(why in r for r in result.report["gate"]["reasons"]), result.report["gate"]
+        assert_current_valid(root, before)
+        assert result.report_path.parent == root / "reports" and result.report_path.is_file()
+    assert len(registry.list_versions(root)) == 4 and leftovers(root) == []
+    assert "2022-07-26" not in [n.isoformat() for n in history.committed_nights(root)]
+
+
+def test_quality_drop_is_gated(root, dumps):
+    before = registry.current_version(root)
+    broken = CFG.replace(train={"lr": 0.0})         # nothing learnt: random token vectors
+    result = run_nightly([dumps[-1]], root, replace(NCFG, warm_start=False), broken)
+    assert result.exit_code == EXIT_GATED, result.summary
+    assert result.report["gate"]["stage"] == "quality"
+    assert any("P@10" in r for r in result.report["gate"]["reasons"])
+    assert result.report["quality"]["new"]["p_at_10"] < result.report["quality"]["current"]["p_at_10"]
+    assert_current_valid(root, before)
+    assert len(registry.list_versions(root)) == 4 and leftovers(root) == []
+
+
+def test_artifact_validation_failure_is_gated(root, dumps, monkeypatch):
+    import epgembed.nightly
+    from epgembed.bundle import ModelError
+    before = registry.current_version(root)
+
+    def corrupt_new_model(path):                   # the current version still loads
+        if ".build-" not in str(path):
+            return load_model(path)
+        raise ModelError(f"{path}: index.ann does not match its sha256 in the manifest")
+    monkeypatch.setattr(epgembed.nightly, "load_model", corrupt_new_model)
+    result = run_nightly([dumps[-1]], root, replace(NCFG, night="2022-07-26"), CFG)
+    assert result.exit_code == EXIT_GATED and result.report["gate"]["stage"] == "validation"
+    assert "sha256" in result.report["gate"]["reasons"][0] and "current_error" not in result.report
+    monkeypatch.undo()
+    assert_current_valid(root, before)
+    assert len(registry.list_versions(root)) == 4 and leftovers(root) == []
+
+
+def test_cli_exit_codes_and_summary(root, tmp_path, capsys):
+    empty = tmp_path / "empty.xml"
+    empty.write_bytes(b"")
+    code = main(["nightly", "--dumps", str(empty), "--models-root", str(root)])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert code == EXIT_GATED and len(out) == 1 and "GATED" in out[0]
+    assert main(["versions", "--models-root", str(root)]) == 0
+    listing = capsys.readouterr().out
+    assert f"* {registry.current_version(root)}" in listing
+
+
+# ---------------------------------------------------------------- crash safety
+CRASH = r"""
+import json, os, signal, sys
+from pathlib import Path
+import torch
+import epgembed.bundle, epgembed.nightly, epgembed.registry
+from epgembed.config import Config
+from epgembed.nightly import NightlyConfig, run_nightly
+point, root, dump, cfg, ncfg = sys.argv[1:6]
+torch.set_num_threads(1)
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+if point == "train":        # mid-training
+    epgembed.nightly.fit = die
+elif point == "write":      # mid-write: tokenizer, arrays, catalog written, index not yet
+    epgembed.bundle.build_index = die
+elif point == "validate":   # written and fsynced, moved to staging, before validation
+    epgembed.registry.load_model = die
+elif point == "swap":       # version complete, temp symlink made, `current` not yet replaced
+    real = os.replace
+    os.replace = lambda src, dst: die() if Path(dst).name == "current" else real(src, dst)
+run_nightly([dump], root, NightlyConfig(**json.loads(ncfg)), Config.from_dict(json.loads(cfg)))
+"""
+
+
+def test_kill_9_at_any_point_leaves_a_valid_current(published, dumps, tmp_path):
+    points = ["train", "write", "validate", "swap"]
+    roots, procs = {}, {}
+    for point in points:
+        roots[point] = tmp_path / point
+        shutil.copytree(published[0], roots[point], symlinks=True)
+        quick = CFG.replace(train={"epochs": 1})    # a warm-started epoch passes the gate
+        args = [point, str(roots[point]), str(dumps[-1]), json.dumps(quick.to_dict()),
+                json.dumps({**asdict(NCFG), "night": "2022-07-26"})]
+        procs[point] = subprocess.Popen([sys.executable, "-c", CRASH, *args],
+                                        stderr=subprocess.PIPE)
+    before = registry.current_version(published[0])
+    for point in points:
+        root, proc = roots[point], procs[point]
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == -9, (point, err.decode()[-2000:])
+        assert_current_valid(root, before)
+        for v in registry.list_versions(root):                     # no half-written version
+            load_model(registry.versions_dir(root) / v["version"])
+        assert bool(leftovers(root)) == (point != "train"), (point, leftovers(root))
+        if point != "swap":  # what the next run does first, under the lock
+            with registry.locked(root):
+                assert len(registry.clean_stale(root)) == (point != "train")
+            assert leftovers(root) == []
+    # the next run after the latest possible crash: cleans up, publishes, current moves on
+    root = roots["swap"]
+    result = run_nightly([dumps[-1]], root, replace(NCFG, night="2022-07-26"), CFG)
+    assert result.exit_code == EXIT_PUBLISHED, result.summary
+    assert result.report["cleaned"] == [".current.tmp-" + p.split(".current.tmp-")[1]
+                                        for p in result.report["cleaned"]]
+    assert leftovers(root) == []
+    assert_current_valid(root, result.report["version"])
+
+
+# ---------------------------------------------------------------- lock
+def test_lock_refuses_a_concurrent_run(root, dumps, capsys):
+    before = registry.current_version(root)
+    with registry.locked(root):
+        with pytest.raises(registry.RootLocked, match="held by another run"):
+            run_nightly([dumps[-1]], root, NCFG, CFG)
+        assert main(["nightly", "--dumps", str(dumps[-1]), "--models-root", str(root)]) == EXIT_ERROR
+        assert "held by another run" in capsys.readouterr().err
+        assert main(["rollback", "--models-root", str(root)]) == EXIT_ERROR
+    assert registry.current_version(root) == before
+    with registry.locked(root):                     # released: can be taken again
+        pass
+
+
+# ---------------------------------------------------------------- rollback
+def test_rollback_and_the_service_follows(root, capsys):
+    names = [v["version"] for v in registry.list_versions(root)]
+    assert registry.current_version(root) == names[-1]
+    assert main(["rollback", "--models-root", str(root)]) == 0
+    assert f"-> {names[-2]}" in capsys.readouterr().out
+    assert_current_valid(root, names[-2])
+    registry.rollback(root, names[0])
+    assert_current_valid(root, names[0])
+    # a broken version is refused; current stays
+    broken = registry.versions_dir(root) / names[1] / "vectors.npy"
+    broken.write_bytes(broken.read_bytes()[:-8])
+    assert main(["rollback", "--models-root", str(root), "--to", names[1]]) == EXIT_ERROR
+    assert "manifest says" in capsys.readouterr().err       # size differs from the manifest
+    assert_current_valid(root, names[0])
+    assert main(["rollback", "--models-root", str(root), "--to", "../etc"]) == EXIT_ERROR
+    # pruning never deletes the current version, even when it is the oldest
+    assert registry.prune(root, 2) == names[1:3]
+    assert [v["version"] for v in registry.list_versions(root)] == [names[0], names[3]]
+    assert_current_valid(root, names[0])
+
+
+# ---------------------------------------------------------------- pure parts
+def test_night_is_dated_by_its_listings():
+    starts = ["20220720230000 +0000"] * 5 + ["20220721010000 +0000"] * 100 + ["20220722010000 +0000"] * 90
+    assert history.night_of(starts, None) == date(2022, 7, 21)
+    assert history.night_of([], 0.0) == date.fromtimestamp(0.0)
+
+
+def test_merge_keeps_one_airing_latest_listing_wins():
+    def prog(title: str, start: str) -> Programme:
+        return Programme(title, None, None, ("Drama",), "ch", start, "x", 1)
+    merged = history.merge([[prog("Old", "1"), prog("A", "2")], [prog("New", "1")]])
+    assert sorted(p.title for p in merged) == ["A", "New"]
+
+
+def test_history_round_trip_keeps_what_the_catalog_uses(tmp_path):
+    progs = [Programme("Tatort", "Im Schmerz geboren", "Ein Krimi.", ("Krimi", "Drama"), "ARD",
+                       "20220721201500 +0000", "x.xml", 7),
+             Programme("Tagesschau", None, None, (), "ARD", "20220721200000 +0000", "x.xml", 9)]
+    history.write_night(tmp_path, date(2022, 7, 21), progs, {"stats": {"programmes": 2}})
+    back = list(history.read_night(tmp_path, date(2022, 7, 21)))
+    assert [history.to_row(p) for p in back] == [history.to_row(p) for p in progs]
+    assert history.committed_nights(tmp_path) == [date(2022, 7, 21)]
+    assert history.recent_stats(tmp_path, date(2022, 7, 22), 7) == [{"programmes": 2}]
+    assert history.from_row(["ARD", "1", "Old row", None, []], "h", 1).desc is None
+
+
+def test_input_and_quality_gates():
+    stats = {"programmes": 1000, "shows": 300, "labelled_share": 0.9}
+    recent = [{"programmes": 11000, "shows": 3000, "labelled_share": 0.95}] * 3
+    reasons = input_reasons(stats, recent, [], 0.5)
+    assert len(reasons) == 2 and "far fewer programmes" in reasons[0]
+    assert input_reasons(stats, [], [], 0.5) == []
+    assert "no categories" in input_reasons({**stats, "labelled_share": 0.0}, [], [], 0.5)[0]
+    ncfg = NightlyConfig()
+    rand = {"p_at_10": 0.12}
+    assert quality_reasons({"p_at_10": 0.40, "n_test": 500}, {"p_at_10": 0.42}, rand, ncfg) == []
+    assert "dropped" in quality_reasons({"p_at_10": 0.38, "n_test": 500}, {"p_at_10": 0.42}, rand, ncfg)[0]
+    assert "random" in quality_reasons({"p_at_10": 0.15, "n_test": 500}, None, rand, ncfg)[0]
+    assert "cannot be measured" in quality_reasons({"p_at_10": 0.5, "n_test": 3}, None, rand, ncfg)[0]
+
+
+def test_holdout_is_stable_and_about_a_fifth():
+    keys = [f"show {i}" for i in range(5000)]
+    held = [k for k in keys if in_holdout(k, 0, 0.2)]
+    assert 0.18 < len(held) / len(keys) < 0.22
+    assert held == [k for k in keys if in_holdout(k, 0, 0.2)]
+    assert held != [k for k in keys if in_holdout(k, 1, 0.2)]
+
+
+def test_neighbour_stability_measures_overlap():
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(50, 8)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    keys = [f"k{i}" for i in range(50)]
+    same = neighbour_stability(keys, v, keys[::-1], v[::-1], k=5)
+    assert same["common"] == 1.0 and same["served"] == 1.0 and same["shows_in_both"] == 50
+    other = neighbour_stability(keys, v, keys, rng.normal(size=(50, 8)).astype(np.float32), k=5)
+    assert other["common"] < 0.5
+
+
+def test_warm_start_maps_tokens_by_string(published):
+    root = published[0]
+    model = load_model(registry.current_dir(root))
+    table, carried = warm_start_table(model.tokenizer, model.tokenizer, np.asarray(model.embeddings),
+                                      0.01, 0)
+    assert carried == model.tokenizer.vocab_size - 1
+    assert np.array_equal(table, np.asarray(model.embeddings))

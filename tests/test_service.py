@@ -1,0 +1,398 @@
+"""The HTTP service through Flask's test client: API contract, every error case, OpenAPI,
+metrics, access log, hot reload (concurrent clients, corrupt models, SIGHUP), config."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import GENRES
+from epgembed.bundle import load_model
+from epgembed.registry import publish
+from service import Limits, ServiceConfig, create_app
+from service.holder import install_sighup
+from service.state import state
+from service.wsgi import config_from_env
+from service_util import CORRUPTIONS, make_root, publish_corrupt, tiny_model_b, version_of  # noqa: F401
+
+GENRE_OF = {t: g for g, ts in GENRES.items() for t in ts}
+
+
+@pytest.fixture
+def root(tmp_path, tiny_model_dir) -> Path:
+    make_root(tmp_path / "root", tiny_model_dir)
+    return tmp_path / "root"
+
+
+@pytest.fixture
+def app(root):
+    app = create_app(ServiceConfig(models=root, poll_seconds=0))
+    yield app
+    state(app).holder.stop()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def get_json(client, url, status=200):
+    r = client.get(url)
+    assert r.status_code == status, r.get_data(as_text=True)
+    assert r.mimetype == "application/json"
+    return r.get_json()
+
+
+# ---------------------------------------------------------------------- contract
+def test_related_known_title(client, tiny_model_dir):
+    model = load_model(tiny_model_dir)
+    body = get_json(client, "/v1/related?title=Football%20Weekly&k=5")
+    q = body["query"]
+    assert q["known"] is True and model.catalog.shows[q["id"]].title == "Football Weekly"
+    assert q["title"] == "Football Weekly" and body["model"]["version"] == model.version
+    hits = body["related"]
+    assert len(hits) == 5 and q["id"] not in [h["id"] for h in hits]
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    for h in hits:    # score = cosine of the stored unit vectors; title/categories from the catalog
+        assert h["score"] == pytest.approx(float(np.dot(model.vectors[q["id"]], model.vectors[h["id"]])), abs=1e-4)
+        assert h["title"] == model.catalog.shows[h["id"]].title
+        assert h["categories"] == model.catalog.shows[h["id"]].category_list()
+    assert sum(GENRE_OF.get(h["title"]) == "sport" for h in hits) >= 3
+
+
+def test_related_unseen_title_is_embedded(client):
+    body = get_json(client, "/v1/related?title=Saturday%20Football%20Tonight&k=5")
+    assert body["query"] == {"title": "Saturday Football Tonight", "known": False, "id": None}
+    assert sum(GENRE_OF.get(h["title"]) == "sport" for h in body["related"]) >= 3
+
+
+def test_options_include_self_offset_category_min_score(client):
+    base = "/v1/related?title=Football%20Weekly"
+    own = get_json(client, base + "&k=3&include_self=true")
+    assert own["related"][0]["id"] == own["query"]["id"] and own["related"][0]["score"] == pytest.approx(1, abs=1e-4)
+    full = get_json(client, base + "&k=6")["related"]
+    assert get_json(client, base + "&k=3&offset=2")["related"] == full[2:5]
+    news = get_json(client, base + "&k=5&category=NEWS")["related"]
+    assert news and all("news" in h["categories"] for h in news)
+    cut = full[2]["score"]
+    assert all(h["score"] >= cut for h in get_json(client, base + f"&k=10&min_score={cut}")["related"])
+
+
+def test_related_by_id_matches_model(client, tiny_model_dir):
+    model = load_model(tiny_model_dir)
+    body = get_json(client, "/v1/titles/3/related?k=4")
+    assert body["query"] == {"title": model.catalog.shows[3].title, "known": True, "id": 3}
+    assert body["related"] == model.related_to_id(3, 4).to_json()["related"]
+
+
+def test_batch_answers_in_order_like_single_queries(client):
+    titles = ["Football Weekly", "Unseen Cartoon Puppy Show", "\u200b", "Morning News"]
+    r = client.post("/v1/related", json={"titles": titles, "k": 3})
+    assert r.status_code == 200
+    results = r.get_json()["results"]
+    assert [x["query"]["title"] for x in results] == titles
+    for t, x in zip(titles, results):
+        if t == "\u200b":     # no tokens after normalization: an error entry, the batch still answers
+            assert x["related"] == [] and x["error"]["status"] == 400
+            continue
+        single = get_json(client, f"/v1/related?title={t}&k=3")
+        assert x["related"] == single["related"] and x["query"] == single["query"]
+
+
+def test_title_search_prefix_word_substring(client):
+    found = get_json(client, "/v1/titles?q=FOOT")["titles"]
+    assert {t["title"] for t in found} >= {"Football Weekly", "Football Tonight", "Football Highlights"}
+    assert all(t["match"] == "prefix" for t in found[:3])
+    assert found[-1]["title"] == "Unlabelled Football Special" and found[-1]["match"] == "word"
+    word = get_json(client, "/v1/titles?q=tonight")["titles"]
+    assert {t["title"] for t in word} >= {"Football Tonight", "Tennis Tonight", "Boxing Tonight"}
+    inner = get_json(client, "/v1/titles?q=ball")["titles"]
+    assert inner and all("ball" in t["title"].lower() and t["match"] == "substring" for t in inner)
+    assert len(get_json(client, "/v1/titles?q=o&limit=4")["titles"]) == 4
+    assert get_json(client, "/v1/titles?q=zzzqqq")["titles"] == []
+
+
+def test_model_health_ready(client, tiny_model_dir):
+    m = get_json(client, "/v1/model")
+    assert m["version"] == version_of(tiny_model_dir) and m["shows"] == 49 and m["dim"] == 32
+    assert m["counts"]["shows"] == 49 and m["reload"]["mode"] == "models_root"
+    assert get_json(client, "/healthz") == {"status": "ok"}
+    assert get_json(client, "/readyz")["model"]["version"] == m["version"]
+    assert client.get("/v1/related?title=News").headers["X-Model-Version"] == m["version"]
+
+
+def test_no_model_is_503_json(tmp_path):
+    app = create_app(ServiceConfig(models=tmp_path, poll_seconds=0))   # an empty root: nothing published
+    c = app.test_client()
+    ready = get_json(c, "/readyz", 503)
+    assert "no model published" in ready["reason"]
+    for url in ["/v1/related?title=News", "/v1/titles/1/related", "/v1/titles?q=n", "/v1/model"]:
+        assert get_json(c, url, 503)["error"]["code"] == "no_model"
+    assert get_json(c, "/healthz") == {"status": "ok"}
+    state(app).holder.stop()
+
+
+# ---------------------------------------------------------------------- errors
+LONG = "x" * 501
+ERRORS = [
+    ("GET", "/v1/related", {}, 400, "title is required"),
+    ("GET", "/v1/related?title=", {}, 400, "title is empty"),
+    ("GET", "/v1/related?title=%20%20", {}, 400, "title is empty"),
+    ("GET", f"/v1/related?title={LONG}", {}, 400, "longer than 500"),
+    ("GET", "/v1/related?title=a&k=0", {}, 400, "k must be between 1 and 100"),
+    ("GET", "/v1/related?title=a&k=101", {}, 400, "k must be between"),
+    ("GET", "/v1/related?title=a&k=abc", {}, 400, "k must be an integer"),
+    ("GET", "/v1/related?title=a&k=1.5", {}, 400, "k must be an integer"),
+    ("GET", "/v1/related?title=a&min_score=2", {}, 400, "min_score must be between"),
+    ("GET", "/v1/related?title=a&min_score=nan", {}, 400, "finite"),
+    ("GET", "/v1/related?title=a&offset=-1", {}, 400, "offset must be between"),
+    ("GET", "/v1/related?title=a&include_self=maybe", {}, 400, "include_self must be true or false"),
+    ("GET", "/v1/related?title=a&kk=3", {}, 400, "unknown parameter(s): kk"),
+    ("GET", "/v1/related?title=a&title=b", {}, 400, "more than once"),
+    ("GET", "/v1/related?title=%E2%80%8B", {}, 400, "no tokens"),
+    ("GET", "/v1/titles/1/related?k=1000", {}, 400, "k must be between"),
+    ("GET", "/v1/titles/49/related", {}, 404, "unknown id 49"),
+    ("GET", "/v1/titles/abc/related", {}, 404, "no route"),
+    ("GET", "/v1/titles/-1/related", {}, 404, "no route"),
+    ("GET", "/v1/titles", {}, 400, "q is required"),
+    ("GET", "/v1/titles?q=a&limit=0", {}, 400, "limit must be between 1 and 50"),
+    ("GET", "/nowhere", {}, 404, "no route /nowhere"),
+    ("PUT", "/v1/related", {}, 405, "PUT is not allowed"),
+    ("POST", "/healthz", {}, 405, "not allowed"),
+    ("DELETE", "/v1/titles", {}, 405, "not allowed"),
+    ("POST", "/v1/related", {"data": "x" * 70000, "content_type": "application/json"}, 413, "larger than 65536"),
+    ("POST", "/v1/related", {"data": "titles=a", "content_type": "text/plain"}, 415, "application/json"),
+    ("POST", "/v1/related", {"data": "{}"}, 415, "application/json"),
+    ("POST", "/v1/related", {"data": "{not json", "content_type": "application/json"}, 400, "not valid JSON"),
+    ("POST", "/v1/related", {"json": ["a"]}, 400, "JSON object"),
+    ("POST", "/v1/related", {"json": {}}, 400, "titles is required"),
+    ("POST", "/v1/related", {"json": {"titles": "a"}}, 400, "non-empty array"),
+    ("POST", "/v1/related", {"json": {"titles": []}}, 400, "non-empty array"),
+    ("POST", "/v1/related", {"json": {"titles": ["a"] * 65}}, 400, "at most 64 items"),
+    ("POST", "/v1/related", {"json": {"titles": ["a", 3]}}, 400, "titles[1] must be a string"),
+    ("POST", "/v1/related", {"json": {"titles": ["a", " "]}}, 400, "titles[1] is empty"),
+    ("POST", "/v1/related", {"json": {"titles": [LONG]}}, 400, "titles[0] is longer than 500"),
+    ("POST", "/v1/related", {"json": {"titles": ["a"], "k": True}}, 400, "k must be an integer"),
+    ("POST", "/v1/related", {"json": {"titles": ["a"], "k": 0}}, 400, "k must be between"),
+    ("POST", "/v1/related", {"json": {"titles": ["a"], "path": "/etc"}}, 400, "unknown parameter(s): path"),
+]
+
+
+@pytest.mark.parametrize("method,url,kw,status,message", ERRORS, ids=[f"{e[3]}-{i}" for i, e in enumerate(ERRORS)])
+def test_errors_are_json(client, method, url, kw, status, message):
+    r = client.open(url, method=method, **kw)
+    assert r.status_code == status, r.get_data(as_text=True)
+    assert r.mimetype == "application/json"
+    err = r.get_json()["error"]
+    assert err["status"] == status and message in err["message"]
+    if status == 405:
+        assert "GET" in r.headers["Allow"] or "POST" in r.headers["Allow"]
+
+
+def test_unexpected_exception_is_json_500(app, client, monkeypatch):
+    monkeypatch.setattr(state(app).holder.get().model, "related", lambda *a, **k: 1 / 0)
+    r = client.get("/v1/related?title=News")
+    assert r.status_code == 500 and r.get_json()["error"]["code"] == "internal_error"
+
+
+# ---------------------------------------------------------------------- openapi, metrics, logs
+def test_openapi_describes_every_route_and_the_enforced_limits(app, client):
+    spec = get_json(client, "/openapi.json")
+    routes = {r.rule.replace("<int:show_id>", "{id}").replace("<show_id>", "{id}")
+              for r in app.url_map.iter_rules()
+              if not r.endpoint.endswith("static") and r.rule != "/"}   # "/" is the HTML explorer
+    assert routes == set(spec["paths"])
+    params = {p["name"]: p["schema"] for p in spec["paths"]["/v1/related"]["get"]["parameters"]}
+    assert set(params) == {"title", "k", "min_score", "category", "offset", "include_self"}
+    assert params["k"]["maximum"] == Limits().max_k and params["title"]["maxLength"] == 500
+    body = spec["paths"]["/v1/related"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["titles"]["maxItems"] == 64
+    for code in ("413", "415"):
+        assert code in spec["paths"]["/v1/related"]["post"]["responses"]
+    small = create_app(ServiceConfig(models=Path(app.extensions["epgembed"].config.models), poll_seconds=0,
+                                     limits=Limits(max_k=5)), start=False)
+    small_spec = small.test_client().get("/openapi.json").get_json()
+    k = next(p for p in small_spec["paths"]["/v1/related"]["get"]["parameters"] if p["name"] == "k")
+    assert k["schema"]["maximum"] == 5
+    assert small.test_client().get("/v1/related?title=a&k=6").status_code == 400
+
+
+def test_metrics_count_requests_by_endpoint_and_status(client):
+    for _ in range(3):
+        client.get("/v1/related?title=News")
+    client.get("/v1/related?k=0")
+    client.get("/v1/titles/2/related")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'epgembed_http_requests_total{endpoint="/v1/related",method="GET",status="200"} 3.0' in text
+    assert 'epgembed_http_requests_total{endpoint="/v1/related",method="GET",status="400"} 1.0' in text
+    assert 'endpoint="/v1/titles/<int:show_id>/related",method="GET",status="200"} 1.0' in text
+    assert 'epgembed_http_request_duration_seconds_count{endpoint="/v1/related"} 4.0' in text
+    assert 'epgembed_model_reloads_total{result="ok"} 1.0' in text
+    assert "epgembed_model_info{version=" in text
+
+
+def test_one_structured_access_line_per_request(client, caplog):
+    with caplog.at_level(logging.INFO, logger="epgembed.access"):
+        client.get("/v1/related?title=News&k=2")
+        client.get("/nowhere")
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "epgembed.access"]
+    assert [(x["path"], x["status"]) for x in lines] == [("/v1/related", 200), ("/nowhere", 404)]
+    assert lines[0]["endpoint"] == "/v1/related" and lines[0]["ms"] > 0 and lines[0]["model"]
+    assert lines[1]["endpoint"] == "unmatched" and lines[1]["model"] is None
+
+
+# ---------------------------------------------------------------------- hot reload
+def wait_for(cond, timeout=5.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_reload_while_clients_send_requests(tmp_path, tiny_model_dir, tiny_model_b):
+    root = tmp_path / "root"
+    a, b = make_root(root, tiny_model_dir), version_of(tiny_model_b)
+    app = create_app(ServiceConfig(models=root, poll_seconds=0.05))
+    stop, failures, seen = threading.Event(), [], [[] for _ in range(3)]
+
+    def loop(mine):
+        c = app.test_client()
+        urls = ["/v1/related?title=Football%20Weekly&k=3", "/v1/titles/5/related?k=3", "/v1/titles?q=news"]
+        while not stop.is_set():
+            for url in urls:
+                r = c.get(url)
+                (mine.append(r.get_json()["model"]["version"]) if r.status_code == 200
+                 else failures.append((url, r.status_code)))
+
+    threads = [threading.Thread(target=loop, args=(s,)) for s in seen]
+    for t in threads:
+        t.start()
+    assert wait_for(lambda: all(len(s) > 20 for s in seen))
+    publish(root, tiny_model_b, move=False)
+    assert wait_for(lambda: all(s[-1] == b for s in seen))
+    n = [len(s) for s in seen]
+    assert wait_for(lambda: all(len(s) > k + 20 for s, k in zip(seen, n)))
+    stop.set()
+    for t in threads:
+        t.join()
+    state(app).holder.stop()
+    assert failures == []
+    for s in seen:          # each client: the old version, then the new one, never back
+        switch = s.index(b)
+        assert switch > 0 and set(s[:switch]) == {a} and set(s[switch:]) == {b}
+
+
+def test_request_in_flight_finishes_on_its_model(app, root, tiny_model_b):
+    holder = state(app).holder
+    old = holder.get()
+    entered, release, result = threading.Event(), threading.Event(), {}
+    original = old.model.related
+
+    def slow_related(*args, **kw):
+        entered.set()
+        release.wait(5)
+        return original(*args, **kw)
+
+    old.model.related = slow_related
+    t = threading.Thread(target=lambda: result.update(r=app.test_client().get("/v1/related?title=News&k=3")))
+    t.start()
+    assert entered.wait(5)
+    publish(root, tiny_model_b, move=False)
+    assert holder.check() is True and holder.get().version == version_of(tiny_model_b)
+    release.set()
+    t.join()
+    r = result["r"]
+    assert r.status_code == 200 and r.get_json()["model"]["version"] == old.version
+    assert r.get_json()["related"] == original("News", k=3).to_json()["related"]
+    assert app.test_client().get("/v1/related?title=News").get_json()["model"]["version"] == version_of(tiny_model_b)
+
+
+def test_old_model_is_released_after_the_swap(app, client, root, tiny_model_b):
+    import gc
+    import weakref
+    client.get("/v1/related?title=News")
+    old = weakref.ref(state(app).holder.get().model)
+    publish(root, tiny_model_b, move=False)
+    assert state(app).holder.check() is True
+    gc.collect()
+    assert old() is None          # nothing keeps the old model (and its index mmap) alive
+
+
+@pytest.mark.parametrize("how", sorted(CORRUPTIONS))
+def test_corrupt_model_is_refused_and_old_keeps_serving(app, client, root, tiny_model_dir, tiny_model_b,
+                                                        how, caplog):
+    holder = state(app).holder
+    a = holder.get().version
+    name = publish_corrupt(root, tiny_model_dir, how)
+    with caplog.at_level(logging.ERROR, logger="epgembed.service"):
+        assert holder.check() is False
+    refused = [json.loads(r.getMessage()) for r in caplog.records if "model_refused" in r.getMessage()]
+    assert len(refused) == 1 and refused[0]["name"] == name and refused[0]["serving"] == a
+    assert get_json(client, "/v1/related?title=News")["model"]["version"] == a
+    assert get_json(client, "/readyz")["status"] == "ready"
+    assert get_json(client, "/v1/model")["reload"]["refused"]["name"] == name
+    assert holder.check() is False                       # the same broken version is not retried
+    assert 'epgembed_model_reloads_total{result="refused"} 1.0' in client.get("/metrics").get_data(as_text=True)
+    publish(root, tiny_model_b, move=False)              # the next good version is picked up
+    assert holder.check() is True
+    assert get_json(client, "/v1/related?title=News")["model"]["version"] == version_of(tiny_model_b)
+
+
+def test_sighup_triggers_a_reload(app, root, tiny_model_b):
+    holder = state(app).holder            # poll_seconds=0: the watcher only wakes on request
+    previous = signal.getsignal(signal.SIGHUP)
+    install_sighup(holder)
+    try:
+        b = publish(root, tiny_model_b, move=False)
+        time.sleep(0.3)
+        assert holder.get().version != b
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert wait_for(lambda: holder.get().version == b)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def test_start_falls_back_when_current_is_broken(tmp_path, tiny_model_dir):
+    root = tmp_path / "root"
+    a = make_root(root, tiny_model_dir)
+    name = publish_corrupt(root, tiny_model_dir, "truncated_index")
+    app = create_app(ServiceConfig(models=root, poll_seconds=0))
+    c = app.test_client()
+    assert get_json(c, "/readyz")["model"]["version"] == a
+    assert get_json(c, "/v1/model")["reload"]["refused"]["name"] == name
+    state(app).holder.stop()
+
+
+def test_broken_single_directory_is_not_ready(tmp_path, tiny_model_dir):
+    import shutil
+    shutil.copytree(tiny_model_dir, tmp_path / "m")
+    CORRUPTIONS["missing_file"](tmp_path / "m")
+    c = create_app(ServiceConfig(models=tmp_path / "m")).test_client()
+    assert "missing file tokenizer.json" in get_json(c, "/readyz", 503)["reason"]
+
+
+def test_single_model_directory_has_no_reload(tiny_model_dir):
+    app = create_app(ServiceConfig(models=tiny_model_dir, poll_seconds=0.05))
+    holder = state(app).holder
+    assert holder.mode == "model_dir" and holder._thread is None and holder.check(force=True) is False
+    assert get_json(app.test_client(), "/v1/model")["version"] == version_of(tiny_model_dir)
+
+
+def test_config_is_built_from_the_environment_only_in_the_entry_layer(tmp_path):
+    with pytest.raises(RuntimeError, match="EPGEMBED_MODELS"):
+        config_from_env({})
+    with pytest.raises(RuntimeError, match="no such directory"):
+        config_from_env({"EPGEMBED_MODELS": str(tmp_path / "nope")})
+    c = config_from_env({"EPGEMBED_MODELS": str(tmp_path), "EPGEMBED_MAX_K": "7", "EPGEMBED_POLL_SECONDS": "0.5"})
+    assert c.limits.max_k == 7 and c.poll_seconds == 0.5 and c.metrics_dir is None and c.models == tmp_path
+    with pytest.raises(RuntimeError, match="PROMETHEUS_MULTIPROC_DIR"):   # multiprocess needs the env first
+        create_app(ServiceConfig(models=tmp_path, metrics_dir=tmp_path), start=False)

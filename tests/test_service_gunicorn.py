@@ -1,0 +1,204 @@
+"""Real gunicorn (service/gunicorn.conf.py, 2 gthread workers) on a free port, over HTTP:
+contract, metrics summed across workers, access log, hot reload under load, a corrupt
+publish refused, SIGHUP, and `epgembed serve` on a single model directory."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from epgembed.registry import publish
+from service_util import make_root, publish_corrupt, tiny_model_b, version_of  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "service" / "gunicorn.conf.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, argv: list[str], env: dict[str, str], port: int, log_dir: Path):
+        self.url = f"http://127.0.0.1:{port}"
+        self.stderr = log_dir / "stderr.log"
+        self.proc = subprocess.Popen(argv, env=env, cwd=log_dir, stdout=open(log_dir / "stdout.log", "wb"),
+                                     stderr=open(self.stderr, "wb"), start_new_session=True)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        end = time.monotonic() + 40
+        while time.monotonic() < end:
+            assert self.proc.poll() is None, self.stderr.read_text()
+            try:      # ready: both workers have loaded their first model
+                if (requests.get(self.url + "/readyz", timeout=1).status_code == 200
+                        and self.stderr.read_text().count('"event": "model_loaded"') >= 2):
+                    return
+            except requests.RequestException:   # not listening yet, or no worker accepting yet
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"gunicorn did not become ready:\n{self.stderr.read_text()}")
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return requests.get(self.url + path, timeout=5, **kw)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start(tmp_path: Path, models: Path, poll: str = "0.2", cli: bool = False) -> Server:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EPGEMBED_", "PROMETHEUS_"))}
+    env.update(EPGEMBED_ACCESS_LOG=str(tmp_path / "access.log"), PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"))
+    (tmp_path / "prom").mkdir()
+    if cli:
+        argv = [sys.executable, "-m", "epgembed.cli", "serve", "--models", str(models), "--port", str(port),
+                "--workers", "2", "--poll-seconds", poll]
+    else:
+        env.update(EPGEMBED_MODELS=str(models), EPGEMBED_BIND=f"127.0.0.1:{port}", EPGEMBED_WORKERS="2",
+                   EPGEMBED_POLL_SECONDS=poll)
+        argv = [sys.executable, "-m", "gunicorn", "-c", str(CONF)]
+    return Server(argv, env, port, tmp_path)
+
+
+@pytest.fixture
+def served(tmp_path, tiny_model_dir):
+    root = tmp_path / "root"
+    make_root(root, tiny_model_dir)
+    server = start(tmp_path, root)
+    yield server, root
+    server.stop()
+
+
+def metric(text: str, prefix: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+
+def test_http_contract_metrics_and_access_log(served, tmp_path, tiny_model_dir):
+    server, _ = served
+    r = server.get("/v1/related", params={"title": "Football Weekly", "k": 3})
+    assert r.status_code == 200 and r.json()["model"]["version"] == version_of(tiny_model_dir)
+    assert len(r.json()["related"]) == 3 and r.headers["X-Model-Version"] == version_of(tiny_model_dir)
+    assert server.get("/v1/titles/999/related").json()["error"]["status"] == 404
+    bad = requests.put(server.url + "/v1/related", timeout=5)
+    assert bad.status_code == 405 and bad.headers["Content-Type"] == "application/json"
+    big = requests.post(server.url + "/v1/related", data="x" * 100_000, timeout=5,
+                        headers={"Content-Type": "application/json"})
+    assert big.status_code == 413 and big.json()["error"]["code"] == "payload_too_large"
+    long_title = server.get("/v1/related", params={"title": "é" * 500})   # 4.5 kB request line fits
+    assert long_title.status_code == 200
+    for _ in range(40):
+        assert requests.get(server.url + "/healthz", timeout=5, headers={"Connection": "close"}).ok
+    for _ in range(4):   # every scrape, whichever worker answers it, sums the samples of both workers
+        text = requests.get(server.url + "/metrics", timeout=5, headers={"Connection": "close"}).text
+        assert metric(text, 'epgembed_http_requests_total{endpoint="/healthz",method="GET",status="200"}') == 40
+        assert metric(text, 'epgembed_model_info{') == 2                       # one line per live worker
+        assert metric(text, 'epgembed_model_reloads_total{result="ok"}') == 2  # each worker loaded once
+    lines = [json.loads(x) for x in (tmp_path / "access.log").read_text().splitlines()]
+    health = [x for x in lines if x["path"] == "/healthz"]
+    assert len(health) == 40 and all(x["status"] == 200 and x["ms"] >= 0 for x in health)
+    assert {"method", "endpoint", "status", "ms", "bytes", "model", "query"} <= set(lines[0])
+
+
+def test_reload_under_load_then_corrupt_publish(served, tiny_model_dir, tiny_model_b):
+    server, root = served
+    a, b = version_of(tiny_model_dir), version_of(tiny_model_b)
+    stop, failures, seen = threading.Event(), [], []
+
+    def client():
+        with requests.Session() as s:
+            urls = ["/v1/related?title=Football%20Weekly&k=5", "/v1/titles/7/related?k=5",
+                    "/v1/related?title=Saturday%20Cartoon%20Club&k=5"]
+            while not stop.is_set():
+                for url in urls:
+                    try:
+                        r = s.get(server.url + url, timeout=5)
+                        (seen.append(r.json()["model"]["version"]) if r.status_code == 200
+                         else failures.append(r.status_code))
+                    except requests.RequestException as e:
+                        failures.append(repr(e))
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    publish(root, tiny_model_b, move=False)
+    end = time.monotonic() + 10
+    while time.monotonic() < end and seen[-40:].count(b) < 40:
+        time.sleep(0.05)
+    name = publish_corrupt(root, tiny_model_dir, "truncated_index")
+    time.sleep(1.0)                          # several polls of both workers
+    n = len(seen)
+    time.sleep(0.3)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert seen[0] == a and set(seen[n:]) == {b}       # switched, and the corrupt version never served
+    text = server.get("/metrics").text
+    assert metric(text, 'epgembed_model_reloads_total{result="refused"}') == 2      # once per worker
+    assert metric(text, f'epgembed_model_info{{pid=') == 2
+    assert f'version="{b}"}} 1.0' in text and f'version="{a}"}} 0.0' in text
+    assert server.get("/v1/model").json()["reload"]["refused"]["name"] == name
+    assert server.get("/readyz").status_code == 200
+
+
+def test_cli_serve_and_sighup_reload(tmp_path, tiny_model_dir, tiny_model_b):
+    root = tmp_path / "root"
+    make_root(root, tiny_model_dir)
+    server = start(tmp_path, root, poll="0", cli=True)     # no polling: only SIGHUP reloads
+    try:
+        b = publish(root, tiny_model_b, move=False)
+        time.sleep(0.5)
+        assert {server.get("/v1/model").json()["version"] for _ in range(6)} == {version_of(tiny_model_dir)}
+        os.kill(server.proc.pid, signal.SIGHUP)   # the master forwards it to every worker
+        end = time.monotonic() + 10
+        while time.monotonic() < end and not all(
+                requests.get(server.url + "/v1/model", timeout=5, headers={"Connection": "close"}).json()["version"] == b
+                for _ in range(6)):
+            time.sleep(0.1)
+        assert {requests.get(server.url + "/v1/model", timeout=5, headers={"Connection": "close"}).json()["version"]
+                for _ in range(10)} == {b}
+        assert "SIGHUP: asking 2 worker(s)" in server.stderr.read_text()
+    finally:
+        server.stop()
+    assert server.proc.returncode == 0                      # graceful shutdown on SIGTERM
+
+
+def test_single_model_directory_and_a_taken_port(tmp_path, tiny_model_dir):
+    server = start(tmp_path, tiny_model_dir)
+    try:
+        m = server.get("/v1/model").json()
+        assert m["version"] == version_of(tiny_model_dir) and m["reload"]["mode"] == "model_dir"
+        assert server.get("/v1/titles", params={"q": "foot"}).json()["titles"]
+        # workers listen with SO_REUSEPORT: a second instance must not silently share the port
+        port = server.url.rsplit(":", 1)[1]
+        env = {**os.environ, "EPGEMBED_MODELS": str(tiny_model_dir), "EPGEMBED_BIND": f"127.0.0.1:{port}",
+               "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom2")}
+        second = subprocess.run([sys.executable, "-m", "gunicorn", "-c", str(CONF)], env=env, cwd=tmp_path,
+                                capture_output=True, text=True, timeout=30)
+        assert second.returncode != 0 and "cannot serve on 127.0.0.1" in second.stderr
+        assert server.get("/readyz").status_code == 200
+    finally:
+        server.stop()
