@@ -73,7 +73,8 @@ bench-outliers: $(STAMP)
 bench-nightly: $(STAMP)
 	$(BIN)/python bench/nightly.py
 
-bench: bench-quality
+# every benchmark; figures printed and written to bench/results/
+bench: bench-quality bench-serve bench-nightly bench-outliers
 
 clean:
 	rm -rf models .pytest_cache
