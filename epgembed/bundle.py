@@ -48,7 +48,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -98,7 +98,7 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog, embeddi
         for f in files + ["manifest.json"]:
             with open(tmp / f, "rb") as fh:
                 os.fsync(fh.fileno())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         if out_dir.exists():
             old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
             out_dir.rename(old)
@@ -106,7 +106,7 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog, embeddi
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(out_dir)
-        _fsync_dir(out_dir.parent)
+        fsync_dir(out_dir.parent)
         if timings is not None:
             timings["index_s"] = t_index
             timings["write_s"] = time.perf_counter() - t_start - t_index

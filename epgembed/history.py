@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
+from .bundle import fsync_dir
 from .epg import Programme
 from .normalize import normalize_category, title_key
 
@@ -122,14 +123,6 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_night(root: Path, night: date, programmes: list[Programme], meta: dict) -> Path:
     """Store a night's programmes and meta (data first: the meta file commits the night)."""
     hdir = history_dir(root)
@@ -140,7 +133,7 @@ def write_night(root: Path, night: date, programmes: list[Programme], meta: dict
     meta = {"night": night.isoformat(), "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **meta}
     _write_atomic(hdir / f"{night.isoformat()}.json", json.dumps(meta, indent=1).encode("utf-8"))
-    _fsync_dir(hdir)
+    fsync_dir(hdir)
     return data_path
 
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .bundle import _fsync_dir, load_model, read_manifest
+from .bundle import fsync_dir, load_model, read_manifest
 
 VERSIONS = "versions"
 CURRENT = "current"
@@ -54,7 +54,7 @@ def point_current(root: Path, version: str) -> None:
     tmp = root / f".{CURRENT}.tmp-{uuid.uuid4().hex[:8]}"
     os.symlink(f"{VERSIONS}/{version}", tmp)
     os.replace(tmp, root / CURRENT)
-    _fsync_dir(root)
+    fsync_dir(root)
 
 
 def publish(root: Path, model_dir: Path, *, move: bool = True, validate: bool = True) -> str:
@@ -80,7 +80,7 @@ def publish(root: Path, model_dir: Path, *, move: bool = True, validate: bool = 
         if validate:
             load_model(staging)
         os.rename(staging, final)
-        _fsync_dir(vdir)
+        fsync_dir(vdir)
     except BaseException:
         if move and staging.exists() and not Path(model_dir).exists():
             os.rename(staging, model_dir)  # give the caller its folder back
@@ -174,7 +174,7 @@ def delete_version(root: Path, version: str) -> None:
     vdir = versions_dir(root)
     trash = vdir / f".trash-{version}-{uuid.uuid4().hex[:8]}"
     os.rename(vdir / version, trash)
-    _fsync_dir(vdir)
+    fsync_dir(vdir)
     shutil.rmtree(trash, ignore_errors=True)
 
 
