@@ -29,6 +29,7 @@ BEST = {"au_freeview": 0.41, "us_pluto": 0.43, "de_magenta": 0.42, "de_pluto": 0
         "fr_kazer": 0.38, "fr_pluto": 0.80, "es_pluto2021": 0.85}
 ABLATIONS = {
     "no-inv-freq": {"train": {"inv_freq": False}},
+    "inv-freq-power-0.5": {"train": {"inv_freq_power": 0.5}},
     "no-hard-neg": {"train": {"hard_negatives": False}},
     "word-tokens": {"tokenizer": {"pieces": False, "min_word_count": 1}},
     "no-episode-strip": {"catalog": {"strip_episodes": False}},
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dumps", default=str(ROOT.parent / "shared" / "data" / "epg"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="default config and baselines only")
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as `epgembed train`)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = ap.parse_args(argv)
     paths = sorted(Path(args.dumps).glob("*.xml*"))

@@ -64,12 +64,17 @@ class TrainConfig:
     max_negatives: int = 10        # hardest violators used per example
     hard_negatives: bool = True    # False: random negatives from the pool (ablation)
     batch_size: int = 256
+    # Threads applying steps to one shared table without locks (Hogwild!, as StarSpace's
+    # -thread). 1 keeps training bit-for-bit reproducible for a seed; 2 is ~1.7x faster
+    # on 2 cores (bench/train_speed.py) but cost P@10 on small dumps (racing updates).
+    workers: int = 1
     # Self-supervised second task: a title's own tokens predict its description words
     # (other titles' descriptions are the negatives). Trains the tokens of titles that no
     # category supervises. Examples per epoch, as a share of the leave-one-out examples.
     context_task: float = 0.0
-    inv_freq: bool = True          # inverse-frequency gradient scaling
-    inv_freq_power: float = 0.5
+    inv_freq: bool = True          # inverse-frequency gradient scaling (multiplies each
+                                   # touched row's Adagrad step by its token's weight)
+    inv_freq_power: float = 0.25   # 0.5 and 1.0 cost P@10 on every dump (bench/results/quality.md)
     inv_freq_cap: float = 10.0
     init_std: float = 0.01
     val_fraction: float = 0.05     # labelled shows held out for the per-epoch figure

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.profiler import record_function
 from torch import nn
 
 PAD_ID = 0
@@ -34,7 +35,7 @@ class TitleEncoder(nn.Module):
 def title_vectors(table: torch.Tensor, ids: torch.Tensor,
                   weights: torch.Tensor | None = None) -> torch.Tensor:
     """Normalized (weighted) sum of the rows `ids` ([..., L], PAD=0 -> zero row) of `table`."""
-    rows = F.embedding(ids, table, padding_idx=PAD_ID)
+    rows = F.embedding(ids, table, padding_idx=PAD_ID, sparse=True)   # sparse grad when trained
     if weights is not None:
         rows = rows * weights.unsqueeze(-1)
     return F.normalize(rows.sum(dim=-2), dim=-1, eps=1e-12)
@@ -68,14 +69,17 @@ def select_negatives(bag: torch.Tensor, candidates: torch.Tensor, allowed: torch
     valid [B, k] bool).
     """
     with torch.no_grad():
-        if hard:
-            scores = bag @ candidates.T                                   # [B, C]
-        else:
-            scores = torch.rand(allowed.shape, generator=generator)
-        scores = scores.masked_fill(~allowed, float("-inf"))
-        k = min(k, candidates.shape[0])
-        top, idx = scores.topk(k, dim=1)
-        return idx, torch.isfinite(top)
+        return pick_negatives(bag @ candidates.T, allowed, k, hard, generator)
+
+
+def pick_negatives(scores: torch.Tensor, allowed: torch.Tensor, k: int, hard: bool = True,
+                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """`select_negatives` on scores [B, C] already computed: (index [B, k], valid [B, k])."""
+    if not hard:
+        scores = torch.rand(allowed.shape, generator=generator)
+    scores = scores.masked_fill(~allowed, float("-inf"))
+    top, idx = scores.topk(min(k, scores.shape[1]), dim=1)
+    return idx, torch.isfinite(top)
 
 
 def inverse_frequency_weights(counts: torch.Tensor, power: float, cap: float) -> torch.Tensor:
@@ -133,59 +137,99 @@ def _unit_backward(unit: torch.Tensor, norm: torch.Tensor, grad: torch.Tensor) -
     return (grad - unit * (unit * grad).sum(-1, keepdim=True)) / norm
 
 
-def fused_triplet_grad(table: torch.Tensor, ids: torch.Tensor, b: int, n: int,
-                       allowed: torch.Tensor, k: int, margin: float, hard: bool = True,
+def packed_sums(table: torch.Tensor, tokens: torch.Tensor, offsets: torch.Tensor,
+                weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum of the rows of each packed title: title i is tokens[offsets[i]:offsets[i+1]]
+    (no PAD anywhere), optionally weighted per token. One embedding_bag call."""
+    return F.embedding_bag(tokens, table, offsets, mode="sum", per_sample_weights=weights)
+
+
+def fused_triplet_grad(table: torch.Tensor, tokens: torch.Tensor, offsets: torch.Tensor,
+                       slots: torch.Tensor, b: int, n: int, allowed: torch.Tensor, k: int,
+                       margin: float, hard: bool = True,
                        generator: torch.Generator | None = None,
                        weights: torch.Tensor | None = None):
-    """Loss and per-row gradient of one leave-one-out batch.
+    """Loss and per-row gradient of one leave-one-out batch over packed titles.
 
-    ids: padded [b*(n-1) + b + C, L] token ids: b*(n-1) context titles (example-major),
-    then b positives, then C shared negative candidates. allowed: [b, C] bool.
-    weights: optional [same shape as ids] per-token weights of the sums.
+    The batch's distinct titles are packed once (tokens/offsets/weights, as `packed_sums`)
+    and every title vector is computed once, however often the batch uses it.
+    slots: [b*(n-1) + b + C] index into those titles: b*(n-1) context titles
+    (example-major), then b positives, then C shared negative candidates. allowed: [b, C].
     Returns (loss, rows, grad_rows): grad_rows[i] is dLoss/dtable[rows[i]].
     """
+    with record_function("forward"):
+        loss, saved = _fused_forward(table, tokens, offsets, slots, b, n, allowed, k, margin,
+                                     hard, generator, weights)
+    with record_function("backward"):
+        rows, grad_rows = _fused_backward(*saved, tokens, offsets, slots, b, n, weights)
+    return loss, rows, grad_rows
+
+
+def _fused_forward(table, tokens, offsets, slots, b, n, allowed, k, margin, hard, generator,
+                   weights):
     dim = table.shape[1]
-    mask = ids != PAD_ID
-    flat = ids[mask]
-    seg = mask.nonzero()[:, 0]
-    w = weights[mask].unsqueeze(-1) if weights is not None else None
-    gathered = table[flat] if w is None else table[flat] * w
-    sums = torch.zeros(ids.shape[0], dim, dtype=table.dtype).index_add_(0, seg, gathered)
-    v, v_norm = _unit(sums)
+    u, u_norm = _unit(packed_sums(table, tokens, offsets, weights))
+    v = u[slots]
     ctx = v[: b * (n - 1)].view(b, n - 1, dim)
     pos = v[b * (n - 1): b * n]
     cand = v[b * n:]
     bag, bag_norm = _unit(ctx.mean(dim=1))
-    idx, valid = select_negatives(bag, cand, allowed, k, hard=hard, generator=generator)
-    negs = cand[idx]                                                  # [b, k, D]
+    scores = bag @ cand.T                                             # [b, C], one matmul
+    idx, valid = pick_negatives(scores, allowed, k, hard, generator)
     pos_score = (bag * pos).sum(-1, keepdim=True)
-    neg_score = torch.bmm(negs, bag.unsqueeze(-1)).squeeze(-1)
-    raw = (margin - pos_score + neg_score) * valid
+    raw = (margin - pos_score + scores.gather(1, idx)) * valid
     loss = raw.clamp_min(0).sum(-1).mean()
     active = ((raw > 0) & valid).to(table.dtype) / b                 # dLoss / dneg_score
+    return loss, (u, u_norm, pos, cand, bag, bag_norm, scores, idx, active)
+
+
+def _fused_backward(u, u_norm, pos, cand, bag, bag_norm, scores, idx, active,
+                    tokens, offsets, slots, b, n, weights):
+    dim = u.shape[1]
     act_sum = active.sum(-1, keepdim=True)
-    d_bag = torch.bmm(active.unsqueeze(1), negs).squeeze(1) - act_sum * pos
-    d_pos = -act_sum * bag
-    d_cand = torch.zeros_like(cand).index_add_(
-        0, idx.reshape(-1), (active.unsqueeze(-1) * bag.unsqueeze(1)).reshape(-1, dim))
+    d_scores = torch.zeros_like(scores).scatter_(1, idx, active)     # idx distinct per row
+    d_bag = d_scores @ cand - act_sum * pos
+    d_v = torch.empty(len(slots), dim, dtype=u.dtype)
     d_mean = _unit_backward(bag, bag_norm, d_bag) / (n - 1)
-    d_ctx = d_mean.unsqueeze(1).expand(b, n - 1, dim).reshape(-1, dim)
-    d_v = torch.cat([d_ctx, d_pos, d_cand])
-    d_sums = _unit_backward(v, v_norm, d_v)
-    rows, inverse = torch.unique(flat, return_inverse=True)
-    d_tokens = d_sums[seg] if w is None else d_sums[seg] * w
-    grad_rows = torch.zeros(len(rows), dim, dtype=table.dtype).index_add_(0, inverse, d_tokens)
-    return loss, rows, grad_rows
+    d_v[: b * (n - 1)] = d_mean.unsqueeze(1).expand(b, n - 1, dim).reshape(-1, dim)
+    d_v[b * (n - 1): b * n] = -act_sum * bag
+    d_v[b * n:] = d_scores.T @ bag
+    d_u = torch.zeros_like(u).index_add_(0, slots, d_v)
+    d_sums = _unit_backward(u, u_norm, d_u)
+    return _bag_transpose_matmul(tokens, offsets, weights, d_sums)
+
+
+def _bag_transpose_matmul(tokens: torch.Tensor, offsets: torch.Tensor,
+                          weights: torch.Tensor | None, d_sums: torch.Tensor):
+    """Backward of `packed_sums`: (rows, A^T @ d_sums) for the distinct token rows, where
+    A[title, row] is the (weighted) count of the row in the title. A^T is a bag per row
+    over the titles that use it: one sort groups the tokens by row, then the same
+    embedding_bag kernel as the forward pass sums each row's title gradients (no
+    per-token gradient is ever materialized)."""
+    lengths = torch.diff(offsets, append=torch.tensor([len(tokens)], dtype=offsets.dtype))
+    title_of = torch.repeat_interleave(torch.arange(len(offsets), dtype=tokens.dtype), lengths)
+    sorted_tokens, perm = torch.sort(tokens)
+    rows, counts = torch.unique_consecutive(sorted_tokens, return_counts=True)
+    starts = torch.zeros(len(rows), dtype=tokens.dtype)
+    torch.cumsum(counts[:-1], 0, out=starts[1:])
+    return rows, packed_sums(d_sums, title_of[perm], starts,
+                             None if weights is None else weights[perm])
 
 
 def rowwise_adagrad_(table: torch.Tensor, accum: torch.Tensor, rows: torch.Tensor,
                      grad_rows: torch.Tensor, lr: float, weights: torch.Tensor | None = None,
                      eps: float = 1e-10) -> None:
-    """Scale each touched row's gradient by its token weight, then a row-wise Adagrad step
-    (one accumulator per row, as StarSpace does); only `rows` are read or written."""
-    if weights is not None:
-        grad_rows = grad_rows * weights[rows].unsqueeze(-1)
-    acc = accum[rows] + grad_rows.pow(2).mean(-1)
+    """Row-wise Adagrad (one accumulator per row, as StarSpace does) on the touched rows
+    only, each row's step multiplied by its token weight (inverse-frequency scaling).
+
+    The weight multiplies the step, not the gradient: Adagrad divides a row's gradient by
+    the root of its own accumulated squares, so a constant factor on the gradient would
+    cancel and rare tokens would get no larger steps at all."""
+    acc = accum[rows] + torch.linalg.vector_norm(grad_rows, dim=-1).square_() / grad_rows.shape[1]
     accum[rows] = acc
-    table[rows] -= lr * grad_rows / (acc.sqrt() + eps).unsqueeze(-1)
+    step = acc.sqrt_().add_(eps).reciprocal_().mul_(-lr)             # -lr / sqrt(accum)
+    if weights is not None:
+        with record_function("inverse_frequency_scaling"):
+            step.mul_(weights[rows])
+    table.index_add_(0, rows.long(), grad_rows * step.unsqueeze(-1))  # rows are distinct
     table[PAD_ID] = 0.0

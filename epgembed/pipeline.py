@@ -21,6 +21,7 @@ from .catalog import Catalog, ProgrammeLike, build_catalog, iter_titles
 from .config import Config
 from .epg import ReadReport, read_programmes
 from .tokenize import Tokenizer
+from .sampling import PackedTitles
 from .train import TrainResult, all_title_vectors, train
 
 
@@ -112,8 +113,8 @@ def write_model(prep: Prepared, result: TrainResult, out_dir: str | Path, cfg: C
     """Everything after training: show vectors (centred when configured), the data and
     training summaries, and bundle.save_model (complete, fsynced, renamed into place).
     `data` entries are added to (or override) the data summary; `timings` as in save_model."""
-    vectors = all_title_vectors(torch.from_numpy(result.embeddings), torch.from_numpy(prep.token_ids),
-                                torch.from_numpy(prep.token_weights))
+    vectors = all_title_vectors(torch.from_numpy(result.embeddings),
+                                PackedTitles(prep.token_ids, prep.token_weights))
     center = None
     if cfg.index.center:
         vectors, center = center_vectors(vectors)

@@ -62,11 +62,44 @@ class LeaveOneOutSampler:
         return self.labelled[self.rng.integers(0, len(self.labelled), size)]
 
     def shares_category(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """[len(a), len(b)] bool: show a[i] and show b[j] share a supervising category."""
-        def onehot(shows):
-            m = np.zeros((len(shows), self.n_categories + 1), dtype=np.float32)
-            cats = self.cat_matrix[shows]
-            rows = np.repeat(np.arange(len(shows)), cats.shape[1])
-            m[rows, cats.ravel()] = 1.0   # -1 padding lands in the last column
-            return m[:, :-1]
-        return (onehot(a) @ onehot(b).T) > 0
+        """[len(a), len(b)] bool: show a[i] and show b[j] share a supervising category.
+        Boolean lookups only (no BLAS call, so no thread pool outside torch's)."""
+        member = np.zeros((self.n_categories + 1, len(b)), dtype=bool)   # category x b
+        cats_b = self.cat_matrix[b]
+        member[cats_b.ravel(), np.repeat(np.arange(len(b)), cats_b.shape[1])] = True
+        member[-1] = False                  # the -1 padding of cat_matrix lands here
+        return member[self.cat_matrix[a]].any(axis=1)
+
+
+class PackedTitles:
+    """Every show's tokens without padding: show s is tokens[start[s]: start[s] + length[s]].
+
+    Built once from the padded [S, L] arrays; `pack(shows)` gives the batch's distinct
+    shows, packed for `model.packed_sums`, and each requested show's slot among them.
+    """
+
+    def __init__(self, token_ids: np.ndarray, token_weights: np.ndarray | None = None):
+        self.token_ids, self.token_weights = token_ids, token_weights
+        mask = token_ids != 0
+        self.length = mask.sum(1).astype(np.int64)
+        self.start = np.concatenate([[0], np.cumsum(self.length)[:-1]]).astype(np.int64)
+        self.tokens = token_ids[mask].astype(np.int32)   # int32: half the memory, faster sorts
+        self.weights = None if token_weights is None else token_weights[mask].astype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.length)
+
+    def pack(self, shows: np.ndarray):
+        """(tokens, offsets, weights or None, slots) for the distinct shows of `shows`."""
+        uniq, slots = np.unique(shows, return_inverse=True)
+        lengths = self.length[uniq]
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int32)
+        idx = np.repeat(self.start[uniq] - offsets, lengths) + np.arange(int(lengths.sum()))
+        weights = None if self.weights is None else self.weights[idx]
+        return self.tokens[idx], offsets, weights, slots.reshape(-1)
+
+    def padded(self, shows: np.ndarray):
+        """(ids [len(shows), L], weights or None) with trailing all-PAD columns dropped."""
+        width = max(1, int(self.length[shows].max())) if len(shows) else 1
+        ids = self.token_ids[shows, :width].astype(np.int64)
+        return ids, None if self.token_weights is None else self.token_weights[shows, :width]

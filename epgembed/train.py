@@ -10,17 +10,21 @@ Entry point: `train(token_ids, show_categories, n_categories, cfg) -> TrainResul
 from __future__ import annotations
 
 import copy
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch.profiler import record_function
 
 from .config import TrainConfig
 from .model import (TitleEncoder, bag_of, fused_triplet_grad, inverse_frequency_weights,
                     margin_ranking_loss, rowwise_adagrad_, scale_sparse_grad_, select_negatives,
-                    title_vectors, padded_width)
-from .sampling import LeaveOneOutSampler
+                    packed_sums, title_vectors)
+from .sampling import LeaveOneOutSampler, PackedTitles
 
 
 @dataclass
@@ -62,12 +66,15 @@ def validation_precision(vectors: np.ndarray, show_categories: list[list[int]],
     return hits / (len(val) * k)
 
 
-def all_title_vectors(table: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor | None = None,
-                      batch: int = 65536) -> np.ndarray:
+def all_title_vectors(table: torch.Tensor, titles: PackedTitles, batch: int = 65536) -> np.ndarray:
+    """Unit vectors of every show, from the packed titles, `batch` shows at a time."""
+    out = []
     with torch.no_grad():
-        out = [title_vectors(table, ids[i: i + batch],
-                             None if weights is None else weights[i: i + batch])
-               for i in range(0, len(ids), batch)]
+        for i in range(0, len(titles), batch):
+            tokens, offsets, weights, slots = titles.pack(np.arange(i, min(i + batch, len(titles))))
+            sums = packed_sums(table, torch.from_numpy(tokens), torch.from_numpy(offsets),
+                               None if weights is None else torch.from_numpy(weights))
+            out.append(F.normalize(sums, dim=-1, eps=1e-12)[torch.from_numpy(slots)])
     return torch.cat(out).numpy() if out else np.zeros((0, table.shape[1]), np.float32)
 
 
@@ -85,8 +92,7 @@ def train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories:
     val_set = set(val)
     train_cats = [[] if s in val_set else c for s, c in enumerate(show_categories)]
     sampler = LeaveOneOutSampler(train_cats, n_categories, cfg.n, rng)
-    ids = torch.from_numpy(np.ascontiguousarray(token_ids, dtype=np.int64))
-    tw = None if token_weights is None else torch.from_numpy(np.ascontiguousarray(token_weights, dtype=np.float32))
+    titles = PackedTitles(token_ids, token_weights)
 
     model = TitleEncoder(vocab_size, cfg.dim, cfg.init_std, generator=gen)
     if init is not None:
@@ -107,24 +113,15 @@ def train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories:
     progress = _progress(cfg)
     t_start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
-        t0, loss_sum, n_examples = time.perf_counter(), 0.0, 0
-        for context, pos, _cat in sampler.batches(cfg.batch_size):
-            cand = sampler.candidates(cfg.neg_candidates)
-            allowed = torch.from_numpy(~sampler.shares_category(pos, cand))
-            rows = torch.from_numpy(np.concatenate([context.ravel(), pos, cand]))
-            batch = ids[rows]
-            width = padded_width(batch)
-            loss = step(batch[:, :width], len(pos), allowed,
-                        None if tw is None else tw[rows, :width])
-            loss_sum += loss * len(pos)
-            n_examples += len(pos)
+        t0 = time.perf_counter()
+        loss_sum, n_examples = run_epoch(step, titles, _batches(sampler, cfg), cfg.workers)
         if context_pairs is not None and cfg.context_task > 0:
             n_examples += _context_epoch(step, context_pairs, int(cfg.context_task * len(sampler)),
                                          cfg, rng)
         seconds = time.perf_counter() - t0
         result.examples += n_examples
         table = model.emb.weight.detach()
-        val_p = validation_precision(all_title_vectors(table, ids, tw), show_categories, val,
+        val_p = validation_precision(all_title_vectors(table, titles), show_categories, val,
                                      sampler.labelled) if val else float("nan")
         row = {"epoch": epoch, "loss": loss_sum / max(n_examples, 1), "val_p_at_10": val_p,
                "examples": n_examples, "seconds": round(seconds, 3),
@@ -141,10 +138,69 @@ def train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories:
             bad_epochs += 1
             if bad_epochs >= cfg.patience:
                 break
+    progress(None)
     result.seconds = time.perf_counter() - t_start
     final = best_state if best_state is not None else model.emb.weight.detach()
     result.embeddings = final.numpy().astype(np.float32).copy()
     return result
+
+
+def _batches(sampler: LeaveOneOutSampler, cfg: TrainConfig):
+    """(shows, b, allowed) per batch: b*(n-1) context shows, b positives, the candidates."""
+    batches = sampler.batches(cfg.batch_size)
+    while True:
+        with record_function("sample"):
+            context, pos, _cat = next(batches, (None, None, None))
+            if context is None:
+                return
+            cand = sampler.candidates(cfg.neg_candidates)
+            allowed = torch.from_numpy(~sampler.shares_category(pos, cand))
+            shows = np.concatenate([context.ravel(), pos, cand])
+        yield shows, len(pos), allowed
+
+
+def run_epoch(step, titles: PackedTitles, batches, workers: int = 1) -> tuple[float, int]:
+    """Apply `step` to every batch; returns (summed loss, examples).
+
+    workers > 1: Hogwild! (as StarSpace's threads): that many threads take batches from
+    one queue and update the shared table without locks. Torch kernels release the GIL,
+    so the steps run on all cores; the result is no longer bit-for-bit reproducible.
+    """
+    if workers <= 1:
+        loss = n = 0
+        for shows, b, allowed in batches:
+            loss += step(titles, shows, b, allowed) * b
+            n += b
+        return loss, n
+    todo: queue.Queue = queue.Queue(maxsize=4 * workers)
+    totals, errors = [[0.0, 0] for _ in range(workers)], []
+
+    def work(total: list) -> None:
+        while (item := todo.get()) is not None:
+            if errors:
+                continue                      # drain the queue after a failure
+            try:
+                total[0] += step(titles, *item) * item[1]
+                total[1] += item[1]
+            except BaseException as e:       # re-raised in the caller's thread
+                errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,), daemon=True) for t in totals]
+    for t in threads:
+        t.start()
+    try:
+        for item in batches:
+            if errors:
+                break
+            todo.put(item)
+    finally:
+        for _ in threads:
+            todo.put(None)
+        for t in threads:
+            t.join()
+    if errors:
+        raise errors[0]
+    return sum(t[0] for t in totals), sum(t[1] for t in totals)
 
 
 def _context_epoch(step, pairs, n_examples: int, cfg: TrainConfig, rng: np.random.Generator) -> int:
@@ -159,35 +215,39 @@ def _context_epoch(step, pairs, n_examples: int, cfg: TrainConfig, rng: np.rando
         items = eligible[rng.integers(0, len(eligible), b)]
         cand = eligible[rng.integers(0, len(eligible), cfg.neg_candidates)]
         allowed = torch.from_numpy(items[:, None] != cand[None, :])
-        t = torch.from_numpy(title_ids[items])
-        c = torch.from_numpy(ctx_ids[np.concatenate([items, cand])])
+        t, c = title_ids[items], ctx_ids[np.concatenate([items, cand])]
         width = max(t.shape[1], c.shape[1])
-        ids = torch.zeros(len(t) + len(c), width, dtype=torch.long)
+        ids = np.zeros((len(t) + len(c), width), np.int64)
         ids[: len(t), : t.shape[1]] = t
         ids[len(t):, : c.shape[1]] = c
-        w = torch.zeros(ids.shape, dtype=torch.float32)
-        w[: len(t), : t.shape[1]] = (t > 0).float()
-        w[len(t):, : c.shape[1]] = torch.from_numpy(ctx_w[np.concatenate([items, cand])])
-        width = padded_width(ids)
-        step(ids[:, :width], b, allowed, w[:, :width], n=2)
+        w = np.zeros(ids.shape, np.float32)
+        w[: len(t), : t.shape[1]] = t > 0
+        w[len(t):, : c.shape[1]] = ctx_w[np.concatenate([items, cand])]
+        step(PackedTitles(ids, w), np.arange(len(ids)), b, allowed, n=2)
         done += b
     return done
 
 
 def _make_step(model: TitleEncoder, weights: torch.Tensor, cfg: TrainConfig,
                gen: torch.Generator):
-    """One optimisation step on a padded batch; returns the batch loss as a float."""
+    """step(titles, shows, b, allowed, n) -> batch loss: one optimisation step on the
+    titles `shows` (b*(n-1) context, b positives, then the candidates) of `titles`."""
     w = weights if cfg.inv_freq else None
     table = model.emb.weight
     if cfg.engine == "fused":
         accum = torch.zeros(table.shape[0], dtype=table.dtype)
 
-        def fused(ids: torch.Tensor, b: int, allowed: torch.Tensor, tw=None, n: int = cfg.n) -> float:
+        def fused(titles: PackedTitles, shows: np.ndarray, b: int, allowed: torch.Tensor,
+                  n: int = cfg.n) -> float:
+            with record_function("pack"):
+                tokens, offsets, tw, slots = (None if x is None else torch.from_numpy(x)
+                                              for x in titles.pack(shows))
             with torch.no_grad():
-                loss, rows, grad = fused_triplet_grad(table, ids, b, n, allowed,
-                                                      cfg.max_negatives, cfg.margin,
+                loss, rows, grad = fused_triplet_grad(table, tokens, offsets, slots, b, n,
+                                                      allowed, cfg.max_negatives, cfg.margin,
                                                       cfg.hard_negatives, gen, tw)
-                rowwise_adagrad_(table, accum, rows, grad, cfg.lr, w)
+                with record_function("optimizer"):
+                    rowwise_adagrad_(table, accum, rows, grad, cfg.lr, w)
             return float(loss)
         return fused
     if cfg.engine != "autograd":
@@ -199,8 +259,11 @@ def _make_step(model: TitleEncoder, weights: torch.Tensor, cfg: TrainConfig,
     else:
         raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
 
-    def autograd(ids: torch.Tensor, b: int, allowed: torch.Tensor, tw=None, n: int = cfg.n) -> float:
-        vecs = model(ids) if tw is None else title_vectors(table, ids, tw)
+    def autograd(titles: PackedTitles, shows: np.ndarray, b: int, allowed: torch.Tensor,
+                 n: int = cfg.n) -> float:
+        ids, tw = titles.padded(shows)
+        ids = torch.from_numpy(ids)
+        vecs = title_vectors(table, ids, None if tw is None else torch.from_numpy(tw))
         ctx_v = vecs[: b * (n - 1)].view(b, n - 1, -1)
         pos_v, cand_v = vecs[b * (n - 1): b * n], vecs[b * n:]
         bag = bag_of(ctx_v)
@@ -217,15 +280,17 @@ def _make_step(model: TitleEncoder, weights: torch.Tensor, cfg: TrainConfig,
 
 
 def _progress(cfg: TrainConfig):
+    """update(row) after each epoch; update(None) when training ends (closes the bar)."""
     if not cfg.progress:
         return lambda row: None
     from tqdm import tqdm
     bar = tqdm(total=cfg.epochs, unit="epoch", dynamic_ncols=True)
 
-    def update(row: dict) -> None:
+    def update(row: dict | None) -> None:
+        if row is None:
+            bar.close()
+            return
         bar.update(1)
         bar.set_postfix(loss=f"{row['loss']:.4f}", val=f"{row['val_p_at_10']:.3f}",
                         ex_s=f"{row['examples_per_s'] or 0:,.0f}")
-        if row["epoch"] >= cfg.epochs:
-            bar.close()
     return update

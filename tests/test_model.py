@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from epgembed.sampling import PackedTitles
 from epgembed.model import (TitleEncoder, bag_of, fused_triplet_grad, inverse_frequency_weights,
                             margin_ranking_loss, rowwise_adagrad_, scale_sparse_grad_,
                             select_negatives, title_vectors, trim_padding)
@@ -97,9 +98,16 @@ def test_fused_gradient_equals_autograd(n, weighted):
     loss = margin_ranking_loss(bag, vecs[b * (n - 1): b * n], cand[idx], valid, margin)
     loss.backward()
     expected = enc.emb.weight.grad.to_dense()
+    # the fused path packs the batch's distinct titles once; ask for each twice
+    packed = PackedTitles(ids.numpy(), None if w is None else w.numpy())
+    order = np.concatenate([np.arange(len(ids)), np.arange(len(ids))])
+    tokens, offsets, pw, slots = packed.pack(order)
+    assert len(offsets) == len(ids) and len(slots) == 2 * len(ids)
+    slots = torch.from_numpy(slots[: len(ids)])
     with torch.no_grad():
-        f_loss, rows, grad = fused_triplet_grad(enc.emb.weight, ids, b, n, allowed, k, margin,
-                                                weights=w)
+        f_loss, rows, grad = fused_triplet_grad(
+            enc.emb.weight, torch.from_numpy(tokens), torch.from_numpy(offsets), slots, b, n,
+            allowed, k, margin, weights=None if pw is None else torch.from_numpy(pw))
     dense = torch.zeros_like(expected)
     dense[rows] = grad
     assert f_loss.item() == pytest.approx(loss.item(), rel=1e-5)
@@ -114,8 +122,23 @@ def test_rowwise_adagrad_touches_only_given_rows_and_applies_weights():
     grad = torch.tensor([[2.0, 2.0], [1.0, -1.0]])
     weights = torch.tensor([1.0, 0.5, 1.0, 2.0, 1.0])
     rowwise_adagrad_(table, accum, rows, grad, lr=0.1, weights=weights)
-    # row 1: g = [1, 1], accum = 1, step = 0.1 * g / 1 ; row 3: g = [2, -2], accum 4, step 0.1*g/2
-    assert table[1].tolist() == pytest.approx([0.9, 0.9])
-    assert table[3].tolist() == pytest.approx([0.9, 1.1])
+    # the accumulator sees the raw gradient; the weight multiplies the normalized step.
+    # row 1: g = [2, 2], accum 4, step 0.5 * 0.1 * g / 2 = 0.05 ; row 3: g = [1, -1],
+    # accum 1, step 2 * 0.1 * g / 1 = [0.2, -0.2]
+    assert table[1].tolist() == pytest.approx([0.95, 0.95])
+    assert table[3].tolist() == pytest.approx([0.8, 1.2])
     assert table[[0, 2, 4]].eq(torch.tensor([[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]])).all()
-    assert accum.tolist() == pytest.approx([0, 1, 0, 4, 0])
+    assert accum.tolist() == pytest.approx([0, 4, 0, 1, 0])
+
+
+def test_rowwise_adagrad_weight_survives_normalization():
+    """A constant weight on a row must change its step (it would cancel if applied to the
+    gradient before Adagrad's division)."""
+    steps = []
+    for weight in (1.0, 3.0):
+        table, accum = torch.zeros(2, 2), torch.zeros(2)
+        for _ in range(3):
+            rowwise_adagrad_(table, accum, torch.tensor([1]), torch.tensor([[1.0, 0.0]]),
+                             lr=0.1, weights=torch.tensor([1.0, weight]))
+        steps.append(-table[1, 0].item())
+    assert steps[1] == pytest.approx(3 * steps[0])

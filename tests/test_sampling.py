@@ -36,3 +36,17 @@ def test_sampling_is_seeded():
     b = LeaveOneOutSampler(CATS, 3, 4, np.random.default_rng(7))
     for (c1, p1, _), (c2, p2, _) in zip(a.batches(3), b.batches(3)):
         assert np.array_equal(c1, c2) and np.array_equal(p1, p2)
+
+
+def test_packed_titles_give_each_show_its_tokens_once():
+    from epgembed.sampling import PackedTitles
+    ids = np.array([[5, 6, 0, 0], [7, 0, 0, 0], [8, 9, 10, 0]])
+    w = np.where(ids > 0, np.array([[1, .5, 0, 0], [1, 0, 0, 0], [1, 1, .5, 0]]), 0).astype(np.float32)
+    p = PackedTitles(ids, w)
+    tokens, offsets, weights, slots = p.pack(np.array([2, 0, 2, 2]))
+    assert tokens.tolist() == [5, 6, 8, 9, 10]          # shows 0 and 2, each once
+    assert offsets.tolist() == [0, 2]
+    assert weights.tolist() == [1, .5, 1, 1, .5]
+    assert slots.tolist() == [1, 0, 1, 1]
+    padded, pw = p.padded(np.array([1, 0]))
+    assert padded.tolist() == [[7, 0], [5, 6]] and pw.tolist() == [[1, 0], [1, .5]]
