@@ -52,17 +52,22 @@ def split_validation(show_categories: list[list[int]], cfg: TrainConfig,
 
 
 def validation_precision(vectors: np.ndarray, show_categories: list[list[int]],
-                         val: list[int], train_labelled: np.ndarray, k: int = 10) -> float:
-    """Mean share of a held-out show's k nearest labelled shows that share a category."""
+                         val: list[int], train_labelled: np.ndarray, k: int = 10,
+                         block: int = 1 << 24) -> float:
+    """Mean share of a held-out show's k nearest labelled shows that share a category.
+    Scores are computed a few held-out shows at a time (at most `block` floats)."""
     if not val or len(train_labelled) == 0:
         return float("nan")
-    scores = vectors[val] @ vectors[train_labelled].T
-    k = min(k, scores.shape[1])
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    k = min(k, len(train_labelled))
+    labelled = vectors[train_labelled]
+    rows = max(1, block // len(train_labelled))
     hits = 0
-    for row, show in enumerate(val):
-        cats = set(show_categories[show])
-        hits += sum(1 for j in top[row] if cats.intersection(show_categories[train_labelled[j]]))
+    for lo in range(0, len(val), rows):
+        part = val[lo: lo + rows]
+        top = np.argpartition(-(vectors[part] @ labelled.T), k - 1, axis=1)[:, :k]
+        for row, show in enumerate(part):
+            cats = set(show_categories[show])
+            hits += sum(1 for j in top[row] if cats.intersection(show_categories[train_labelled[j]]))
     return hits / (len(val) * k)
 
 
@@ -99,9 +104,11 @@ def train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories:
         with torch.no_grad():
             model.emb.weight.copy_(torch.from_numpy(init))
     counts = np.zeros(vocab_size, np.int64)
-    if len(sampler.labelled):
-        counts = np.bincount(token_ids[sampler.labelled].ravel(), minlength=vocab_size).astype(np.int64)
-    counts[0] = 0
+    if len(sampler.labelled):   # occurrences in labelled training shows (packed: no PAD)
+        labelled = np.zeros(len(titles), bool)
+        labelled[sampler.labelled] = True
+        counts = np.bincount(titles.tokens[np.repeat(labelled, titles.length)],
+                             minlength=vocab_size).astype(np.int64)
     weights = inverse_frequency_weights(torch.from_numpy(counts), cfg.inv_freq_power, cfg.inv_freq_cap)
     step = _make_step(model, weights, cfg, gen)
 
