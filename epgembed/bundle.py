@@ -111,6 +111,11 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog, embeddi
             timings["index_s"] = t_index
             timings["write_s"] = time.perf_counter() - t_start - t_index
         return manifest
+    except OSError as e:  # a full disk shows up as ENOSPC, or as numpy's "N requested and M written"
+        shutil.rmtree(tmp, ignore_errors=True)
+        free = shutil.disk_usage(out_dir.parent).free
+        raise OSError(f"cannot write model {out_dir}: {e.strerror or e} "
+                      f"({free:,} bytes free on its file system)") from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -147,19 +152,31 @@ def load_model(model_dir: str | Path, *, verify: bool = True) -> RelatedModel:
     manifest = read_manifest(model_dir)
     if verify:
         verify_files(model_dir, manifest)
+    step = "tokenizer"
     try:
         tokenizer = Tokenizer.load(model_dir)
+        step = "catalog.jsonl"
         catalog = Catalog.load(model_dir / "catalog.jsonl")
-        embeddings = np.load(model_dir / "embeddings.npy", mmap_mode="r", allow_pickle=False)
-        vectors = np.load(model_dir / "vectors.npy", mmap_mode="r", allow_pickle=False)
-        counts = np.load(model_dir / "token_counts.npy", allow_pickle=False)
-        center = np.load(model_dir / "center.npy", allow_pickle=False)
-        dim = manifest["dim"]
-        index = open_index(model_dir / "index.ann", dim)
+        arrays = {}
+        for name, mmap in (("embeddings", "r"), ("vectors", "r"), ("token_counts", None), ("center", None)):
+            step = f"{name}.npy"
+            arrays[name] = np.load(model_dir / step, mmap_mode=mmap, allow_pickle=False)
+        embeddings, vectors, counts, center = arrays.values()
+        step, dim = "manifest.json", manifest["dim"]
+        if embeddings.ndim != 2 or embeddings.shape[1] != dim:
+            raise ModelError(f"{model_dir}: inconsistent model: embeddings {embeddings.shape}, "
+                             f"manifest says dimension {dim}")
+        try:
+            index = open_index(model_dir / "index.ann", dim)
+        except OSError as e:
+            why = str(e).split(". Ensure")[0].removesuffix(": Success (0)")
+            raise ModelError(f"{model_dir}: index.ann does not open as a {dim}-dimensional "
+                             f"{METRIC} index ({why})") from None
     except ModelError:
         raise
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
-        raise ModelError(f"{model_dir}: cannot load: {e}") from None
+    except Exception as e:  # noqa: BLE001 - whatever a damaged file makes a loader throw
+        why = " ".join(str(e).split())[:300]
+        raise ModelError(f"{model_dir}: cannot load {step}: {type(e).__name__}: {why}") from None
     n = len(catalog)
     checks = [
         (embeddings.shape == (tokenizer.vocab_size, dim), f"embeddings {embeddings.shape} != ({tokenizer.vocab_size}, {dim})"),
@@ -167,6 +184,7 @@ def load_model(model_dir: str | Path, *, verify: bool = True) -> RelatedModel:
         (index.get_n_items() == n, f"index has {index.get_n_items()} items, catalog {n}"),
         (index.f == dim, f"index dimension {index.f} != {dim}"),
         (manifest["n_shows"] == n, f"manifest says {manifest['n_shows']} shows, catalog has {n}"),
+        (manifest.get("metric") == METRIC, f"metric {manifest.get('metric')!r} != {METRIC!r}"),
         (len(counts) == tokenizer.vocab_size, "token_counts length != vocabulary"),
         (center.shape == (dim,), f"center {center.shape} != ({dim},)"),
     ]
@@ -179,15 +197,53 @@ def load_model(model_dir: str | Path, *, verify: bool = True) -> RelatedModel:
     return model
 
 
+SELF_TEST_ITEMS = 64  # items checked against the index and rebuilt from their tokens
+
+
 def self_test(model: RelatedModel) -> None:
-    """Item 0's stored vector must be in the index, and searching it must find a match."""
+    """Check the content itself, not the manifest's word for it (a manifest can vouch for the
+    wrong files): every array finite, catalog vectors unit length, and for items spread over
+    the catalog the index's stored vector equals vectors.npy and the vector rebuilt from the
+    item's tokens (tokenizer + catalog + embeddings.npy) equals it too; item 0 finds itself."""
     if len(model) == 0:
         raise ModelError(f"{model.path}: empty catalog")
+    try:
+        _content_checks(model)
+    except ModelError:
+        raise
+    except Exception as e:  # noqa: BLE001 - e.g. a token id past the table: another model's file
+        raise ModelError(f"{model.path}: self-test failed: {type(e).__name__}: {e}") from None
+
+
+def _content_checks(model: RelatedModel) -> None:
+    def fail(why: str) -> None:
+        raise ModelError(f"{model.path}: self-test failed: {why}")
+
+    arrays = [("embeddings.npy", model.embeddings), ("vectors.npy", model.vectors)]
+    if model.center is not None:
+        arrays.append(("center.npy", model.center))
+    for name, arr in arrays:
+        for start in range(0, len(arr), 65536):  # bounded temporaries for a large mmapped table
+            if not np.isfinite(arr[start: start + 65536]).all():
+                fail(f"{name} holds NaN or infinite values")
+    for start in range(0, len(model.vectors), 65536):
+        norms = np.linalg.norm(np.asarray(model.vectors[start: start + 65536], dtype=np.float64), axis=1)
+        bad = np.flatnonzero((norms > 1e-6) & (np.abs(norms - 1.0) > 1e-3))
+        if len(bad):
+            fail(f"vectors.npy row {start + int(bad[0])} is not a unit vector (norm {norms[bad[0]]:.4g})")
+    n = len(model)
+    for i in sorted(set(np.linspace(0, n - 1, min(n, SELF_TEST_ITEMS)).astype(int).tolist())):
+        v = np.asarray(model.vectors[i], dtype=np.float32)
+        stored = np.asarray(model.index.get_item_vector(i), dtype=np.float32)
+        if not np.allclose(v, stored, atol=1e-5):
+            fail(f"index item {i} differs from vectors.npy (an index of another model?)")
+        tokens = model.item_tokens(i)
+        rebuilt = model.vector_of([t[0] for t in tokens], [t[2] for t in tokens])
+        if not np.allclose(rebuilt, v, atol=1e-3):
+            fail(f"item {i}'s vector does not follow from its tokens and embeddings.npy "
+                 "(embeddings, tokenizer or catalog of another model?)")
     v = np.asarray(model.vectors[0], dtype=np.float32)
-    stored = np.asarray(model.index.get_item_vector(0), dtype=np.float32)
-    if not np.allclose(v, stored, atol=1e-5):
-        raise ModelError(f"{model.path}: self-test failed: index item 0 differs from vectors.npy")
     if np.linalg.norm(v) > 0:
         _, dist = model.index.get_nns_by_vector(v.tolist(), 1, include_distances=True)
         if not dist or dist[0] > 1e-3:
-            raise ModelError(f"{model.path}: self-test failed: item 0's vector finds no match")
+            fail("item 0's vector finds no match")

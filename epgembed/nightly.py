@@ -44,7 +44,6 @@ from .pipeline import Prepared, fit, prepare_programmes, write_model
 from .related import RelatedModel
 
 EXIT_PUBLISHED, EXIT_ERROR, EXIT_GATED = 0, 2, 3
-PER_PROGRAMME_SKIP = "programme without title"
 
 
 @dataclass(frozen=True)
@@ -138,8 +137,7 @@ def read_tonight(dumps: list[Path]) -> tuple[list[Programme], ReadReport, list[s
     """Tonight's programmes (duplicate airings merged) and the files that failed to parse."""
     report = ReadReport()
     programmes = history.merge([read_programmes(dumps, skip_bad_input=True, report=report)])
-    errors = [f"{p}:{ln}: {why}" if ln else f"{p}: {why}"
-              for p, ln, why in report.skipped if why != PER_PROGRAMME_SKIP]
+    errors = [f"{p}:{ln}: {why}" if ln else f"{p}: {why}" for p, ln, why in report.file_errors]
     return programmes, report, errors
 
 
@@ -246,7 +244,11 @@ def run_nightly(dumps: list[str | Path], root: str | Path, ncfg: NightlyConfig,
                                  "note": "process CPU seconds per stage; write_s includes index_s"}
         report.update(status=status, exit_code=code, current_after=registry.current_version(root),
                       finished=utc())
-        path = write_reports(root, report, ncfg.keep_reports)
+        try:
+            path = write_reports(root, report, ncfg.keep_reports)
+        except OSError as e:  # e.g. a full disk: the outcome stands, the report is lost
+            path = None
+            report.setdefault("warnings", []).append(f"report not written: {e}")
         return NightlyResult(code, status, report, path, summary_line(report))
 
 

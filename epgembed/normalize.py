@@ -61,13 +61,23 @@ def clean_text(text: str | None, keep_dashes: bool = False) -> str:
     feed's spelling; keys and tokens do not care which dash a feed used)."""
     if not text:
         return ""
-    text = text[: MAX_TITLE_CHARS * 4]
-    if "&" in text:  # double-escaped feeds show "&apos;" literally; decode at most twice
-        for _ in range(2):
-            decoded = html.unescape(text)
-            if decoded == text:
-                break
-            text = decoded
+    text = _clean_once(text[: MAX_TITLE_CHARS * 4], keep_dashes)
+    for _ in range(8):  # NFKC can make a new entity ("\uff06amp;" -> "&amp;"): idempotent
+        if "&" not in text:
+            break
+        again = _clean_once(text, keep_dashes)
+        if again == text:
+            break
+        text = again
+    return text
+
+
+def _clean_once(text: str, keep_dashes: bool) -> str:
+    while "&" in text:  # double-escaped feeds show "&apos;" literally: decode to the end
+        decoded = html.unescape(text)  # (each change shortens the text, so this ends)
+        if decoded == text:
+            break
+        text = decoded
     text = text.translate(_INVISIBLE_MAP)
     text = unicodedata.normalize("NFKC", text)
     if not keep_dashes:
@@ -98,14 +108,40 @@ def strip_episode(text: str) -> tuple[str, str]:
 
 
 def fold(text: str) -> str:
-    """Case-folded form used for keys and tokens."""
-    return text.casefold()
+    """Case-folded form used for keys and tokens (NFKC again where case folding undid it,
+    e.g. "ß\u0301" -> "ss\u0301" -> "sś"), so fold(fold(x)) == fold(x)."""
+    out = text.casefold()
+    if not out.isascii():
+        for _ in range(4):
+            again = unicodedata.normalize("NFKC", out).casefold()
+            if again == out:
+                break
+            out = again
+    return out
 
 
 def title_key(title: str | None) -> str:
-    """The catalog key of a raw title: cleaned, episode markers stripped, case-folded."""
+    """The catalog key of a raw title: cleaned, episode markers stripped, case-folded.
+
+    A key is its own key (title_key(title_key(x)) == title_key(x)): when one pass could
+    leave something a second pass would change (a marker exposed by the final strip,
+    "Show Ep. 4:."; non-ASCII text that case folding lengthens or un-normalizes; an entity
+    name that folding makes decodable, "&NBSP;"), passes repeat until nothing changes (one per marker: "A #2.. #3.. #2..")."""
     series, _ = strip_episode(clean_text(title))
-    return fold(series).strip(" -:,|/.")
+    folded = fold(series)
+    key = _cut(folded)
+    if key == folded and key.isascii() and "&" not in key:
+        return key
+    for _ in range(len(key) + 1):  # a change only ever shortens the key, so this ends
+        again = _cut(fold(strip_episode(clean_text(key))[0]))
+        if again == key:
+            break
+        key = again
+    return key
+
+
+def _cut(key: str) -> str:
+    return key.strip(" -:,|/.")[:MAX_TITLE_CHARS].rstrip(" -:,|/.")
 
 
 def split_series(key: str) -> tuple[str, str] | None:
@@ -128,7 +164,19 @@ def split_series(key: str) -> tuple[str, str] | None:
 
 
 def normalize_category(category: str | None) -> str | None:
-    """Case-folded, trimmed category, or None for placeholders."""
+    """Case-folded, trimmed category, or None for placeholders (idempotent, like title_key)."""
+    c = _category_once(category)
+    for _ in range(len(c or "") + 1):
+        if c is None or (c.isascii() and "&" not in c):
+            break
+        again = _category_once(c)
+        if again == c:
+            break
+        c = again
+    return c
+
+
+def _category_once(category: str | None) -> str | None:
     c = fold(clean_text(category)).strip(" .;,")
     if c in PLACEHOLDER_CATEGORIES or len(c) > 100:
         return None

@@ -134,8 +134,11 @@ def locked(root: Path) -> Iterator[Path]:
         os.close(fd)
         raise RootLocked(f"{path}: held by another run (pid {holder}); refusing to start") from None
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:  # who holds it, for the message above; informational (a full disk must not stop us)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass
         yield path
     finally:
         os.close(fd)

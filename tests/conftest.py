@@ -71,3 +71,14 @@ def tiny_model_dir(tmp_path_factory, tiny_dump) -> Path:
     out = tmp_path_factory.mktemp("model") / "tiny"
     train_model([tiny_dump], out, TINY_CONFIG, threads=1)
     return out
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """The CI machine's cores are shared: one torch thread avoids oversubscription stalls
+    (modules that train in-process use it with `pytestmark`)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

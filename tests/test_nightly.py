@@ -47,14 +47,7 @@ def reduce_dump(src: Path, out: Path, every: int = 4) -> Path:
     return out
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The CI machine's cores are shared: one thread avoids oversubscription stalls."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
