@@ -2,6 +2,7 @@
 loaded by wrk from the same machine. Writes bench/results/serve.json.
 
     python bench/serve.py [--seconds 20] [--connections 16] [--workers 2] [--threads 4]
+    python bench/serve.py --model bench/cache/scale/model-1000000 --no-reload --out bench/results/serve-1m.json
 
 Per endpoint: requests/s, p50/p90/p99 latency, errors. The ratio of /v1/titles/<id>/related
 to /healthz throughput is measured in the same run (target >= 0.70, p99 <= 15 ms). Then a
@@ -107,7 +108,7 @@ def start_gunicorn(root: Path, port: int, args: argparse.Namespace, tmp: Path) -
 
 
 def wait_ready(proc: subprocess.Popen, args: argparse.Namespace, tmp: Path) -> None:
-    end = time.monotonic() + 120
+    end = time.monotonic() + args.ready_timeout
     while time.monotonic() < end:
         if proc.poll() is not None:
             sys.exit((tmp / "gunicorn.err").read_text())
@@ -135,9 +136,8 @@ def memory(pid: int) -> dict:
 
 
 # ---------------------------------------------------------------------------- load
-def queries(model_dir: Path, n: int = 2000) -> dict[str, list[str]]:
-    """Paths for each endpoint: random ids, known titles, unseen titles (words of two shows)."""
-    model = load_model(model_dir, verify=False)
+def sample_titles(model, n: int) -> tuple[list[int], list[str], list[str]]:
+    """n random catalog ids, their titles, and n unseen titles (halves of two shows' words)."""
     rng = random.Random(0)
     shows = model.catalog.shows
     ids = [rng.randrange(len(shows)) for _ in range(n)]
@@ -148,6 +148,13 @@ def queries(model_dir: Path, n: int = 2000) -> dict[str, list[str]]:
         t = " ".join(a[: max(1, len(a) // 2)] + b[len(b) // 2:] + ["Spezial"])
         if model.resolve(t) is None:
             unseen.append(t)
+    return ids, known, unseen
+
+
+def queries(model_dir: Path, n: int = 2000) -> dict[str, list[str]]:
+    """Paths for each endpoint: random ids, known titles, unseen titles (words of two shows)."""
+    model = load_model(model_dir, verify=False)
+    ids, known, unseen = sample_titles(model, n)
     prefixes = [model.catalog.shows[i].key[:3] for i in ids]
     return {"/healthz": ["/healthz"],
             "/v1/titles/<id>/related": [f"/v1/titles/{i}/related?k=10" for i in ids],
@@ -216,23 +223,29 @@ def main() -> int:
     ap.add_argument("--wrk-threads", type=int, default=2)
     ap.add_argument("--dumps", type=Path, default=DUMPS)
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--model", type=Path, help="serve this model directory (default: a model of --dumps)")
+    ap.add_argument("--no-reload", action="store_true", help="skip the publish-mid-run test (and its copy)")
+    ap.add_argument("--ready-timeout", type=int, default=600, help="seconds for the workers to load")
     args = ap.parse_args()
     load_at_start = os.getloadavg()
     wrk = ensure_wrk()
-    dumps = sorted(args.dumps.glob("*.xml.gz"))
-    model_dir = bench_model(dumps)
+    dumps = [] if args.model else sorted(args.dumps.glob("*.xml.gz"))
+    model_dir = args.model.resolve() if args.model else bench_model(dumps)
     manifest = read_manifest(model_dir)
     tmp = Path(tempfile.mkdtemp(prefix="serve-bench-", dir=CACHE))
     proc = None
     try:
         root = tmp / "root"
         publish(root, model_dir, move=False)
-        model_b = second_version(model_dir, tmp)
+        model_b = None if args.no_reload else second_version(model_dir, tmp)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         load = queries(model_dir)
         proc = start_gunicorn(root, port, args, tmp)
+        t_start = time.perf_counter()
         wait_ready(proc, args, tmp)
+        startup_s = round(time.perf_counter() - t_start, 1)
+        print(f"{args.workers} workers loaded the model in {startup_s} s", flush=True)
         results = {}
         for name, items in load.items():
             script = lua_script(name, items, tmp)
@@ -242,11 +255,13 @@ def main() -> int:
             print(f"{name:32s} {r['rps']:9.1f} req/s  p50 {r['p50_ms']:6.2f} ms  p90 {r['p90_ms']:6.2f} ms  "
                   f"p99 {r['p99_ms']:6.2f} ms  errors {r['errors']}", flush=True)
         mem = [memory(p) for p in worker_pids(proc.pid)]
-        reload = reload_run(wrk, url, lua_script("/v1/titles/<id>/related", load["/v1/titles/<id>/related"], tmp),
-                            args, root, model_b)
-        print(f"{'reload mid-run (by id)':32s} {reload['rps']:9.1f} req/s  p50 {reload['p50_ms']:6.2f} ms  "
-              f"p99 {reload['p99_ms']:6.2f} ms  errors {reload['errors']}  switched {reload['switched']}")
-        mem_after = [memory(p) for p in worker_pids(proc.pid)]
+        reload, mem_after = None, None
+        if model_b is not None:
+            reload = reload_run(wrk, url, lua_script("/v1/titles/<id>/related", load["/v1/titles/<id>/related"], tmp),
+                                args, root, model_b)
+            print(f"{'reload mid-run (by id)':32s} {reload['rps']:9.1f} req/s  p50 {reload['p50_ms']:6.2f} ms  "
+                  f"p99 {reload['p99_ms']:6.2f} ms  errors {reload['errors']}  switched {reload['switched']}")
+            mem_after = [memory(p) for p in worker_pids(proc.pid)]
     finally:
         if proc is not None and proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -260,7 +275,7 @@ def main() -> int:
     print(f"ratio /v1/titles/<id>/related : /healthz = {ratio:.2f} (target >= 0.70); "
           f"p99 {by_id['p99_ms']:.2f} ms (target <= 15)")
     report = {
-        "command": "make bench-serve  (python bench/serve.py " + " ".join(sys.argv[1:]) + ")",
+        "command": "python bench/serve.py " + " ".join(sys.argv[1:]),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "loadavg_at_start": load_at_start, "loadavg_at_end": os.getloadavg(),
                     "note": "wrk runs on the same 2 shared cores as gunicorn; other jobs may be running"},
@@ -268,11 +283,14 @@ def main() -> int:
                   "connections": args.connections, "wrk_threads": args.wrk_threads, "seconds": args.seconds,
                   "access_log": "on (JSON line per request, to a file)", "k": 10},
         "model": {"version": manifest["version"], "shows": manifest["n_shows"], "dim": manifest["dim"],
-                  "n_trees": manifest["n_trees"], "dumps": [p.name for p in dumps]},
+                  "n_trees": manifest["n_trees"], "search_k": manifest["config"]["index"]["search_k"],
+                  "dir": str(model_dir), "dumps": [p.name for p in dumps] or manifest["data"].get("inputs"),
+                  "bytes": sum(f["bytes"] for f in manifest["files"].values())},
+        "startup_s": startup_s,
         "endpoints": results,
         "ratio_by_id_to_healthz": ratio,
         "targets": {"ratio>=0.70": ratio >= 0.70, "p99<=15ms": by_id["p99_ms"] <= 15,
-                    "reload_zero_errors": reload["errors"] == 0 and reload["switched"]},
+                    "reload_zero_errors": None if reload is None else reload["errors"] == 0 and reload["switched"]},
         "reload_run": reload,
         "memory_per_worker": {"after_load_runs": mem, "after_reload": mem_after},
     }

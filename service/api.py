@@ -1,17 +1,20 @@
 """/v1: related titles (by text, by id, batch), title search, model description."""
 from __future__ import annotations
 
+import json
+import math
 import time
 from typing import Any
 
 from flask import Blueprint, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from epgembed.related import QueryError, Related
 
 from .holder import Serving
 from .schema import ApiError, parse_body, parse_query
 from .search import normalize_query
-from .state import serving, state
+from .state import check_deadline, serving, state
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
@@ -55,10 +58,16 @@ def related_by_id(show_id: int):
 def _json_body() -> Any:
     if not request.is_json:
         raise ApiError(415, "the body must be application/json")
-    body = request.get_json(silent=True)    # reading it enforces MAX_CONTENT_LENGTH (413)
-    if body is None:
-        raise ApiError(400, "the body is not valid JSON")
-    return body
+    data = request.get_data(cache=False)     # reading it enforces MAX_CONTENT_LENGTH (413) ...
+    limit = state().config.limits.max_body_bytes
+    if request.content_length is None and len(data) >= limit and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()         # ... but a chunked body is silently cut at the limit
+    try:
+        # json.loads, not get_json(silent=True): that lets a RecursionError (a body nested a
+        # few thousand levels deep) through as a 500; bytes: UTF-8/16/32 detected, anything else a 400
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "the body is not valid JSON") from None
 
 
 @bp.post("/related")
@@ -66,7 +75,8 @@ def related_batch():
     v = parse_body(state().params.batch, _json_body())
     s = serving()
     results = []
-    for title in v["titles"]:
+    for i, title in enumerate(v["titles"]):
+        check_deadline(f"{i} of {len(v['titles'])} titles answered")
         try:
             a = _answer(s, s.model.related(title, **_filters(v)))
             results.append({"query": a["query"], "related": a["related"]})
@@ -87,12 +97,25 @@ def search_titles():
             "model": {"version": s.version}, "titles": found}
 
 
+def finite(x: Any) -> Any:
+    """x with every NaN or infinity replaced by null: Flask would write them as the bare
+    words NaN / Infinity, which no strict JSON parser reads (a model trained without a
+    validation split has val_p_at_10 = NaN in its manifest)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [finite(v) for v in x]
+    return x
+
+
 @bp.get("/model")
 def model_info():
     s = serving()
     m = s.model.manifest
     t = m.get("training", {})
-    return {
+    return finite({
         "version": m["version"], "created": m["created"], "name": s.name, "format_version": m["format_version"],
         "shows": m["n_shows"], "counts": m.get("counts", {}), "dim": m["dim"], "vocab_size": m["vocab_size"],
         "metric": m["metric"], "n_trees": m["n_trees"], "quality": m.get("quality", {}),
@@ -101,4 +124,4 @@ def model_info():
         "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(s.loaded_at)),
         "load_seconds": round(s.load_seconds, 3),
         "reload": state().holder.status(),
-    }
+    })

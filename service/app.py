@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
+from urllib.parse import unquote_to_bytes
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
@@ -40,7 +42,7 @@ def create_app(config: ServiceConfig, *, start: bool = True) -> Flask:
     app.register_blueprint(ops.bp)
     app.register_blueprint(explain.bp)
     _register_errors(app)
-    app.before_request(_start_timer)
+    app.before_request(_start_request)
     app.after_request(_finish)
     if start:
         holder.start()
@@ -48,8 +50,9 @@ def create_app(config: ServiceConfig, *, start: bool = True) -> Flask:
 
 
 def _error(status: int, code: str, message: str) -> Response:
-    resp = Response(json.dumps({"error": {"status": status, "code": code, "message": message}},
-                               ensure_ascii=False), status=status, mimetype="application/json")
+    # ASCII escapes: a message may quote request text, which can hold a lone surrogate
+    resp = Response(json.dumps({"error": {"status": status, "code": code, "message": message}}),
+                    status=status, mimetype="application/json")
     return resp
 
 
@@ -80,8 +83,31 @@ def _register_errors(app: Flask) -> None:
         return _error(500, "internal_error", "internal error")
 
 
-def _start_timer() -> None:
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+
+
+def _start_request() -> None:
     g.t0 = time.perf_counter()
+    limits = state().config.limits
+    g.deadline = g.t0 + limits.request_seconds
+    _check_query_string(request.query_string, limits.max_query_bytes)
+
+
+def _check_query_string(raw: bytes, max_bytes: int) -> None:
+    """Reject what werkzeug would quietly repair: a query string that is not percent-encoded
+    UTF-8 (a bad escape like %zz, or bytes such as %ff that are no UTF-8) is a 400, not a
+    title full of U+FFFD; an over-long one is a 414 whatever the WSGI server allows."""
+    if not raw:
+        return
+    if len(raw) > max_bytes:
+        raise ApiError(414, f"the query string is longer than {max_bytes} bytes")
+    if _BAD_ESCAPE.search(raw):
+        raise ApiError(400, "the query string has an invalid percent-escape (% must be followed by two hex digits)")
+    try:
+        unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "the query string is not valid UTF-8 once percent-decoded") from None
 
 
 def _finish(resp: Response) -> Response:
@@ -91,6 +117,8 @@ def _finish(resp: Response) -> Response:
     served = g.get("serving")
     if served is not None:
         resp.headers["X-Model-Version"] = served.version
+    for name, value in SECURITY_HEADERS.items():
+        resp.headers.setdefault(name, value)
     if access_log.isEnabledFor(logging.INFO):
         access_log.info(json.dumps({
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()), "pid": os.getpid(),

@@ -21,6 +21,8 @@ class Limits:
     max_search_limit: int = 50        # GET /v1/titles?limit=
     default_search_limit: int = 20
     max_query_chars: int = 200        # GET /v1/titles?q=
+    max_query_bytes: int = 8190       # the raw query string (414 above; gunicorn's request line cap)
+    request_seconds: float = 10.0     # time budget of one request (504 when a batch runs past it)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from .schema import ApiError, Param, parse_query
 from .state import serving, state
 
 STATIC = Path(__file__).parent / "static"
-MAX_ID = 2**31 - 1     # schema's range check needs both bounds
+MAX_ID = 2**31 - 1     # a sane upper bound for ids and counts (stated in /openapi.json)
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
        "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
@@ -48,7 +48,7 @@ def tuning_params() -> tuple[Param, ...]:
 def explain_params(limits: Limits) -> tuple[Param, ...]:
     """GET /v1/titles/<id>/explain (the title's id is in the path)."""
     return (Param("neighbor", "integer", "catalog id of the related title", required=True, minimum=0,
-                  maximum=MAX_ID),
+                  maximum=MAX_ID, example=1),
             *tuning_params())
 
 
@@ -56,9 +56,9 @@ def explain_text_params(limits: Limits) -> tuple[Param, ...]:
     """GET /v1/explain: title text, and the neighbour as text or as a catalog id."""
     return (
         Param("title", "string", "any title text: a catalog title or one never seen", required=True,
-              max_length=limits.max_title_chars),
+              max_length=limits.max_title_chars, example="Football Tonight"),
         Param("neighbor_title", "string", "the related title as text (or give neighbor)",
-              max_length=limits.max_title_chars),
+              max_length=limits.max_title_chars, example="Tennis Tonight"),
         Param("neighbor", "integer", "the related title's catalog id (or give neighbor_title)", minimum=0,
               maximum=MAX_ID),
         *tuning_params(),
@@ -100,27 +100,45 @@ def explain_text():
 @bp.get("/")
 def explorer():
     response = send_from_directory(STATIC, "explorer.html", max_age=0)
-    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Content-Security-Policy"] = CSP      # nothing external, no inline code
+    response.headers["X-Frame-Options"] = "DENY"             # frame-ancestors for older browsers
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 
+def openapi_schemas() -> dict:
+    """The answer of both endpoints for /openapi.json (closed objects: see openapi.py)."""
+    from .openapi import BOOLEAN, INTEGER, NUMBER, STRING, STRINGS, nullable, obj, ref
+    side = obj({"text": STRING, "id": nullable(INTEGER), "known": BOOLEAN, "categories": STRINGS,
+                "informative_categories": STRINGS})
+    token = obj({"position": INTEGER, "id": INTEGER, "token": STRING, "weight": NUMBER, "count": INTEGER,
+                 "rare": BOOLEAN, "without": NUMBER, "drop": NUMBER, "share": NUMBER})
+    tokens = {"type": "array", "items": ref("ExplainToken")}
+    return {"ExplainSide": side, "ExplainToken": token, "Explain": obj({
+        "model": obj({"version": STRING}), "title": ref("ExplainSide"), "neighbor": ref("ExplainSide"),
+        "score": NUMBER, "shared_categories": STRINGS, "shared_informative_categories": STRINGS,
+        "collapse": NUMBER, "carried": NUMBER,
+        "flags": {"type": "array", "items": {"type": "string", "enum": ["no_shared_category", "rare_token_match"]}},
+        "outlier": BOOLEAN,
+        "carrier": obj({"side": {"type": "string", "enum": ["title", "neighbor"]}, "token": STRING, "id": INTEGER,
+                        "count": INTEGER, "rare": BOOLEAN, "drop": NUMBER}),
+        "tokens": obj({"title": tokens, "neighbor": tokens}),
+        "center_share": obj({"title": NUMBER, "neighbor": NUMBER})},
+        description="per-token contributions of one pair (docs/INSPECT.md)")}
+
+
 def openapi_paths(limits: Limits) -> dict:
     """The explain endpoints for /openapi.json: spec["paths"].update(openapi_paths(limits))."""
-    def query(params: tuple[Param, ...]) -> list[dict]:
-        return [{"name": p.name, "in": "query", "required": p.required, "description": p.description,
-                 "schema": p.openapi_schema()} for p in params]
-
-    ok = {"200": {"description": "per-token contributions of one pair (docs/INSPECT.md)",
-                  "content": {"application/json": {"schema": {"type": "object"}}}},
-          **{str(c): {"$ref": f"#/components/responses/E{c}"} for c in (400, 404, 503)}}
-    path_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+    from .openapi import query_params, ref, responses
+    ok = responses("per-token contributions of one pair (docs/INSPECT.md)", ref("Explain"), 404, 503)
+    path_param = {"name": "id", "in": "path", "required": True,
+                  "schema": {"type": "integer", "minimum": 0, "example": 0}}
     return {
         "/v1/titles/{id}/explain": {"get": {"summary": "why is a neighbour related: leave-one-token-out "
                                             "scores, training frequencies, flags",
-                                            "parameters": [path_param, *query(explain_params(limits))],
+                                            "parameters": [path_param, *query_params(explain_params(limits))],
                                             "responses": ok}},
         "/v1/explain": {"get": {"summary": "the same for any text (known or never seen)",
-                                "parameters": query(explain_text_params(limits)), "responses": ok}},
+                                "parameters": query_params(explain_text_params(limits)), "responses": ok}},
     }

@@ -12,11 +12,15 @@ Signals: SIGHUP to the master is forwarded to every worker, which checks `curren
 (in place, no restart; gunicorn's own "reload config + replace workers" on HUP is not used).
 SIGTERM: graceful shutdown (requests in flight finish, up to graceful_timeout).
 """
+import json
 import os
 import shutil
 import signal
 import socket
 import tempfile
+
+from gunicorn import util as _gunicorn_util
+from gunicorn.http import wsgi as _gunicorn_wsgi
 
 # Must happen before anything imports prometheus_client (workers import the app after this).
 _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -81,6 +85,50 @@ logconfig_dict = {
                     "datefmt": "[%Y-%m-%d %H:%M:%S %z]"},
     },
 }
+
+
+# Requests gunicorn refuses before the app sees them (request line over limit_request_line:
+# 414, headers over the limits: 431, a malformed request line: 400) get the app's JSON
+# error body instead of gunicorn's HTML page: gunicorn.util.write_error is its one writer
+# of those answers (workers/base.py handle_error); tests/test_service_hostile.py checks it.
+_GUNICORN_CODES = {400: "bad_request", 403: "forbidden", 414: "uri_too_long", 417: "expectation_failed",
+                   431: "headers_too_large", 500: "internal_error", 501: "not_implemented"}
+
+
+def _json_error(sock, status_int, reason, mesg):
+    body = json.dumps({"error": {"status": status_int, "code": _GUNICORN_CODES.get(status_int, "error"),
+                                 "message": (str(mesg) or reason)[:200]}}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(body)}\r\n\r\n")
+    _gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+_gunicorn_util.write_error = _json_error
+
+
+# After an answer, gunicorn drains at most 64 KiB of a body the app did not read and closes
+# the connection when more is left, yet it has already told the client "Connection:
+# keep-alive", so the client's next request on it fails. Say "close" up front instead for
+# every error answer that may leave such a body (a 413, or any 4xx/5xx to a request
+# declaring more than 64 KiB or a chunked body). The app cannot: gunicorn drops a
+# Connection header set by the app.
+_DRAIN_LIMIT = 64 * 1024
+_should_close = _gunicorn_wsgi.Response.should_close
+
+
+def _body_may_be_left(req):
+    for name, value in req.headers:
+        if name == "TRANSFER-ENCODING" or (name == "CONTENT-LENGTH" and value.isdigit() and int(value) > _DRAIN_LIMIT):
+            return True
+    return False
+
+
+def _should_close_after_error(self):
+    status = getattr(self, "status_code", None) or 0
+    return _should_close(self) or status == 413 or (status >= 400 and _body_may_be_left(self.req))
+
+
+_gunicorn_wsgi.Response.should_close = _should_close_after_error
 
 
 def _refuse_taken_address(server):

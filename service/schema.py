@@ -16,7 +16,8 @@ from .config import Limits
 
 
 CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-         415: "unsupported_media_type", 500: "internal_error", 503: "no_model"}
+         414: "uri_too_long", 415: "unsupported_media_type", 431: "headers_too_large",
+         500: "internal_error", 503: "no_model", 504: "deadline_exceeded"}
 
 
 class ApiError(Exception):
@@ -41,10 +42,12 @@ class Param:
     max_length: int | None = None    # strings: characters; arrays: items
     items: str | None = None         # arrays: item type (string)
     item_max_length: int | None = None   # arrays of strings: characters per item
+    example: Any = None              # shown in /openapi.json (and tried first by schemathesis)
 
     def openapi_schema(self) -> dict:
         s: dict[str, Any] = {"type": self.type}
-        for key, value in (("default", self.default), ("minimum", self.minimum), ("maximum", self.maximum)):
+        for key, value in (("default", self.default), ("minimum", self.minimum), ("maximum", self.maximum),
+                           ("example", self.example)):
             if value is not None:
                 s[key] = value
         if self.type == "string":
@@ -81,21 +84,21 @@ def filter_params(limits: Limits) -> tuple[Param, ...]:
 
 def related_params(limits: Limits) -> tuple[Param, ...]:
     title = Param("title", "string", "any title text: a catalog title or one never seen",
-                  required=True, max_length=limits.max_title_chars)
+                  required=True, max_length=limits.max_title_chars, example="Football Tonight")
     return (title, *filter_params(limits))
 
 
 def batch_params(limits: Limits) -> tuple[Param, ...]:
     titles = Param("titles", "array", "query titles, answered in order", required=True,
                    max_length=limits.max_batch, items="string",
-                   item_max_length=limits.max_title_chars)
+                   item_max_length=limits.max_title_chars, example=["Football Tonight", "Cooking with Anna"])
     return (titles, *filter_params(limits))
 
 
 def search_params(limits: Limits) -> tuple[Param, ...]:
     return (
         Param("q", "string", "prefix or substring of a title (case-insensitive, normalized)",
-              required=True, max_length=limits.max_query_chars),
+              required=True, max_length=limits.max_query_chars, example="foot"),
         Param("limit", "integer", "maximum titles returned", default=limits.default_search_limit,
               minimum=1, maximum=limits.max_search_limit),
     )
@@ -103,13 +106,22 @@ def search_params(limits: Limits) -> tuple[Param, ...]:
 
 # ---------------------------------------------------------------------- validation
 def _check_range(p: Param, v: float) -> None:
-    if (p.minimum is not None and v < p.minimum) or (p.maximum is not None and v > p.maximum):
-        raise ApiError(400, f"{p.name} must be between {p.minimum:g} and {p.maximum:g}")
+    low, high = p.minimum, p.maximum
+    if (low is None or v >= low) and (high is None or v <= high):
+        return
+    if low is not None and high is not None:
+        raise ApiError(400, f"{p.name} must be between {low:g} and {high:g}")
+    raise ApiError(400, f"{p.name} must be at least {low:g}" if low is not None else f"{p.name} must be at most {high:g}")
 
 
 def _check_string(p: Param, v: str) -> str:
     if not v.strip():
         raise ApiError(400, f"{p.name} is empty")
+    if not v.isascii():
+        try:
+            v.encode("utf-8")     # a JSON "\ud800" escape decodes to a lone surrogate: no text
+        except UnicodeEncodeError:
+            raise ApiError(400, f"{p.name} is not valid Unicode text (a lone surrogate)") from None
     if p.max_length is not None and len(v) > p.max_length:
         raise ApiError(400, f"{p.name} is longer than {p.max_length} characters")
     return v

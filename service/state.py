@@ -1,6 +1,7 @@
 """Per-app state (held in app.extensions, never in module globals) and the per-request model."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app, g
@@ -50,3 +51,13 @@ def serving() -> Serving:
             raise ApiError(503, holder.not_ready_reason() or "no model loaded")
         g.serving = s
     return s
+
+
+def check_deadline(done: str = "") -> None:
+    """504 when this request has used up its time budget (Limits.request_seconds); called
+    between units of work (batch titles), so a long request stops at the next one."""
+    deadline = g.get("deadline")
+    if deadline is not None and time.perf_counter() > deadline:
+        budget = state().config.limits.request_seconds
+        raise ApiError(504, f"the request ran past its time budget of {budget:g} s"
+                            + (f" ({done})" if done else ""), code="deadline_exceeded")

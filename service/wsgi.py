@@ -8,6 +8,7 @@ Environment (all optional but EPGEMBED_MODELS):
     EPGEMBED_POLL_SECONDS    how often workers check `current` (default 5; 0 = only on SIGHUP)
     EPGEMBED_VERIFY          1 (default): check every file's sha256 before serving a model
     EPGEMBED_MAX_K, EPGEMBED_MAX_BATCH, EPGEMBED_MAX_BODY_BYTES, EPGEMBED_MAX_TITLE_CHARS   limits
+    EPGEMBED_REQUEST_SECONDS time budget of one request (default 10; 504 past it)
     PROMETHEUS_MULTIPROC_DIR set by gunicorn.conf.py: metrics shared by all workers
 """
 from __future__ import annotations
@@ -36,6 +37,8 @@ def config_from_env(env: Mapping[str, str]) -> ServiceConfig:
     if not Path(models).is_dir():
         raise RuntimeError(f"EPGEMBED_MODELS={models}: no such directory")
     limits = replace(Limits(), **{field: int(env[name]) for name, field in _LIMITS.items() if env.get(name)})
+    if env.get("EPGEMBED_REQUEST_SECONDS"):
+        limits = replace(limits, request_seconds=float(env["EPGEMBED_REQUEST_SECONDS"]))
     metrics_dir = env.get("PROMETHEUS_MULTIPROC_DIR") or None
     return ServiceConfig(models=Path(models), poll_seconds=float(env.get("EPGEMBED_POLL_SECONDS", "5")),
                          verify_hashes=env.get("EPGEMBED_VERIFY", "1") != "0",

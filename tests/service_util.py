@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +82,15 @@ def publish_corrupt(root: Path, model_dir: Path, how: str) -> str:
         raise AssertionError("corruptions keep the manifest")
     point_current(root, name)
     return name
+
+
+@contextmanager
+def serving_app(root: Path, **config):
+    """A service app on the models root `root` (no polling), its reload thread stopped after."""
+    from service import ServiceConfig, create_app
+    from service.state import state
+    app = create_app(ServiceConfig(models=root, poll_seconds=0, **config))
+    try:
+        yield app
+    finally:
+        state(app).holder.stop()

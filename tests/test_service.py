@@ -20,7 +20,7 @@ from service import Limits, ServiceConfig, create_app
 from service.holder import install_sighup
 from service.state import state
 from service.wsgi import config_from_env
-from service_util import CORRUPTIONS, make_root, publish_corrupt, tiny_model_b, version_of  # noqa: F401
+from service_util import CORRUPTIONS, make_root, serving_app, publish_corrupt, tiny_model_b, version_of  # noqa: F401
 
 GENRE_OF = {t: g for g, ts in GENRES.items() for t in ts}
 
@@ -33,9 +33,8 @@ def root(tmp_path, tiny_model_dir) -> Path:
 
 @pytest.fixture
 def app(root):
-    app = create_app(ServiceConfig(models=root, poll_seconds=0))
-    yield app
-    state(app).holder.stop()
+    with serving_app(root) as app:
+        yield app
 
 
 @pytest.fixture

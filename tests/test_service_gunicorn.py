@@ -158,7 +158,7 @@ def test_reload_under_load_then_corrupt_publish(served, tiny_model_dir, tiny_mod
     assert seen[0] == a and set(seen[n:]) == {b}       # switched, and the corrupt version never served
     text = server.get("/metrics").text
     assert metric(text, 'epgembed_model_reloads_total{result="refused"}') == 2      # once per worker
-    assert metric(text, f'epgembed_model_info{{pid=') == 2
+    assert metric(text, 'epgembed_model_info{pid=') == 2
     assert f'version="{b}"}} 1.0' in text and f'version="{a}"}} 0.0' in text
     assert server.get("/v1/model").json()["reload"]["refused"]["name"] == name
     assert server.get("/readyz").status_code == 200
