@@ -73,8 +73,62 @@ bench-outliers: $(STAMP)
 bench-nightly: $(STAMP)
 	$(BIN)/python bench/nightly.py
 
+# training throughput: the METHOD.md ladder side by side -> bench/results/train_speed.json
+.PHONY: bench-train
+bench-train: $(STAMP)
+	$(BIN)/python bench/train_speed.py
+
 # every benchmark; figures printed and written to bench/results/
-bench: bench-quality bench-serve bench-nightly bench-outliers
+bench: bench-quality bench-train bench-serve bench-nightly bench-outliers bench-scale-quick bench-index
+
+# 5 minutes of mixed traffic at 16 connections, a model reload every minute -> bench/results/soak.json
+# (quick look: make bench-soak SOAK_ARGS="--seconds 30 --reload-every 10 --window 10")
+.PHONY: bench-soak
+bench-soak: $(STAMP)
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+
+# pins = installed, pip check, pip-audit (says so when its vulnerability data is unreachable)
+.PHONY: audit
+audit: $(STAMP)
+	$(BIN)/python tools/audit.py
+
+# the long fuzz runs: schemathesis with 1000 examples per operation and random seeds
+.PHONY: fuzz
+fuzz: $(STAMP)
+	EPGEMBED_SCHEMA_FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_service_schema_fuzz.py
+
+# the long reliability runs (docs/RELIABILITY.md), part of `make fuzz`: the large hypothesis
+# profile, the ingest corpus with 8 GB gzip bombs and 400 mutated dumps, 10 random kill -9 of
+# the nightly job, then atheris (coverage-guided) on the normalizer and the XMLTV reader for
+# FUZZ_SECONDS each; crash inputs are kept in a printed temporary folder
+FUZZ_SECONDS ?= 120
+.PHONY: fuzz-reliability
+fuzz-reliability: $(STAMP)
+	EPGEMBED_FUZZ=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz_ingest.py \
+		tests/test_fuzz_text.py tests/test_faults_process.py
+	d=$$(mktemp -d) && mkdir $$d/normalize $$d/epg && echo "atheris corpus and crash inputs: $$d" && \
+	$(BIN)/python fuzz/fuzz_normalize.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$$d/ $$d/normalize && \
+	$(BIN)/python fuzz/fuzz_epg.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$$d/ $$d/epg && \
+	rm -rf $$d
+fuzz: fuzz-reliability
+
+# scale and index (docs/PERFORMANCE.md, "Scale and index"): synthetic guides of 10k/100k/1M shows
+# (epgembed.synth, cached in bench/cache/synth) -> bench/results/scale.{json,md}; Annoy recall@10
+# and latency against exact search on the 100k/1M model vectors -> bench/results/index.{json,md}
+# (bench-index, part of `make bench`: the 100k model only -> index-100k.{json,md});
+# gunicorn + wrk on the 1M model -> bench/results/serve-1m.json. The 1M runs take about an hour.
+.PHONY: bench-scale bench-scale-quick bench-index bench-serve-1m
+bench-scale-quick: $(STAMP)
+	$(BIN)/python bench/scale.py --quick --out bench/results/scale-quick.json
+bench-index: $(STAMP)
+	$(BIN)/python bench/index.py --sizes 100000 --out bench/results/index-100k.json
+bench-serve-1m: $(STAMP)
+	test -f bench/cache/scale/model-1000000/manifest.json || $(BIN)/python bench/scale.py --sizes 1000000
+	$(BIN)/python bench/serve.py --model bench/cache/scale/model-1000000 --no-reload --out bench/results/serve-1m.json
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/index.py
+	$(BIN)/python bench/serve.py --model bench/cache/scale/model-1000000 --no-reload --out bench/results/serve-1m.json
 
 clean:
 	rm -rf models .pytest_cache

@@ -25,7 +25,7 @@ class ProgrammeLike(Protocol):
     channel: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Show:
     id: int
     key: str
@@ -129,7 +129,7 @@ class Catalog:
         return cls(shows)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Acc:
     airings: int = 0
     spellings: Counter = field(default_factory=Counter)
@@ -148,32 +148,56 @@ class _Acc:
         return " ".join(out)
 
 
+class _Memo(dict):
+    """A bounded memo of a pure function (cleared when full): repeated airings, categories
+    and channels are cleaned once, and equal results share one string object."""
+
+    def __init__(self, fn, size: int = 1 << 16):
+        super().__init__()
+        self.fn, self.size = fn, size
+
+    def __missing__(self, arg):
+        if len(self) >= self.size:
+            self.clear()
+        value = self[arg] = self.fn(arg)
+        return value
+
+
 def _accumulate(programmes: Iterable[ProgrammeLike], strip: bool = True,
                 context_chars: int = 0) -> dict[str, _Acc]:
     acc: dict[str, _Acc] = defaultdict(_Acc)
-    for p in programmes:
-        clean = clean_text(p.title)
+
+    def title_parts(title: str) -> tuple[str, str]:
+        clean = clean_text(title)
         base = strip_episode(clean)[0] if strip else clean
-        key = fold(base).strip(" -:,|/.")
+        shown = clean_text(title, keep_dashes=True)   # the feed's own spelling, for display
+        return fold(base).strip(" -:,|/."), strip_episode(shown)[0] if strip else shown
+
+    titles = _Memo(title_parts)
+    categories = _Memo(normalize_category)
+    channels = _Memo(lambda c: c)
+    descs = _Memo(clean_text)
+    subtitles = _Memo(lambda t: fold(strip_episode(clean_text(t))[0]))
+    for p in programmes:
+        key, spelling = titles[p.title]
         if not key:
             continue
-        shown = clean_text(p.title, keep_dashes=True)   # the feed's own spelling, for display
         a = acc[key]
         a.airings += 1
-        a.spellings[strip_episode(shown)[0] if strip else shown] += 1
+        a.spellings[spelling] += 1
         for c in p.categories:
-            nc = normalize_category(c)
+            nc = categories[c]
             if nc:
                 a.categories[nc] += 1
         if p.channel:
-            a.channels.add(p.channel)
+            a.channels.add(channels[p.channel])
         if context_chars:
             desc = getattr(p, "desc", None) or p.sub_title
             if desc and len(a.descs) < 16:
-                a.descs[clean_text(desc[: context_chars * 2])] += 1
+                a.descs[descs[desc[: context_chars * 2]]] += 1
         if p.sub_title:
             split = split_series(key)
-            if split and fold(strip_episode(clean_text(p.sub_title))[0]) == split[1]:
+            if split and subtitles[p.sub_title] == split[1]:
                 a.subtitle_hits += 1
     return acc
 
@@ -219,7 +243,8 @@ def build_catalog(programmes: Iterable[ProgrammeLike], cfg: CatalogConfig | None
         return _unfolded(acc, series_of, cfg.context_chars)
     merged: dict[str, _Acc] = defaultdict(_Acc)
     aliases: dict[str, set[str]] = defaultdict(set)
-    for key, a in acc.items():
+    for key in list(acc):      # popped as folded: the accumulators and shows never all coexist
+        a = acc.pop(key)
         target = series_of.get(key, key)
         m = merged[target]
         m.airings += a.airings
@@ -234,7 +259,7 @@ def build_catalog(programmes: Iterable[ProgrammeLike], cfg: CatalogConfig | None
                 m.spellings[_display_prefix(spelling, target)] += c
     shows = []
     for i, key in enumerate(sorted(merged)):
-        m = merged[key]
+        m = merged.pop(key)
         title = max(m.spellings.items(), key=lambda kv: (kv[1], kv[0]))[0] if m.spellings else key
         shows.append(Show(i, key, title, dict(m.categories), m.airings,
                           sorted(m.channels), sorted(aliases.get(key, ())), None,
@@ -247,7 +272,7 @@ def _unfolded(acc: dict[str, _Acc], series_of: dict[str, str], context_chars: in
     prefixes = set(series_of.values())
     shows = []
     for i, key in enumerate(sorted(acc)):
-        a = acc[key]
+        a = acc.pop(key)       # freed as its show is made (peak memory: one of the two)
         title = max(a.spellings.items(), key=lambda kv: (kv[1], kv[0]))[0]
         series = series_of.get(key, key if key in prefixes else None)
         shows.append(Show(i, key, title, dict(a.categories), a.airings, sorted(a.channels),

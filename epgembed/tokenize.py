@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+from array import array
 import re
 from collections import Counter
 from pathlib import Path
@@ -72,63 +73,93 @@ class Tokenizer:
         for t in texts:
             word_titles.update(set(words_of(t)))
         words = sorted(w for w, c in word_titles.items() if c >= cfg.min_word_count) if cfg.words else []
-        ctx_docs = [set(words_of(fold(c))) for c in contexts if c]
         context_words: list[str] = []
-        if ctx_docs and cfg.context_words:
-            df: Counter[str] = Counter()
-            for d in ctx_docs:
-                df.update(d)
-            limit = max(2.0, cfg.context_max_df * len(ctx_docs))
+        df: Counter[str] = Counter()   # description words: in how many descriptions (streamed)
+        n_docs = 0
+        for c in contexts if cfg.context_words else ():
+            if c:
+                df.update(set(words_of(fold(c))))
+                n_docs += 1
+        if n_docs:
+            limit = max(2.0, cfg.context_max_df * n_docs)
             context_words = sorted(w for w, c in df.items()
                                    if cfg.min_word_count <= c <= limit and not w.isdigit())
             words = sorted(set(words) | set(context_words))
         sp_bytes = None
         if cfg.pieces or not words:
-            sp_bytes = _train_sentencepiece(texts, auto_vocab_size(len(word_titles), cfg), cfg.seed)
+            sp_bytes = _train_sentencepiece(_sample(texts, cfg.sp_max_sentences, cfg.seed),
+                                            auto_vocab_size(len(word_titles), cfg), cfg.seed)
         return cls(sp_bytes, words, cfg, context_words)
 
     # ---------------------------------------------------------------- encoding
     def tokens(self, title: str) -> list[tuple[int, str]]:
         """(id, surface) pairs of a raw title: pieces first, then whole words."""
-        text = token_text(title)
-        out: list[tuple[int, str]] = []
-        if self.sp is not None and text:
-            ids = self.sp.EncodeAsIds(text)
-            out.extend((1 + i, self.sp.IdToPiece(i)) for i in ids)
-        for w in words_of(text):
-            wid = self.word_id.get(w)
-            if wid is not None:
-                out.append((wid, f"[{w}]"))
-        return out[: self.cfg.max_tokens]
+        return [(i, self.token_name(i)) for i in self.encode(title)]
 
     def encode(self, title: str) -> list[int]:
-        return [i for i, _ in self.tokens(title)]
+        text = token_text(title)
+        pieces = self.sp.EncodeAsIds(text) if self.sp is not None and text else []
+        return self._title_ids(text, pieces)
 
     def item_tokens(self, title: str, context: str = "") -> list[tuple[int, str, float]]:
         """(id, surface, weight) of a catalog title: its tokens (weight 1), then up to
         `context_words` description words (weight `context_weight`) it does not already have."""
-        out = [(i, name, 1.0) for i, name in self.tokens(title)]
+        ids = self.encode(title)
+        out = [(i, self.token_name(i), 1.0) for i in ids]
         if context and self._context_ok:
-            have = {i for i, _, _ in out}
-            added = 0
-            for w in words_of(fold(clean_text(context))):
-                wid = self.word_id.get(w)
-                if w in self._context_ok and wid is not None and wid not in have:
-                    out.append((wid, f"[{w}]", self.cfg.context_weight))
-                    have.add(wid)
-                    added += 1
-                    if added >= self.cfg.context_words:
-                        break
+            out.extend((i, self.token_name(i), self.cfg.context_weight)
+                       for i in self._context_ids(context, set(ids)))
         return out
 
-    def encode_items(self, titles: list[str], contexts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Padded ids [S, L] and weights [S, L] (0 at PAD) of catalog titles with context."""
-        items = [self.item_tokens(t, c) for t, c in zip(titles, contexts)]
-        ids = pad([[i for i, _, _ in it] for it in items])
-        weights = np.zeros(ids.shape, dtype=np.float32)
-        for r, it in enumerate(items):
-            weights[r, : len(it)] = [w for _, _, w in it]
+    def encode_items(self, titles: list[str], contexts: list[str],
+                     chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+        """Padded ids [S, L] and weights [S, L] (0 at PAD) of catalog titles with context:
+        the ids and weights of `item_tokens`, encoded in batches (sentencepiece's batch call)
+        into flat arrays first, so the only [S, L] arrays are the two returned."""
+        flat_ids, flat_w, lengths = array("q"), array("f"), array("q")
+        for start in range(0, len(titles), chunk):
+            texts = [token_text(t) for t in titles[start: start + chunk]]
+            pieces = (self.sp.Encode(texts, out_type=int, num_threads=1)
+                      if self.sp is not None else [[] for _ in texts])
+            for text, ps, context in zip(texts, pieces, contexts[start: start + chunk]):
+                row = self._title_ids(text, ps)
+                n_title = len(row)
+                if context and self._context_ok:
+                    row.extend(self._context_ids(context, set(row)))
+                flat_ids.extend(row)
+                flat_w.extend([1.0] * n_title)
+                flat_w.extend([self.cfg.context_weight] * (len(row) - n_title))
+                lengths.append(len(row))
+        lens = np.frombuffer(lengths, dtype=np.int64) if len(lengths) else np.zeros(0, np.int64)
+        width = max([1] + ([int(lens.max())] if len(lens) else []))
+        ids = np.zeros((len(lens), width), dtype=np.int64)
+        weights = np.zeros((len(lens), width), dtype=np.float32)
+        mask = np.arange(width)[None, :] < lens[:, None]
+        ids[mask] = np.frombuffer(flat_ids, dtype=np.int64) if len(flat_ids) else 0
+        weights[mask] = np.frombuffer(flat_w, dtype=np.float32) if len(flat_w) else 0
         return ids, weights
+
+    def _title_ids(self, text: str, pieces: list[int]) -> list[int]:
+        """The ids of `tokens` for an already normalized text and its sentencepiece ids."""
+        out = [1 + i for i in pieces] if text else []
+        word_id = self.word_id
+        for w in words_of(text):
+            wid = word_id.get(w)
+            if wid is not None:
+                out.append(wid)
+        return out[: self.cfg.max_tokens]
+
+    def _context_ids(self, context: str, have: set[int]) -> list[int]:
+        """The description-word ids `item_tokens` adds to a title that has ids `have`."""
+        out: list[int] = []
+        for w in words_of(fold(clean_text(context))):
+            wid = self.word_id.get(w)
+            if w in self._context_ok and wid is not None and wid not in have:
+                out.append(wid)
+                have.add(wid)
+                if len(out) >= self.cfg.context_words:
+                    break
+        return out
 
     def encode_batch(self, titles: list[str]) -> np.ndarray:
         """Padded [B, L] int64 array (PAD = 0); L >= 1."""
@@ -173,6 +204,15 @@ def pad(seqs: list[list[int]], min_len: int = 1) -> np.ndarray:
     for i, s in enumerate(seqs):
         out[i, : len(s)] = s
     return out
+
+
+def _sample(texts: list[str], limit: int, seed: int) -> list[str]:
+    """`texts` itself when it has at most `limit` entries (0: no limit); otherwise a seeded
+    sample of `limit` of them, in their order (sentencepiece's time and memory grow with it)."""
+    if not limit or len(texts) <= limit:
+        return texts
+    keep = np.sort(np.random.default_rng(seed).choice(len(texts), size=limit, replace=False))
+    return [texts[i] for i in keep]
 
 
 def _train_sentencepiece(texts: list[str], vocab_size: int, seed: int) -> bytes:
