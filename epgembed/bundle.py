@@ -10,6 +10,9 @@
       center.npy         [D] float32 mean subtracted from catalog and query vectors (or zeros)
       catalog.jsonl      one show per line, ids 0..S-1
       index.ann          Annoy index (angular) over vectors.npy
+      neighbours.npy     [S, K] int32 exact nearest titles of every title, best first, and
+      neighbour_scores.npy  [S, K] float32 their cosines (only when the catalog is small
+                         enough for the exact table: IndexConfig.neighbours_max_shows)
       history.json       per-epoch training history
 
 Writes go to a temporary sibling folder that is fsynced and renamed into place, so a
@@ -28,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .catalog import Catalog
-from .index import METRIC, build_index, open_index
+from .index import METRIC, build_index, exact_neighbours, open_index
 from .related import RelatedModel
 from .tokenize import Tokenizer
 
@@ -79,10 +82,18 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog, embeddi
         catalog.save(tmp / "catalog.jsonl")
         t_index = time.perf_counter()
         build_index(vectors, index_cfg, tmp / "index.ann")
-        t_index = time.perf_counter() - t_index
-        (tmp / "history.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
         files += ["embeddings.npy", "token_counts.npy", "vectors.npy", "center.npy", "catalog.jsonl",
                   "index.ann", "history.json"]
+        n_neighbours = 0
+        if index_cfg.neighbours and len(vectors) <= index_cfg.neighbours_max_shows:
+            ids, scores = exact_neighbours(vectors, index_cfg.neighbours)
+            np.save(tmp / "neighbours.npy", ids)
+            np.save(tmp / "neighbour_scores.npy", scores)
+            files += ["neighbours.npy", "neighbour_scores.npy"]
+            n_neighbours = ids.shape[1]
+            del ids, scores
+        t_index = time.perf_counter() - t_index
+        (tmp / "history.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
         hashes = {f: {"sha256": sha256_file(tmp / f), "bytes": (tmp / f).stat().st_size} for f in files}
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         content = hashlib.sha256("".join(hashes[f]["sha256"] for f in sorted(hashes)).encode()).hexdigest()
@@ -91,7 +102,7 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog, embeddi
             "version": f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{content[:8]}",
             "created": created, "metric": METRIC, "dim": int(embeddings.shape[1]),
             "vocab_size": int(embeddings.shape[0]), "n_shows": len(catalog),
-            "n_trees": index_cfg.n_trees, "counts": catalog.summary(), "config": config,
+            "n_trees": index_cfg.n_trees, "neighbours": n_neighbours, "counts": catalog.summary(), "config": config,
             "data": data, "training": training, "quality": quality or {}, "files": hashes,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -162,6 +173,10 @@ def load_model(model_dir: str | Path, *, verify: bool = True) -> RelatedModel:
             step = f"{name}.npy"
             arrays[name] = np.load(model_dir / step, mmap_mode=mmap, allow_pickle=False)
         embeddings, vectors, counts, center = arrays.values()
+        table = None
+        if manifest.get("neighbours"):
+            table = tuple(np.load(model_dir / (step := f"{name}.npy"), mmap_mode="r", allow_pickle=False)
+                          for name in ("neighbours", "neighbour_scores"))
         step, dim = "manifest.json", manifest["dim"]
         if embeddings.ndim != 2 or embeddings.shape[1] != dim:
             raise ModelError(f"{model_dir}: inconsistent model: embeddings {embeddings.shape}, "
@@ -188,11 +203,17 @@ def load_model(model_dir: str | Path, *, verify: bool = True) -> RelatedModel:
         (len(counts) == tokenizer.vocab_size, "token_counts length != vocabulary"),
         (center.shape == (dim,), f"center {center.shape} != ({dim},)"),
     ]
+    if table is not None:
+        shape = (n, min(n, int(manifest["neighbours"])))
+        checks += [(table[0].shape == shape and table[0].dtype == np.int32,
+                    f"neighbours {table[0].shape} {table[0].dtype} != {shape} int32"),
+                   (table[1].shape == shape and table[1].dtype == np.float32,
+                    f"neighbour_scores {table[1].shape} {table[1].dtype} != {shape} float32")]
     for ok, why in checks:
         if not ok:
             raise ModelError(f"{model_dir}: inconsistent model: {why}")
     model = RelatedModel(model_dir, manifest, tokenizer, catalog, embeddings, vectors, index, counts,
-                         center)
+                         center, table)
     self_test(model)
     return model
 
@@ -242,8 +263,31 @@ def _content_checks(model: RelatedModel) -> None:
         if not np.allclose(rebuilt, v, atol=1e-3):
             fail(f"item {i}'s vector does not follow from its tokens and embeddings.npy "
                  "(embeddings, tokenizer or catalog of another model?)")
+    if model.neighbours is not None:
+        _check_neighbours(model, fail)
     v = np.asarray(model.vectors[0], dtype=np.float32)
     if np.linalg.norm(v) > 0:
         _, dist = model.index.get_nns_by_vector(v.tolist(), 1, include_distances=True)
         if not dist or dist[0] > 1e-3:
             fail("item 0's vector finds no match")
+
+
+def _check_neighbours(model: RelatedModel, fail) -> None:
+    """The exact table: every id in range, and for items spread over the catalog the stored
+    cosines equal the vectors' dot products, best first, and no title outside the row is
+    closer than its last entry."""
+    ids, scores = model.neighbours
+    for start in range(0, len(ids), 65536):
+        block = np.asarray(ids[start: start + 65536])
+        if len(block) and (block.min() < 0 or block.max() >= len(model)):
+            fail("neighbours.npy holds ids outside the catalog")
+    vectors = model.vectors
+    for i in sorted(set(np.linspace(0, len(ids) - 1, min(len(ids), 16)).astype(int).tolist())):
+        row, cos = np.asarray(ids[i]), np.asarray(scores[i], dtype=np.float64)
+        exact = np.asarray(vectors[row], dtype=np.float64) @ np.asarray(vectors[i], dtype=np.float64)
+        if not np.allclose(exact, cos, atol=1e-4) or np.any(np.diff(cos) > 1e-6):
+            fail(f"neighbours of item {i} do not follow from vectors.npy (a table of another model?)")
+        if len(row) < len(model):
+            best = np.asarray(vectors, dtype=np.float32) @ np.asarray(vectors[i], dtype=np.float32) if len(model) <= 65536 else None
+            if best is not None and np.partition(best, -len(row))[-len(row)] > cos[-1] + 1e-4:
+                fail(f"neighbours of item {i} miss closer titles (a table of another model?)")

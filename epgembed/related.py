@@ -2,7 +2,7 @@
 
     model = epgembed.bundle.load_model("MODEL_DIR")
     model.related("Tatort", k=10)            # known or never-seen title
-    model.related_to_id(42, k=10)            # catalog id, straight from the index
+    model.related_to_id(42, k=10)            # catalog id: the exact neighbour table, else the index
 """
 from __future__ import annotations
 
@@ -56,9 +56,12 @@ def unit_sum(table: np.ndarray, ids: list[int], weights: list[float] | None = No
 def center_vectors(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(unit rows of vectors - mean, mean): the catalog's shared direction removed."""
     center = vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
-    out = vectors - center
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return (out / np.maximum(norms, 1e-12)).astype(np.float32), center
+    if vectors.dtype != np.float32:   # float64 input: float64 arithmetic, then float32
+        out = vectors - center
+        return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32), center
+    out = vectors - center            # float32: one [S, D] array, divided in place
+    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out, center
 
 
 def query_vector_of(table: np.ndarray, ids: list[int], center: np.ndarray | None,
@@ -71,7 +74,8 @@ def query_vector_of(table: np.ndarray, ids: list[int], center: np.ndarray | None
 class RelatedModel:
     def __init__(self, path: Path, manifest: dict, tokenizer: Tokenizer, catalog: Catalog,
                  embeddings: np.ndarray, vectors: np.ndarray, index, token_counts: np.ndarray,
-                 center: np.ndarray | None = None):
+                 center: np.ndarray | None = None,
+                 neighbours: tuple[np.ndarray, np.ndarray] | None = None):
         self.path = Path(path)
         self.manifest = manifest
         self.tokenizer = tokenizer
@@ -82,6 +86,8 @@ class RelatedModel:
         self.token_counts = token_counts
         self.center = center if center is not None and np.any(center) else None
         self.search_k = int(manifest.get("config", {}).get("index", {}).get("search_k", -1))
+        self.n_trees = int(manifest.get("n_trees", 0) or 0)
+        self.neighbours = neighbours   # (ids [S, K], cosines [S, K]): exact, for catalog titles
 
     @property
     def version(self) -> str:
@@ -136,6 +142,10 @@ class RelatedModel:
                 out.append([])
         return out
 
+    def _search_k(self, fetch: int) -> int:
+        """The configured search budget, never below Annoy's own default for `fetch` results."""
+        return -1 if self.search_k < 0 else max(self.search_k, self.n_trees * fetch)
+
     def _related(self, title, show_id, vector, k, include_self, min_score, category, offset) -> Related:
         if k < 1:
             raise QueryError("k must be >= 1")
@@ -145,10 +155,12 @@ class RelatedModel:
         fetch = want if cat is None and min_score is None else max(want * 4, 50)
         while True:
             fetch = min(fetch, n)
-            if vector is None:
-                ids, scores = query_item(self.index, show_id, fetch, self.search_k)
+            if vector is None and self.neighbours is not None and fetch <= self.neighbours[0].shape[1]:
+                ids, scores = self.neighbours[0][show_id, :fetch].tolist(), self.neighbours[1][show_id, :fetch]
+            elif vector is None:
+                ids, scores = query_item(self.index, show_id, fetch, self._search_k(fetch))
             else:
-                ids, scores = query_vector(self.index, vector, fetch, self.search_k)
+                ids, scores = query_vector(self.index, vector, fetch, self._search_k(fetch))
             hits = []
             for i, s in zip(ids, scores):
                 if i == show_id and not include_self:

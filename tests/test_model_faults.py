@@ -24,7 +24,7 @@ from epgembed.bundle import ModelError, load_model, read_manifest, sha256_file
 from service_util import tiny_model_b  # noqa: F401  (fixture: a second model, other seed)
 
 DATA_FILES = ["tokenizer.json", "tokenizer.model", "embeddings.npy", "token_counts.npy", "vectors.npy",
-              "center.npy", "catalog.jsonl", "index.ann", "history.json"]
+              "center.npy", "catalog.jsonl", "index.ann", "neighbours.npy", "neighbour_scores.npy", "history.json"]
 UNUSED_WHEN_SERVING = {"history.json"}          # per-epoch figures: not read by load_model
 
 
@@ -137,6 +137,11 @@ def _scaled_row(a):
     return a
 
 
+def _id_past_catalog(a):
+    a[len(a) // 3, 1] = len(a) + 5
+    return a
+
+
 def _swap_catalog_lines(d: Path, other: Path) -> None:
     lines = (d / "catalog.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
     rows = [json.loads(x) for x in lines]
@@ -173,6 +178,14 @@ LIES = {   # name -> (damage(folder, other model), file rehashed, expected reaso
     "embeddings_wrong_dim": (_edit_array("embeddings.npy", _wrong_dim_embeddings), "embeddings.npy",
                              "inconsistent model: embeddings"),
     "index_wrong_dim": (_wrong_dim_index, "index.ann", "index"),
+    "neighbours_of_another_model": (_from_other("neighbours.npy"), "neighbours.npy",
+                                    "do not follow from vectors.npy"),
+    "neighbour_id_outside_catalog": (_edit_array("neighbours.npy", _id_past_catalog), "neighbours.npy",
+                                     "ids outside the catalog"),
+    "neighbours_one_column_short": (_edit_array("neighbours.npy", lambda a: a[:, :-1]), "neighbours.npy",
+                                    "inconsistent model: neighbours"),
+    "neighbour_scores_as_float64": (_edit_array("neighbour_scores.npy", lambda a: a.astype(np.float64)),
+                                    "neighbour_scores.npy", "inconsistent model: neighbour_scores"),
 }
 
 

@@ -1,0 +1,65 @@
+"""The Annoy index and the exact neighbour table: tiny hand-made vectors with a known answer,
+a seeded build, and the table answering catalog titles exactly like an exhaustive search."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from conftest import TINY_CONFIG
+from epgembed.bundle import load_model, read_manifest
+from epgembed.config import IndexConfig
+from epgembed.index import build_index, exact_neighbours, open_index, query_item
+from epgembed.pipeline import train_model
+
+
+def circle(degrees: list[float]) -> np.ndarray:
+    return np.array([[math.cos(math.radians(d)), math.sin(math.radians(d))] for d in degrees], np.float32)
+
+
+def test_exact_neighbours_hand_worked():
+    v = circle([0, 10, 90, 180, 200])
+    ids, cos = exact_neighbours(v, 3, block=2)          # blocks of two rows: the seams are crossed
+    assert ids.dtype == np.int32 and cos.dtype == np.float32 and ids.shape == (5, 3)
+    assert ids[0].tolist() == [0, 1, 2]                  # itself, 10 degrees, 90 degrees
+    assert np.allclose(cos[0], [1.0, math.cos(math.radians(10)), 0.0], atol=1e-6)
+    assert ids[3].tolist() == [3, 4, 2]                  # 180: itself, 200, then 90 (cos 0 > cos 170)
+    assert ids[4].tolist()[:2] == [4, 3]
+    ids, cos = exact_neighbours(v, 50)                   # k past the catalog: every row once
+    assert ids.shape == (5, 5) and sorted(ids[2].tolist()) == [0, 1, 2, 3, 4]
+    assert np.all(np.diff(cos, axis=1) <= 1e-7)          # best first
+
+
+def test_seeded_build_is_identical_and_answers_like_exact_search(tmp_path):
+    v = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    cfg = IndexConfig(n_trees=10, seed=7)
+    build_index(v, cfg, tmp_path / "a.ann")
+    build_index(v, cfg, tmp_path / "b.ann")
+    assert (tmp_path / "a.ann").read_bytes() == (tmp_path / "b.ann").read_bytes()
+    index = open_index(tmp_path / "a.ann", 16)
+    table, cos = exact_neighbours(v, 10)
+    for i in (0, 150, 299):                              # exhaustive search_k: Annoy is exact
+        got, scores = query_item(index, i, 10, search_k=300 * 10)
+        assert got == table[i].tolist() and np.allclose(scores, cos[i], atol=1e-5)
+
+
+def test_catalog_titles_are_answered_from_the_table_exactly(tiny_model_dir):
+    model = load_model(tiny_model_dir)
+    assert read_manifest(tiny_model_dir)["neighbours"] == min(len(model), IndexConfig().neighbours)
+    exhaustive = load_model(tiny_model_dir)
+    exhaustive.neighbours, exhaustive.search_k = None, len(model) * 100
+    for i in range(len(model)):
+        for kw in ({}, {"offset": 3}, {"include_self": True}, {"category": "sport"}, {"min_score": 0.5}):
+            a, b = model.related_to_id(i, 5, **kw), exhaustive.related_to_id(i, 5, **kw)
+            assert [h.score for h in a.hits] == pytest.approx([h.score for h in b.hits], abs=1e-5)
+            assert {h.id for h in a.hits if h.score > a.hits[-1].score + 1e-5} <= {h.id for h in b.hits}
+
+
+def test_no_table_past_its_size_limit(tiny_dump, tmp_path):
+    cfg = TINY_CONFIG.replace(train={"epochs": 1}, index={"neighbours_max_shows": 10})
+    train_model([tiny_dump], tmp_path / "m", cfg, threads=1)
+    assert read_manifest(tmp_path / "m")["neighbours"] == 0 and not (tmp_path / "m" / "neighbours.npy").exists()
+    model = load_model(tmp_path / "m")
+    assert model.neighbours is None and len(model.related_to_id(0, 5).hits) == 5   # Annoy alone
