@@ -117,7 +117,7 @@ def build_spec(limits: Limits) -> dict:
                         requestBody=_batch_body(limits)),
         },
         "/v1/titles/{id}/related": {"get": _op(
-            "Related titles for a catalog id, straight from the index", [id_param, *query_params(filter_params(limits))],
+            "Related titles for a catalog id (exact neighbours from the model)", [id_param, *query_params(filter_params(limits))],
             responses("related titles, best first", ref("Related"), 404, 503))},
         "/v1/titles": {"get": _op(
             "Find catalog titles by prefix, word prefix or substring (for search boxes)",
