@@ -25,13 +25,24 @@ MAX_TITLE_CHARS = 500  # longer text is cut: no real title is longer
 # Trailing episode / part / meta markers. Applied repeatedly from the end.
 _SEP = r"(?:\s*[-:,|/.\u2013\u2014]\s*|\s+)"
 _NUM = r"\d{1,5}"
+# S3 Ep. 42 / S03E05 / S1 E5 / S1, E5 / S01 Episode 4 / Season 2 Episode 3 / T2, E5
+_SEASON_EPISODE = (rf"(?:s|t|season|staffel|saison|temporada|stagione)\s*\.?\s*{_NUM}\s*[,.]?\s*"
+                   rf"(?:e|ep|episode|épisode|episodio|folge|f)\s*\.?\s*{_NUM}")
+# Episode 4 / Ep. 4 / Folge 12 / Staffel 2
+_EPISODE_WORD = (rf"(?:episode|épisode|episodio|episódio|ep|eps|folge|staffel|season|saison|temporada)"
+                 rf"\s*\.?\s*(?:{_NUM}|[ivxlc]+)(?:\s*(?:/|of|von|de|sur)\s*{_NUM})?")
+# E05 / #12 / Nr. 3
+_EPISODE_NUMBER = rf"(?:e|#|nr\.?|no\.?|n°)\s*{_NUM}"
+_EPISODE_MARKERS = f"{_SEASON_EPISODE}|{_EPISODE_WORD}|{_EPISODE_NUMBER}"
 _EPISODE_PATTERNS = [
-    # S3 Ep. 42 / S03E05 / S1 E5 / S1, E5 / S01 Episode 4 / Season 2 Episode 3
-    rf"(?:s|season|staffel|saison|temporada|stagione)\s*\.?\s*{_NUM}\s*[,.]?\s*(?:e|ep|episode|épisode|episodio|folge|f)\s*\.?\s*{_NUM}",
-    # Episode 4 / Ep. 4 / Folge 12 / Teil 2 / Part 2 / Parte 1 / Partie 3 / Chapter 2 / Kapitel 3 / Vol. 2
-    rf"(?:episode|épisode|episodio|episódio|ep|eps|folge|teil|part|parte|partie|chapter|kapitel|capítulo|capitulo|vol|volume|staffel|season|saison|temporada)\s*\.?\s*(?:{_NUM}|[ivxlc]+)(?:\s*(?:/|of|von|de|sur)\s*{_NUM})?",
-    # E05 / #12 / Nr. 3
-    rf"(?:e|#|nr\.?|no\.?|n°)\s*{_NUM}",
+    _SEASON_EPISODE,
+    _EPISODE_WORD,
+    # Teil 2 / Part 2 / Parte 1 / Partie 3 / Chapter 2 / Kapitel 3 / Vol. 2 (not in brackets:
+    # "Episode (Teil 1)" and "(Teil 2)" are two programmes of one episode title)
+    rf"(?:teil|part|parte|partie|chapter|kapitel|capítulo|capitulo|vol|volume)\s*\.?\s*(?:{_NUM}|[ivxlc]+)(?:\s*(?:/|of|von|de|sur)\s*{_NUM})?",
+    _EPISODE_NUMBER,
+    # a bracket of nothing but episode numbering: (S2 E5) / [S02E05] / (Staffel 2, Folge 5) / (Ep. 3)
+    rf"[(\[]\s*(?:{_EPISODE_MARKERS})(?:\s*[,/;]?\s*(?:{_EPISODE_MARKERS}))*\s*[)\]]",
     # (3608) / (1.3) / (1/3) / [12] / (12-13)
     rf"[(\[]\s*{_NUM}(?:\s*[./\-]\s*{_NUM})?\s*[)\]]",
     # bracketed or dashed meta information: (HD) [OmU] (Wh.) - Live
@@ -97,14 +108,18 @@ def strip_episode(text: str) -> tuple[str, str]:
     series = text
     while True:
         m = _TRAILING.search(series)
-        if not m or m.start() == 0:
-            break
+        if not m or m.start() == 0 or _unclosed(series[: m.start()]):
+            break                 # (never cut inside a bracket: "Foo (X, E5)" stays whole)
         series = series[: m.start()].rstrip(" -:,|/\u2013\u2014")
     series = series.strip()
     if not series:
         return text, ""
     episode = text[len(series):].strip(" -:,|/\u2013\u2014")
     return series, episode
+
+
+def _unclosed(text: str) -> bool:
+    return text.count("(") > text.count(")") or text.count("[") > text.count("]")
 
 
 def fold(text: str) -> str:

@@ -9,6 +9,13 @@ from epgembed.normalize import clean_text, normalize_category, split_series, str
 @pytest.mark.parametrize("raw, key", [
     ("Hey Arnold! S3 Ep. 42", "hey arnold!"),
     ("Rote Rosen (3608)", "rote rosen"),
+    ("Doctor Who (S2 E5)", "doctor who"),
+    ("Grey's Anatomy [S02E05]", "grey's anatomy"),
+    ("Der Bergdoktor (Staffel 2, Folge 5)", "der bergdoktor"),
+    ("Los Serrano (T2, E5)", "los serrano"),
+    ("Plus belle la vie (Saison 2, épisode 5) (HD)", "plus belle la vie"),
+    ("Tatort (Spezial, Folge 5)", "tatort (spezial, folge 5)"),   # never cut inside a bracket
+    ("Mork vom Ork: Auf der Flucht (Teil 1)", "mork vom ork: auf der flucht (teil 1)"),  # two programmes
     ("Die Bergretter (1.3)", "die bergretter"),
     ("SOKO Leipzig Folge 12", "soko leipzig"),
     ("Star Trek S01E05", "star trek"),
