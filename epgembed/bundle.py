@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .catalog import Catalog
+from .catalog import Catalog, SerializedCatalog
 from .index import METRIC, build_index, exact_neighbours, open_index
 from .related import RelatedModel
 from .tokenize import Tokenizer
@@ -59,7 +59,8 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog, embeddings: np.ndarray,
+def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog | SerializedCatalog,
+               embeddings: np.ndarray,
                vectors: np.ndarray, token_counts: np.ndarray, config: dict, history: list[dict],
                data: dict, training: dict, index_cfg, quality: dict | None = None,
                timings: dict | None = None, center: np.ndarray | None = None) -> dict:

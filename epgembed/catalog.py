@@ -115,9 +115,18 @@ class Catalog:
                 "airings": sum(s.airings for s in self.shows)}
 
     def save(self, path: Path) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            for s in self.shows:
-                f.write(json.dumps(s.to_json(), ensure_ascii=False) + "\n")
+        with open(path, "wb") as f:
+            for line in self._jsonl_lines():
+                f.write(line)
+
+    def _jsonl_lines(self) -> Iterator[bytes]:
+        for s in self.shows:
+            yield (json.dumps(s.to_json(), ensure_ascii=False) + "\n").encode("utf-8")
+
+    def serialized(self) -> "SerializedCatalog":
+        """This catalog as the bytes of its catalog.jsonl (a fifth of the memory of the
+        objects at 1M shows): what training keeps until the model is written."""
+        return SerializedCatalog(b"".join(self._jsonl_lines()), len(self), self.summary())
 
     @classmethod
     def load(cls, path: Path) -> "Catalog":
@@ -127,6 +136,23 @@ class Catalog:
             if s.id != i:
                 raise ValueError(f"{path}: line {i + 1}: show id {s.id} out of order")
         return cls(shows)
+
+
+class SerializedCatalog:
+    """A catalog reduced to what `bundle.save_model` needs: its catalog.jsonl bytes, size
+    and summary (`Catalog.load` of the saved file gives the catalog back)."""
+
+    def __init__(self, jsonl: bytes, n: int, summary: dict):
+        self.jsonl, self.n, self._summary = jsonl, n, summary
+
+    def __len__(self) -> int:
+        return self.n
+
+    def summary(self) -> dict:
+        return dict(self._summary)
+
+    def save(self, path: Path) -> None:
+        Path(path).write_bytes(self.jsonl)
 
 
 @dataclass(slots=True)

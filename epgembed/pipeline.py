@@ -17,7 +17,7 @@ import torch
 
 from .bundle import save_model
 from .related import center_vectors
-from .catalog import Catalog, ProgrammeLike, build_catalog, iter_titles
+from .catalog import Catalog, ProgrammeLike, SerializedCatalog, build_catalog, iter_titles
 from .config import Config
 from .epg import ReadReport, read_programmes
 from .tokenize import Tokenizer
@@ -27,7 +27,7 @@ from .train import TrainResult, all_title_vectors, train
 
 @dataclass
 class Prepared:
-    catalog: Catalog
+    catalog: Catalog | SerializedCatalog
     tokenizer: Tokenizer
     token_ids: np.ndarray             # [S, L] padded ids of every show
     token_weights: np.ndarray         # [S, L] their weights (1 title, <1 description, 0 PAD)
@@ -97,24 +97,28 @@ def train_model(paths: Iterable[str | Path], out_dir: str | Path, cfg: Config | 
         torch.set_num_threads(threads)
     paths = [Path(p) for p in paths]
     prep = prepare(paths, cfg, skip_bad_input=skip_bad_input)
+    prep.catalog = prep.catalog.serialized()   # training needs only its file: 1.5 GB less at 1M shows
     t0 = time.perf_counter()
     result = fit(prep, cfg)
     prep.timings["train_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     manifest = write_model(prep, result, out_dir, cfg, data={"inputs": [str(p) for p in paths]},
-                           quality=quality)
+                           quality=quality, free_tokens=True)
     prep.timings["index_and_save_s"] = time.perf_counter() - t0
     return manifest
 
 
 def write_model(prep: Prepared, result: TrainResult, out_dir: str | Path, cfg: Config, *,
                 data: dict | None = None, quality: dict | None = None,
-                timings: dict | None = None) -> dict:
+                timings: dict | None = None, free_tokens: bool = False) -> dict:
     """Everything after training: show vectors (centred when configured), the data and
     training summaries, and bundle.save_model (complete, fsynced, renamed into place).
-    `data` entries are added to (or override) the data summary; `timings` as in save_model."""
+    `data` entries are added to (or override) the data summary; `timings` as in save_model;
+    `free_tokens`: drop prep's token arrays once the vectors are made (before the index)."""
     vectors = all_title_vectors(torch.from_numpy(result.embeddings),
                                 PackedTitles(prep.token_ids, prep.token_weights))
+    if free_tokens:
+        prep.token_ids = prep.token_weights = None
     center = None
     if cfg.index.center:
         vectors, center = center_vectors(vectors)

@@ -166,3 +166,17 @@ def test_display_titles_keep_the_feeds_spelling(tmp_path):
     cat = build_catalog(read_programmes(dump))
     assert {s.title for s in cat.shows} == {"Avatar \u2013 Der Herr: Folge A", "Sissi"}
     assert cat.lookup("Avatar - Der Herr: Folge A") is not None   # any dash finds it
+
+
+def test_serialized_catalog_saves_the_same_file(tiny_dump, tmp_path):
+    """train_model keeps only the catalog's file during training; it must be the same file."""
+    from epgembed.catalog import Catalog, build_catalog
+    from epgembed.epg import read_programmes
+    catalog = build_catalog(read_programmes([tiny_dump]), TINY_CONFIG.catalog)
+    serialized = catalog.serialized()
+    catalog.save(tmp_path / "a.jsonl")
+    serialized.save(tmp_path / "b.jsonl")
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    assert len(serialized) == len(catalog) and serialized.summary() == catalog.summary()
+    again = Catalog.load(tmp_path / "b.jsonl")
+    assert [s.to_json() for s in again.shows] == [s.to_json() for s in catalog.shows]
