@@ -45,13 +45,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from .bundle import read_manifest
-    from .registry import point_current, publish, versions_dir
+    from .registry import locked, point_current, publish, versions_dir
     version = read_manifest(Path(args.model_dir))["version"]
-    if (versions_dir(Path(args.root)) / version).is_dir():   # idempotent: make it current again
-        point_current(Path(args.root), version)
-        print(f"{version} was already published; {args.root}/current -> {version}")
-        return 0
-    version = publish(Path(args.root), Path(args.model_dir), move=args.move)
+    with locked(Path(args.root)):   # never beside a nightly run's publish or clean-up
+        if (versions_dir(Path(args.root)) / version).is_dir():   # idempotent: make it current again
+            point_current(Path(args.root), version)
+            print(f"{version} was already published; {args.root}/current -> {version}")
+            return 0
+        version = publish(Path(args.root), Path(args.model_dir), move=args.move)
     print(f"published {version} -> {args.root}/current")
     return 0
 

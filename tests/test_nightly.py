@@ -239,7 +239,7 @@ def test_kill_9_at_any_point_leaves_a_valid_current(published, dumps, tmp_path):
 
 
 # ---------------------------------------------------------------- lock
-def test_lock_refuses_a_concurrent_run(root, dumps, capsys):
+def test_lock_refuses_a_concurrent_run(root, dumps, capsys, tiny_model_dir):
     before = registry.current_version(root)
     with registry.locked(root):
         with pytest.raises(registry.RootLocked, match="held by another run"):
@@ -247,6 +247,8 @@ def test_lock_refuses_a_concurrent_run(root, dumps, capsys):
         assert main(["nightly", "--dumps", str(dumps[-1]), "--models-root", str(root)]) == EXIT_ERROR
         assert "held by another run" in capsys.readouterr().err
         assert main(["rollback", "--models-root", str(root)]) == EXIT_ERROR
+        assert main(["publish", str(tiny_model_dir), "--root", str(root)]) == EXIT_ERROR
+        assert "held by another run" in capsys.readouterr().err
     assert registry.current_version(root) == before
     with registry.locked(root):                     # released: can be taken again
         pass
