@@ -9,10 +9,17 @@ shown with the same suffix, stays whole. Nothing here knows about any provider.
 from __future__ import annotations
 
 import json
+import mmap
+import operator
+import os
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
+
+import numpy as np
 
 from .config import CatalogConfig
 from .normalize import clean_text, fold, normalize_category, split_series, strip_episode, title_key
@@ -57,17 +64,20 @@ class Show:
 class Catalog:
     """Shows with ids 0..n-1, a key/alias lookup and the category statistics."""
 
-    def __init__(self, shows: list[Show]):
+    def __init__(self, shows: Sequence[Show]):
         self.shows = shows
         self.by_key: dict[str, int] = {}
-        for s in shows:
-            for alias in s.aliases:
-                self.by_key.setdefault(alias, s.id)
-        for s in shows:  # a show's own key wins over another show's alias
-            self.by_key[s.key] = s.id
+        self.keys: list[str] = []                  # key of every id (a lazy catalog keeps no shows)
         counts: Counter[str] = Counter()
-        for s in shows:
+        aliases: list[tuple[str, int]] = []
+        for s in shows:                            # one pass: a lazy catalog parses each line once
+            self.keys.append(s.key)
+            aliases.extend((a, s.id) for a in s.aliases)
             counts.update(s.categories.keys())
+        for alias, i in aliases:
+            self.by_key.setdefault(alias, i)
+        for i, key in enumerate(self.keys):        # a show's own key wins over another show's alias
+            self.by_key[key] = i
         self.category_counts = counts
 
     def __len__(self) -> int:
@@ -129,13 +139,68 @@ class Catalog:
         return SerializedCatalog(b"".join(self._jsonl_lines()), len(self), self.summary())
 
     @classmethod
-    def load(cls, path: Path) -> "Catalog":
-        with open(path, encoding="utf-8") as f:
-            shows = [Show.from_json(json.loads(line)) for line in f if line.strip()]
-        for i, s in enumerate(shows):
-            if s.id != i:
-                raise ValueError(f"{path}: line {i + 1}: show id {s.id} out of order")
-        return cls(shows)
+    def load(cls, path: Path, lazy: bool | None = None) -> "Catalog":
+        """The catalog of a catalog.jsonl file. Lazy (None: when the file is over
+        LAZY_BYTES, ~200k shows): the file stays memory-mapped, shared by every process that
+        opens it, and a show is parsed from its line when asked for (recent ones kept), so a
+        1M-show catalog costs a server worker its key lookup, not a Python object per show."""
+        path = Path(path)
+        if lazy is None:
+            lazy = path.stat().st_size > LAZY_BYTES
+        if lazy:
+            shows: Sequence[Show] = LazyShows(path)
+        else:
+            with open(path, encoding="utf-8") as f:
+                shows = [Show.from_json(json.loads(line)) for line in f if line.strip()]
+        catalog = cls(_in_order(shows, path))
+        catalog.shows = shows
+        return catalog
+
+
+LAZY_BYTES = 64 << 20
+
+
+def _in_order(shows: Sequence[Show], path: Path) -> Iterator[Show]:
+    for i, s in enumerate(shows):
+        if s.id != i:
+            raise ValueError(f"{path}: line {i + 1}: show id {s.id} out of order")
+        yield s
+
+
+class LazyShows(Sequence):
+    """The shows of a catalog.jsonl, memory-mapped: show i is parsed from line i on access
+    (the most recently used `cache` shows are kept); iteration parses without keeping."""
+
+    def __init__(self, path: Path, cache: int = 1 << 16):
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            self._data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        ends = np.flatnonzero(np.frombuffer(self._data, dtype=np.uint8) == 10) + 1
+        if size and (not len(ends) or ends[-1] != size):
+            ends = np.append(ends, size)           # a last line without its newline
+        starts = np.concatenate(([0], ends[:-1])).astype(np.int64)
+        keep = ends - starts > 1                    # blank lines are not shows (as in the eager load)
+        self._starts, self._ends = starts[keep], ends[keep]
+        self._get = lru_cache(maxsize=cache)(self._parse)
+
+    def _parse(self, i: int) -> Show:
+        return Show.from_json(json.loads(self._data[self._starts[i]: self._ends[i]]))
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = operator.index(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("show id out of range")
+        return self._get(i)
+
+    def __iter__(self) -> Iterator[Show]:
+        return (self._parse(i) for i in range(len(self)))
 
 
 class SerializedCatalog:

@@ -53,7 +53,7 @@ class TitleIndex:
 
     @classmethod
     def from_catalog(cls, catalog: Catalog) -> "TitleIndex":
-        return cls([s.key for s in catalog.shows])
+        return cls(list(catalog.keys))
 
     def __len__(self) -> int:
         return self.n
