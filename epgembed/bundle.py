@@ -10,9 +10,9 @@
       center.npy         [D] float32 mean subtracted from catalog and query vectors (or zeros)
       catalog.jsonl      one show per line, ids 0..S-1
       index.ann          Annoy index (angular) over vectors.npy
-      neighbours.npy     [S, K] int32 exact nearest titles of every title, best first, and
-      neighbour_scores.npy  [S, K] float32 their cosines (only when the catalog is small
-                         enough for the exact table: IndexConfig.neighbours_max_shows)
+      neighbours.npy     [S, K] int32 nearest titles of every title, best first, and
+      neighbour_scores.npy  [S, K] float32 their cosines (exact search up to
+                         IndexConfig.neighbours_max_shows titles, clustered beyond)
       history.json       per-epoch training history
 
 Writes go to a temporary sibling folder that is fsynced and renamed into place, so a
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .catalog import Catalog, SerializedCatalog
-from .index import METRIC, build_index, exact_neighbours, open_index
+from .index import METRIC, build_index, neighbour_table, open_index
 from .related import RelatedModel
 from .tokenize import Tokenizer
 
@@ -81,18 +81,18 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog | Serial
         np.save(tmp / "center.npy", np.zeros(vectors.shape[1], np.float32) if center is None
                 else np.ascontiguousarray(center, dtype=np.float32))
         catalog.save(tmp / "catalog.jsonl")
-        t_index = time.perf_counter()
-        build_index(vectors, index_cfg, tmp / "index.ann")
         files += ["embeddings.npy", "token_counts.npy", "vectors.npy", "center.npy", "catalog.jsonl",
                   "index.ann", "history.json"]
-        n_neighbours = 0
-        if index_cfg.neighbours and len(vectors) <= index_cfg.neighbours_max_shows:
-            ids, scores = exact_neighbours(vectors, index_cfg.neighbours)
-            np.save(tmp / "neighbours.npy", ids)
-            np.save(tmp / "neighbour_scores.npy", scores)
+        t_index = time.perf_counter()
+        n_neighbours, table_info = 0, None
+        table = neighbour_table(vectors, index_cfg)   # before Annoy: the two never share memory
+        if table is not None:
+            np.save(tmp / "neighbours.npy", table[0])
+            np.save(tmp / "neighbour_scores.npy", table[1])
             files += ["neighbours.npy", "neighbour_scores.npy"]
-            n_neighbours = ids.shape[1]
-            del ids, scores
+            n_neighbours, table_info = table[0].shape[1], table[2]
+        del table
+        build_index(vectors, index_cfg, tmp / "index.ann")
         t_index = time.perf_counter() - t_index
         (tmp / "history.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
         hashes = {f: {"sha256": sha256_file(tmp / f), "bytes": (tmp / f).stat().st_size} for f in files}
@@ -103,7 +103,8 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog | Serial
             "version": f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{content[:8]}",
             "created": created, "metric": METRIC, "dim": int(embeddings.shape[1]),
             "vocab_size": int(embeddings.shape[0]), "n_shows": len(catalog),
-            "n_trees": index_cfg.n_trees, "neighbours": n_neighbours, "counts": catalog.summary(), "config": config,
+            "n_trees": index_cfg.n_trees, "neighbours": n_neighbours,
+            "neighbour_table": table_info, "counts": catalog.summary(), "config": config,
             "data": data, "training": training, "quality": quality or {}, "files": hashes,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -274,21 +275,23 @@ def _content_checks(model: RelatedModel) -> None:
 
 
 def _check_neighbours(model: RelatedModel, fail) -> None:
-    """The exact table: every id in range, and for items spread over the catalog the stored
-    cosines equal the vectors' dot products, best first, and no title outside the row is
-    closer than its last entry."""
+    """The neighbour table: every id in range, and for items spread over the catalog the
+    stored cosines equal the vectors' dot products, best first; for an exact table (up to
+    64k titles, where checking is cheap) no title outside the row is closer than its last."""
     ids, scores = model.neighbours
     for start in range(0, len(ids), 65536):
         block = np.asarray(ids[start: start + 65536])
         if len(block) and (block.min() < 0 or block.max() >= len(model)):
             fail("neighbours.npy holds ids outside the catalog")
     vectors = model.vectors
+    exact_table = (model.manifest.get("neighbour_table") or {}).get("method", "exact") == "exact"
+    check_all = exact_table and len(model) <= 65536
     for i in sorted(set(np.linspace(0, len(ids) - 1, min(len(ids), 16)).astype(int).tolist())):
         row, cos = np.asarray(ids[i]), np.asarray(scores[i], dtype=np.float64)
         exact = np.asarray(vectors[row], dtype=np.float64) @ np.asarray(vectors[i], dtype=np.float64)
         if not np.allclose(exact, cos, atol=1e-4) or np.any(np.diff(cos) > 1e-6):
             fail(f"neighbours of item {i} do not follow from vectors.npy (a table of another model?)")
-        if len(row) < len(model):
-            best = np.asarray(vectors, dtype=np.float32) @ np.asarray(vectors[i], dtype=np.float32) if len(model) <= 65536 else None
-            if best is not None and np.partition(best, -len(row))[-len(row)] > cos[-1] + 1e-4:
+        if check_all and len(row) < len(model):
+            best = np.asarray(vectors, dtype=np.float32) @ np.asarray(vectors[i], dtype=np.float32)
+            if np.partition(best, -len(row))[-len(row)] > cos[-1] + 1e-4:
                 fail(f"neighbours of item {i} miss closer titles (a table of another model?)")

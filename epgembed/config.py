@@ -97,13 +97,15 @@ class IndexConfig:
     # to queries too): removes the direction every title shares, so generic titles stop
     # being everybody's neighbour ("hubs").
     center: bool = True
-    # Exact neighbour table: the `neighbours` nearest titles of every catalog title by exact
-    # cosine, computed at build (blocked matmul + top-k) and served for catalog titles (by id
-    # and known titles): exact answers without an index search. Its cost grows with the
-    # square of the catalog (~30 s at 100k titles on 2 cores), so catalogs over
-    # `neighbours_max_shows` get none and are served from Annoy alone. 0: no table.
+    # Neighbour table: the `neighbours` nearest titles of every catalog title, computed at
+    # build and served for catalog titles (by id and known titles) without an index search.
+    # Exact (blocked matmul + top-k; time grows with S^2, ~30 s at 100k titles) up to
+    # `neighbours_max_shows` titles; beyond, clustered: each title against the titles of the
+    # `neighbours_probe` clusters nearest its own (0: no table there; Annoy alone).
+    # neighbours = 0: no table at all.
     neighbours: int = 100
     neighbours_max_shows: int = 200_000
+    neighbours_probe: int = 32
     seed: int = 0
 
 

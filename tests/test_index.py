@@ -10,7 +10,8 @@ import pytest
 from conftest import TINY_CONFIG
 from epgembed.bundle import load_model, read_manifest
 from epgembed.config import IndexConfig
-from epgembed.index import build_index, exact_neighbours, open_index, query_item
+from epgembed.index import (build_index, clustered_neighbours, exact_neighbours, open_index, query_item,
+                            sampled_recall)
 from epgembed.pipeline import train_model
 
 
@@ -57,9 +58,40 @@ def test_catalog_titles_are_answered_from_the_table_exactly(tiny_model_dir):
             assert {h.id for h in a.hits if h.score > a.hits[-1].score + 1e-5} <= {h.id for h in b.hits}
 
 
-def test_no_table_past_its_size_limit(tiny_dump, tmp_path):
+def test_past_the_exact_limit_the_table_is_clustered_or_none(tiny_dump, tmp_path):
     cfg = TINY_CONFIG.replace(train={"epochs": 1}, index={"neighbours_max_shows": 10})
-    train_model([tiny_dump], tmp_path / "m", cfg, threads=1)
+    train_model([tiny_dump], tmp_path / "c", cfg, threads=1)
+    m = read_manifest(tmp_path / "c")
+    assert m["neighbours"] == 49 and m["neighbour_table"]["method"] == "clustered"
+    assert 0.0 < m["neighbour_table"]["recall_at_10"] <= 1.0
+    assert load_model(tmp_path / "c").neighbours is not None
+    train_model([tiny_dump], tmp_path / "m", cfg.replace(index={"neighbours_probe": 0}), threads=1)
     assert read_manifest(tmp_path / "m")["neighbours"] == 0 and not (tmp_path / "m" / "neighbours.npy").exists()
     model = load_model(tmp_path / "m")
     assert model.neighbours is None and len(model.related_to_id(0, 5).hits) == 5   # Annoy alone
+
+
+def blobs(n_per: int, centres: int, dim: int = 16, spread: float = 0.05) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    c = rng.standard_normal((centres, dim))
+    v = np.repeat(c, n_per, axis=0) + spread * rng.standard_normal((centres * n_per, dim))
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_clustered_table_probing_every_cluster_is_exact():
+    v = blobs(40, 10)
+    exact_ids, exact_cos = exact_neighbours(v, 12)
+    ids, cos = clustered_neighbours(v, 12, probe=10_000)       # every cluster probed: all pairs
+    assert np.allclose(cos, exact_cos, atol=1e-6)
+    assert sampled_recall(v, ids, samples=400) == 1.0
+
+
+def test_clustered_table_on_separated_groups_finds_the_group():
+    """Tight, far-apart groups: probing a few clusters is enough; every cosine is exact."""
+    v = blobs(30, 40)                                           # 1200 rows, 138 clusters
+    ids, cos = clustered_neighbours(v, 11, probe=8)              # itself + 10 others
+    assert np.allclose(cos, np.einsum("nd,nkd->nk", v, v[ids]), atol=1e-5)
+    assert np.all(np.diff(cos, axis=1) <= 1e-6)
+    same_group = (ids // 30) == (np.arange(len(v)) // 30)[:, None]
+    assert same_group.mean() > 0.99
+    assert sampled_recall(v, ids) > 0.95
