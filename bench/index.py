@@ -94,6 +94,19 @@ def bench_size(shows: int, args: argparse.Namespace) -> dict | None:
            "settings": []}
     print(f"[{shows:,}] exact numpy: single p50 {row['exact']['single']['p50_ms']:.2f} ms, "
           f"batched {row['exact']['batched_ms_per_query']:.3f} ms/query", flush=True)
+    if (model / "neighbours.npy").is_file():     # the model's own table: what catalog queries read
+        table = np.load(model / "neighbours.npy", mmap_mode="r")
+        times, found = [], []
+        for q in qids:
+            t0 = time.perf_counter_ns()
+            r = np.asarray(table[q])
+            found.append([int(i) for i in r if i != q][:K])
+            times.append(time.perf_counter_ns() - t0)
+        recall = float(np.mean([len(set(f) & set(t)) / K for f, t in zip(found, truth.tolist())]))
+        row["table"] = {**(manifest.get("neighbour_table") or {}), "recall_at_10": round(recall, 4),
+                        "single": percentiles(times)}
+        print(f"[{shows:,}] neighbour table ({row['table'].get('method')}): recall@10 {recall:.4f}, "
+              f"p99 {row['table']['single']['p99_ms']:.4f} ms", flush=True)
     for n_trees in args.trees:
         path = model.parent / f".bench-index-{shows}-{n_trees}.ann"
         t0 = time.perf_counter()
@@ -128,7 +141,10 @@ def markdown(rows: list[dict], started: str, command: str) -> str:
         out += [f"## {r['shows']:,} titles, dim {r['dim']} ({r['epochs_trained']} training epochs)", "",
                 f"Exact numpy: single p50 {r['exact']['single']['p50_ms']:.2f} ms / p99 "
                 f"{r['exact']['single']['p99_ms']:.2f} ms, batched {r['exact']['batched_ms_per_query']:.3f} ms per query.",
-                "", "| n_trees | search_k | recall@10 | p50 ms | p99 ms | batched ms/query | build s | index MB |",
+                "", *([f"The model's neighbour table ({r['table'].get('method')}, read for catalog titles): "
+                       f"recall@10 {r['table']['recall_at_10']:.4f}, lookup p50 {r['table']['single']['p50_ms']:.4f} ms "
+                       f"/ p99 {r['table']['single']['p99_ms']:.4f} ms.", ""] if r.get("table") else []),
+                "| n_trees | search_k | recall@10 | p50 ms | p99 ms | batched ms/query | build s | index MB |",
                 "|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for s in r["settings"]:
             out.append(f"| {s['n_trees']} | {s['search_k']} | {s['recall_at_10']:.4f} | {s['single']['p50_ms']:.3f} | "

@@ -90,7 +90,8 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog | Serial
             np.save(tmp / "neighbours.npy", table[0])
             np.save(tmp / "neighbour_scores.npy", table[1])
             files += ["neighbours.npy", "neighbour_scores.npy"]
-            n_neighbours, table_info = table[0].shape[1], table[2]
+            n_neighbours = table[0].shape[1]
+            table_info = {**table[2], "build_s": round(time.perf_counter() - t_index, 2)}
         del table
         build_index(vectors, index_cfg, tmp / "index.ann")
         t_index = time.perf_counter() - t_index
