@@ -124,16 +124,23 @@ def clustered_neighbours(vectors: np.ndarray, k: int, probe: int, seed: int = 0,
 
 
 def sampled_recall(vectors: np.ndarray, ids: np.ndarray, k: int = 10, samples: int = 200,
-                   seed: int = 0) -> float:
+                   seed: int = 0, block: int = 8) -> float:
     """Share of the true k nearest other rows (exact search) that a neighbour table holds in
-    its first k other entries, over `samples` seeded rows."""
+    its first k other entries, over `samples` seeded rows (exact scores `block` rows at a
+    time: [block, S] temporaries, not [samples, S])."""
     n = len(vectors)
     rows = np.random.default_rng(seed).choice(n, size=min(samples, n), replace=False)
-    exact = np.asarray(vectors[rows], dtype=np.float32) @ np.asarray(vectors, dtype=np.float32).T
-    exact[np.arange(len(rows)), rows] = -np.inf
-    truth = np.argpartition(-exact, min(k, n - 1) - 1, axis=1)[:, :k]
-    found = [len(set(t.tolist()) & set(r[r != q][:k].tolist())) for q, t, r in zip(rows, truth, ids[rows])]
-    return float(np.sum(found) / max(1, truth.size))
+    found = total = 0
+    for lo in range(0, len(rows), block):
+        q = rows[lo: lo + block]
+        exact = np.asarray(vectors[q], dtype=np.float32) @ np.asarray(vectors, dtype=np.float32).T
+        exact[np.arange(len(q)), q] = -np.inf
+        exact *= -1
+        truth = np.argpartition(exact, min(k, n - 1) - 1, axis=1)[:, :k]
+        for r, t, row in zip(q, truth, ids[q]):
+            found += len(set(t.tolist()) & set(row[row != r][:k].tolist()))
+            total += len(t)
+    return float(found / max(1, total))
 
 
 def neighbour_table(vectors: np.ndarray, cfg: IndexConfig) -> tuple[np.ndarray, np.ndarray, dict] | None:
