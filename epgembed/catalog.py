@@ -217,7 +217,10 @@ class SerializedCatalog:
         return dict(self._summary)
 
     def save(self, path: Path) -> None:
+        """Write the file and let go of the bytes (they exist to be written once, by
+        save_model, before the memory-hungry neighbour table and index are built)."""
         Path(path).write_bytes(self.jsonl)
+        self.jsonl = b""
 
 
 @dataclass(slots=True)

@@ -117,8 +117,9 @@ def write_model(prep: Prepared, result: TrainResult, out_dir: str | Path, cfg: C
     `free_tokens`: drop prep's token arrays once the vectors are made (before the index)."""
     vectors = all_title_vectors(torch.from_numpy(result.embeddings),
                                 PackedTitles(prep.token_ids, prep.token_weights))
+    labelled = int(sum(1 for c in prep.show_categories if c))
     if free_tokens:
-        prep.token_ids = prep.token_weights = None
+        prep.token_ids = prep.token_weights = prep.show_categories = None
     center = None
     if cfg.index.center:
         vectors, center = center_vectors(vectors)
@@ -126,7 +127,7 @@ def write_model(prep: Prepared, result: TrainResult, out_dir: str | Path, cfg: C
                "programmes": prep.report.programmes,
                "skipped": [list(s) for s in prep.report.skipped],
                "supervising_categories": len(prep.categories),
-               "labelled_for_training": int(sum(1 for c in prep.show_categories if c))}
+               "labelled_for_training": labelled}
     summary.update(data or {})
     last = result.history[-1] if result.history else {}
     best = next((h for h in result.history if h["epoch"] == result.best_epoch), last)
