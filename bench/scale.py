@@ -103,6 +103,7 @@ def child_train(dump: Path, out_dir: Path, epochs: int, threads: int) -> dict:
             "epochs": [{k: h.get(k) for k in ("epoch", "seconds", "examples", "examples_per_s", "val_p_at_10")}
                        for h in history],
             "vocab": manifest["vocab_size"], "shows": manifest["n_shows"],
+            "neighbour_table": manifest.get("neighbour_table"),
             "model_bytes": sum(files.values()), "file_bytes": files, "peak_rss_mb": _hwm_mb()}
 
 

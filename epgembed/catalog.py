@@ -208,7 +208,8 @@ class SerializedCatalog:
     and summary (`Catalog.load` of the saved file gives the catalog back)."""
 
     def __init__(self, jsonl: bytes, n: int, summary: dict):
-        self.jsonl, self.n, self._summary = jsonl, n, summary
+        self.jsonl: bytes | None = jsonl
+        self.n, self._summary = n, summary
 
     def __len__(self) -> int:
         return self.n
@@ -219,8 +220,10 @@ class SerializedCatalog:
     def save(self, path: Path) -> None:
         """Write the file and let go of the bytes (they exist to be written once, by
         save_model, before the memory-hungry neighbour table and index are built)."""
+        if self.jsonl is None:
+            raise ValueError("this serialized catalog was already written (save it once)")
         Path(path).write_bytes(self.jsonl)
-        self.jsonl = b""
+        self.jsonl = None
 
 
 @dataclass(slots=True)

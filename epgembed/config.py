@@ -90,8 +90,9 @@ class TrainConfig:
 class IndexConfig:
     n_trees: int = 50
     # Nodes inspected per query (never fewer than Annoy's own n_trees * k; -1: exactly that).
-    # Annoy's default (550 for 10 results) found 69% of the true 10 nearest at 100k titles;
-    # 10000 finds ~94% at ~1 ms (bench/results/index.md).
+    # Annoy's default (550 for 10 results) found 69% of the true 10 nearest at 100k titles,
+    # 5000 found 91% and 15000 96% (0.5 / 1.4 ms); 10000: 0.997 on the 12k shared-data model
+    # (bench/results/index.md). Catalog titles read the neighbour table instead.
     search_k: int = 10_000
     # Subtract the mean catalog vector before normalizing (stored as center.npy and applied
     # to queries too): removes the direction every title shares, so generic titles stop

@@ -178,6 +178,8 @@ def test_serialized_catalog_saves_the_same_file(tiny_dump, tmp_path):
     serialized.save(tmp_path / "b.jsonl")
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
     assert len(serialized) == len(catalog) and serialized.summary() == catalog.summary()
-    assert serialized.jsonl == b""                      # written once, then let go
+    assert serialized.jsonl is None                     # written once, then let go
+    with pytest.raises(ValueError, match="already written"):
+        serialized.save(tmp_path / "c.jsonl")           # never a silently empty second file
     again = Catalog.load(tmp_path / "b.jsonl")
     assert [s.to_json() for s in again.shows] == [s.to_json() for s in catalog.shows]
