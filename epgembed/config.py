@@ -57,8 +57,10 @@ class TrainConfig:
     dim: int = 100
     epochs: int = 20
     lr: float = 0.2
-    engine: str = "fused"          # "fused": hand-derived gradient + row-wise Adagrad;
-                                   # "autograd": nn.Embedding(sparse=True) + torch optimizer
+    # "compiled": numba kernels of the fused step (epgembed/kernels.py), ~2x faster;
+    # "fused": the same math in torch ops (hand-derived gradient + row-wise Adagrad);
+    # "autograd": nn.Embedding(sparse=True) + torch optimizer
+    engine: str = "compiled"
     optimizer: str = "adagrad"     # autograd engine only: "adagrad" | "sparse_adam"
     margin: float = 0.2
     n: int = 3                     # titles per leave-one-out example (n-1 predict 1)
@@ -67,7 +69,7 @@ class TrainConfig:
     hard_negatives: bool = True    # False: random negatives from the pool (ablation)
     batch_size: int = 256
     # Threads applying steps to one shared table without locks (Hogwild!, as StarSpace's
-    # -thread). 1 keeps training bit-for-bit reproducible for a seed; 2 is ~1.7x faster
+    # -thread). 1 keeps training bit-for-bit reproducible for a seed; 2 are ~1.5x faster
     # on 2 cores (bench/train_speed.py) but cost P@10 on small dumps (racing updates).
     workers: int = 1
     # Self-supervised second task: a title's own tokens predict its description words

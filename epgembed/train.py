@@ -241,6 +241,12 @@ def _make_step(model: TitleEncoder, weights: torch.Tensor, cfg: TrainConfig,
     titles `shows` (b*(n-1) context, b positives, then the candidates) of `titles`."""
     w = weights if cfg.inv_freq else None
     table = model.emb.weight
+    if cfg.engine == "compiled":
+        from .kernels import CompiledStep        # numba compiles (or loads) the kernels here
+        compiled = CompiledStep(table.detach().numpy(), np.zeros(table.shape[0], np.float32),
+                                (w if w is not None else torch.ones(table.shape[0])).numpy(),
+                                cfg.max_negatives, cfg.margin, cfg.lr, cfg.hard_negatives, gen)
+        return lambda titles, shows, b, allowed, n=cfg.n: compiled(titles, shows, b, allowed, n)
     if cfg.engine == "fused":
         accum = torch.zeros(table.shape[0], dtype=table.dtype)
 

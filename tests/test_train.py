@@ -1,4 +1,4 @@
-"""The training loop: both engines, Hogwild! workers, inverse-frequency scaling."""
+"""The training loop: every engine, Hogwild! workers, inverse-frequency scaling."""
 import numpy as np
 import pytest
 import torch
@@ -37,8 +37,8 @@ def _val(result, ids, w, cats):
     return validation_precision(vecs, cats, result.val_shows, labelled)
 
 
-@pytest.mark.parametrize("engine", ["fused", "autograd"])
-def test_both_engines_learn_the_categories_with_weighted_tokens(engine):
+@pytest.mark.parametrize("engine", ["compiled", "fused", "autograd"])
+def test_every_engine_learns_the_categories_with_weighted_tokens(engine):
     ids, w, cats, vocab = _data()
     r = train(ids, cats, 4, CFG.__class__(**{**CFG.__dict__, "engine": engine}), vocab, token_weights=w)
     assert r.examples > 0 and r.history[-1]["loss"] < r.history[0]["loss"]

@@ -1,0 +1,102 @@
+"""The compiled (numba) step: hand-worked kernels, and the same update as the torch step."""
+import numpy as np
+import pytest
+import torch
+
+from epgembed.config import TrainConfig
+from epgembed.kernels import CompiledStep, hardest_allowed, scatter_adagrad
+from epgembed.model import TitleEncoder
+from epgembed.sampling import PackedTitles
+from epgembed.train import _make_step
+
+
+def test_hardest_allowed_takes_the_top_k_allowed_best_first():
+    scores = np.array([0.9, 0.1, 0.5, 0.7, 0.3, 0.8], np.float32)
+    allowed = np.array([False, True, True, True, True, True])
+    out = np.empty(3, np.int64)
+    assert hardest_allowed(scores, allowed, 3, out) == 3
+    assert out.tolist() == [5, 3, 2]                 # 0.9 is not allowed
+    few = np.array([False, True, False, False, False, False])
+    assert hardest_allowed(scores, few, 3, out) == 1 and out[0] == 1
+
+
+def _scatter(table, accum, tokens, lengths, weights, d_sums, lr, row_weights):
+    tokens = np.asarray(tokens, np.int32)
+    length = np.asarray(lengths, np.int64)
+    start = np.concatenate([[0], np.cumsum(length)[:-1]]).astype(np.int64)
+    slot_of = np.full(len(table), -1, np.int32)
+    n = len(tokens)
+    rows = scatter_adagrad(table, accum, tokens, start, length, np.asarray(weights, np.float32),
+                           np.arange(len(length)), np.asarray(d_sums, np.float32), lr,
+                           np.asarray(row_weights, np.float32), slot_of, np.empty(n, np.int32),
+                           np.empty(n, np.int64), np.empty(n, np.int32), np.empty(n, np.float32),
+                           np.empty(n, np.int64), np.empty(table.shape[1], np.float32))
+    assert (slot_of == -1).all()                     # the scratch is left clean for the next step
+    return rows
+
+
+def test_scatter_adagrad_hand_worked():
+    """Title 0 = rows [1, 3], title 1 = rows [3 (weight 0.5), 0 (PAD)].
+    d_sums: title 0 [2, 0], title 1 [0, 4]. Row 1: g = [2, 0], accum 2, step 0.1 / sqrt(2).
+    Row 3: g = [2, 0] + 0.5 * [0, 4] = [2, 2], accum 4, row weight 2: step 2 * 0.1 / 2."""
+    table = np.ones((4, 2), np.float32)
+    accum = np.zeros(4, np.float32)
+    rows = _scatter(table, accum, [1, 3, 3, 0], [2, 2], [1, 1, 0.5, 1], [[2, 0], [0, 4]],
+                    0.1, [1, 1, 1, 2])
+    assert rows == 3                                  # rows 1, 3 and PAD were touched
+    assert table[1].tolist() == pytest.approx([1 - 0.2 / np.sqrt(2), 1])
+    assert table[3].tolist() == pytest.approx([0.8, 0.8])
+    assert table[0].tolist() == [1, 1] and table[2].tolist() == [1, 1]   # PAD and untouched
+    assert accum.tolist() == pytest.approx([0, 2, 0, 4])
+
+
+def _titles(weighted: bool, shows=40, vocab=60, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = np.zeros((shows, 7), np.int64)
+    w = np.zeros(ids.shape, np.float32)
+    for s in range(shows):
+        k = rng.integers(1, 8)
+        ids[s, :k] = rng.integers(1, vocab, k)
+        w[s, :k] = rng.uniform(0.2, 1.0, k)
+    return PackedTitles(ids, w if weighted else None), vocab
+
+
+@pytest.mark.parametrize("n, weighted, hard", [(3, True, True), (5, False, True), (2, True, False)])
+def test_compiled_step_updates_the_table_as_the_torch_step(n, weighted, hard):
+    """The numba step and the torch "fused" step, from the same table and batches, give
+    the same losses and the same table (float32 rounding apart), over several steps so the
+    Adagrad accumulators are compared too."""
+    titles, vocab = _titles(weighted)
+    b, c = 6, 12
+    rng = np.random.default_rng(1)
+    cfg = TrainConfig(dim=8, n=n, max_negatives=4, margin=0.5, lr=0.3, hard_negatives=hard)
+    row_weights = torch.from_numpy(rng.uniform(1.0, 3.0, vocab).astype(np.float32))
+    tables, losses = [], []
+    for engine in ("fused", "compiled"):
+        model = TitleEncoder(vocab, cfg.dim, 0.5, generator=torch.Generator().manual_seed(0))
+        gen = torch.Generator().manual_seed(7)
+        step = _make_step(model, row_weights, cfg.__class__(**{**cfg.__dict__, "engine": engine}), gen)
+        batch_rng = np.random.default_rng(2)
+        out = []
+        for _ in range(4):
+            shows = batch_rng.integers(0, len(titles), b * n + c)     # repeats on purpose
+            allowed = torch.from_numpy(batch_rng.random((b, c)) > 0.3)
+            out.append(step(titles, shows, b, allowed, n))
+        losses.append(out)
+        tables.append(model.emb.weight.detach().numpy().copy())
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    assert np.abs(tables[1] - tables[0]).max() < 1e-5
+    start = TitleEncoder(vocab, cfg.dim, 0.5, generator=torch.Generator().manual_seed(0)).emb.weight
+    assert np.abs(tables[1] - start.detach().numpy()).max() > 0.01      # it did move
+    assert (tables[1][0] == 0).all()
+
+
+def test_compiled_step_work_arrays_are_per_thread():
+    import threading
+    step = CompiledStep(np.zeros((5, 2), np.float32), np.zeros(5, np.float32),
+                        np.ones(5, np.float32), 2, 0.1, 0.1)
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(step._work()["slot_of"]))
+    t.start()
+    t.join()
+    assert seen[0] is not step._work()["slot_of"]
