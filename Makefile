@@ -115,7 +115,8 @@ fuzz: fuzz-reliability
 # scale and index (docs/PERFORMANCE.md, "Scale and index"): synthetic guides of 10k/100k/1M shows
 # (epgembed.synth, cached in bench/cache/synth) -> bench/results/scale.{json,md}; Annoy recall@10
 # and latency against exact search on the 100k/1M model vectors -> bench/results/index.{json,md}
-# (bench-index, part of `make bench`: the 100k model only -> index-100k.{json,md});
+# (bench-index, part of `make bench`: the 100k model only -> index-100k.{json,md}); the 1M
+# clustered neighbour table rebuilt at probe 64/128/256 -> index-1m-table.{json,md};
 # gunicorn + wrk on the 1M model -> bench/results/serve-1m.json. The 1M runs take about an hour.
 .PHONY: bench-scale bench-scale-quick bench-index bench-serve-1m
 bench-scale-quick: $(STAMP)
@@ -128,6 +129,7 @@ bench-serve-1m: $(STAMP)
 bench-scale: $(STAMP)
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/index.py
+	$(BIN)/python bench/index.py --sizes 1000000 --trees "" --table-probes 64,128,256 --out bench/results/index-1m-table.json
 	$(BIN)/python bench/serve.py --model bench/cache/scale/model-1000000 --no-reload --out bench/results/serve-1m.json
 
 clean:

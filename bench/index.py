@@ -107,6 +107,19 @@ def bench_size(shows: int, args: argparse.Namespace) -> dict | None:
                         "single": percentiles(times)}
         print(f"[{shows:,}] neighbour table ({row['table'].get('method')}): recall@10 {recall:.4f}, "
               f"p99 {row['table']['single']['p99_ms']:.4f} ms", flush=True)
+    from epgembed.index import clustered_neighbours
+    for probe in args.table_probes:               # the clustered table at other probe counts
+        t0 = time.perf_counter()
+        ids, _ = clustered_neighbours(vectors, 100, probe, threads=args.table_threads)
+        build_s = time.perf_counter() - t0
+        found = [[int(i) for i in ids[q] if i != q][:K] for q in qids]
+        recall = float(np.mean([len(set(f) & set(t)) / K for f, t in zip(found, truth.tolist())]))
+        row.setdefault("table_probes", []).append({"probe": probe, "recall_at_10": round(recall, 4),
+                                                   "build_s": round(build_s, 1),
+                                                   "threads": args.table_threads})
+        print(f"[{shows:,}] clustered table, probe {probe}: recall@10 {recall:.4f}, build {build_s:.0f} s",
+              flush=True)
+        del ids
     for n_trees in args.trees:
         path = model.parent / f".bench-index-{shows}-{n_trees}.ann"
         t0 = time.perf_counter()
@@ -144,6 +157,9 @@ def markdown(rows: list[dict], started: str, command: str) -> str:
                 "", *([f"The model's neighbour table ({r['table'].get('method')}, read for catalog titles): "
                        f"recall@10 {r['table']['recall_at_10']:.4f}, lookup p50 {r['table']['single']['p50_ms']:.4f} ms "
                        f"/ p99 {r['table']['single']['p99_ms']:.4f} ms.", ""] if r.get("table") else []),
+                *([f"The clustered table rebuilt at other probe counts ({r['table_probes'][0]['threads']} threads): "
+                   + ", ".join(f"probe {t['probe']}: recall@10 {t['recall_at_10']:.4f} in {t['build_s']:.0f} s"
+                               for t in r["table_probes"]) + ".", ""] if r.get("table_probes") else []),
                 "| n_trees | search_k | recall@10 | p50 ms | p99 ms | batched ms/query | build s | index MB |",
                 "|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for s in r["settings"]:
@@ -159,11 +175,15 @@ def main() -> int:
     ap.add_argument("--trees", default="10,25,50,100")
     ap.add_argument("--multiples", default="3,10,30,100", help="search_k = m * 10 * n_trees, besides -1")
     ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--table-probes", default="", help="also build the clustered neighbour table "
+                    "with each of these probe counts (build time, recall@10)")
+    ap.add_argument("--table-threads", type=int, default=2, help="threads building those tables")
     ap.add_argument("--nice", type=int, default=10)
     ap.add_argument("--out", type=Path, default=RESULTS / "index.json")
     args = ap.parse_args()
-    args.trees = [int(t) for t in args.trees.split(",")]
+    args.trees = [int(t) for t in args.trees.split(",") if t]
     args.multiples = [int(m) for m in args.multiples.split(",") if m]
+    args.table_probes = [int(p) for p in args.table_probes.split(",") if p]
     os.nice(args.nice)
     import torch
     torch.set_num_threads(1)

@@ -104,11 +104,13 @@ class IndexConfig:
     # build and served for catalog titles (by id and known titles) without an index search.
     # Exact (blocked matmul + top-k; time grows with S^2, ~30 s at 100k titles) up to
     # `neighbours_max_shows` titles; beyond, clustered: each title against the titles of the
-    # `neighbours_probe` clusters nearest its own (0: no table there; Annoy alone).
-    # neighbours = 0: no table at all.
+    # `neighbours_probe` clusters (of 4 * sqrt(S)) whose centres are nearest the title
+    # (0: no table there; Annoy alone). neighbours = 0: no table at all.
     neighbours: int = 100
     neighbours_max_shows: int = 200_000
-    neighbours_probe: int = 32
+    neighbours_probe: int = 256
+    # Threads that build the clustered table (the result does not depend on them).
+    neighbours_threads: int = 2
     seed: int = 0
 
 

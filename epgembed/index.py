@@ -78,49 +78,106 @@ def exact_neighbours(vectors: np.ndarray, k: int, block: int = 512) -> tuple[np.
 
 
 def clustered_neighbours(vectors: np.ndarray, k: int, probe: int, seed: int = 0, iters: int = 6,
-                         block: int = 8192) -> tuple[np.ndarray, np.ndarray]:
-    """`exact_neighbours` for catalogs too large for an all-pairs search: the unit rows are
-    grouped into 4 * sqrt(S) clusters (spherical k-means, seeded), and the rows of each
-    cluster are compared exactly with every row of the `probe` clusters whose centres are
-    nearest its own (one matmul and top-k per cluster). Cosines are exact; a true neighbour
-    in a cluster not probed is missed (recall: `sampled_recall`). Time ~ S * probe * sqrt(S)."""
+                         block: int = 8192, chunk: int = 32768, train_per_list: int = 64,
+                         threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """`exact_neighbours` for catalogs too large for an all-pairs search (an inverted-file
+    search, as IVF indexes do): the unit rows are grouped into 4 * sqrt(S) clusters
+    (spherical k-means trained on a seeded sample of `train_per_list` rows per cluster,
+    then every row assigned once), and each row is compared exactly with every row of the
+    `probe` clusters whose centres are nearest the row itself. Rows are taken a chunk at a
+    time in cluster order; per probed cluster, one matmul scores the chunk's rows that probe
+    it, and a compiled merge keeps each row's top k. Cosines are exact; a true neighbour in
+    a cluster not probed is missed (recall: `sampled_recall`). Time ~ S * probe * sqrt(S);
+    `threads` scan chunks in parallel (torch matmuls and the merge release the GIL)."""
     import torch
+    from .kernels import merge_top_k, sort_top_k
     arr = np.ascontiguousarray(vectors, dtype=np.float32)
     x = torch.from_numpy(arr if arr.flags.writeable else arr.copy())   # shared, not copied, when it can be
     n, dim = x.shape
     k = min(k, n)
     lists = max(1, min(n, int(4 * math.sqrt(n))))
+    probe = max(1, min(probe, lists))
     gen = torch.Generator().manual_seed(seed)
-    centres = x[torch.randperm(n, generator=gen)[:lists]].clone()
 
-    def assign(c: torch.Tensor) -> torch.Tensor:
-        return torch.cat([(x[s: s + block] @ c.T).argmax(1) for s in range(0, n, block)])
+    pool = None
+    if threads > 1:
+        from concurrent.futures import ThreadPoolExecutor
+        pool = ThreadPoolExecutor(threads)
 
-    with torch.no_grad():
-        for _ in range(iters):
-            owner = assign(centres)
-            sums = torch.zeros(lists, dim).index_add_(0, owner, x)
-            empty = torch.bincount(owner, minlength=lists) == 0
-            sums[empty] = x[torch.randint(0, n, (int(empty.sum()),), generator=gen)]
-            centres = sums / sums.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        owner = assign(centres)
-        order = torch.argsort(owner, stable=True)
-        bounds = [0] + torch.cumsum(torch.bincount(owner, minlength=lists), 0).tolist()
-        nearest = torch.topk(centres @ centres.T, min(probe, lists), dim=1).indices.tolist()
-        ids = np.empty((n, k), dtype=np.int32)
-        scores = np.empty((n, k), dtype=np.float32)
-        for c in range(lists):
-            members = order[bounds[c]: bounds[c + 1]]
-            if len(members) == 0:
-                continue
-            cand = torch.cat([order[bounds[j]: bounds[j + 1]] for j in nearest[c]])
-            if len(cand) < k:
-                cand = torch.arange(n)
-            top = torch.topk(x[members] @ x[cand].T, k, dim=1)
-            rows = members.numpy()
-            ids[rows] = cand[top.indices].numpy()
-            scores[rows] = top.values.numpy()
-    return ids, scores
+    def each(fn, items) -> list:
+        return list(pool.map(fn, items) if pool else map(fn, items))
+
+    def assign(rows: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return torch.cat(each(lambda s: (rows[s: s + block] @ c.T).max(1).indices,
+                              range(0, len(rows), block)))
+
+    ids = np.full((n, k), -1, dtype=np.int32)
+    best = np.full((n, k), -np.inf, dtype=np.float32)
+    try:
+        with torch.no_grad():
+            train = x[torch.randperm(n, generator=gen)[: train_per_list * lists]]
+            centres = train[torch.randperm(len(train), generator=gen)[:lists]].clone()
+            for _ in range(iters):
+                owner = assign(train, centres)
+                sums = torch.zeros(lists, dim).index_add_(0, owner, train)
+                empty = torch.bincount(owner, minlength=lists) == 0
+                sums[empty] = train[torch.randint(0, len(train), (int(empty.sum()),), generator=gen)]
+                centres = sums / sums.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            del train
+            owner = assign(x, centres)
+            order = torch.argsort(owner, stable=True)
+            bounds = [0] + torch.cumsum(torch.bincount(owner, minlength=lists), 0).tolist()
+            del owner
+            xs = x[order]                            # rows in cluster order: a cluster is a slice
+            ids[:, 0] = np.arange(n)                 # each row first in its own list (as exact)
+            order_np = order.numpy().astype(np.int32)
+            del order
+
+            def scan(lo: int) -> None:               # sorted rows lo..lo+chunk
+                q = xs[lo: lo + chunk]
+                top = torch.cat([torch.topk(q[s: s + block] @ centres.T, probe, dim=1).indices.int()
+                                 for s in range(0, len(q), block)])
+                # nearest clusters first: the lists fill with good rows early, so fewer of
+                # the later candidates pass a row's current worst score
+                for t0, t1 in zip((0, 1, 8), (1, 8, probe)):
+                    if t0 < probe:
+                        merge_tier(lo, q, top[:, t0: min(t1, probe)])
+
+            def merge_tier(lo: int, q: torch.Tensor, top: torch.Tensor) -> None:
+                width = top.shape[1]
+                top = top.reshape(-1)
+                by_list = torch.argsort(top, stable=True)
+                who = torch.div(by_list, width, rounding_mode="floor")
+                probed, counts = torch.unique_consecutive(top[by_list], return_counts=True)
+                del top, by_list
+                start = 0
+                for c, m in zip(probed.tolist(), counts.tolist()):
+                    mine = who[start: start + m]
+                    start += m
+                    scores = (q[mine] @ xs[bounds[c]: bounds[c + 1]].T).numpy()
+                    merge_top_k(scores, order_np[lo + mine.numpy()], order_np[bounds[c]: bounds[c + 1]],
+                                ids, best)
+
+            # chunks own disjoint rows, and each row's merges run in one fixed order: the
+            # table is the same for any number of threads
+            each(scan, range(0, n, chunk))
+            del xs
+    finally:
+        if pool:
+            pool.shutdown()
+    sort_top_k(ids, best)
+    best[:, 0] = (arr * arr).sum(1)
+    short = np.flatnonzero((ids < 0).any(1))     # fewer than k rows in the probed clusters:
+    for lo in range(0, len(short), 64):           # exact, 64 rows at a time
+        rows = short[lo: lo + 64]
+        sims = arr[rows] @ arr.T
+        sims[np.arange(len(rows)), rows] = np.inf
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(sims, top, 1), axis=1), 1)
+        ids[rows] = top
+        best[rows] = np.take_along_axis(sims, top, 1)
+        best[rows, 0] = (arr[rows] * arr[rows]).sum(1)
+    return ids, best
 
 
 def sampled_recall(vectors: np.ndarray, ids: np.ndarray, k: int = 10, samples: int = 200,
@@ -153,6 +210,7 @@ def neighbour_table(vectors: np.ndarray, cfg: IndexConfig) -> tuple[np.ndarray, 
         return ids, scores, {"method": "exact", "recall_at_10": 1.0}
     if cfg.neighbours_probe <= 0:
         return None
-    ids, scores = clustered_neighbours(vectors, cfg.neighbours, cfg.neighbours_probe, cfg.seed)
+    ids, scores = clustered_neighbours(vectors, cfg.neighbours, cfg.neighbours_probe, cfg.seed,
+                                       threads=cfg.neighbours_threads)
     return ids, scores, {"method": "clustered", "probe": cfg.neighbours_probe,
                          "recall_at_10": round(sampled_recall(vectors, ids), 4)}

@@ -1,5 +1,6 @@
-"""Compiled kernels of the training step (numba): the same math as `model.fused_triplet_grad`
-+ `model.rowwise_adagrad_`, without the intermediate tensors.
+"""Compiled kernels (numba) of the training step, the same math as `model.fused_triplet_grad`
++ `model.rowwise_adagrad_` without the intermediate tensors, and the top-k merge of the
+clustered neighbour table (`index.clustered_neighbours`).
 
 The fused torch step spends most of its time moving token rows: an embedding_bag forward,
 a sort and a second embedding_bag for the backward pass, then gathers, products and an
@@ -290,3 +291,48 @@ class CompiledStep:
                             self._sized(work, "occ_w", occ, np.float32),
                             self._sized(work, "rows", occ, np.int64), work["grad"])
         return float(loss)
+
+
+@nb.njit(**_JIT)
+def merge_top_k(scores, rows, cands, ids, best):
+    """Merge a block of exact scores into running top lists, in place.
+
+    scores [q, m]: row rows[a] against the candidates cands[b]. ids / best [S, k]: column 0
+    is the row itself (left alone); columns 1..k-1 are a min-heap of the row's best other
+    rows so far (-1 / -inf where empty), root at column 1; `sort_top_k` orders them at the
+    end. A row is skipped as its own candidate."""
+    size = ids.shape[1] - 1
+    for a in range(len(rows)):
+        r = rows[a]
+        worst = best[r, 1]                          # kept in a register: most scores fail it
+        for b in range(scores.shape[1]):
+            s = scores[a, b]
+            if s <= worst:
+                continue
+            c = cands[b]
+            if c == r:
+                continue
+            p = 0                                   # replace the root, sift down
+            while True:
+                child = 2 * p + 1
+                if child >= size:
+                    break
+                if child + 1 < size and best[r, 2 + child] < best[r, 1 + child]:
+                    child += 1
+                if best[r, 1 + child] >= s:
+                    break
+                best[r, 1 + p] = best[r, 1 + child]
+                ids[r, 1 + p] = ids[r, 1 + child]
+                p = child
+            best[r, 1 + p] = s
+            ids[r, 1 + p] = c
+            worst = best[r, 1]
+
+
+@nb.njit(**_JIT)
+def sort_top_k(ids, best):
+    """Order columns 1..k-1 of every row best first (after `merge_top_k`)."""
+    for r in range(ids.shape[0]):
+        order = np.argsort(-best[r, 1:])
+        ids[r, 1:] = ids[r, 1:][order]
+        best[r, 1:] = best[r, 1:][order]

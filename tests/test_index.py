@@ -96,3 +96,20 @@ def test_clustered_table_on_separated_groups_finds_the_group():
     same_group = (ids // 30) == (np.arange(len(v)) // 30)[:, None]
     assert same_group.mean() > 0.99
     assert sampled_recall(v, ids) > 0.95
+
+
+def test_clustered_table_fills_rows_whose_probed_clusters_are_too_small():
+    """probe 1 on tight groups of 30 asking for 40 neighbours: the probed cluster cannot fill
+    the list, so those rows are completed exactly (no -1 left, cosines exact and ordered)."""
+    v = blobs(30, 8)
+    ids, cos = clustered_neighbours(v, 40, probe=1)
+    exact_ids, exact_cos = exact_neighbours(v, 40)
+    assert (ids >= 0).all() and (ids[:, 0] == np.arange(len(v))).all()
+    assert np.allclose(cos[:, 1:], exact_cos[:, 1:], atol=1e-5)
+
+
+def test_clustered_table_is_the_same_for_any_number_of_threads():
+    v = blobs(30, 40)
+    one = clustered_neighbours(v, 11, probe=4, chunk=100)
+    two = clustered_neighbours(v, 11, probe=4, chunk=100, threads=2)
+    assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])

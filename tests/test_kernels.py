@@ -100,3 +100,19 @@ def test_compiled_step_work_arrays_are_per_thread():
     t.start()
     t.join()
     assert seen[0] is not step._work()["slot_of"]
+
+
+def test_merge_top_k_keeps_the_best_others_after_the_row_itself():
+    """Row 0 sees candidates in two blocks; its list keeps itself first, then the 3 best
+    others in order; its own id among the candidates is skipped."""
+    from epgembed.kernels import merge_top_k, sort_top_k
+    ids = np.full((2, 4), -1, np.int32)
+    best = np.full((2, 4), -np.inf, np.float32)
+    ids[:, 0] = [0, 1]
+    rows = np.array([0], np.int32)
+    merge_top_k(np.array([[0.9, 0.2, 0.5]], np.float32), rows, np.array([0, 5, 6], np.int32), ids, best)
+    merge_top_k(np.array([[0.7, 0.1, 0.6]], np.float32), rows, np.array([7, 8, 9], np.int32), ids, best)
+    sort_top_k(ids, best)
+    assert ids[0].tolist() == [0, 7, 9, 6]              # 0.9 was row 0 itself
+    assert best[0, 1:].tolist() == pytest.approx([0.7, 0.6, 0.5])
+    assert ids[1].tolist() == [1, -1, -1, -1]             # untouched row
