@@ -78,7 +78,7 @@ def exact_neighbours(vectors: np.ndarray, k: int, block: int = 512) -> tuple[np.
 
 
 def clustered_neighbours(vectors: np.ndarray, k: int, probe: int, seed: int = 0, iters: int = 6,
-                         block: int = 8192, chunk: int = 32768, train_per_list: int = 64,
+                         block: int | None = None, chunk: int = 16384, train_per_list: int = 64,
                          threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """`exact_neighbours` for catalogs too large for an all-pairs search (an inverted-file
     search, as IVF indexes do): the unit rows are grouped into 4 * sqrt(S) clusters
@@ -86,7 +86,8 @@ def clustered_neighbours(vectors: np.ndarray, k: int, probe: int, seed: int = 0,
     then every row assigned once), and each row is compared exactly with every row of the
     `probe` clusters whose centres are nearest the row itself. Rows are taken a chunk at a
     time in cluster order; per probed cluster, one matmul scores the chunk's rows that probe
-    it, and a compiled merge keeps each row's top k. Cosines are exact; a true neighbour in
+    it, and a compiled merge keeps each row's top k. Memory beyond the [S, k] result: a
+    few hundred MB per thread at most (no copy of the vectors). Cosines are exact; a true neighbour in
     a cluster not probed is missed (recall: `sampled_recall`). Time ~ S * probe * sqrt(S);
     `threads` scan chunks in parallel (torch matmuls and the merge release the GIL)."""
     import torch
@@ -97,6 +98,9 @@ def clustered_neighbours(vectors: np.ndarray, k: int, probe: int, seed: int = 0,
     k = min(k, n)
     lists = max(1, min(n, int(4 * math.sqrt(n))))
     probe = max(1, min(probe, lists))
+    # rows per [block, lists] score matrix: 64 MiB, above glibc's largest mmap threshold
+    # (32 MiB), so each is given back when freed instead of piling up in the threads' arenas
+    block = block or max(1024, (1 << 24) // lists)
     gen = torch.Generator().manual_seed(seed)
 
     pool = None
@@ -128,13 +132,11 @@ def clustered_neighbours(vectors: np.ndarray, k: int, probe: int, seed: int = 0,
             order = torch.argsort(owner, stable=True)
             bounds = [0] + torch.cumsum(torch.bincount(owner, minlength=lists), 0).tolist()
             del owner
-            xs = x[order]                            # rows in cluster order: a cluster is a slice
             ids[:, 0] = np.arange(n)                 # each row first in its own list (as exact)
             order_np = order.numpy().astype(np.int32)
-            del order
 
-            def scan(lo: int) -> None:               # sorted rows lo..lo+chunk
-                q = xs[lo: lo + chunk]
+            def scan(lo: int) -> None:               # rows lo..lo+chunk in cluster order
+                q = x[order[lo: lo + chunk]]
                 top = torch.cat([torch.topk(q[s: s + block] @ centres.T, probe, dim=1).indices.int()
                                  for s in range(0, len(q), block)])
                 # nearest clusters first: the lists fill with good rows early, so fewer of
@@ -154,19 +156,18 @@ def clustered_neighbours(vectors: np.ndarray, k: int, probe: int, seed: int = 0,
                 for c, m in zip(probed.tolist(), counts.tolist()):
                     mine = who[start: start + m]
                     start += m
-                    scores = (q[mine] @ xs[bounds[c]: bounds[c + 1]].T).numpy()
+                    scores = (q[mine] @ x[order[bounds[c]: bounds[c + 1]]].T).numpy()
                     merge_top_k(scores, order_np[lo + mine.numpy()], order_np[bounds[c]: bounds[c + 1]],
                                 ids, best)
 
             # chunks own disjoint rows, and each row's merges run in one fixed order: the
             # table is the same for any number of threads
             each(scan, range(0, n, chunk))
-            del xs
     finally:
         if pool:
             pool.shutdown()
     sort_top_k(ids, best)
-    best[:, 0] = (arr * arr).sum(1)
+    best[:, 0] = np.einsum("ij,ij->i", arr, arr)   # no [S, dim] temporary
     short = np.flatnonzero((ids < 0).any(1))     # fewer than k rows in the probed clusters:
     for lo in range(0, len(short), 64):           # exact, 64 rows at a time
         rows = short[lo: lo + 64]
@@ -176,7 +177,7 @@ def clustered_neighbours(vectors: np.ndarray, k: int, probe: int, seed: int = 0,
         top = np.take_along_axis(top, np.argsort(-np.take_along_axis(sims, top, 1), axis=1), 1)
         ids[rows] = top
         best[rows] = np.take_along_axis(sims, top, 1)
-        best[rows, 0] = (arr[rows] * arr[rows]).sum(1)
+        best[rows, 0] = np.einsum("ij,ij->i", arr[rows], arr[rows])
     return ids, best
 
 
