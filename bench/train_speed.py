@@ -18,9 +18,10 @@ violators used), after warm-up, for a ladder of implementations of the same step
   compiled, 2 workers  the same step from two Hogwild! threads (`train.workers=2`)
 
 at the issue's target setting (N=5, dim 100, 256 candidates searched and 10 used per
-example) and at the default config (N=3), plus a breakdown of the fused and compiled steps (torch
-profiler labels: sample, pack, forward, backward, inverse_frequency_scaling, optimizer)
-and full `train()` epochs (with per-epoch validation). Data: every dump in
+example) and at the default config (N=3), plus a breakdown of the fused and compiled
+steps (torch profiler labels: sample, pack, forward, backward, inverse_frequency_scaling,
+optimizer) and full `train()` epochs (with per-epoch validation; at the target setting
+with the Hogwild! workers too). Data: every dump in
 ../shared/data/epg when present, else the embedded sample.
 
     python bench/train_speed.py [--dumps GLOB] [--seconds 6] [--threads 1]

@@ -56,22 +56,24 @@ def query_item(index: AnnoyIndex, item: int, k: int,
     return ids, angular_to_cosine(np.asarray(dist, dtype=np.float64))
 
 
-def exact_neighbours(vectors: np.ndarray, k: int, block: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """The k most cosine-similar rows of every row of unit `vectors`, best first, by exact
-    search (one [block, S] matmul and top-k per block of rows; the row itself included, so
-    a row is answered the way Annoy answers an item query): ids [S, k'] int32 and cosines
-    [S, k'] float32, k' = min(k, S). Time grows with S^2, memory with block * S.
+def exact_neighbours(vectors: np.ndarray, k: int, block: int = 512,
+                     rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The k most cosine-similar rows of every row of unit `vectors` (or of the given
+    `rows` only), best first, by exact search (one [block, S] matmul and top-k per block of
+    rows; the row itself included, so a row is answered the way Annoy answers an item
+    query): ids [R, k'] int32 and cosines [R, k'] float32, k' = min(k, S). Time grows with
+    S * R, memory with block * S.
     (torch for its threaded top-k, ~5x numpy's argpartition; imported here, at build time
     only: the service reads the table and never loads torch.)"""
     import torch
     table = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
-    n = len(table)
-    k = min(k, n)
-    ids = np.empty((n, k), dtype=np.int32)
-    scores = np.empty((n, k), dtype=np.float32)
+    rows = torch.arange(len(table)) if rows is None else torch.from_numpy(np.asarray(rows))
+    k = min(k, len(table))
+    ids = np.empty((len(rows), k), dtype=np.int32)
+    scores = np.empty((len(rows), k), dtype=np.float32)
     with torch.no_grad():
-        for start in range(0, n, block):
-            top = torch.topk(table[start: start + block] @ table.T, k, dim=1)
+        for start in range(0, len(rows), block):
+            top = torch.topk(table[rows[start: start + block]] @ table.T, k, dim=1)
             ids[start: start + block] = top.indices.numpy()
             scores[start: start + block] = top.values.numpy()
     return ids, scores
@@ -87,9 +89,10 @@ def clustered_neighbours(vectors: np.ndarray, k: int, probe: int, seed: int = 0,
     `probe` clusters whose centres are nearest the row itself. Rows are taken a chunk at a
     time in cluster order; per probed cluster, one matmul scores the chunk's rows that probe
     it, and a compiled merge keeps each row's top k. Memory beyond the [S, k] result: a
-    few hundred MB per thread at most (no copy of the vectors). Cosines are exact; a true neighbour in
-    a cluster not probed is missed (recall: `sampled_recall`). Time ~ S * probe * sqrt(S);
-    `threads` scan chunks in parallel (torch matmuls and the merge release the GIL)."""
+    few hundred MB per thread at most (no copy of the vectors). Cosines are exact; a true
+    neighbour in a cluster not probed is missed (recall: `sampled_recall`). Time ~ S *
+    probe * sqrt(S); `threads` scan chunks in parallel (torch matmuls and the merge release
+    the GIL). Rows whose probed clusters hold fewer than k rows get an exact search."""
     import torch
     from .kernels import merge_top_k, sort_top_k
     arr = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -168,16 +171,9 @@ def clustered_neighbours(vectors: np.ndarray, k: int, probe: int, seed: int = 0,
             pool.shutdown()
     sort_top_k(ids, best)
     best[:, 0] = np.einsum("ij,ij->i", arr, arr)   # no [S, dim] temporary
-    short = np.flatnonzero((ids < 0).any(1))     # fewer than k rows in the probed clusters:
-    for lo in range(0, len(short), 64):           # exact, 64 rows at a time
-        rows = short[lo: lo + 64]
-        sims = arr[rows] @ arr.T
-        sims[np.arange(len(rows)), rows] = np.inf
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(sims, top, 1), axis=1), 1)
-        ids[rows] = top
-        best[rows] = np.take_along_axis(sims, top, 1)
-        best[rows, 0] = np.einsum("ij,ij->i", arr[rows], arr[rows])
+    short = np.flatnonzero((ids < 0).any(1))     # fewer than k rows in the probed clusters
+    if len(short):
+        ids[short], best[short] = exact_neighbours(arr, k, block=64, rows=short)
     return ids, best
 
 

@@ -100,7 +100,8 @@ def triplet_grad(u, norms, slots, b, n, bag, bag_norm, scores, rank, allowed, k,
     """Margin ranking loss of the batch (mean over examples) and d loss / d title sums.
 
     Each example uses the k allowed candidates ranked highest by `rank` ([b, C]: the scores
-    themselves for hard negatives, random numbers for random ones). Slots: b*(n-1) context titles (example-major), b positives, then C candidates, as in
+    themselves for hard negatives, random numbers for random ones). Slots: b*(n-1) context
+    titles (example-major), b positives, then C candidates, as in
     `model.fused_triplet_grad`. d_u and d_sums are [T, D] work arrays (overwritten)."""
     dim = u.shape[1]
     n_ctx = b * (n - 1)

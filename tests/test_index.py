@@ -30,6 +30,8 @@ def test_exact_neighbours_hand_worked():
     ids, cos = exact_neighbours(v, 50)                   # k past the catalog: every row once
     assert ids.shape == (5, 5) and sorted(ids[2].tolist()) == [0, 1, 2, 3, 4]
     assert np.all(np.diff(cos, axis=1) <= 1e-7)          # best first
+    some, some_cos = exact_neighbours(v, 3, rows=np.array([3, 0]))   # only these rows' lists
+    assert some.tolist() == [[3, 4, 2], [0, 1, 2]] and some_cos.shape == (2, 3)
 
 
 def test_seeded_build_is_identical_and_answers_like_exact_search(tmp_path):
