@@ -8,7 +8,11 @@ Not copies of the raw dumps: only the fields the catalog uses (titles, categorie
 descriptions; no credits, icons, dates, XML). A night counts only once its meta file exists;
 both files are written to hidden temporary names, fsynced and renamed, data first, so a
 crash leaves either the complete night or nothing (plus a hidden temp file that
-`clean_tmp` removes).
+`clean_tmp` removes). The nightly job stages a night (`stage_night`) before it publishes and
+commits it after, so a published version always has its night in the history.
+
+Retention is by count of nights received (`retained`, `prune_nights`), never by the dates
+inside a dump: a mis-dated dump cannot age the real nights out.
 
 A night's date comes from its programmes' start times (the first day that carries a
 real share of the listings; a dump starts with a few programmes of the previous evening),
@@ -20,14 +24,13 @@ import gzip
 import json
 import os
 import re
-import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
-from .bundle import fsync_dir
+from .fsutil import fsync_dir, temp_sibling, utc, write_synced
 from .epg import Programme
 from .normalize import normalize_category, title_key
 
@@ -70,16 +73,44 @@ def night_of(starts: Iterable[str], fallback_mtime: float | None, min_share: flo
 
 
 # ---------------------------------------------------------------- statistics
-def input_stats(programmes: list[Programme]) -> dict:
-    """Counts the input gate compares with recent nights."""
+def key_categories(programmes: Iterable[Programme]) -> dict[str, set[str]]:
+    """Normalized categories per title key (keys without categories included, empty)."""
+    out: dict[str, set[str]] = {}
+    for p in programmes:
+        cats = out.setdefault(title_key(p.title), set())
+        cats.update(c for c in map(normalize_category, p.categories) if c)
+    return out
+
+
+def input_stats(programmes: list[Programme], max_share: float = 0.3) -> dict:
+    """Counts the input gate compares with recent nights. `usable_categories`: categories
+    that could supervise training (on at least 2 shows and at most `max_share` of them)."""
     labelled = sum(1 for p in programmes if p.categories)
-    raw = {c for p in programmes for c in p.categories}
-    cats = {c for c in map(normalize_category, raw) if c}
-    return {"programmes": len(programmes),
-            "shows": len({title_key(t) for t in {p.title for p in programmes}}),
+    by_key = key_categories(programmes)
+    per_cat = Counter(c for cats in by_key.values() for c in cats)
+    shows = len(by_key)
+    usable = sum(1 for k in per_cat.values() if k >= 2 and k <= max_share * shows)
+    return {"programmes": len(programmes), "shows": shows,
             "labelled_share": round(labelled / len(programmes), 4) if programmes else 0.0,
-            "categories": len(cats),
+            "categories": len(per_cat), "usable_categories": usable,
             "channels": len({p.channel for p in programmes})}
+
+
+def category_names(programmes: Iterable[Programme]) -> list[str]:
+    """Tonight's normalized category names (stored in the night's meta)."""
+    return sorted({c for p in programmes for c in map(normalize_category, p.categories) if c})
+
+
+def label_agreement(tonight: Iterable[Programme], past: Iterable[Programme],
+                    min_common: int = 20) -> tuple[float | None, int]:
+    """Of the shows labelled both tonight and in the past nights, the share whose
+    categories overlap: about 1.0 on a real feed, low when labels were shuffled or
+    renamed. (None, n) when fewer than `min_common` shows are comparable."""
+    now, before = key_categories(tonight), key_categories(past)
+    common = [k for k, cats in now.items() if cats and before.get(k)]
+    if len(common) < min_common:
+        return None, len(common)
+    return round(sum(1 for k in common if now[k] & before[k]) / len(common), 4), len(common)
 
 
 # ---------------------------------------------------------------- rows
@@ -110,49 +141,82 @@ def merge(nights: Iterable[Iterable[Programme]]) -> list[Programme]:
 
 
 # ---------------------------------------------------------------- store
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+@dataclass
+class StagedNight:
+    """A night written to hidden, fsynced temp files, not yet counted: `commit` renames
+    them into place (data first; the meta file commits the night), `discard` removes them.
+    The nightly job stages before it publishes and commits after, so a night that cannot be
+    written (a full disk) stops the run before anything is published."""
+    hdir: Path
+    night: date
+    files: tuple[tuple[Path, Path], ...]      # (temp, final), data first
+
+    def commit(self) -> Path:
+        for tmp, final in self.files:
+            os.replace(tmp, final)
+        fsync_dir(self.hdir)
+        return self.files[0][1]
+
+    def discard(self) -> None:
+        for tmp, _ in self.files:
+            tmp.unlink(missing_ok=True)
 
 
-def write_night(root: Path, night: date, programmes: list[Programme], meta: dict) -> Path:
-    """Store a night's programmes and meta (data first: the meta file commits the night)."""
+def stage_night(root: Path, night: date, programmes: list[Programme], meta: dict) -> StagedNight:
+    """Write a night's programmes and meta to temp files (see StagedNight). The meta records
+    the order nights were received in (`received`), which retention follows."""
     hdir = history_dir(root)
     hdir.mkdir(parents=True, exist_ok=True)
     lines = "".join(json.dumps(to_row(p), ensure_ascii=False) + "\n" for p in programmes)
-    data_path = hdir / f"{night.isoformat()}.jsonl.gz"
-    _write_atomic(data_path, gzip.compress(lines.encode("utf-8"), compresslevel=6, mtime=0))
-    meta = {"night": night.isoformat(), "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            **meta}
-    _write_atomic(hdir / f"{night.isoformat()}.json", json.dumps(meta, indent=1).encode("utf-8"))
-    fsync_dir(hdir)
-    return data_path
+    meta = {"night": night.isoformat(), "written": utc(), "received": _next_received(root), **meta}
+    staged = StagedNight(hdir, night, tuple(
+        (temp_sibling(final), final) for final in (hdir / f"{night.isoformat()}.jsonl.gz",
+                                                   hdir / f"{night.isoformat()}.json")))
+    try:
+        write_synced(staged.files[0][0], gzip.compress(lines.encode("utf-8"), compresslevel=6, mtime=0))
+        write_synced(staged.files[1][0], json.dumps(meta, indent=1).encode("utf-8"))
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
+
+
+def write_night(root: Path, night: date, programmes: list[Programme], meta: dict) -> Path:
+    """Store a night's programmes and meta at once (stage + commit)."""
+    return stage_night(root, night, programmes, meta).commit()
 
 
 def committed_nights(root: Path) -> list[date]:
-    """Nights whose data and meta are both present, oldest first."""
+    """Nights whose data and meta are both present, in the order they were received
+    (oldest first; nights stored before `received` was recorded come first, by date)."""
     hdir = history_dir(root)
     if not hdir.is_dir():
         return []
     out = []
     for meta in hdir.glob("*.json"):
         if _NIGHT.match(meta.stem) and (hdir / f"{meta.stem}.jsonl.gz").is_file():
-            out.append(date.fromisoformat(meta.stem))
-    return sorted(out)
+            night = date.fromisoformat(meta.stem)
+            out.append((_received(root, night), night))
+    return [night for _, night in sorted(out)]
 
 
-def window(nights: list[date], tonight: date, days: int) -> list[date]:
-    """Past nights still inside the window: tonight - days < night < tonight."""
-    oldest = tonight - timedelta(days=days)
-    return [n for n in nights if oldest < n < tonight]
+def _received(root: Path, night: date) -> int:
+    try:
+        return int(read_meta(root, night).get("received", 0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0
+
+
+def _next_received(root: Path) -> int:
+    return 1 + max((_received(root, n) for n in committed_nights(root)), default=0)
+
+
+def retained(root: Path, tonight: date, nights: int) -> list[date]:
+    """The past nights a run on `tonight` trains with: the last `nights - 1` received
+    (tonight itself makes `nights`), whatever dates they carry. A dump dated far from the
+    others does not push real nights out of the window (the nightly gate refuses it)."""
+    past = [n for n in committed_nights(root) if n != tonight]
+    return past[-(nights - 1):] if nights > 1 else []
 
 
 def read_night(root: Path, night: date) -> Iterator[Programme]:
@@ -168,22 +232,27 @@ def read_meta(root: Path, night: date) -> dict:
     return json.loads((history_dir(root) / f"{night.isoformat()}.json").read_text(encoding="utf-8"))
 
 
+def recent_metas(root: Path, tonight: date, n: int) -> list[dict]:
+    """The meta files of the last `n` nights received, other than tonight's date."""
+    return [read_meta(root, d) for d in retained(root, tonight, n + 1)]
+
+
 def recent_stats(root: Path, tonight: date, n: int) -> list[dict]:
-    """Input statistics of the last `n` committed nights before tonight."""
-    nights = [d for d in committed_nights(root) if d < tonight][-n:]
-    return [read_meta(root, d).get("stats", {}) for d in nights]
+    """Input statistics of the last `n` nights received, other than tonight's date."""
+    return [m.get("stats", {}) for m in recent_metas(root, tonight, n)]
 
 
-def prune_nights(root: Path, tonight: date, days: int) -> list[str]:
-    """Delete nights that fell out of the window (meta first: the night stops counting)."""
-    oldest = tonight - timedelta(days=days)
+def prune_nights(root: Path, keep: int) -> list[str]:
+    """Delete all but the `keep` nights received last (meta first: the night stops
+    counting). By count, never by the dates a dump carries."""
+    if keep < 1:
+        raise ValueError("keep must be >= 1")
+    hdir = history_dir(root)
     gone = []
-    for night in committed_nights(root):
-        if night <= oldest:
-            hdir = history_dir(root)
-            (hdir / f"{night.isoformat()}.json").unlink(missing_ok=True)
-            (hdir / f"{night.isoformat()}.jsonl.gz").unlink(missing_ok=True)
-            gone.append(night.isoformat())
+    for night in committed_nights(root)[:-keep]:
+        (hdir / f"{night.isoformat()}.json").unlink(missing_ok=True)
+        (hdir / f"{night.isoformat()}.jsonl.gz").unlink(missing_ok=True)
+        gone.append(night.isoformat())
     return gone
 
 

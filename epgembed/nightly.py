@@ -6,20 +6,25 @@
 One run, under ROOT/.lock:
  1. clean hidden leftovers of crashed runs; read tonight's dumps; date the night;
  2. input gate: parse failures, no categories, far fewer programmes / shows / labelled
-    programmes than the median of recent nights -> gated before any training;
- 3. merge tonight with the retained history (ROOT/history, `history_days`), strip the
+    programmes / usable categories than the median of recent nights, a date far outside
+    the recent nights', renamed category names -> gated before any training;
+ 3. merge tonight with the retained history (ROOT/history, the last `history_nights`
+    received), gate on labels that no longer agree and on a large catalog drop, strip the
     categories of the held-out titles, build catalog + tokenizer, warm-start from the
     current model's token vectors (matched by token string) and train;
  4. write the model completely (bundle.save_model: fsynced, renamed into a hidden
     ROOT/versions/.build-* folder), load it (validation), evaluate it and the current
     version on tonight's held-out split, measure neighbour stability and catalog changes;
- 5. quality gate; then registry.publish (validates by loading again, renames into
-    versions/<version>, swaps `current` with one atomic rename); commit tonight to the
-    history; prune versions (never the current) and old history nights;
+ 5. quality gate; stage tonight's history night (fsynced, not yet counted); then
+    registry.publish (validates by loading again, renames into versions/<version>, swaps
+    `current` with one atomic rename); commit the night (a failure puts `current` back:
+    the version and its night are published together or not at all); prune versions
+    (never the current) and nights past the retained count;
  6. JSON report in ROOT/reports/ (every run) and versions/<version>/report.json.
 
 A crash at any point leaves `current` on a complete version; hidden folders are removed by
-the next run. The CLI is in nightly_cli.py, the report in nightly_report.py.
+the next run. `force` accepts a night that only the consistency gates (dates, categories,
+catalog drop) refuse; the reasons are kept in the report under "forced". The CLI is in nightly_cli.py, the report in nightly_report.py.
 """
 from __future__ import annotations
 
@@ -28,13 +33,13 @@ import statistics
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from . import history, registry
-from .bundle import ModelError, load_model
+from .bundle import ModelError, load_model, read_manifest
 from .config import Config
 from .epg import Programme, ReadReport, expand_paths, read_programmes
 from .nightly_quality import (catalog_changes, evaluate_model, holdout_split, neighbour_stability,
@@ -48,7 +53,8 @@ EXIT_PUBLISHED, EXIT_ERROR, EXIT_GATED = 0, 2, 3
 
 @dataclass(frozen=True)
 class NightlyConfig:
-    history_days: int = 14          # a show seen in the last N nights stays in the catalog
+    history_nights: int = 14        # a show seen in the last N nights received stays in the
+                                    # catalog (by count of nights, never by the dumps' dates)
     keep: int = 7                   # versions kept (the current one always stays)
     tolerance: float = 0.03         # largest allowed held-out P@10 drop vs the current version
     min_lift_over_random: float = 0.05   # P@10 must beat the random baseline by this much
@@ -64,6 +70,12 @@ class NightlyConfig:
     stability_k: int = 10
     keep_reports: int = 200
     night: str | None = None        # YYYY-MM-DD; None: from the programmes' start times
+    # Consistency gates (a broken feed that still parses); `force` accepts a night they refuse.
+    max_date_gap_days: int = 7      # tonight's date this far outside the recent nights' dates
+    max_catalog_drop: float = 0.3   # share of the current catalog's shows tonight would drop
+    min_shared_categories: float = 0.5   # share of the last night's category names kept
+    min_label_agreement: float = 0.5     # shows whose categories overlap their past ones
+    force: bool = False
 
 
 @dataclass
@@ -113,6 +125,47 @@ def input_reasons(stats: dict, recent: list[dict], file_errors: list[str], ratio
         if values and stats[name] < ratio * statistics.median(values):
             reasons.append(f"far fewer {label} than recent nights: {stats[name]:,} vs median "
                            f"{statistics.median(values):,} of the last {len(values)}")
+    return reasons
+
+
+def consistency_reasons(night: date, stats: dict, names: list[str], recent: list[dict],
+                        ncfg: NightlyConfig) -> list[str]:
+    """Why tonight's dump, although it parses, does not look like the same feed as the
+    recent nights (`recent`: their meta files, oldest first). `force` accepts these."""
+    reasons = []
+    dates = sorted(date.fromisoformat(m["night"]) for m in recent if m.get("night"))
+    if dates and not (dates[0] - timedelta(days=ncfg.max_date_gap_days) <= night
+                      <= dates[-1] + timedelta(days=ncfg.max_date_gap_days)):
+        reasons.append(f"dump dated {night.isoformat()}, far outside the recent nights "
+                       f"({dates[0].isoformat()} .. {dates[-1].isoformat()}, more than "
+                       f"{ncfg.max_date_gap_days} days): mis-dated, or a gap in the feed "
+                       "(--night sets the date, --force accepts it)")
+    usable = [m["stats"]["usable_categories"] for m in recent
+              if "usable_categories" in m.get("stats", {})]
+    if usable and stats["usable_categories"] < ncfg.min_input_ratio * statistics.median(usable):
+        reasons.append(f"far fewer usable categories than recent nights: "
+                       f"{stats['usable_categories']} vs median {statistics.median(usable):g} "
+                       "(collapsed or placeholder categories)")
+    known = next((set(m["category_names"]) for m in reversed(recent) if m.get("category_names")), None)
+    if known:
+        shared = len(known & set(names)) / len(known)
+        if shared < ncfg.min_shared_categories:
+            reasons.append(f"only {shared:.0%} of the last night's {len(known)} category names "
+                           "appear tonight (renamed categories?)")
+    return reasons
+
+
+def catalog_reasons(agreement: float | None, changes: dict, current_shows: int,
+                    ncfg: NightlyConfig) -> list[str]:
+    """Why the catalog tonight would build is not a plausible next version of the current."""
+    reasons = []
+    if agreement is not None and agreement < ncfg.min_label_agreement:
+        reasons.append(f"only {agreement:.0%} of the shows labelled in recent nights keep any "
+                       "of their categories tonight (shuffled or renamed labels)")
+    if current_shows and changes.get("dropped", 0) > ncfg.max_catalog_drop * current_shows:
+        reasons.append(f"tonight would drop {changes['dropped']:,} of the current "
+                       f"{current_shows:,} shows (more than {ncfg.max_catalog_drop:.0%}; "
+                       "--force accepts it)")
     return reasons
 
 
@@ -267,14 +320,19 @@ def _run(dumps: list[str | Path], root: Path, ncfg: NightlyConfig, cfg: Config, 
     report["training"] = train_and_write(prep, init, cfg, build, data, clock)
     check_quality(build, cur, merged, tonight, ncfg, report)
     clock.lap("evaluate_s")
-    try:
-        version = registry.publish(root, build)  # validates by loading, then swaps current
-    except ModelError as e:
-        raise Gated("validation", [f"publish validation failed: {e}"]) from None
+    version = publish_with_history(root, build, night, tonight, stats, report)
     report["gate"] = {"decision": "publish", "stage": None, "reasons": []}
-    housekeeping(root, night, tonight, stats, version, ncfg, report)
+    housekeeping(root, ncfg, report)
     clock.lap("publish_s")
     return version
+
+
+def gate(stage: str, reasons: list[str], ncfg: NightlyConfig, report: dict) -> None:
+    """Raise Gated for `reasons`; with `force`, record them as overridden instead."""
+    if reasons and ncfg.force:
+        report.setdefault("forced", []).extend(reasons)
+    elif reasons:
+        raise Gated(stage, reasons)
 
 
 def check_input(files: list[Path], root: Path, ncfg: NightlyConfig,
@@ -284,30 +342,40 @@ def check_input(files: list[Path], root: Path, ncfg: NightlyConfig,
     tonight, read_report, file_errors = read_tonight(files)
     night = tonight_date(tonight, files, ncfg)
     stats = history.input_stats(tonight)
-    recent = history.recent_stats(root, night, ncfg.recent_nights)
+    recent = history.recent_metas(root, night, ncfg.recent_nights)
+    recent_stats = [m.get("stats", {}) for m in recent]
     report.update(night=night.isoformat(), input_stats=stats,
                   read={"programmes": read_report.programmes,
                         "skipped": [list(s) for s in read_report.skipped[:50]],
                         "skipped_total": len(read_report.skipped)},
-                  recent_nights={"n": len(recent), "median": medians(recent)})
-    reasons = input_reasons(stats, recent, file_errors, ncfg.min_input_ratio)
+                  recent_nights={"n": len(recent), "median": medians(recent_stats)})
+    reasons = input_reasons(stats, recent_stats, file_errors, ncfg.min_input_ratio)
     if reasons:
         raise Gated("input", reasons)
+    gate("input", consistency_reasons(night, stats, history.category_names(tonight), recent, ncfg),
+         ncfg, report)
     return night, tonight, read_report, stats
 
 
 def ingest(night: date, tonight: list[Programme], read_report: ReadReport, root: Path,
            ncfg: NightlyConfig, cfg: Config, report: dict
            ) -> tuple[list[Programme], Prepared, RelatedModel | None, np.ndarray | None]:
-    """Tonight + retained history -> catalog, tokenizer, changes, warm-start table."""
-    past = history.window(history.committed_nights(root), night, ncfg.history_days)
-    merged = history.merge([*(history.read_night(root, n) for n in past), tonight])
-    report["history"] = {"nights_used": [n.isoformat() for n in past], "programmes_merged": len(merged)}
+    """Tonight + retained history -> catalog, tokenizer, changes, warm-start table; the
+    catalog gate (labels that no longer agree, a large drop) before any training."""
+    past_nights = history.retained(root, night, ncfg.history_nights)
+    past = history.merge(history.read_night(root, n) for n in past_nights)
+    merged = history.merge([past, tonight])
+    agreement, compared = history.label_agreement(tonight, past)
+    report["history"] = {"nights_used": [n.isoformat() for n in past_nights],
+                         "programmes_merged": len(merged),
+                         "label_agreement": agreement, "labelled_shows_compared": compared}
     prep = prepare_programmes(strip_holdout(merged, ncfg.holdout_seed, ncfg.holdout_fraction),
                               cfg, read_report)
     cur = load_current(root, report)
     report["catalog"] = prep.catalog.summary()
     report["changes"] = catalog_changes(cur.catalog if cur else None, prep.catalog)
+    gate("catalog", catalog_reasons(agreement, report["changes"], len(cur.catalog) if cur else 0,
+                                    ncfg), ncfg, report)
     return merged, prep, cur, warm_init(prep, cur, cfg, ncfg, report)
 
 
@@ -327,16 +395,38 @@ def check_quality(build: Path, cur: RelatedModel | None, merged: list[Programme]
         raise Gated("quality", reasons)
 
 
-def housekeeping(root: Path, night: date, tonight: list[Programme], stats: dict, version: str,
-                 ncfg: NightlyConfig, report: dict) -> None:
-    """After the swap: commit tonight to the history, prune versions and old nights.
-    The night is published already, so a failure here is a warning, not an error."""
+def publish_with_history(root: Path, build: Path, night: date, tonight: list[Programme],
+                         stats: dict, report: dict) -> str:
+    """Publish the build and commit tonight to the history: both or neither. The night is
+    staged (written, fsynced) first, so a full disk stops the run before the swap; should
+    the commit itself fail after the swap, `current` goes back to what it was."""
+    version = read_manifest(build)["version"]
+    staged = history.stage_night(root, night, tonight, {
+        "inputs": report["inputs"], "stats": stats, "version": version,
+        "category_names": history.category_names(tonight)})
+    try:
+        registry.publish(root, build)  # validates by loading, then swaps current
+    except BaseException as e:
+        staged.discard()
+        if isinstance(e, ModelError):
+            raise Gated("validation", [f"publish validation failed: {e}"]) from None
+        raise
+    try:
+        staged.commit()
+    except BaseException:
+        staged.discard()
+        registry.restore_current(root, report["previous"])
+        raise
+    return version
+
+
+def housekeeping(root: Path, ncfg: NightlyConfig, report: dict) -> None:
+    """After the swap: prune versions and the nights past the retained count. Both only
+    delete what is no longer needed, so a failure here is a warning, not an error."""
     report["pruned"], report["warnings"] = {}, []
-    steps = [("history", lambda: history.write_night(
-                 root, night, tonight, {"inputs": report["inputs"], "stats": stats, "version": version})),
-             ("versions", lambda: report["pruned"].update(versions=registry.prune(root, ncfg.keep))),
+    steps = [("versions", lambda: report["pruned"].update(versions=registry.prune(root, ncfg.keep))),
              ("history_nights", lambda: report["pruned"].update(
-                 history_nights=history.prune_nights(root, night, ncfg.history_days)))]
+                 history_nights=history.prune_nights(root, ncfg.history_nights)))]
     for name, step in steps:
         try:
             step()

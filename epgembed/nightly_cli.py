@@ -1,6 +1,6 @@
 """`epgembed nightly`, `epgembed rollback`, `epgembed versions` (registered by cli.py).
 
-    epgembed nightly --dumps tonight.xml.gz --models-root /srv/epgembed [--history-days 14] [--keep 7]
+    epgembed nightly --dumps tonight.xml.gz --models-root /srv/epgembed [--history-nights 14] [--keep 7] [--force]
     epgembed rollback --models-root /srv/epgembed [--to VERSION]
     epgembed versions --models-root /srv/epgembed [--json]
 
@@ -37,11 +37,12 @@ def load_configs(path: str | None) -> tuple[NightlyConfig, Config]:
 
 def nightly_config(args: argparse.Namespace) -> tuple[NightlyConfig, Config]:
     ncfg, cfg = load_configs(args.config)
-    overrides = {"history_days": args.history_days, "keep": args.keep, "tolerance": args.tolerance,
-                 "night": args.night, "warm_start": args.warm_start}
+    overrides = {"history_nights": args.history_nights, "keep": args.keep,
+                 "tolerance": args.tolerance, "night": args.night, "warm_start": args.warm_start,
+                 "force": args.force or None}
     ncfg = dataclasses.replace(ncfg, **{k: v for k, v in overrides.items() if v is not None})
-    if ncfg.keep < 1 or ncfg.history_days < 1:
-        raise ValueError("--keep and --history-days must be >= 1")
+    if ncfg.keep < 1 or ncfg.history_nights < 1:
+        raise ValueError("--keep and --history-nights must be >= 1")
     return ncfg, cfg
 
 
@@ -123,11 +124,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                               "--models-root /srv/epgembed")
     n.add_argument("--dumps", nargs="+", required=True, help="tonight's XMLTV files or directories")
     n.add_argument("--models-root", required=True, help="ROOT with versions/, current, history/, reports/")
-    n.add_argument("--history-days", type=int, help="keep shows seen in the last N nights (default 14)")
+    n.add_argument("--history-nights", "--history-days", dest="history_nights", type=int,
+                   help="keep shows seen in the last N nights received (default 14; counted "
+                        "by nights, not by the dumps' dates)")
     n.add_argument("--keep", type=int, help="versions to keep (default 7; the current one always stays)")
     n.add_argument("--config", help='JSON: model sections (catalog, tokenizer, train, index) and "nightly"')
     n.add_argument("--tolerance", type=float, help="largest allowed held-out P@10 drop (default 0.03)")
     n.add_argument("--night", help="the night's date YYYY-MM-DD (default: from programme start times)")
+    n.add_argument("--force", action="store_true",
+                   help="publish a night that only the consistency gates refuse (a date far from "
+                        "the recent nights', renamed or collapsed categories, a catalog drop "
+                        "over 30%%); the reasons stay in the report")
     n.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     ws = n.add_mutually_exclusive_group()
     ws.add_argument("--warm-start", dest="warm_start", action="store_true", default=None,

@@ -11,24 +11,20 @@ import json
 import os
 import statistics
 import time
-import uuid
 from pathlib import Path
 
 from . import registry
+from .fsutil import atomic_write, utc
 
 REPORTS = "reports"
 REPORT_FORMAT = "epgembed-nightly-report/1"
-
-
-def utc() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def file_info(path: Path) -> dict:
     try:
         st = path.stat()
         return {"path": str(path), "bytes": st.st_size,
-                "mtime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.st_mtime))}
+                "mtime": utc(st.st_mtime)}
     except OSError as e:
         return {"path": str(path), "error": e.strerror or str(e)}
 
@@ -46,16 +42,7 @@ def new_report(dumps: list, root: Path, config: dict) -> dict:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, ensure_ascii=False, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # never a stray temp file (inside a version folder, too)
-        raise
+    atomic_write(path, json.dumps(data, indent=1, ensure_ascii=False, default=str).encode("utf-8"))
 
 
 def write_reports(root: Path, report: dict, keep: int) -> Path:

@@ -225,3 +225,12 @@ def rollback(root: Path, to: str | None = None) -> tuple[str | None, str]:
     load_model(versions_dir(root) / target)
     point_current(root, target)
     return old, target
+
+
+def restore_current(root: Path, version: str | None) -> None:
+    """Put `current` back to `version` (None: nothing published) after a failed step."""
+    if version is not None:
+        point_current(root, version)
+    else:
+        (Path(root) / CURRENT).unlink(missing_ok=True)
+        fsync_dir(Path(root))

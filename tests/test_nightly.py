@@ -8,6 +8,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import random
+import re
 import shutil
 import subprocess
 import sys
@@ -24,14 +26,13 @@ from epgembed.bundle import load_model
 from epgembed.cli import main
 from epgembed.config import Config
 from epgembed.epg import Programme
-from epgembed.nightly import (EXIT_ERROR, EXIT_GATED, EXIT_PUBLISHED, NightlyConfig, input_reasons,
-                              quality_reasons, run_nightly)
-from epgembed.nightly_quality import in_holdout, neighbour_stability, warm_start_table
+from epgembed.nightly import EXIT_ERROR, EXIT_GATED, EXIT_PUBLISHED, NightlyConfig, run_nightly
+from epgembed.nightly_quality import warm_start_table
 
 DAILY = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "epg-daily" / "de_magenta"
 NIGHTS = ["2022-07-21", "2022-07-22", "2022-07-23", "2022-07-24", "2022-07-25"]
 CFG = Config().replace(train={"dim": 16, "epochs": 4, "patience": 2}, index={"n_trees": 5})
-NCFG = NightlyConfig(history_days=3, keep=4)
+NCFG = NightlyConfig(history_nights=3, keep=4)
 
 
 def reduce_dump(src: Path, out: Path, every: int = 4) -> Path:
@@ -104,7 +105,7 @@ def test_five_real_nights_publish_in_turn(published):
         assert 0.0 < r.report["stability"]["common"] <= 1.0
         assert r.report["quality"]["current"]["n_test"] == r.report["quality"]["new"]["n_test"]
         assert r.report["changes"]["added"] > 0 and "examples" in r.report["changes"]
-    # keep=4: the oldest version pruned; history_days=3: nights 21 and 22 aged out
+    # keep=4: the oldest version pruned; history_nights=3: nights 21 and 22 aged out
     assert [v["version"] for v in registry.list_versions(root)] == versions[1:]
     assert results[-1].report["pruned"]["versions"] == [versions[0]]
     assert results[-1].report["history"]["nights_used"] == ["2022-07-23", "2022-07-24"]
@@ -136,6 +137,81 @@ def test_truncated_and_empty_dumps_are_gated(root, dumps, tmp_path):
         assert result.report_path.parent == root / "reports" and result.report_path.is_file()
     assert len(registry.list_versions(root)) == 4 and leftovers(root) == []
     assert "2022-07-26" not in [n.isoformat() for n in history.committed_nights(root)]
+
+
+def rewrite_dump(src: Path, out: Path, edit) -> Path:
+    """`src` (gzipped XMLTV) with its text passed through `edit`, gzipped to `out`."""
+    text = gzip.decompress(src.read_bytes()).decode("utf-8")
+    out.write_bytes(gzip.compress(edit(text).encode("utf-8"), mtime=0))
+    return out
+
+
+def nights_of(root: Path) -> list[str]:
+    return [n.isoformat() for n in history.committed_nights(root)]
+
+
+def test_a_misdated_dump_is_gated_and_never_erases_the_history(root, dumps, tmp_path):
+    """Issue 14.1: the last night's dump shifted by a month. Gated with the reason; with
+    --force it publishes, and the real nights stay in the window and in the history."""
+    before, kept = registry.current_version(root), nights_of(root)
+    shifted = rewrite_dump(dumps[-1], tmp_path / "s.xml.gz", lambda t: re.sub(
+        r'(start|stop)="202207', r'\1="202208', t))
+    result = run_nightly([shifted], root, NCFG, CFG)
+    assert result.exit_code == EXIT_GATED and result.report["gate"]["stage"] == "input"
+    assert "dump dated 2022-08-25, far outside the recent nights" in result.report["gate"]["reasons"][0]
+    assert_current_valid(root, before)
+    assert nights_of(root) == kept == NIGHTS[2:]
+    forced = run_nightly([shifted], root, replace(NCFG, force=True), CFG)
+    assert forced.exit_code == EXIT_PUBLISHED, forced.summary
+    assert "far outside" in forced.report["forced"][0]
+    assert forced.report["history"]["nights_used"] == NIGHTS[3:]         # the real nights, by count
+    assert forced.report["changes"]["dropped"] < 0.3 * forced.report["changes"]["added"] + 1000
+    assert nights_of(root) == NIGHTS[3:] + ["2022-08-25"]               # kept by count (3)
+
+
+@pytest.mark.parametrize("edit, stage, why", [
+    (lambda t: re.sub(r"<category([^>]*)>[^<]*</category>", r"<category\1>Sonstiges</category>", t),
+     "input", "far fewer usable categories"),
+    (lambda t: re.sub(r"<category([^>]*)>([^<]*)</category>", r"<category\1>Neu \2</category>", t),
+     "input", "category names appear tonight"),
+    (lambda t: shuffle_categories(t), "catalog", "keep any of their categories"),
+], ids=["collapsed", "renamed", "shuffled"])
+def test_broken_categories_are_gated(root, dumps, tmp_path, edit, stage, why):
+    """Issue 14.2: one category on every programme, every category renamed one to one,
+    or the labels shuffled between programmes: refused before any training."""
+    before, kept = registry.current_version(root), nights_of(root)
+    broken = rewrite_dump(dumps[-1], tmp_path / "c.xml.gz", edit)
+    result = run_nightly([broken], root, replace(NCFG, night="2022-07-26"), CFG)
+    assert result.exit_code == EXIT_GATED, result.summary
+    assert result.report["gate"]["stage"] == stage
+    assert any(why in r for r in result.report["gate"]["reasons"]), result.report["gate"]
+    assert "training" not in result.report
+    assert_current_valid(root, before)
+    assert nights_of(root) == kept
+
+
+def shuffle_categories(text: str) -> str:
+    """Every <category> text moved to another programme's (seeded)."""
+    pattern = re.compile(r"(<category[^>]*>)([^<]*)(</category>)")
+    labels = [m.group(2) for m in pattern.finditer(text)]
+    random.Random(0).shuffle(labels)
+    it = iter(labels)
+    return pattern.sub(lambda m: m.group(1) + next(it) + m.group(3), text)
+
+
+def test_a_night_that_drops_most_of_the_catalog_is_gated(root, dumps, tmp_path):
+    """Issue 14.1: with no history to fall back on (history_nights=1), a dump whose titles
+    are all new would drop every current show: gated, and --force accepts it."""
+    before = registry.current_version(root)
+    renamed = rewrite_dump(dumps[-1], tmp_path / "r.xml.gz",
+                           lambda t: re.sub(r"<title([^>]*)>", r"<title\1>Neu: ", t))
+    ncfg = replace(NCFG, history_nights=1, night="2022-07-26")
+    result = run_nightly([renamed], root, ncfg, CFG)
+    assert result.exit_code == EXIT_GATED and result.report["gate"]["stage"] == "catalog"
+    assert "tonight would drop" in result.report["gate"]["reasons"][0]
+    assert_current_valid(root, before)
+    forced = run_nightly([renamed], root, replace(ncfg, force=True), CFG)
+    assert forced.exit_code == EXIT_PUBLISHED and "tonight would drop" in forced.report["forced"][0]
 
 
 def test_quality_drop_is_gated(root, dumps):
@@ -232,8 +308,10 @@ def test_kill_9_at_any_point_leaves_a_valid_current(published, dumps, tmp_path):
     root = roots["swap"]
     result = run_nightly([dumps[-1]], root, replace(NCFG, night="2022-07-26"), CFG)
     assert result.exit_code == EXIT_PUBLISHED, result.summary
-    assert result.report["cleaned"] == [".current.tmp-" + p.split(".current.tmp-")[1]
-                                        for p in result.report["cleaned"]]
+    # what the swap crash left: the temp symlink, and tonight's staged (uncounted) history night
+    cleaned = sorted(result.report["cleaned"])
+    assert len(cleaned) == 3 and cleaned[0].startswith(".current.tmp-"), cleaned
+    assert all(c.startswith("history/.2022-07-26.json") and ".tmp-" in c for c in cleaned[1:]), cleaned
     assert leftovers(root) == []
     assert_current_valid(root, result.report["version"])
 
@@ -274,66 +352,6 @@ def test_rollback_and_the_service_follows(root, capsys):
     assert registry.prune(root, 2) == names[1:3]
     assert [v["version"] for v in registry.list_versions(root)] == [names[0], names[3]]
     assert_current_valid(root, names[0])
-
-
-# ---------------------------------------------------------------- pure parts
-def test_night_is_dated_by_its_listings():
-    starts = ["20220720230000 +0000"] * 5 + ["20220721010000 +0000"] * 100 + ["20220722010000 +0000"] * 90
-    assert history.night_of(starts, None) == date(2022, 7, 21)
-    assert history.night_of([], 0.0) == date.fromtimestamp(0.0)
-
-
-def test_merge_keeps_one_airing_latest_listing_wins():
-    def prog(title: str, start: str) -> Programme:
-        return Programme(title, None, None, ("Drama",), "ch", start, "x", 1)
-    merged = history.merge([[prog("Old", "1"), prog("A", "2")], [prog("New", "1")]])
-    assert sorted(p.title for p in merged) == ["A", "New"]
-
-
-def test_history_round_trip_keeps_what_the_catalog_uses(tmp_path):
-    progs = [Programme("Tatort", "Im Schmerz geboren", "Ein Krimi.", ("Krimi", "Drama"), "ARD",
-                       "20220721201500 +0000", "x.xml", 7),
-             Programme("Tagesschau", None, None, (), "ARD", "20220721200000 +0000", "x.xml", 9)]
-    history.write_night(tmp_path, date(2022, 7, 21), progs, {"stats": {"programmes": 2}})
-    back = list(history.read_night(tmp_path, date(2022, 7, 21)))
-    assert [history.to_row(p) for p in back] == [history.to_row(p) for p in progs]
-    assert history.committed_nights(tmp_path) == [date(2022, 7, 21)]
-    assert history.recent_stats(tmp_path, date(2022, 7, 22), 7) == [{"programmes": 2}]
-    assert history.from_row(["ARD", "1", "Old row", None, []], "h", 1).desc is None
-
-
-def test_input_and_quality_gates():
-    stats = {"programmes": 1000, "shows": 300, "labelled_share": 0.9}
-    recent = [{"programmes": 11000, "shows": 3000, "labelled_share": 0.95}] * 3
-    reasons = input_reasons(stats, recent, [], 0.5)
-    assert len(reasons) == 2 and "far fewer programmes" in reasons[0]
-    assert input_reasons(stats, [], [], 0.5) == []
-    assert "no categories" in input_reasons({**stats, "labelled_share": 0.0}, [], [], 0.5)[0]
-    ncfg = NightlyConfig()
-    rand = {"p_at_10": 0.12}
-    assert quality_reasons({"p_at_10": 0.40, "n_test": 500}, {"p_at_10": 0.42}, rand, ncfg) == []
-    assert "dropped" in quality_reasons({"p_at_10": 0.38, "n_test": 500}, {"p_at_10": 0.42}, rand, ncfg)[0]
-    assert "random" in quality_reasons({"p_at_10": 0.15, "n_test": 500}, None, rand, ncfg)[0]
-    assert "cannot be measured" in quality_reasons({"p_at_10": 0.5, "n_test": 3}, None, rand, ncfg)[0]
-
-
-def test_holdout_is_stable_and_about_a_fifth():
-    keys = [f"show {i}" for i in range(5000)]
-    held = [k for k in keys if in_holdout(k, 0, 0.2)]
-    assert 0.18 < len(held) / len(keys) < 0.22
-    assert held == [k for k in keys if in_holdout(k, 0, 0.2)]
-    assert held != [k for k in keys if in_holdout(k, 1, 0.2)]
-
-
-def test_neighbour_stability_measures_overlap():
-    rng = np.random.default_rng(0)
-    v = rng.normal(size=(50, 8)).astype(np.float32)
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    keys = [f"k{i}" for i in range(50)]
-    same = neighbour_stability(keys, v, keys[::-1], v[::-1], k=5)
-    assert same["common"] == 1.0 and same["served"] == 1.0 and same["shows_in_both"] == 50
-    other = neighbour_stability(keys, v, keys, rng.normal(size=(50, 8)).astype(np.float32), k=5)
-    assert other["common"] < 0.5
 
 
 def test_warm_start_maps_tokens_by_string(published):
