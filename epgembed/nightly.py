@@ -29,11 +29,10 @@ catalog drop) refuse; the reasons are kept in the report under "forced". The CLI
 from __future__ import annotations
 
 import shutil
-import statistics
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -42,40 +41,16 @@ from . import history, registry
 from .bundle import ModelError, load_model, read_manifest
 from .config import Config
 from .epg import Programme, ReadReport, expand_paths, read_programmes
+from .fsutil import utc
+from .nightly_gates import (NightlyConfig, catalog_reasons, consistency_reasons, input_reasons,
+                            quality_reasons)
 from .nightly_quality import (catalog_changes, evaluate_model, holdout_split, neighbour_stability,
                               random_answers, strip_holdout, warm_start_table)
-from .nightly_report import file_info, medians, new_report, summary_line, utc, write_reports
+from .nightly_report import file_info, medians, new_report, summary_line, write_reports
 from .pipeline import Prepared, fit, prepare_programmes, write_model
 from .related import RelatedModel
 
 EXIT_PUBLISHED, EXIT_ERROR, EXIT_GATED = 0, 2, 3
-
-
-@dataclass(frozen=True)
-class NightlyConfig:
-    history_nights: int = 14        # a show seen in the last N nights received stays in the
-                                    # catalog (by count of nights, never by the dumps' dates)
-    keep: int = 7                   # versions kept (the current one always stays)
-    tolerance: float = 0.03         # largest allowed held-out P@10 drop vs the current version
-    min_lift_over_random: float = 0.05   # P@10 must beat the random baseline by this much
-    min_test_queries: int = 20      # fewer held-out queries than this: quality unmeasurable
-    min_input_ratio: float = 0.5    # tonight vs the median of recent nights (counts, shares)
-    recent_nights: int = 7
-    holdout_fraction: float = 0.2   # EVALUATION.md: 20% of the items
-    holdout_seed: int = 0
-    warm_start: bool = True         # measured in bench/nightly.py (docs/NIGHTLY.md)
-    warm_lr: float | None = 0.05    # learning rate when warm-starting (None: the model's lr);
-                                    # a fine-tune keeps neighbours stable (docs/NIGHTLY.md)
-    warm_patience: int | None = 1   # early-stopping patience when warm-starting (None: model's)
-    stability_k: int = 10
-    keep_reports: int = 200
-    night: str | None = None        # YYYY-MM-DD; None: from the programmes' start times
-    # Consistency gates (a broken feed that still parses); `force` accepts a night they refuse.
-    max_date_gap_days: int = 7      # tonight's date this far outside the recent nights' dates
-    max_catalog_drop: float = 0.3   # share of the current catalog's shows tonight would drop
-    min_shared_categories: float = 0.5   # share of the last night's category names kept
-    min_label_agreement: float = 0.5     # shows whose categories overlap their past ones
-    force: bool = False
 
 
 @dataclass
@@ -109,80 +84,6 @@ class _Clock:
         self.timings[name] = round(self.timings.get(name, 0.0) + now - self.t0, 3)
         self.cpu[name] = round(self.cpu.get(name, 0.0) + cnow - self.c0, 3)
         self.t0, self.c0 = now, cnow
-
-
-# ---------------------------------------------------------------- gates (pure)
-def input_reasons(stats: dict, recent: list[dict], file_errors: list[str], ratio: float) -> list[str]:
-    """Why tonight's input looks broken (empty list: it looks fine)."""
-    reasons = [f"dump failed to parse: {e}" for e in file_errors]
-    if stats["programmes"] == 0:
-        return reasons + ["no programmes in tonight's input"]
-    if stats["labelled_share"] == 0:
-        reasons.append("no categories on any programme")
-    for name, label in (("programmes", "programmes"), ("shows", "shows"),
-                        ("labelled_share", "programmes with categories (share)")):
-        values = [r[name] for r in recent if name in r]
-        if values and stats[name] < ratio * statistics.median(values):
-            reasons.append(f"far fewer {label} than recent nights: {stats[name]:,} vs median "
-                           f"{statistics.median(values):,} of the last {len(values)}")
-    return reasons
-
-
-def consistency_reasons(night: date, stats: dict, names: list[str], recent: list[dict],
-                        ncfg: NightlyConfig) -> list[str]:
-    """Why tonight's dump, although it parses, does not look like the same feed as the
-    recent nights (`recent`: their meta files, oldest first). `force` accepts these."""
-    reasons = []
-    dates = sorted(date.fromisoformat(m["night"]) for m in recent if m.get("night"))
-    if dates and not (dates[0] - timedelta(days=ncfg.max_date_gap_days) <= night
-                      <= dates[-1] + timedelta(days=ncfg.max_date_gap_days)):
-        reasons.append(f"dump dated {night.isoformat()}, far outside the recent nights "
-                       f"({dates[0].isoformat()} .. {dates[-1].isoformat()}, more than "
-                       f"{ncfg.max_date_gap_days} days): mis-dated, or a gap in the feed "
-                       "(--night sets the date, --force accepts it)")
-    usable = [m["stats"]["usable_categories"] for m in recent
-              if "usable_categories" in m.get("stats", {})]
-    if usable and stats["usable_categories"] < ncfg.min_input_ratio * statistics.median(usable):
-        reasons.append(f"far fewer usable categories than recent nights: "
-                       f"{stats['usable_categories']} vs median {statistics.median(usable):g} "
-                       "(collapsed or placeholder categories)")
-    known = next((set(m["category_names"]) for m in reversed(recent) if m.get("category_names")), None)
-    if known:
-        shared = len(known & set(names)) / len(known)
-        if shared < ncfg.min_shared_categories:
-            reasons.append(f"only {shared:.0%} of the last night's {len(known)} category names "
-                           "appear tonight (renamed categories?)")
-    return reasons
-
-
-def catalog_reasons(agreement: float | None, changes: dict, current_shows: int,
-                    ncfg: NightlyConfig) -> list[str]:
-    """Why the catalog tonight would build is not a plausible next version of the current."""
-    reasons = []
-    if agreement is not None and agreement < ncfg.min_label_agreement:
-        reasons.append(f"only {agreement:.0%} of the shows labelled in recent nights keep any "
-                       "of their categories tonight (shuffled or renamed labels)")
-    if current_shows and changes.get("dropped", 0) > ncfg.max_catalog_drop * current_shows:
-        reasons.append(f"tonight would drop {changes['dropped']:,} of the current "
-                       f"{current_shows:,} shows (more than {ncfg.max_catalog_drop:.0%}; "
-                       "--force accepts it)")
-    return reasons
-
-
-def quality_reasons(new: dict, current: dict | None, rand: dict, ncfg: NightlyConfig) -> list[str]:
-    """Why the new model's held-out quality is not good enough to publish."""
-    if new["n_test"] < ncfg.min_test_queries:
-        return [f"only {new['n_test']} held-out queries (< {ncfg.min_test_queries}): "
-                "quality cannot be measured"]
-    reasons = []
-    if rand["p_at_10"] is not None and new["p_at_10"] < rand["p_at_10"] + ncfg.min_lift_over_random:
-        reasons.append(f"P@10 {new['p_at_10']:.3f} is not clearly above random "
-                       f"({rand['p_at_10']:.3f} + {ncfg.min_lift_over_random})")
-    if current and current.get("p_at_10") is not None \
-            and new["p_at_10"] < current["p_at_10"] - ncfg.tolerance:
-        reasons.append(f"P@10 dropped from {current['p_at_10']:.3f} (current) to "
-                       f"{new['p_at_10']:.3f} (tolerance {ncfg.tolerance})")
-    return reasons
 
 
 # ---------------------------------------------------------------- stages

@@ -9,8 +9,8 @@ import pytest
 
 from epgembed import history
 from epgembed.epg import Programme
-from epgembed.nightly import (NightlyConfig, catalog_reasons, consistency_reasons, input_reasons,
-                              quality_reasons)
+from epgembed.nightly_gates import (NightlyConfig, catalog_reasons, consistency_reasons, input_reasons,
+                                    quality_reasons)
 from epgembed.nightly_quality import in_holdout, neighbour_stability
 
 
