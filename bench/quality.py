@@ -1,8 +1,9 @@
 """`make bench-quality`: the EVALUATION.md protocol on every shared dump.
 
 The default config beside the baselines this project runs itself (random, char 2-4-gram
-TF-IDF) and ablations of its own model; the reference systems' figures (issue 4, measured
-on the same dumps with the same protocol) are printed beside them. Writes
+TF-IDF, channel only) and ablations of its own model; the reference systems' figures
+(issue 4, measured on the same dumps with the same protocol) are printed beside them.
+Figures per (dump, system): P@10, MAP@10, P@10x, own_series, dup (EVALUATION.md). Writes
 bench/results/quality.json and bench/results/quality.md.
 
     python bench/quality.py [--dumps DIR] [--seed 0] [--quick]
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from epgembed.baselines import EpgembedSystem, RandomSystem, TfidfSystem
+from epgembed.baselines import ChannelSystem, EpgembedSystem, RandomSystem, TfidfSystem
 from epgembed.config import Config
 from epgembed.evaluate import evaluate_dumps
 
@@ -39,9 +40,23 @@ ABLATIONS = {
 
 
 def systems(cfg: Config, quick: bool, threads: int | None) -> list:
-    out = [EpgembedSystem(cfg, "epgembed", threads), TfidfSystem(), RandomSystem(0)]
+    out = [EpgembedSystem(cfg, "epgembed", threads), ChannelSystem(), TfidfSystem(), RandomSystem(0)]
     if not quick:
         out += [EpgembedSystem(cfg.replace(**over), name, threads) for name, over in ABLATIONS.items()]
+    return out
+
+
+def _pair(rows: list[dict], a: str, b: str) -> str:
+    """The cell "a / b" of the rows' figures (means over several rows), "-" for none."""
+    if not rows:
+        return "-"
+    return " / ".join(f"{sum(r[f] for r in rows) / len(rows):.3f}" for f in (a, b))
+
+
+def _grid(cell: dict, dumps: list[str], names: list[str], a: str, b: str) -> list[list[str]]:
+    """Per dump, then the mean row: one "a / b" cell per system."""
+    out = [[_pair([cell[(d, n)]] if (d, n) in cell else [], a, b) for n in names] for d in dumps]
+    out.append([_pair([cell[(d, n)] for d in dumps if (d, n) in cell], a, b) for n in names])
     return out
 
 
@@ -51,23 +66,24 @@ def markdown(rows: list[dict]) -> str:
     cell = {(r["dump"], r["system"]): r for r in rows}
     head = ["dump", "best reference"] + names + ["epgembed - best", "train s", "query ms/title"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for d in dumps:
+    grid = _grid(cell, dumps, names, "p_at_10", "p_at_10x")
+    for d, vals in zip(dumps, grid):
         e = cell[(d, "epgembed")]
-        vals = [f"{cell[(d, n)]['p_at_10']:.3f}" if (d, n) in cell else "-" for n in names]
         best = BEST.get(d)
         lines.append("| " + " | ".join([d, f"{best:.2f}" if best else "-"] + vals + [
             f"{e['p_at_10'] - best:+.3f}" if best else "-", f"{e['train_seconds']:.1f}",
             f"{e['query_ms_per_title']:.2f}"]) + " |")
-    means = []
-    for n in names:
-        ps = [cell[(d, n)]["p_at_10"] for d in dumps if (d, n) in cell]
-        means.append(f"{sum(ps) / len(ps):.3f}")
     bests = [BEST[d] for d in dumps if d in BEST]
     lines.append("| **mean** | " + (f"{sum(bests) / len(bests):.3f}" if bests else "-") + " | "
-                 + " | ".join(means) + " | | | |")
-    lines.append("")
-    lines.append("P@10 (MAP@10 in quality.json). `best reference` = best of StarSpace, fastText, "
-                 "MiniLM, TF-IDF from issue 4. Ablations change one thing of the default config.")
+                 + " | ".join(grid[-1]) + " | | | |")
+    lines += ["", "P@10 / P@10x (MAP@10 in quality.json). P@10x, the editor's view, skips answers "
+              "of the query's own series and repeats. `best reference` = best P@10 of StarSpace, "
+              "fastText, MiniLM, TF-IDF from issue 4. Ablations change one thing of the default "
+              "config.", "", "| dump | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
+    grid = _grid(cell, dumps, names, "own_series", "dup")
+    lines += ["| " + " | ".join([d] + vals) + " |" for d, vals in zip(dumps + ["**mean**"], grid)]
+    lines += ["", "own_series / dup: share of the 10 scored answers that are of the query's own "
+              "series / repeat an earlier answer but for punctuation and spacing."]
     return "\n".join(lines)
 
 

@@ -5,11 +5,13 @@ Each system has a ``name``, ``fit(train_dump, workdir)`` and
 
 - `RandomSystem`: k random distinct titles of the training dump (the floor).
 - `TfidfSystem`: char 2-4-gram TF-IDF over the distinct (case-folded) titles, cosine.
+- `ChannelSystem`: no text at all: a title is the idf-weighted set of its channels, cosine.
 - `EpgembedSystem`: trains and queries the project's model via `epgembed.pipeline`
   and `epgembed.bundle` (imported lazily).
 """
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from epgembed.evaluate import iter_programmes, most_frequent_spelling
+from epgembed.evaluate import iter_airings, iter_programmes, most_frequent_spelling
 
 _QUERY_BATCH = 512
 
@@ -52,7 +54,47 @@ class RandomSystem:
         return out
 
 
-class TfidfSystem:
+class _CosineSystem:
+    """Shared by the cosine baselines: one row per distinct case-folded title of the
+    training dump, displayed by its most frequent raw spelling, rows in sorted order;
+    `_matrix` holds a (sparse) vector per row."""
+
+    _positive_only = False  # answer only rows that score above 0
+
+    def __init__(self) -> None:
+        self._rows: list[str] = []  # case-folded texts, sorted
+        self._display: list[str] = []
+        self._row_of: dict[str, int] = {}
+        self._matrix: Any = None
+
+    def _set_titles(self, counts: Counter[str]) -> None:
+        """Rows from raw title -> number of programmes."""
+        spellings: dict[str, Counter[str]] = defaultdict(Counter)
+        for title, n in counts.items():
+            spellings[title.casefold()][title] += n
+        self._rows = sorted(spellings)
+        self._display = [most_frequent_spelling(spellings[r]) for r in self._rows]
+        self._row_of = {r: i for i, r in enumerate(self._rows)}
+
+    def _neighbours(self, queries: Any, self_rows: list[int | None], k: int) -> list[list[str]]:
+        """Top-k rows by dot product with each (sparse) query vector, best first; ties by
+        row order; the query's own row (if any) excluded."""
+        out: list[list[str]] = []
+        for start in range(0, len(self_rows), _QUERY_BATCH):
+            scores = (queries[start : start + _QUERY_BATCH] @ self._matrix.T).toarray()
+            for row, self_row in zip(scores, self_rows[start : start + _QUERY_BATCH]):
+                out.append(self._top(row, self_row, k))
+        return out
+
+    def _top(self, scores: np.ndarray, self_row: int | None, k: int) -> list[str]:
+        if self_row is not None:
+            scores[self_row] = -np.inf
+        order = np.argsort(-scores, kind="stable")
+        picks = [i for i in order[: k + 1] if i != self_row][:k]
+        return [self._display[i] for i in picks if scores[i] > 0 or not self._positive_only]
+
+
+class TfidfSystem(_CosineSystem):
     """Char 2-4-gram TF-IDF (``char_wb``) over distinct case-folded titles; cosine neighbours.
 
     One row per distinct case-folded title, displayed by its most frequent raw spelling.
@@ -62,41 +104,70 @@ class TfidfSystem:
     name = "tfidf-char"
 
     def __init__(self) -> None:
-        self._rows: list[str] = []  # case-folded texts, sorted
-        self._display: list[str] = []
-        self._row_of: dict[str, int] = {}
+        super().__init__()
         self._vectorizer: Any = None
-        self._matrix: Any = None
 
     def fit(self, train_dump: Path, workdir: Path) -> None:
         """Vectorize the distinct titles of the training dump."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        spellings: dict[str, Counter[str]] = defaultdict(Counter)
-        for title, n in training_titles(train_dump).items():
-            spellings[title.casefold()][title] += n
-        self._rows = sorted(spellings)
-        self._display = [most_frequent_spelling(spellings[r]) for r in self._rows]
-        self._row_of = {r: i for i, r in enumerate(self._rows)}
+        self._set_titles(training_titles(train_dump))
         self._vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4))
         self._matrix = self._vectorizer.fit_transform(self._rows).tocsr()
 
     def query(self, titles: list[str], k: int) -> list[list[str]]:
         """Top-k cosine neighbours per query (ties by row order), self excluded."""
-        out: list[list[str]] = []
-        for start in range(0, len(titles), _QUERY_BATCH):
-            batch = [t.casefold() for t in titles[start : start + _QUERY_BATCH]]
-            scores = (self._vectorizer.transform(batch) @ self._matrix.T).toarray()
-            for row, text in zip(scores, batch):
-                out.append(self._top(row, self._row_of.get(text), k))
-        return out
+        if not titles:
+            return []
+        texts = [t.casefold() for t in titles]
+        self_rows = [self._row_of.get(t) for t in texts]
+        return self._neighbours(self._vectorizer.transform(texts), self_rows, k)
 
-    def _top(self, scores: np.ndarray, self_row: int | None, k: int) -> list[str]:
-        if self_row is not None:
-            scores[self_row] = -np.inf
-        order = np.argsort(-scores, kind="stable")
-        picks = [i for i in order[: k + 1] if i != self_row][:k]
-        return [self._display[i] for i in picks]
+
+class ChannelSystem(_CosineSystem):
+    """Channel only, no text (EVALUATION.md reference system): a title's vector is the set
+    of channels that air it in the training dump (the ``channel`` attribute of its
+    programmes), each weighted by idf = log(titles / titles on that channel); answers are
+    the top-k titles by cosine, ties by row order (sorted case-folded titles).
+
+    Titles are the distinct case-folded titles, as in `TfidfSystem`. Only titles with a
+    cosine above 0 (a channel in common that does not air every title) are answers: a query
+    whose case-folded title is not in the training dump gets none.
+    """
+
+    name = "channel"
+    _positive_only = True
+
+    def fit(self, train_dump: Path, workdir: Path) -> None:
+        """One idf-weighted, L2-normalized channel vector per distinct title."""
+        from scipy.sparse import csr_matrix
+
+        counts: Counter[str] = Counter()
+        channels: dict[str, set[str]] = defaultdict(set)
+        for title, channel in iter_airings(train_dump):
+            if title:
+                counts[title] += 1
+                if channel:
+                    channels[title.casefold()].add(channel)
+        self._set_titles(counts)
+        column = {c: j for j, c in enumerate(sorted(set().union(*channels.values())))}
+        n_titles = Counter(c for chans in channels.values() for c in chans)
+        idf = {c: math.log(len(self._rows) / n) for c, n in n_titles.items()}
+        indptr, indices, data = [0], [], []
+        for row in self._rows:
+            chans = sorted(channels.get(row, ()))
+            norm = math.sqrt(sum(idf[c] ** 2 for c in chans))
+            indices += [column[c] for c in chans]
+            data += [idf[c] / norm if norm else 0.0 for c in chans]
+            indptr.append(len(indices))
+        self._matrix = csr_matrix((data, indices, indptr), shape=(len(self._rows), len(column)))
+
+    def query(self, titles: list[str], k: int) -> list[list[str]]:
+        """Top-k cosine neighbours per known query title, self excluded; [] for unknown ones."""
+        rows = [self._row_of.get(t.casefold()) for t in titles]
+        known = [r for r in rows if r is not None]
+        found = iter(self._neighbours(self._matrix[known], known, k) if known else [])
+        return [next(found) if r is not None else [] for r in rows]
 
 
 class EpgembedSystem:

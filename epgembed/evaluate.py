@@ -6,8 +6,10 @@ the figures it produces do not move when the project's normalization changes.
 
     split = split_dump("au.xml.gz", seed=0)         # keys, categories, test keys, queries
     split.write_training_dump(tmp / "train.xml")    # whole dump, test keys' categories removed
-    row = evaluate_dump("au.xml.gz", TfidfSystem()) # {"p_at_10": ..., "map_at_10": ...}
+    row = evaluate_dump("au.xml.gz", TfidfSystem()) # {"p_at_10": ..., "map_at_10": ...,
+                                                    #  "p_at_10x": ..., "own_series", "dup"}
 
+Scoring (same show, own series, repeats, the figures) is in `epgembed.evaluate_score`.
 A *system* is any object with a ``name``, ``fit(train_dump, workdir)`` and
 ``query(titles, k) -> list[list[str]]`` (display titles, best first); see
 `epgembed.baselines` for the reference baselines.
@@ -29,7 +31,8 @@ from xml.sax.saxutils import quoteattr
 
 from lxml import etree
 
-SCORED = 10  # answers scored per query (P@10, MAP@10)
+from .evaluate_score import QueryScore, mean_scores, same_show, score_keys, series_cuts
+
 ASKED = 20  # answers asked per query
 MAX_CATEGORY_SHARE = 0.30  # a category on more keys than this share is not informative
 
@@ -43,7 +46,6 @@ _MARKER = re.compile(
     r"|episode\s*\d{1,5}|folge\s*\d{1,5}|\(\s*\d{1,6}\s*\)|\(\s*\d{1,4}\.\d{1,4}\s*\))"
     r"\s*$"
 )
-_SERIES_SEPARATORS = (":", " - ")
 PLACEHOLDER_CATEGORIES = frozenset(
     {
         "", "-", "--", "?", "n/a", "na", "n.a.", "none", "null", "nil", "unknown", "undefined",
@@ -97,22 +99,6 @@ def eval_category(category: str | None) -> str | None:
     return None if c in PLACEHOLDER_CATEGORIES else c
 
 
-def series_cuts(key: str) -> set[str]:
-    """The key cut at its first ``:`` and at its first `` - `` (empty cuts dropped)."""
-    cuts = set()
-    for sep in _SERIES_SEPARATORS:
-        head, found, _ = key.partition(sep)
-        head = head.strip()
-        if found and head and head != key:
-            cuts.add(head)
-    return cuts
-
-
-def same_show(answer_key: str, query_key: str) -> bool:
-    """True if the answer is the query's own show: same key, or the query key cut at `:`/` - `."""
-    return answer_key == query_key or answer_key in series_cuts(query_key)
-
-
 def _open(path: Path) -> IO[bytes]:
     """Open a dump for reading, gunzipping when it starts with the gzip magic bytes."""
     fh = open(path, "rb")
@@ -129,17 +115,28 @@ def _title(programme: etree._Element) -> str:
     return text.replace("\r", " ").replace("\n", " ").strip()
 
 
-def iter_programmes(path: str | Path) -> Iterator[tuple[str, tuple[str, ...]]]:
-    """Yield (raw title, raw category texts) for every <programme> of an XMLTV dump."""
+def _programme_elements(path: str | Path) -> Iterator[etree._Element]:
+    """Stream the <programme> elements of an XMLTV dump (each freed once the next is read)."""
     with _open(Path(path)) as fh:
         for _, el in etree.iterparse(
             fh, tag="programme", resolve_entities=False, no_network=True, load_dtd=False
         ):
-            cats = tuple(c.text or "" for c in el.iterchildren("category"))
-            yield _title(el), cats
+            yield el
             el.clear(keep_tail=False)
             while el.getprevious() is not None:
                 del el.getparent()[0]
+
+
+def iter_programmes(path: str | Path) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """Yield (raw title, raw category texts) for every <programme> of an XMLTV dump."""
+    for el in _programme_elements(path):
+        yield _title(el), tuple(c.text or "" for c in el.iterchildren("category"))
+
+
+def iter_airings(path: str | Path) -> Iterator[tuple[str, str]]:
+    """Yield (raw title, channel attribute, "" when missing) for every <programme>."""
+    for el in _programme_elements(path):
+        yield _title(el), (el.get("channel") or "").strip()
 
 
 @dataclass
@@ -283,39 +280,13 @@ def write_stripped_dump(src: str | Path, out_path: str | Path, strip_keys: froze
     return out_path
 
 
-def precision_at_k(relevant: Sequence[bool], k: int = SCORED) -> float:
-    """Relevant answers among the first k, divided by k (missing answers count as misses)."""
-    return sum(1 for r in relevant[:k] if r) / k
-
-
-def average_precision_at_k(relevant: Sequence[bool], n_relevant: int, k: int = SCORED) -> float:
-    """Sum of precision at each relevant rank among the first k, / min(k, n_relevant).
-
-    When more answers are relevant than relevant keys exist (duplicate spellings of one
-    key, series-prefix answers), the divisor is raised to the number of hits so AP <= 1.
-    """
-    hits, total = 0, 0.0
-    for rank, rel in enumerate(relevant[:k], start=1):
-        if rel:
-            hits += 1
-            total += hits / rank
-    denominator = min(k, max(n_relevant, hits))
-    return total / denominator if denominator else 0.0
-
-
-def scored_answer_keys(query_key: str, answers: Sequence[str], k: int = SCORED) -> list[str]:
-    """Keys of the first k answers that are not the query's own show."""
-    keys = (eval_key(a) for a in answers)
-    return [key for key in keys if not same_show(key, query_key)][:k]
-
-
-def score_query(split: Split, query_key: str, answers: Sequence[str]) -> tuple[float, float]:
-    """(P@10, AP@10) of one query's answers (display titles, best first)."""
+def score_query(split: Split, query_key: str, answers: Sequence[str]) -> QueryScore:
+    """The protocol's figures (P@10, AP@10, P@10x, own_series, dup) of one query's answers
+    (display titles, best first); see `epgembed.evaluate_score.score_keys`."""
     query_cats = split.key_categories[query_key]
-    keys = scored_answer_keys(query_key, answers)
-    relevant = [bool(split.categories_of(key) & query_cats) for key in keys]
-    n_relevant = split.relevant_count(query_key)
-    return precision_at_k(relevant), average_precision_at_k(relevant, n_relevant)
+    return score_keys(query_key, [eval_key(a) for a in answers],
+                      lambda key: bool(split.categories_of(key) & query_cats),
+                      split.relevant_count(query_key))
 
 
 def evaluate_split(
@@ -333,18 +304,16 @@ def evaluate_split(
     if len(answers) != len(keys):
         raise ValueError(f"{system.name}: {len(answers)} answer lists for {len(keys)} queries")
     scores = [score_query(split, key, list(ans)[:k]) for key, ans in zip(keys, answers)]
-    n = max(1, len(scores))
     return {
         "dump": dump_name(split.path),
         "system": system.name,
         "seed": split.seed,
         "n_items": split.n_items,
         "n_test": len(keys),
-        "p_at_10": sum(p for p, _ in scores) / n,
-        "map_at_10": sum(ap for _, ap in scores) / n,
+        **mean_scores(scores),
         "train_seconds": train_seconds,
         "query_seconds": query_seconds,
-        "query_ms_per_title": 1000.0 * query_seconds / n,
+        "query_ms_per_title": 1000.0 * query_seconds / max(1, len(scores)),
     }
 
 
@@ -385,15 +354,16 @@ def evaluate_dump(path: str | Path, system: System, *, seed: int = 0, k: int = A
     return evaluate_dumps([path], [system], seed=seed, k=k, workdir=workdir)[0]
 
 
+_TABLE = (("P@10", "p_at_10"), ("P@10x", "p_at_10x"), ("MAP@10", "map_at_10"),
+          ("own_series", "own_series"), ("dup", "dup"))
+
+
 def format_table(rows: Sequence[dict]) -> str:
-    """Markdown table: one row per dump, one column per system, cells "P@10 / MAP@10"."""
-    dumps = list(dict.fromkeys(r["dump"] for r in rows))
-    systems = list(dict.fromkeys(r["system"] for r in rows))
-    cell = {(r["dump"], r["system"]): f"{r['p_at_10']:.3f} / {r['map_at_10']:.3f}" for r in rows}
-    lines = [
-        "| dump | " + " | ".join(f"{s} P@10 / MAP@10" for s in systems) + " |",
-        "|---|" + "---|" * len(systems),
-    ]
-    for d in dumps:
-        lines.append(f"| {d} | " + " | ".join(cell.get((d, s), "-") for s in systems) + " |")
+    """Markdown table: one row per (dump, system) with every figure and the timings."""
+    head = ["dump", "system"] + [label for label, _ in _TABLE] + ["train s", "query ms/title"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["dump"], r["system"]] + [f"{r[key]:.3f}" for _, key in _TABLE]
+        cells += [f"{r['train_seconds']:.1f}", f"{r['query_ms_per_title']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -23,6 +23,7 @@ import numpy as np
 from .catalog import Catalog
 from .epg import Programme
 from .evaluate import ASKED, Split, eval_key, most_frequent_spelling, score_query, split_pairs
+from .evaluate_score import QueryScore, mean_scores
 from .related import RelatedModel
 from .tokenize import Tokenizer
 
@@ -64,15 +65,15 @@ def strip_holdout(programmes: Iterable[Programme], seed: int, fraction: float) -
 
 
 # ---------------------------------------------------------------- scoring
-def _pooled(rows: list[tuple[float, float]]) -> dict:
-    n = len(rows)
-    return {"p_at_10": round(sum(p for p, _ in rows) / n, 4) if n else None,
-            "map_at_10": round(sum(a for _, a in rows) / n, 4) if n else None,
-            "n_test": n}
+def _pooled(rows: list[QueryScore]) -> dict:
+    means = mean_scores(rows)
+    return {**{name: round(value, 4) if rows else None for name, value in means.items()},
+            "n_test": len(rows)}
 
 
 def score_answers(splits: Sequence[Split], answer_lists: Sequence[list[list[str]]]) -> dict:
-    """P@10 / MAP@10 pooled over every split's queries (answers in test_keys order)."""
+    """P@10, MAP@10, P@10x, own_series and dup pooled over every split's queries (answers
+    in test_keys order)."""
     rows = []
     for split, answers in zip(splits, answer_lists):
         rows += [score_query(split, key, ans[:ASKED]) for key, ans in zip(split.test_keys, answers)]

@@ -8,21 +8,26 @@ from xml.sax.saxutils import escape
 import pytest
 from lxml import etree
 
-from epgembed.baselines import RandomSystem, TfidfSystem
+from epgembed.baselines import ChannelSystem, RandomSystem, TfidfSystem
 from epgembed.evaluate import (
     Split,
-    average_precision_at_k,
     eval_category,
     eval_key,
     evaluate_dump,
     evaluate_dumps,
     format_table,
     informative_categories,
+    score_query,
+    split_dump,
+)
+from epgembed.evaluate_score import (
+    average_precision_at_k,
+    own_series,
     precision_at_k,
     same_show,
-    score_query,
     series_cuts,
-    split_dump,
+    series_head,
+    squashed,
 )
 
 TOPICS = {
@@ -39,12 +44,15 @@ TOPICS = {
 }
 
 
-def write_dump(path: Path, programmes: list[tuple[str, list[str]]]) -> Path:
-    """Write a small XMLTV dump (gzip if the name ends with .gz)."""
-    parts = ['<?xml version="1.0" encoding="UTF-8"?>', '<tv generator-info-name="test">',
-             '  <channel id="c1"><display-name>One</display-name></channel>']
-    for i, (title, cats) in enumerate(programmes):
-        parts.append(f'  <programme start="20240101{i % 24:02d}0000 +0000" channel="c1">')
+def write_dump(path: Path, programmes: list[tuple]) -> Path:
+    """Write a small XMLTV dump (gzip if the name ends with .gz) from (title, categories)
+    or (title, categories, channel) tuples; the channel defaults to "c1"."""
+    channels = list(dict.fromkeys(p[2] if len(p) > 2 else "c1" for p in programmes)) or ["c1"]
+    parts = ['<?xml version="1.0" encoding="UTF-8"?>', '<tv generator-info-name="test">']
+    parts += [f'  <channel id="{c}"><display-name>{c}</display-name></channel>' for c in channels]
+    for i, (title, cats, *channel) in enumerate(programmes):
+        parts.append(f'  <programme start="20240101{i % 24:02d}0000 +0000" '
+                     f'channel="{channel[0] if channel else "c1"}">')
         parts.append(f"    <title>{escape(title)}</title>")
         parts.extend(f"    <category>{escape(c)}</category>" for c in cats)
         parts.append("  </programme>")
@@ -197,9 +205,9 @@ def test_prefix_union_relevance(tmp_path: Path) -> None:
     assert split.categories_of("nothing known") == frozenset()
     assert split.relevant_count("murder squad") == 2
     answers = ["Murder Squad", "Cold Case", "Nothing Known", "Garden Time", "Cold Case: Pilot"]
-    p, ap = score_query(split, "murder squad", answers)
-    assert p == pytest.approx(0.2)  # "Murder Squad" itself skipped; 2 of 4 scored relevant
-    assert ap == pytest.approx((1 / 1 + 2 / 4) / 2)
+    score = score_query(split, "murder squad", answers)
+    assert score.p_at_10 == pytest.approx(0.2)  # "Murder Squad" skipped; 2 of 4 scored relevant
+    assert score.ap_at_10 == pytest.approx((1 / 1 + 2 / 4) / 2)
 
 
 def test_score_skips_same_show(tmp_path: Path) -> None:
@@ -214,9 +222,9 @@ def test_score_skips_same_show(tmp_path: Path) -> None:
                        "food": frozenset({"cooking"})},
     )
     assert split.relevant_count("star trek: discovery") == 1
-    p, ap = score_query(split, "star trek: discovery", ["Star Trek", "Cooking", "Babylon 5"])
-    assert p == pytest.approx(0.1)
-    assert ap == pytest.approx(0.5)
+    score = score_query(split, "star trek: discovery", ["Star Trek", "Cooking", "Babylon 5"])
+    assert score.p_at_10 == pytest.approx(0.1)
+    assert score.ap_at_10 == pytest.approx(0.5)
 
 
 def test_tfidf_beats_random_end_to_end(tmp_path: Path) -> None:
@@ -248,3 +256,127 @@ def test_evaluate_dump_row(tmp_path: Path) -> None:
     assert row["dump"] == "d" and row["system"] == "random"
     assert row["n_items"] == 40 and row["n_test"] == 8
     assert 0.0 <= row["p_at_10"] <= 1.0 and 0.0 <= row["map_at_10"] <= 1.0
+
+
+def hand_split(tmp_path: Path, query_key: str, relevant: list[str], other: list[str]) -> Split:
+    """A split whose only test key is `query_key`; `relevant` keys share its category."""
+    cats = {key: frozenset({"drama"}) for key in [query_key, *relevant]}
+    cats.update({key: frozenset({"news"}) for key in other})
+    index: dict[str, set[str]] = {}
+    for key, key_cats in cats.items():
+        for cat in key_cats:
+            index.setdefault(cat, set()).add(key)
+    return Split(path=tmp_path / "hand.xml", seed=0, key_categories=cats, test_keys=(query_key,),
+                 queries={query_key: query_key},
+                 category_keys={cat: frozenset(keys) for cat, keys in index.items()})
+
+
+def test_series_head_and_own_series() -> None:
+    assert series_head("der bergdoktor: schatten der vergangenheit") == "der bergdoktor"
+    assert series_head("star trek - deep space nine: emissary") == "star trek"  # first separator
+    assert series_head("x-men") == "x-men"  # a hyphen without spaces is no separator
+    assert series_head("tatort") == "tatort"
+    assert own_series("der bergdoktor - winter", "der bergdoktor: x")
+    assert own_series("der bergdoktor: y", "der bergdoktor")  # the query's key followed by ":"
+    assert own_series("star trek: voyager", "star trek: discovery")  # franchise siblings too
+    assert not own_series("der alte", "der bergdoktor: x")
+    assert not own_series("star trekking", "star trek: discovery")
+    assert not own_series("der bergdoktor", "der bergdoktorin: x")
+    assert squashed("star trek - deep space nine") == squashed("star trek: deep-space nine")
+    assert squashed("tat-ort") == "tatort" and squashed("tatort 2") != "tatort"
+
+
+# (display title, relevant to the query) in answer order; comments give the rank among the
+# 10 scored answers (#) and among the answers P@10x scores (x)
+EDITOR_ANSWERS = [
+    ("Der Bergdoktor: X", True),  # the query itself: same show, skipped
+    ("Der Bergdoktor", True),  # the query cut at ":": same show, skipped
+    ("Der Bergdoktor: Schatten", True),  # #1 own series
+    ("Der Bergdoktor - Winter", True),  # #2 own series
+    ("Star Trek: Deep Space Nine", True),  # #3, x1
+    ("Star Trek - Deep Space Nine", True),  # #4 repeat of #3
+    ("Tagesschau", False),  # #5, x2
+    ("Tatort", True),  # #6, x3
+    ("Tat-Ort", True),  # #7 repeat of #6
+    ("Heute", False),  # #8, x4
+    ("Babylon 5", True),  # #9, x5
+    ("Der Bergdoktor:Extra", True),  # #10 own series
+    ("Polizeiruf 110", True),  # x6
+    ("TATORT", True),  # repeat (same key as #6)
+    ("Derrick", True),  # x7
+    ("Heute Journal", False),  # x8
+    ("Wetter", False),  # x9
+    ("Der Alte", True),  # x10
+    ("Soko", True),  # x11: beyond the 10 that P@10x scores
+]
+
+
+def editor_split(tmp_path: Path) -> Split:
+    """The hand split of EDITOR_ANSWERS, queried by "der bergdoktor: x"."""
+    keys = [(eval_key(title), rel) for title, rel in EDITOR_ANSWERS]
+    return hand_split(tmp_path, "der bergdoktor: x", [k for k, rel in keys[1:] if rel],
+                      [k for k, rel in keys if not rel])
+
+
+def test_editor_view_figures(tmp_path: Path) -> None:
+    score = score_query(editor_split(tmp_path), "der bergdoktor: x", [t for t, _ in EDITOR_ANSWERS])
+    assert score.own_series == pytest.approx(0.3)  # #1, #2, #10
+    assert score.dup == pytest.approx(0.2)  # #4, #7
+    assert score.p_at_10 == pytest.approx(0.8)  # unchanged rule: #5 and #8 miss
+    assert score.p_at_10x == pytest.approx(0.6)  # x1, x3, x5, x6, x7, x10
+
+
+def test_editor_view_short_and_skipped_repeats(tmp_path: Path) -> None:
+    relevant = ["der bergdoktor", "der-bergdoktor", "tatort"]
+    split = hand_split(tmp_path, "der bergdoktor: x", relevant, [])
+    # "Der-Bergdoktor" repeats the skipped same-show answer "Der Bergdoktor"; 2 answers of 10
+    score = score_query(split, "der bergdoktor: x", ["Der Bergdoktor", "Der-Bergdoktor", "Tatort"])
+    figures = (score.p_at_10, score.dup, score.own_series, score.p_at_10x)
+    assert figures == pytest.approx((0.2, 0.1, 0.0, 0.1))
+    empty = score_query(split, "der bergdoktor: x", [])
+    assert (empty.p_at_10, empty.p_at_10x, empty.own_series, empty.dup) == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_pooled_figures_in_rows(tmp_path: Path) -> None:
+    from epgembed.nightly_quality import score_answers
+
+    split = editor_split(tmp_path)
+    pooled = score_answers([split, split], [[[t for t, _ in EDITOR_ANSWERS]], [["Tatort"]]])
+    assert pooled == {"p_at_10": 0.45, "map_at_10": pooled["map_at_10"], "p_at_10x": 0.35,
+                      "own_series": 0.15, "dup": 0.1, "n_test": 2}
+
+
+CHANNEL_DUMP = [  # (title, categories, channel): "all" airs every title (idf 0)
+    ("Football Tonight", [], "sport"), ("Football Tonight", [], "news"),
+    ("Goal Rush", [], "sport"), ("Goal Rush", [], "news"),  # the query's very channels
+    ("Alpha Sport", [], "sport"), ("Alpha Sport", [], "sport2"),  # shares the common "sport"
+    ("Zebra News", [], "news"), ("Zebra News", [], "kids"),  # shares the rarer "news"
+    ("Match Day", [], "sport"), ("Match Day", [], "news"),  # identical to Goal Rush
+    ("Sport Extra", [], "sport"), ("Sport Extra", [], "sport2"), ("Cartoons", [], "kids"),
+] + [(t, [], "all") for t in ("Football Tonight", "Goal Rush", "Alpha Sport", "Zebra News",
+                               "Match Day", "Sport Extra", "Cartoons", "Everything")]
+
+
+def test_channel_system_ranking(tmp_path: Path) -> None:
+    system = ChannelSystem()
+    system.fit(write_dump(tmp_path / "c.xml", CHANNEL_DUMP), tmp_path)
+    answers, unknown, alone = system.query(["FOOTBALL TONIGHT", "Not In Dump", "Everything"], 10)
+    # idf: sport on 5 of 8 titles, news on 4: Zebra News (news) beats Alpha Sport (sport);
+    # equal cosines go to the earlier title in sorted order; no channel in common, no answer
+    assert answers == ["Goal Rush", "Match Day", "Zebra News", "Alpha Sport", "Sport Extra"]
+    assert unknown == [] and alone == []
+    assert system.query(["Cartoons"], 1) == [["Zebra News"]]
+
+
+def test_channel_system_end_to_end(tmp_path: Path) -> None:
+    """One channel per topic: every query finds the 7 other titles of its topic, only them."""
+    progs = [(t, [topic], topic) for topic, titles in TOPICS.items() for t in titles]
+    dump = write_dump(tmp_path / "channels.xml", progs + progs)
+    rows = evaluate_dumps([dump], [ChannelSystem()], seed=0, workdir=tmp_path / "work")
+    [row] = rows
+    assert row["system"] == "channel" and row["n_test"] == 8
+    assert (row["p_at_10"], row["map_at_10"], row["p_at_10x"]) == pytest.approx((0.7, 1.0, 0.7))
+    assert (row["own_series"], row["dup"]) == (0.0, 0.0)
+    table = format_table(rows)
+    assert "| P@10 | P@10x | MAP@10 | own_series | dup |" in table
+    assert "| channels | channel | 0.700 | 0.700 | 1.000 | 0.000 | 0.000 |" in table
