@@ -68,7 +68,7 @@ def _hwm_mb() -> float:
 def child_prepare(dump: Path, threads: int) -> dict:
     import torch
     torch.set_num_threads(threads)
-    from epgembed.catalog import build_catalog, iter_titles
+    from epgembed.catalog_build import build_catalog, iter_titles
     from epgembed.config import Config
     from epgembed.epg import read_programmes, ReadReport
     from epgembed.tokenize import Tokenizer

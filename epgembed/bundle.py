@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -37,6 +38,7 @@ from .tokenize import Tokenizer
 
 FORMAT = "epgembed-model"
 FORMAT_VERSION = 1
+log = logging.getLogger("epgembed.bundle")
 
 
 class ModelError(Exception):
@@ -160,12 +162,35 @@ def verify_files(model_dir: Path, manifest: dict) -> None:
             raise ModelError(f"{model_dir}: {name} does not match its sha256 in the manifest")
 
 
+def linked_files(model_dir: Path) -> list[tuple[str, int]]:
+    """(name, st_nlink) of the folder's files that have other names too (hard links): a
+    write through any of those names rewrites the file in place (docs/SERVICE.md)."""
+    with os.scandir(model_dir) as entries:
+        found = [(e.name, e.stat(follow_symlinks=False).st_nlink) for e in entries
+                 if e.is_file(follow_symlinks=False)]
+    return sorted((name, n) for name, n in found if n > 1)
+
+
+def describe_links(linked: list[tuple[str, int]]) -> str:
+    return ", ".join(f"{name} ({n} links)" for name, n in linked)
+
+
+def _check_files(model_dir: Path, manifest: dict, verify: bool) -> None:
+    """Hashes and sizes (when `verify`), and a warning for files with other names: they are
+    memory-mapped, so truncating one through another name kills the reader (SIGBUS)."""
+    if verify:
+        verify_files(model_dir, manifest)
+    linked = linked_files(model_dir)
+    if linked:
+        log.warning("%s: files shared with other paths (hard links): %s; a write through another "
+                    "name changes them under every process serving them", model_dir, describe_links(linked))
+
+
 def load_model(model_dir: str | Path, *, verify: bool = True) -> RelatedModel:
     """Rebuild a RelatedModel from the folder alone; refuse anything inconsistent."""
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
-    if verify:
-        verify_files(model_dir, manifest)
+    _check_files(model_dir, manifest, verify)
     step = "tokenizer"
     try:
         tokenizer = Tokenizer.load(model_dir)

@@ -22,14 +22,30 @@ from typing import Iterable, Iterator, Protocol
 import numpy as np
 
 from .config import CatalogConfig
-from .normalize import clean_text, fold, normalize_category, split_series, strip_episode, title_key
+from .epg import ReadLimits
+from .normalize import (MAX_TITLE_CHARS, clean_text, fold, normalize_category, split_series, strip_episode,
+                        title_key)
 
 
-class ProgrammeLike(Protocol):
-    title: str
-    sub_title: str | None
-    categories: tuple[str, ...]
-    channel: str
+
+
+@dataclass(frozen=True)
+class FieldLimits:
+    """The largest fields one show may have: a catalog breaking them is refused when it is
+    loaded (the model with it) and when it is built. Far above real catalogs (longest title
+    121 characters, 7 categories, 40 channels, 136 aliases, a 5.5 kB line); a 50 MB line
+    was served before, costing each worker 62 MB and every answer listing the show 52 MB."""
+    title_chars: int = ReadLimits().max_title_chars   # the ingest limit (normalize cuts at 500)
+    key_chars: int = 3 * MAX_TITLE_CHARS   # key, series, an alias: case folding can triple a title
+    name_chars: int = 1000                 # a category (normalize keeps 100) or a channel id
+    context_chars: int = 1 << 16
+    categories: int = 256
+    channels: int = 10_000
+    aliases: int = 50_000
+    show_chars: int = 1 << 20              # all the text of one show
+
+
+FIELD_LIMITS = FieldLimits()
 
 
 @dataclass(slots=True)
@@ -43,18 +59,51 @@ class Show:
     aliases: list[str] = field(default_factory=list)   # other keys that mean this show
     series: str | None = None                          # series key, when titles are not folded
     context: str = ""                                  # description text (catalog.context_chars)
+    features: dict[str, float] = field(default_factory=dict)  # guide feature -> share of airings
 
     def to_json(self) -> dict:
         return {"id": self.id, "key": self.key, "title": self.title,
                 "categories": self.categories, "airings": self.airings,
                 "channels": self.channels, "aliases": self.aliases, "series": self.series,
-                "context": self.context}
+                "context": self.context, "features": self.features}
 
     @classmethod
     def from_json(cls, d: dict) -> "Show":
+        """The show of one catalog.jsonl line; ValueError when it breaks FIELD_LIMITS."""
         return cls(int(d["id"]), d["key"], d["title"], dict(d["categories"]),
                    int(d["airings"]), list(d["channels"]), list(d.get("aliases", [])),
-                   d.get("series"), d.get("context", ""))
+                   d.get("series"), d.get("context", ""), dict(d.get("features", {}))).checked()
+
+    def checked(self) -> "Show":
+        """This show; ValueError when its fields break FIELD_LIMITS."""
+        why = self.problem()
+        if why:
+            key = f" {self.key[:60]!r}" if isinstance(self.key, str) else ""
+            raise ValueError(f"show {self.id}{key}: {why}")
+        return self
+
+    def problem(self, lim: FieldLimits = FIELD_LIMITS) -> str | None:
+        """Why this show's fields break `lim`, or None."""
+        total = 0
+        for name, values, most, chars in (
+                ("title", (self.title,), 1, lim.title_chars), ("key", (self.key,), 1, lim.key_chars),
+                ("series", (self.series or "",), 1, lim.key_chars),
+                ("aliases", self.aliases, lim.aliases, lim.key_chars),
+                ("categories", self.categories, lim.categories, lim.name_chars),
+                ("channels", self.channels, lim.channels, lim.name_chars),
+                ("features", tuple(self.features), lim.channels, lim.name_chars),
+                ("context", (self.context,), 1, lim.context_chars)):
+            if len(values) > most:
+                return f"{len(values):,} {name} (at most {most:,})"
+            for v in values:
+                if not isinstance(v, str):
+                    return f"{name}: {type(v).__name__}, not text"
+                if len(v) > chars:
+                    return f"{name} of {len(v):,} characters (at most {chars:,})"
+                total += len(v)
+        if total > lim.show_chars:
+            return f"{total:,} characters of text (at most {lim.show_chars:,})"
+        return None
 
     def category_list(self) -> list[str]:
         """Categories, most frequent first."""
@@ -70,10 +119,13 @@ class Catalog:
         self.keys: list[str] = []                  # key of every id (a lazy catalog keeps no shows)
         counts: Counter[str] = Counter()
         aliases: list[tuple[str, int]] = []
+        self.series_keys: set[str] = set()         # keys that name a series of other items
         for s in shows:                            # one pass: a lazy catalog parses each line once
             self.keys.append(s.key)
             aliases.extend((a, s.id) for a in s.aliases)
             counts.update(s.categories.keys())
+            if s.series and s.series != s.key:
+                self.series_keys.add(s.series)
         for alias, i in aliases:
             self.by_key.setdefault(alias, i)
         for i, key in enumerate(self.keys):        # a show's own key wins over another show's alias
@@ -92,10 +144,11 @@ class Catalog:
         if key in self.by_key:
             return self.by_key[key]
         split = split_series(key)
-        if split is not None and split[0] in self.by_key:
-            show = self.shows[self.by_key[split[0]]]
-            if show.key == split[0] and show.aliases:  # a known series, a new episode
-                return show.id
+        if split is not None and split[0] in self.by_key:   # a known series, a new episode
+            show_id = self.by_key[split[0]]
+            if self.keys[show_id] == split[0] and (split[0] in self.series_keys
+                                                   or self.shows[show_id].aliases):
+                return show_id
         return None
 
     def broad_categories(self, max_share: float) -> set[str]:
@@ -224,161 +277,3 @@ class SerializedCatalog:
             raise ValueError("this serialized catalog was already written (save it once)")
         Path(path).write_bytes(self.jsonl)
         self.jsonl = None
-
-
-@dataclass(slots=True)
-class _Acc:
-    airings: int = 0
-    spellings: Counter = field(default_factory=Counter)
-    categories: Counter = field(default_factory=Counter)
-    channels: set = field(default_factory=set)
-    subtitle_hits: int = 0   # airings whose sub-title is the part after the separator
-    descs: Counter = field(default_factory=Counter)
-
-    def context(self, chars: int) -> str:
-        out, n = [], 0
-        for text, _ in self.descs.most_common():
-            if n >= chars:
-                break
-            out.append(text[: chars - n])
-            n += len(out[-1]) + 1
-        return " ".join(out)
-
-
-class _Memo(dict):
-    """A bounded memo of a pure function (cleared when full): repeated airings, categories
-    and channels are cleaned once, and equal results share one string object."""
-
-    def __init__(self, fn, size: int = 1 << 16):
-        super().__init__()
-        self.fn, self.size = fn, size
-
-    def __missing__(self, arg):
-        if len(self) >= self.size:
-            self.clear()
-        value = self[arg] = self.fn(arg)
-        return value
-
-
-def _accumulate(programmes: Iterable[ProgrammeLike], strip: bool = True,
-                context_chars: int = 0) -> dict[str, _Acc]:
-    acc: dict[str, _Acc] = defaultdict(_Acc)
-
-    def title_parts(title: str) -> tuple[str, str]:
-        clean = clean_text(title)
-        base = strip_episode(clean)[0] if strip else clean
-        shown = clean_text(title, keep_dashes=True)   # the feed's own spelling, for display
-        return fold(base).strip(" -:,|/."), strip_episode(shown)[0] if strip else shown
-
-    titles = _Memo(title_parts)
-    categories = _Memo(normalize_category)
-    channels = _Memo(lambda c: c)
-    descs = _Memo(clean_text)
-    subtitles = _Memo(lambda t: fold(strip_episode(clean_text(t))[0]))
-    for p in programmes:
-        key, spelling = titles[p.title]
-        if not key:
-            continue
-        a = acc[key]
-        a.airings += 1
-        a.spellings[spelling] += 1
-        for c in p.categories:
-            nc = categories[c]
-            if nc:
-                a.categories[nc] += 1
-        if p.channel:
-            a.channels.add(channels[p.channel])
-        if context_chars:
-            desc = getattr(p, "desc", None) or p.sub_title
-            if desc and len(a.descs) < 16:
-                a.descs[descs[desc[: context_chars * 2]]] += 1
-        if p.sub_title:
-            split = split_series(key)
-            if split and subtitles[p.sub_title] == split[1]:
-                a.subtitle_hits += 1
-    return acc
-
-
-def _series_prefixes(acc: dict[str, _Acc], cfg: CatalogConfig) -> dict[str, str]:
-    """key -> series prefix, for the keys that are episodes of a series."""
-    groups: dict[str, list[str]] = defaultdict(list)
-    for key in acc:
-        split = split_series(key)
-        if split:
-            groups[split[0]].append(key)
-    series_of: dict[str, str] = {}
-    for prefix, keys in groups.items():
-        n = len(keys)  # distinct suffixes
-        if n < 2:
-            continue
-        airings = sum(acc[k].airings for k in keys)
-        evidence = prefix in acc or any(acc[k].subtitle_hits for k in keys)
-        many = n >= cfg.series_min_suffixes and n / airings >= cfg.series_min_suffix_ratio
-        if evidence or many:
-            for k in keys:
-                series_of[k] = prefix
-    return series_of
-
-
-def _display_prefix(spelling: str, prefix_key: str) -> str:
-    split = split_series(spelling)
-    if split and fold(split[0]) == prefix_key:
-        # cut the spelling at the same separator, keeping its case
-        for sep in (": ", " - ", " | ", " \u2013 ", " \u2014 "):
-            i = spelling.find(sep)
-            if i > 0 and fold(spelling[:i].strip()) == prefix_key:
-                return spelling[:i].strip()
-    return prefix_key
-
-
-def build_catalog(programmes: Iterable[ProgrammeLike], cfg: CatalogConfig | None = None) -> Catalog:
-    """Fold programmes into shows; ids follow the order of the sorted show keys."""
-    cfg = cfg or CatalogConfig()
-    acc = _accumulate(programmes, cfg.strip_episodes, cfg.context_chars)
-    series_of = _series_prefixes(acc, cfg)
-    if not cfg.fold_series:
-        return _unfolded(acc, series_of, cfg.context_chars)
-    merged: dict[str, _Acc] = defaultdict(_Acc)
-    aliases: dict[str, set[str]] = defaultdict(set)
-    for key in list(acc):      # popped as folded: the accumulators and shows never all coexist
-        a = acc.pop(key)
-        target = series_of.get(key, key)
-        m = merged[target]
-        m.airings += a.airings
-        m.categories.update(a.categories)
-        m.channels |= a.channels
-        m.descs.update(a.descs)
-        if target == key:
-            m.spellings.update(a.spellings)
-        else:
-            aliases[target].add(key)
-            for spelling, c in a.spellings.items():
-                m.spellings[_display_prefix(spelling, target)] += c
-    shows = []
-    for i, key in enumerate(sorted(merged)):
-        m = merged.pop(key)
-        title = max(m.spellings.items(), key=lambda kv: (kv[1], kv[0]))[0] if m.spellings else key
-        shows.append(Show(i, key, title, dict(m.categories), m.airings,
-                          sorted(m.channels), sorted(aliases.get(key, ())), None,
-                          m.context(cfg.context_chars)))
-    return Catalog(shows)
-
-
-def _unfolded(acc: dict[str, _Acc], series_of: dict[str, str], context_chars: int) -> Catalog:
-    """One item per title as aired (episode counters stripped), linked to its series."""
-    prefixes = set(series_of.values())
-    shows = []
-    for i, key in enumerate(sorted(acc)):
-        a = acc.pop(key)       # freed as its show is made (peak memory: one of the two)
-        title = max(a.spellings.items(), key=lambda kv: (kv[1], kv[0]))[0]
-        series = series_of.get(key, key if key in prefixes else None)
-        shows.append(Show(i, key, title, dict(a.categories), a.airings, sorted(a.channels),
-                          [], series, a.context(context_chars)))
-    return Catalog(shows)
-
-
-def iter_titles(catalog: Catalog) -> Iterator[str]:
-    """Texts the tokenizer learns from: every show key and alias."""
-    for s in catalog.shows:
-        yield s.key
-        yield from s.aliases

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .config import Config
+from .dumpfiles import PIPE_TIMEOUT_S, escape_name
 
 EXIT_ERROR = 2
 
@@ -30,18 +31,24 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .epg import SKIP_EMPTY_TITLE, ReadLimits
     from .pipeline import train_model
     cfg = _config(args)
     cfg = cfg.replace(train={"progress": not args.quiet})
+    limits = ReadLimits(pipe_timeout_s=args.input_timeout or None)
     manifest = train_model(args.dumps, args.out, cfg, skip_bad_input=args.skip_bad_input,
-                           threads=args.threads)
+                           threads=args.threads, limits=limits)
     data, t = manifest["data"], manifest["training"]
-    print(f"model {manifest['version']} -> {args.out}: {manifest['n_shows']:,} shows "
+    print(f"model {manifest['version']} -> {escape_name(args.out)}: {manifest['n_shows']:,} shows "
           f"({manifest['counts']['labelled_shows']:,} labelled) from {data['programmes']:,} programmes; "
           f"{t['epochs_run']} epochs (best {t['best_epoch']}), {t['seconds']:.1f} s, "
           f"{t['examples_per_s']:,.0f} examples/s, val P@10 {t['val_p_at_10']}")
     for f, line, why in data["skipped"]:
         print(f"skipped: {f}{':' + str(line) if line else ''}: {why}", file=sys.stderr)
+    no_key = data["empty_titles"] - data["skip_counts"].get(SKIP_EMPTY_TITLE, 0)
+    if no_key:
+        print(f"dropped: {no_key:,} programmes whose title has an empty key (e.g. punctuation only)",
+              file=sys.stderr)
     return 0
 
 
@@ -97,11 +104,11 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .baselines import EpgembedSystem, RandomSystem, TfidfSystem
+    from .baselines import ChannelSystem, EpgembedSystem, RandomSystem, TfidfSystem
     from .evaluate import evaluate_dumps, format_table
     cfg = _config(args)
-    makers = {"epgembed": lambda: EpgembedSystem(cfg), "tfidf": TfidfSystem,
-              "random": lambda: RandomSystem(args.seed or 0)}
+    makers = {"epgembed": lambda: EpgembedSystem(cfg), "channel": ChannelSystem,
+              "tfidf": TfidfSystem, "random": lambda: RandomSystem(args.seed or 0)}
     names = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = [n for n in names if n not in makers]
     if unknown:
@@ -131,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model directory from XMLTV dumps",
                        epilog="example: epgembed train data/sample.xml.gz --out models/sample")
-    t.add_argument("dumps", nargs="+", help="XMLTV files (.xml or .xml.gz) or directories")
+    t.add_argument("dumps", nargs="+",
+                   help="XMLTV files (.xml or .xml.gz), directories, pipes or FIFOs; - is stdin "
+                        "(zcat today.xml.gz | epgembed train - --out m)")
     t.add_argument("--out", required=True, help="model directory to write (replaced atomically)")
     training_options(t)
     t.add_argument("--skip-bad-input", action="store_true",
@@ -140,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch intra-op threads (default 1: the step's kernels are too small to "
                         "gain from more; use --workers to train on several cores)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--input-timeout", type=float, default=PIPE_TIMEOUT_S, metavar="S",
+                   help="longest wait for data from a pipe or FIFO before it is an error "
+                        "(default %(default)g s; 0: no limit)")
     t.set_defaults(func=cmd_train)
 
     r = sub.add_parser("related", help="related titles for a title or a file of titles",
@@ -161,8 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="EVALUATION.md protocol on dumps, with baselines",
                        epilog="example: epgembed evaluate ../shared/data/epg/de_magenta.xml.gz")
     e.add_argument("dumps", nargs="+")
-    e.add_argument("--systems", default="epgembed,tfidf,random",
-                   help="comma-separated: epgembed, tfidf, random")
+    e.add_argument("--systems", default="epgembed,channel,tfidf,random",
+                   help="comma-separated: epgembed, channel, tfidf, random (each row: P@10, "
+                        "P@10x, MAP@10, own_series, dup, train and query time)")
     e.add_argument("--out", help="also write the figures as JSON here")
     e.add_argument("--json", action="store_true")
     training_options(e)
@@ -184,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (DumpError, ModelError, ValueError, OSError) as e:
-        print(f"epgembed {args.command}: error: {e}", file=sys.stderr)
+        print(f"epgembed {args.command}: error: {escape_name(str(e))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

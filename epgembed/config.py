@@ -36,6 +36,27 @@ class CatalogConfig:
 
 
 @dataclass(frozen=True)
+class FeatureConfig:
+    """Guide features in a catalog title's bag (epgembed/features.py): the weight of each
+    kind (a title token weighs 1; 0 leaves the kind out), times the feature's share of the
+    title's airings. Chosen by P@10x over all seven shared dumps (bench/results/quality.md):
+    channel weight 0.5 -> 1 -> 2 -> 3 raised the mean on four dumps from 0.60 to 0.65, 0.70
+    and 0.73; slot and duration 2 beat 0.5 and 1 on three of four."""
+    channel: float = 3.0
+    slot: float = 2.0
+    day: float = 0.5
+    duration: float = 2.0
+    episodic: float = 1.0
+    credit: float = 0.5
+    year: float = 0.25
+    country: float = 0.25
+    rating: float = 0.25
+    per_kind: int = 4              # features of one kind kept per title (most frequent first)
+    min_share: float = 0.1         # a feature on fewer of the title's airings is left out
+    min_items: int = 2             # a feature becomes a token when this many titles carry it
+
+
+@dataclass(frozen=True)
 class TokenizerConfig:
     vocab_size: int = 0            # 0: chosen from the data size
     min_vocab: int = 400
@@ -117,6 +138,7 @@ class IndexConfig:
 @dataclass(frozen=True)
 class Config:
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     index: IndexConfig = field(default_factory=IndexConfig)

@@ -2,9 +2,11 @@
 
 One pass over each dump with ``lxml.etree.iterparse`` on ``<programme>`` end events;
 every finished element is cleared and its earlier siblings deleted, so memory stays
-flat however large the dump is. Plain and gzip files are accepted (gzip is detected
-by its magic bytes, not by the file name); a directory stands for its ``*.xml`` and
-``*.xml.gz`` files, in sorted order.
+flat however large the dump is. Where the bytes come from is dumpfiles.py: plain and
+gzip files (told by their first bytes, not the name; zip, bzip2 and xz are refused by
+name), ``-`` for stdin, pipes and FIFOs (waits bounded by ``pipe_timeout_s``), and a
+directory for its ``*.xml`` and ``*.xml.gz`` regular files, in sorted order (other entries
+so named are reported as skipped). UTF-32 with a BOM reads like UTF-32 without one.
 
 Safety: entities are never resolved, nothing is fetched from the network or disk
 (``no_network``, no DTD loading), and a document that declares entities in its
@@ -24,9 +26,12 @@ invalid UTF-8, root element other than ``<tv>``, entity declarations, a limit ab
 ``DumpError`` whose text is ``"FILE:LINE: message"``. With ``skip_bad_input=True`` the
 error is recorded in the ``ReadReport`` instead (``skipped`` and ``file_errors``), the
 programmes read from that file before the failure are kept, and reading continues with
-the next file. A programme
-without a title (or with an overlong one) is never a file-level error: it is skipped and
-recorded with its line and reason.
+the next file. A programme without a title (or with an overlong one, or one that cleans
+to nothing: zero-width, bidi, C1 control or combining characters only) is never a
+file-level error: it is skipped and recorded with its line and reason. So is a namespaced
+``<x:programme>``, but a file where they are more than ``max_namespaced_share`` of the
+programmes is an error. File names in messages and in the report's skip lists are
+escaped (``dumpfiles.escape_name``).
 
 Note that this is a generator: a file-level error is raised only when reading reaches
 it, possibly after some programmes of that file have been yielded. Callers that must
@@ -34,32 +39,31 @@ produce nothing on failure should consume everything before writing anything.
 """
 from __future__ import annotations
 
-import gzip
-import os
 import re
-import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import BinaryIO, Union
 
 from lxml import etree
 
-PathArg = Union[str, "os.PathLike[str]"]
-
-_GZIP_MAGIC = b"\x1f\x8b"
-_HEAD_BYTES = 64 * 1024  # sniffed before parsing: emptiness, entity declarations
+from .dumpfiles import (PIPE_TIMEOUT_S, InputError, PathArg, ScannedPaths, Source, display_name,
+                        escape_name, expand_paths, open_dump)
+from .normalize import clean_text
 _XML_WS = " \t\r\n"
 _FIRST_ELEMENT = re.compile(rb"<[^?!]")  # first start tag: the prolog ends here
 _LXML_POSITION = re.compile(r",?\s*line \d+, column (\d+)\s*$")
 _PARSE_OPTIONS = dict(
-    events=("end",), tag="programme", resolve_entities=False, no_network=True,
+    events=("end",), tag="{*}programme", resolve_entities=False, no_network=True,
     load_dtd=False, huge_tree=False, recover=False,
-)
+)  # tag: <x:programme> too, so namespaced programmes are counted, not silently passed over
 _LIBXML_HINT = re.compile(r",?\s*(?:try|use) XML_PARSE_HUGE(?: option)?", re.IGNORECASE)
 SKIP_NO_TITLE = "programme without title"
 SKIP_LONG_TITLE = "title too long"
+SKIP_EMPTY_TITLE = "title empty after cleaning"
+SKIP_NAMESPACED = "namespaced programme"
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ class ReadLimits:
     max_element_tags: int = 100_000      # tags in that span (an element tree costs ~30x its text)
     max_gzip_ratio: float = 100.0        # decompressed / compressed bytes (real dumps: 5-15) ...
     gzip_ratio_after: int = 8 << 20      # ... checked once this much has been decompressed
+    max_namespaced_share: float = 0.05   # more <x:programme> than this share: the file is an error
+    pipe_timeout_s: float | None = PIPE_TIMEOUT_S  # longest wait for pipe/FIFO data (None: forever)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +87,15 @@ class Programme:
     categories: tuple[str, ...]   # raw category texts, in document order
     channel: str
     start: str
-    source: str                   # file path it came from
+    source: str                   # file path it came from ("<stdin>" for "-")
     line: int                     # line of the <programme> start tag
+    # the guide's structure beyond text (epgembed/features.py); empty where a feed lacks it
+    stop: str = ""
+    episode: bool = False         # an <episode-num> is present
+    credits: tuple[str, ...] = ()  # <credits> people, in document order
+    year: str = ""                # <date>
+    country: str = ""
+    rating: str = ""              # the first <rating><value>
 
 
 class DumpError(ValueError):
@@ -92,7 +105,7 @@ class DumpError(ValueError):
         self.path = path
         self.line = line
         self.message = message
-        where = f"{path}:{line}" if line is not None else path
+        where = escape_name(f"{path}:{line}" if line is not None else path)
         super().__init__(f"{where}: {message}")
 
     def __reduce__(self) -> tuple[type[DumpError], tuple[str, int | None, str]]:
@@ -103,8 +116,15 @@ class DumpError(ValueError):
 class ReadReport:
     files: list[str] = field(default_factory=list)      # every file opened, in order
     programmes: int = 0                                  # programmes yielded
-    skipped: list[tuple[str, int | None, str]] = field(default_factory=list)
+    skipped: list[tuple[str, int | None, str]] = field(default_factory=list)  # (escaped name, ...)
     file_errors: list[tuple[str, int | None, str]] = field(default_factory=list)  # also in skipped
+    empty_keys: int = 0          # programmes the catalog dropped: a title with an empty key
+
+    def empty_titles(self) -> int:
+        """Programmes dropped because their title cleans to nothing: skipped by the reader
+        (invisible, control or combining characters only) or by the catalog (``empty_keys``,
+        e.g. a title of punctuation only)."""
+        return sum(1 for s in self.skipped if s[2].startswith(SKIP_EMPTY_TITLE)) + self.empty_keys
 
     def skip_counts(self) -> dict[str, int]:
         """Skips by kind, e.g. ``{"programme without title": 3, "file error": 1}``."""
@@ -126,35 +146,16 @@ class ReadReport:
         return f"{text}; skipped {len(self.skipped):,}: " + "; ".join(shown)
 
 
-def expand_paths(paths: PathArg | Iterable[PathArg]) -> list[Path]:
-    """Files named by ``paths``: a directory becomes its sorted ``*.xml``/``*.xml.gz``
-    files (not recursive); other paths are kept as given (a missing one is reported
-    when read). Duplicates are dropped, first occurrence kept."""
-    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    out: list[Path] = []
-    seen: set[Path] = set()
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file()
-                           and p.name.lower().endswith((".xml", ".xml.gz")))
-        else:
-            found = [path]
-        for p in found:
-            if p not in seen:
-                seen.add(p)
-                out.append(p)
-    return out
-
-
 def read_programmes(paths: PathArg | Iterable[PathArg], *, skip_bad_input: bool = False,
                     report: ReadReport | None = None,
                     limits: ReadLimits | None = None) -> Iterator[Programme]:
     """Yield every titled ``<programme>`` of the dumps in ``paths``, file by file."""
     rep = report if report is not None else ReadReport()
     lim = limits if limits is not None else ReadLimits()
-    for path in expand_paths(paths):
-        rep.files.append(str(path))
+    files = paths if isinstance(paths, ScannedPaths) else expand_paths(paths)
+    rep.skipped.extend((name, None, why) for name, why in files.left_out)
+    for path in files:
+        rep.files.append(display_name(path))
         try:
             for programme in _read_file(path, rep, lim):
                 rep.programmes += 1
@@ -162,102 +163,18 @@ def read_programmes(paths: PathArg | Iterable[PathArg], *, skip_bad_input: bool 
         except DumpError as err:
             if not skip_bad_input:
                 raise
-            rep.skipped.append((err.path, err.line, err.message))
-            rep.file_errors.append((err.path, err.line, err.message))
-
-
-class _Source:
-    """Binary reader for lxml over a plain or gzip stream, starting with a sniffed head.
-
-    Counts newlines (for the line of a gzip failure) and turns decompression and I/O
-    errors, and the ``ReadLimits`` on input size, into end-of-data plus a recorded
-    ``error``, so lxml never sees them; data passed on before the failure is still parsed.
-    ``mark()`` (called at every programme end) starts a new element window.
-    """
-
-    def __init__(self, stream: BinaryIO, limits: ReadLimits, raw: BinaryIO | None = None) -> None:
-        self._stream = stream
-        self._raw = raw                  # the compressed file under a gzip stream
-        self._limits = limits
-        self.lines = 0
-        self.error: str | None = None
-        self.out = 0                     # bytes decompressed (or read)
-        self._fed = self._tags = 0       # bytes and "<" handed to lxml ...
-        self._mark = (0, 0)              # ... at the last programme end
-        parts: list[bytes] = []
-        size = 0
-        while size < _HEAD_BYTES and (chunk := self._read1(_HEAD_BYTES - size)):
-            parts.append(chunk)
-            size += len(chunk)
-        self.head = self._pending = b"".join(parts)
-
-    def _read1(self, size: int) -> bytes:
-        if self.error is not None:
-            return b""
-        try:
-            chunk = self._stream.read1(size)  # type: ignore[attr-defined]
-        except Exception as exc:  # noqa: BLE001 - any stream failure ends the file
-            self.error = _stream_error(exc)
-            return b""
-        self.lines += chunk.count(b"\n")
-        self.out += len(chunk)
-        lim = self._limits
-        if self._raw is not None and self.out > lim.gzip_ratio_after:
-            packed = max(1, self._raw.tell())
-            if self.out > lim.max_gzip_ratio * packed:
-                self.error = (f"gzip bomb refused: {self.out:,} bytes inflated from {packed:,} "
-                              f"(over {lim.max_gzip_ratio:g}:1; real dumps stay below 20:1)")
-                return b""
-        return chunk
-
-    def mark(self) -> None:
-        self._mark = (self._fed, self._tags)
-
-    def read(self, size: int = -1) -> bytes:
-        if self._pending:
-            chunk, self._pending = self._pending, b""
-        else:
-            chunk = self._read1(size if size > 0 else 1 << 16)
-        self._fed += len(chunk)
-        self._tags += chunk.count(b"<")
-        lim = self._limits
-        if self._fed - self._mark[0] > lim.max_element_bytes:
-            self.error = (f"element too large: over {lim.max_element_bytes:,} bytes without "
-                          "a programme ending (a giant or unterminated element)")
-        elif self._tags - self._mark[1] > lim.max_element_tags:
-            self.error = (f"too many elements: over {lim.max_element_tags:,} tags without "
-                          "a programme ending")
-        return b"" if self.error is not None and chunk else chunk
-
-
-def _stream_error(exc: Exception) -> str:
-    if isinstance(exc, EOFError):
-        return "truncated gzip stream"
-    if isinstance(exc, (zlib.error, gzip.BadGzipFile)):
-        return f"corrupt gzip stream ({exc})"
-    if isinstance(exc, OSError):
-        return f"read error ({exc.strerror or exc})"
-    return f"read error ({type(exc).__name__}: {exc})"
+            rep.skipped.append((escape_name(err.path), err.line, err.message))
+            rep.file_errors.append(rep.skipped[-1])
 
 
 def _read_file(path: Path, report: ReadReport, limits: ReadLimits) -> Iterator[Programme]:
-    src = str(path)
-    try:
-        raw = open(path, "rb")  # noqa: SIM115 - closed by the with below
-    except FileNotFoundError:
-        raise DumpError(src, None, "no such file") from None
-    except OSError as exc:
-        raise DumpError(src, None, f"cannot open ({exc.strerror or exc})") from None
-    with raw:
-        stream: BinaryIO = raw
-        packed: BinaryIO | None = None
+    src = display_name(path)
+    with ExitStack() as stack:
         try:
-            if raw.read(2) == _GZIP_MAGIC:
-                stream, packed = gzip.GzipFile(fileobj=raw, mode="rb"), raw  # type: ignore[assignment]
-            raw.seek(0)
-        except OSError as exc:
-            raise DumpError(src, None, _stream_error(exc)) from None
-        source = _Source(stream, limits, packed)
+            stream, packed = stack.enter_context(open_dump(path, limits.pipe_timeout_s))
+        except InputError as exc:
+            raise DumpError(src, None, str(exc)) from None
+        source = Source(stream, limits, packed)
         if source.error is not None and not source.head.strip():
             raise DumpError(src, source.lines + 1, source.error)
         _check_head(src, source.head)
@@ -289,25 +206,30 @@ def _check_document(src: str, tree: etree._ElementTree) -> None:
         raise DumpError(src, line, f"not an XMLTV document (root element <{tag}>, expected <tv>)")
 
 
-def _parse(src: str, source: _Source, report: ReadReport,
+def _parse(src: str, source: Source, report: ReadReport,
            limits: ReadLimits) -> Iterator[Programme]:
     etree.clear_error_log()  # this thread's log: a syntax error then shows only this file's
     events = etree.iterparse(source, **_PARSE_OPTIONS)
-    checked = False
+    name, checked, total, foreign = escape_name(src), False, 0, []
     try:
         for _, el in events:
             if not checked:
                 _check_document(src, el.getroottree())
                 checked = True
             source.mark()
-            programme = _programme(el, src, limits)
+            total += 1
+            if el.tag == "programme":
+                programme = _programme(el, src, limits)
+            else:  # <x:programme>: not XMLTV's element; skipped (at the end), or the file's an error
+                programme = None
+                foreign.append((el.sourceline, _qname(el)))
             el.clear(keep_tail=True)
             parent = el.getparent()
             while el.getprevious() is not None:
                 del parent[0]
             if isinstance(programme, str):
-                report.skipped.append((src, el.sourceline, programme))
-            else:
+                report.skipped.append((name, el.sourceline, programme))
+            elif programme is not None:
                 yield programme
         if not checked and events.root is not None:
             _check_document(src, events.root.getroottree())
@@ -315,6 +237,17 @@ def _parse(src: str, source: _Source, report: ReadReport,
         if source.error is not None:  # the parser only saw the stream end early
             raise DumpError(src, source.lines + 1, source.error) from None
         raise _syntax_error(src, exc) from None
+    if len(foreign) > limits.max_namespaced_share * total:
+        raise DumpError(src, foreign[0][0], f"{len(foreign):,} of {total:,} programmes "
+                        f"({len(foreign) / total:.0%}) are namespaced, not XMLTV <programme> "
+                        f"(the first, <{foreign[0][1]}>, on this line): more than "
+                        f"{limits.max_namespaced_share:.0%} of the file would be lost")
+    report.skipped.extend((name, line, f"{SKIP_NAMESPACED} (<{qname}>; XMLTV's <programme> has no "
+                           "namespace)") for line, qname in foreign)
+
+
+def _qname(el: etree._Element) -> str:
+    return f"{el.prefix}:{el.tag.rpartition('}')[2]}" if el.prefix else el.tag
 
 
 def _syntax_error(src: str, exc: etree.LxmlError) -> DumpError:
@@ -341,15 +274,22 @@ def _text(el: etree._Element) -> str:
 def _programme(el: etree._Element, src: str, limits: ReadLimits) -> Programme | str:
     """The programme, or the reason it is skipped."""
     titles: list[tuple[bool, str]] = []  # (has lang, text)
+    invisible = False                    # a title that cleans to nothing was seen
     sub_title: str | None = None
     desc: str | None = None
     categories: list[str] = []
+    guide: dict = {}
     for child in el:
         tag = child.tag
+        if tag in _GUIDE_TAGS:
+            _guide_field(child, tag, guide)
+            continue
         if tag == "title":
             text = _text(child).strip(_XML_WS)
-            if text.strip():
+            if text.strip() and _visible(text):
                 titles.append((child.get("lang") is not None, text))
+            elif text.strip():
+                invisible = True
         elif tag == "category":
             text = _text(child).strip(_XML_WS)
             if text:
@@ -359,10 +299,48 @@ def _programme(el: etree._Element, src: str, limits: ReadLimits) -> Programme | 
         elif tag == "desc" and desc is None:
             desc = _text(child).strip(_XML_WS) or None
     if not titles:
-        return SKIP_NO_TITLE
+        return (f"{SKIP_EMPTY_TITLE} (only invisible, control or combining characters)"
+                if invisible else SKIP_NO_TITLE)
     title = next((t for has_lang, t in titles if not has_lang), titles[0][1])
     if len(title) > limits.max_title_chars:
         return f"{SKIP_LONG_TITLE} ({len(title):,} characters, limit {limits.max_title_chars:,})"
     return Programme(title=title, sub_title=sub_title, desc=desc,
                      categories=tuple(categories), channel=el.get("channel", ""),
-                     start=el.get("start", ""), source=src, line=el.sourceline or 0)
+                     start=el.get("start", ""), source=src, line=el.sourceline or 0,
+                     stop=el.get("stop", ""), **guide)
+
+
+_GUIDE_TAGS = frozenset({"episode-num", "credits", "date", "country", "rating"})
+MAX_CREDITS = 16
+
+
+def _guide_field(el: etree._Element, tag: str, guide: dict) -> None:
+    """One of the guide's structural elements into `guide` (Programme's keyword fields)."""
+    if tag == "episode-num":
+        guide["episode"] = bool(_text(el).strip(_XML_WS))
+    elif tag == "credits":
+        people = [_text(c).strip(_XML_WS)[:200] for c in el if isinstance(c.tag, str)]
+        guide["credits"] = tuple(p for p in people if p)[:MAX_CREDITS]
+    elif tag == "rating":
+        if "rating" not in guide:
+            value = next((_text(c).strip(_XML_WS) for c in el if c.tag == "value"), "")
+            if value:
+                guide["rating"] = value[:100]
+    elif tag not in guide:                           # date, country: the first one
+        text = _text(el).strip(_XML_WS)[:100]
+        if text:
+            guide["year" if tag == "date" else tag] = text
+
+
+def _visible(title: str) -> bool:
+    """Whether a title keeps any character after normalize.clean_text (zero-width, bidi,
+    C1 control and combining-mark-only titles do not). Short titles are memoized: they
+    repeat; a long one is not kept (clean_text reads only its first 2,000 characters)."""
+    if title.isascii() and "&" not in title:
+        return True
+    return _cleans_to_text(title) if len(title) <= 200 else bool(clean_text(title))
+
+
+@lru_cache(maxsize=1 << 14)
+def _cleans_to_text(title: str) -> bool:
+    return bool(clean_text(title))

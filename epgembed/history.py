@@ -1,11 +1,12 @@
 """The nightly input history kept in a models root: what past nights' dumps contained.
 
     ROOT/history/<YYYY-MM-DD>.jsonl.gz   one programme per line:
-                                         [channel, start, title, sub_title, [categories], desc]
+                                         [channel, start, title, sub_title, [categories], desc,
+                                          {stop, episode, credits, year, country, rating}]
     ROOT/history/<YYYY-MM-DD>.json       the night's meta: inputs, input statistics
 
-Not copies of the raw dumps: only the fields the catalog uses (titles, categories and
-descriptions; no credits, icons, dates, XML). A night counts only once its meta file exists;
+Not copies of the raw dumps: only the fields the catalog uses (titles, categories,
+descriptions and the guide fields of epgembed/features.py; no icons, no XML). A night counts only once its meta file exists;
 both files are written to hidden temporary names, fsynced and renamed, data first, so a
 crash leaves either the complete night or nothing (plus a hidden temp file that
 `clean_tmp` removes). The nightly job stages a night (`stage_night`) before it publishes and
@@ -114,15 +115,26 @@ def label_agreement(tonight: Iterable[Programme], past: Iterable[Programme],
 
 
 # ---------------------------------------------------------------- rows
+GUIDE_FIELDS = ("stop", "episode", "credits", "year", "country", "rating")
+
+
 def to_row(p: Programme) -> list:
-    return [p.channel, p.start, p.title, p.sub_title, list(p.categories), p.desc]
+    """[channel, start, title, sub_title, [categories], desc, {guide fields present}]."""
+    guide = {f: getattr(p, f) for f in GUIDE_FIELDS if getattr(p, f)}
+    if "credits" in guide:
+        guide["credits"] = list(guide["credits"])
+    return [p.channel, p.start, p.title, p.sub_title, list(p.categories), p.desc, guide]
 
 
 def from_row(row: list, source: str, line: int) -> Programme:
     channel, start, title, sub_title, cats = row[:5]
     desc = row[5] if len(row) > 5 else None
+    guide = dict(row[6]) if len(row) > 6 and isinstance(row[6], dict) else {}
+    if "credits" in guide:
+        guide["credits"] = tuple(guide["credits"])
+    guide = {f: v for f, v in guide.items() if f in GUIDE_FIELDS}
     return Programme(title=title, sub_title=sub_title, desc=desc, categories=tuple(cats),
-                     channel=channel, start=start, source=source, line=line)
+                     channel=channel, start=start, source=source, line=line, **guide)
 
 
 def merge(nights: Iterable[Iterable[Programme]]) -> list[Programme]:

@@ -17,9 +17,11 @@ from pathlib import Path
 
 from . import registry
 from .config import Config
+from .dumpfiles import escape_name
 from .nightly import EXIT_ERROR, EXIT_GATED, EXIT_PUBLISHED, NightlyConfig, run_nightly
 
 __all__ = ["add_commands", "EXIT_PUBLISHED", "EXIT_GATED", "EXIT_ERROR"]
+EXIT_PROBLEMS = 1  # `versions`: a version is broken or `current` dangles
 
 
 def load_configs(path: str | None) -> tuple[NightlyConfig, Config]:
@@ -80,10 +82,11 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
-def version_rows(root: Path) -> list[dict]:
-    """list_versions plus the figures of each version's nightly report, when it has one."""
+def version_rows(root: Path, verify: bool = False) -> list[dict]:
+    """list_versions (hashes checked when `verify`) plus the figures of each version's
+    nightly report, and a broken row for a `current` that points at no version."""
     rows = []
-    for v in registry.list_versions(root):
+    for v in registry.list_versions(root, verify=verify):
         path = registry.versions_dir(root) / v["version"] / "report.json"
         rep = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
         q = rep.get("quality") or {}
@@ -92,16 +95,26 @@ def version_rows(root: Path) -> list[dict]:
                      "map_at_10": (q.get("new") or {}).get("map_at_10"),
                      "stability": (rep.get("stability") or {}).get("common"),
                      "warm_start": (rep.get("warm_start") or {}).get("used")})
+    dangling = registry.current_problem(root)
+    if dangling:
+        rows.append({"version": registry.current_version(root) or registry.CURRENT,
+                     "current": True, "error": dangling})
     return rows
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
-    rows = version_rows(Path(args.models_root))
+    root = Path(args.models_root)
+    if not root.is_dir():
+        print(f"epgembed versions: error: {escape_name(str(root))}: no such models root",
+              file=sys.stderr)
+        return EXIT_ERROR
+    rows = version_rows(root, verify=args.verify)
+    code = EXIT_PROBLEMS if any("error" in r for r in rows) else 0
     if args.json:
         print(json.dumps(rows, indent=1, ensure_ascii=False))
-        return 0
+        return code
     if not rows:
-        print(f"{args.models_root}: no versions")
+        print(f"{escape_name(str(root))}: no versions")
         return 0
     print(f"  {'version':28s} {'created':20s} {'night':10s} {'shows':>7s} {'P@10':>6s} "
           f"{'MAP@10':>6s} {'stab':>5s}")
@@ -113,8 +126,8 @@ def cmd_versions(args: argparse.Namespace) -> int:
         print(f"{'*' if r['current'] else ' '} {r['version']:28s} {r['created']:20s} "
               f"{r['night'] or '-':10s} {r['n_shows']:>7,} {fmt(r['p_at_10']):>6s} "
               f"{fmt(r['map_at_10']):>6s} {fmt(r['stability']):>5s}")
-    print("(* = current)")
-    return 0
+    print("(* = current)" + ("" if args.verify else "; file hashes not checked (--verify)"))
+    return code
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -151,7 +164,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=cmd_rollback)
 
     v = sub.add_parser("versions", help="list versions with dates, counts, quality, current",
-                       epilog="example: epgembed versions --models-root /srv/epgembed")
+                       epilog="exit codes: 0 all listed versions look sound, 1 a version is broken "
+                              "or current points at no version, 2 no such models root. "
+                              "example: epgembed versions --models-root /srv/epgembed --verify")
     v.add_argument("--models-root", required=True)
     v.add_argument("--json", action="store_true")
+    v.add_argument("--verify", action="store_true",
+                   help="also check every file's size and sha256 against its manifest "
+                        "(reads every file of every version)")
     v.set_defaults(func=cmd_versions)

@@ -29,7 +29,7 @@ _NUM = r"\d{1,5}"
 _SEASON_EPISODE = (rf"(?:s|t|season|staffel|saison|temporada|stagione)\s*\.?\s*{_NUM}\s*[,.]?\s*"
                    rf"(?:e|ep|episode|épisode|episodio|folge|f)\s*\.?\s*{_NUM}")
 # Episode 4 / Ep. 4 / Folge 12 / Staffel 2
-_EPISODE_WORD = (rf"(?:episode|épisode|episodio|episódio|ep|eps|folge|staffel|season|saison|temporada)"
+_EPISODE_WORD = (rf"(?:episode|épisode|episodio|episódio|ep|eps|folge)"
                  rf"\s*\.?\s*(?:{_NUM}|[ivxlc]+)(?:\s*(?:/|of|von|de|sur)\s*{_NUM})?")
 # E05 / #12 / Nr. 3
 _EPISODE_NUMBER = rf"(?:e|#|nr\.?|no\.?|n°)\s*{_NUM}"
@@ -37,18 +37,29 @@ _EPISODE_MARKERS = f"{_SEASON_EPISODE}|{_EPISODE_WORD}|{_EPISODE_NUMBER}"
 _EPISODE_PATTERNS = [
     _SEASON_EPISODE,
     _EPISODE_WORD,
-    # Teil 2 / Part 2 / Parte 1 / Partie 3 / Chapter 2 / Kapitel 3 / Vol. 2 (not in brackets:
-    # "Episode (Teil 1)" and "(Teil 2)" are two programmes of one episode title)
-    rf"(?:teil|part|parte|partie|chapter|kapitel|capítulo|capitulo|vol|volume)\s*\.?\s*(?:{_NUM}|[ivxlc]+)(?:\s*(?:/|of|von|de|sur)\s*{_NUM})?",
+    # Teil 2 / Part 2 / Parte 1 / Partie 3 / Chapter 2 / Kapitel 3 (not in brackets:
+    # "Episode (Teil 1)" and "(Teil 2)" are two programmes of one episode title). Never
+    # "Vol. 2", "Season 3" or a bare number: they name another film or show.
+    rf"(?:teil|part|parte|partie|chapter|kapitel|capítulo|capitulo)\s*\.?\s*(?:{_NUM}|[ivxlc]+)(?:\s*(?:/|of|von|de|sur)\s*{_NUM})?",
     _EPISODE_NUMBER,
     # a bracket of nothing but episode numbering: (S2 E5) / [S02E05] / (Staffel 2, Folge 5) / (Ep. 3)
     rf"[(\[]\s*(?:{_EPISODE_MARKERS})(?:\s*[,/;]?\s*(?:{_EPISODE_MARKERS}))*\s*[)\]]",
     # (3608) / (1.3) / (1/3) / [12] / (12-13)
     rf"[(\[]\s*{_NUM}(?:\s*[./\-]\s*{_NUM})?\s*[)\]]",
     # bracketed or dashed meta information: (HD) [OmU] (Wh.) - Live
-    r"[(\[]\s*(?:hd|uhd|4k|sd|3d|omu|ov|ome|vo|vost|vostfr|vf|vos|sub|subs|subtitled|wh|wdh|whg|live|new|neu|nouveau|nuevo|repeat|rpt|stereo|16:9|ad|cc|dolby|dt|ut|engl|english)\.?\s*[)\]]",
-    r"(?:live|in hd|hd|uhd|4k)",
+    r"[(\[]\s*(?:hd|uhd|4k|sd|3d|omu|ov|ome|vo|vost|vostfr|vf|vos|sub|subs|subtitled|wh|wdh|whg|new|neu|nouveau|nuevo|repeat|rpt|stereo|16:9|ad|cc|dolby|dt|ut|engl|english)\.?\s*[)\]]",
 ]
+# A time of day before the title ("11am: Noticiero", "9:30am - ...", "20:15 | ..."): a
+# schedule's note, not part of the show's name ("24: Live Another Day" keeps its "24").
+_TIME_PREFIX = re.compile(
+    r"^(?:\d{1,2}[:.h]\d{2}\s*(?:am|pm|a\.m\.|p\.m\.|uhr|h)?|\d{1,2}\s*(?:am|pm|a\.m\.|p\.m\.))"
+    r"\s*(?:[:|\-\u2013\u2014]\s+|\s*[:|]\s*)(?=\S)", re.IGNORECASE)
+# A title that is only an episode's number, without the show's name ("Episode 17",
+# "Series 20 Ep 19 with ...", "Show 15"): no show of its own.
+_BARE_EPISODE = re.compile(
+    rf"^(?:(?:series|season|staffel|saison|temporada|s)\s*\.?\s*{_NUM}\s*[,.]?\s*(?:ep|episode|e|folge)\s*\.?\s*{_NUM}"
+    rf"|(?:episode|épisode|episodio|ep|folge|show|part|teil|chapter|programme|program)\s*\.?\s*#?{_NUM})\b",
+    re.IGNORECASE)
 _TRAILING = re.compile(
     rf"(?:{_SEP}|^)(?:{'|'.join(_EPISODE_PATTERNS)})\s*[)\].!:,-]?\s*$", re.IGNORECASE
 )
@@ -66,7 +77,8 @@ PLACEHOLDER_CATEGORIES = frozenset(
 
 
 def clean_text(text: str | None, keep_dashes: bool = False) -> str:
-    """NFKC, invisible characters -> space, leftover entities decoded, whitespace collapsed.
+    """NFKC, invisible characters -> space, leftover entities decoded, whitespace collapsed;
+    a text of combining marks only becomes "" (it shows nothing).
 
     Dashes (en, em, minus, ...) become "-" unless keep_dashes (display titles keep the
     feed's spelling; keys and tokens do not care which dash a feed used)."""
@@ -96,6 +108,8 @@ def _clean_once(text: str, keep_dashes: bool) -> str:
     if not text.isprintable():
         text = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in text)
     text = _WS.sub(" ", text).strip()
+    if not text.isascii() and all(c == " " or unicodedata.category(c)[0] == "M" for c in text):
+        return ""  # combining marks with nothing to combine with: no visible text
     return text[:MAX_TITLE_CHARS].strip()
 
 
@@ -136,23 +150,50 @@ def fold(text: str) -> str:
 
 
 def title_key(title: str | None) -> str:
-    """The catalog key of a raw title: cleaned, episode markers stripped, case-folded.
+    """The catalog key of a raw title: cleaned, a time-of-day prefix and trailing episode
+    markers stripped, case-folded.
 
     A key is its own key (title_key(title_key(x)) == title_key(x)): when one pass could
     leave something a second pass would change (a marker exposed by the final strip,
     "Show Ep. 4:."; non-ASCII text that case folding lengthens or un-normalizes; an entity
     name that folding makes decodable, "&NBSP;"), passes repeat until nothing changes (one per marker: "A #2.. #3.. #2..")."""
-    series, _ = strip_episode(clean_text(title))
-    folded = fold(series)
+    folded = fold(strip_episode(drop_time_prefix(clean_text(title)))[0])
     key = _cut(folded)
     if key == folded and key.isascii() and "&" not in key:
         return key
     for _ in range(len(key) + 1):  # a change only ever shortens the key, so this ends
-        again = _cut(fold(strip_episode(clean_text(key))[0]))
+        again = _cut(fold(strip_episode(drop_time_prefix(clean_text(key)))[0]))
         if again == key:
             break
         key = again
     return key
+
+
+def drop_time_prefix(text: str) -> str:
+    """"11am: Noticiero Telemundo" -> "Noticiero Telemundo" (a cleaned text)."""
+    m = _TIME_PREFIX.match(text)
+    return text[m.end():] if m else text
+
+
+def is_bare_episode(key: str) -> bool:
+    """A key that is only an episode's number ("episode 17", "series 20 ep 19 with ...")."""
+    return bool(_BARE_EPISODE.match(key))
+
+
+def squash(key: str) -> str:
+    """A key without punctuation and spaces: two spellings of one show squash alike
+    ("star trek: deep space nine", "star trek - deep space nine")."""
+    return "".join(c for c in key if c.isalnum())
+
+
+def series_head(key: str) -> str:
+    """The part of a key before its first ":" or " - " (the whole key when there is
+    none): answers with the query's head are of its own series."""
+    head = _HEAD.split(key, maxsplit=1)[0].strip()
+    return head or key
+
+
+_HEAD = re.compile(r":| - | \| | \u2013 | \u2014 ")
 
 
 def _cut(key: str) -> str:

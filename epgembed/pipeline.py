@@ -8,7 +8,8 @@ leaves `out_dir` untouched (bundle.save_model renames a complete folder into pla
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -17,9 +18,10 @@ import torch
 
 from .bundle import save_model
 from .related import center_vectors
-from .catalog import Catalog, ProgrammeLike, SerializedCatalog, build_catalog, iter_titles
+from .catalog import Catalog, SerializedCatalog
+from .catalog_build import EMPTY_KEY, ProgrammeLike, build_catalog, iter_titles
 from .config import Config
-from .epg import ReadReport, read_programmes
+from .epg import ReadLimits, ReadReport, read_programmes
 from .tokenize import Tokenizer
 from .sampling import PackedTitles
 from .train import TrainResult, all_title_vectors, train
@@ -35,13 +37,15 @@ class Prepared:
     show_categories: list[list[int]]  # per show, supervising category ids
     report: ReadReport
     timings: dict
+    dropped: dict = field(default_factory=dict)   # programmes that make no item, by reason
 
 
-def prepare(paths: Iterable[str | Path], cfg: Config, *, skip_bad_input: bool = False) -> Prepared:
+def prepare(paths: Iterable[str | Path], cfg: Config, *, skip_bad_input: bool = False,
+            limits: ReadLimits | None = None) -> Prepared:
     """Read the dumps, build the catalog, train the tokenizer, tokenize every show."""
     report = ReadReport()
-    return prepare_programmes(read_programmes(paths, skip_bad_input=skip_bad_input, report=report),
-                              cfg, report)
+    return prepare_programmes(read_programmes(paths, skip_bad_input=skip_bad_input, report=report,
+                                              limits=limits), cfg, report)
 
 
 def prepare_programmes(programmes: Iterable[ProgrammeLike], cfg: Config,
@@ -50,17 +54,24 @@ def prepare_programmes(programmes: Iterable[ProgrammeLike], cfg: Config,
     timings = {}
     t0 = time.perf_counter()
     report = report if report is not None else ReadReport()
-    catalog = build_catalog(programmes, cfg.catalog)
+    dropped: Counter[str] = Counter()
+    catalog = build_catalog(programmes, cfg.catalog, dropped, cfg.features)
+    report.empty_keys += dropped[EMPTY_KEY]
     if len(catalog) == 0:
-        raise ValueError("no programmes with a title in the input")
+        raise ValueError(f"no programmes with a title in the input ({report.summary(limit=3)})")
+    for show in catalog.shows:   # never build a catalog that Catalog.load would refuse
+        show.checked()
     timings["ingest_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     contexts = [s.context for s in catalog.shows]
-    tokenizer = Tokenizer.train(iter_titles(catalog), cfg.tokenizer, contexts)
-    token_ids, token_weights = tokenizer.encode_items([s.key for s in catalog.shows], contexts)
+    features = [s.features for s in catalog.shows]
+    tokenizer = Tokenizer.train(iter_titles(catalog), cfg.tokenizer, contexts, features, cfg.features)
+    token_ids, token_weights = tokenizer.encode_items([s.key for s in catalog.shows], contexts,
+                                                      features)
     timings["tokenizer_s"] = time.perf_counter() - t0
     names, show_cats = catalog.supervision(cfg.catalog)
-    return Prepared(catalog, tokenizer, token_ids, token_weights, names, show_cats, report, timings)
+    return Prepared(catalog, tokenizer, token_ids, token_weights, names, show_cats, report, timings,
+                    dict(dropped))
 
 
 def context_pairs(ids: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -90,13 +101,14 @@ def fit(prep: Prepared, cfg: Config, init: np.ndarray | None = None) -> TrainRes
 
 def train_model(paths: Iterable[str | Path], out_dir: str | Path, cfg: Config | None = None, *,
                 skip_bad_input: bool = False, threads: int | None = None,
+                limits: ReadLimits | None = None,
                 quality: dict | None = None) -> dict:
     """Train on the dumps and write a complete model directory; returns its manifest."""
     cfg = cfg or Config()
     if threads:
         torch.set_num_threads(threads)
     paths = [Path(p) for p in paths]
-    prep = prepare(paths, cfg, skip_bad_input=skip_bad_input)
+    prep = prepare(paths, cfg, skip_bad_input=skip_bad_input, limits=limits)
     prep.catalog = prep.catalog.serialized()   # training needs only its file: 1.5 GB less at 1M shows
     t0 = time.perf_counter()
     result = fit(prep, cfg)
@@ -126,6 +138,9 @@ def write_model(prep: Prepared, result: TrainResult, out_dir: str | Path, cfg: C
     summary = {**(data or {}), "files": prep.report.files,
                "programmes": prep.report.programmes,
                "skipped": [list(s) for s in prep.report.skipped],
+               "skip_counts": prep.report.skip_counts(),
+               "empty_titles": prep.report.empty_titles(),  # cleaned to nothing: reader + catalog
+               "dropped_programmes": prep.dropped,           # no item: empty key, bare episode
                "supervising_categories": len(prep.categories),
                "labelled_for_training": labelled}
     summary.update(data or {})

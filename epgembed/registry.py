@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .bundle import fsync_dir, load_model, read_manifest
+from .bundle import (ModelError, describe_links, fsync_dir, linked_files, load_model, read_manifest,
+                     verify_files)
 
 VERSIONS = "versions"
 CURRENT = "current"
@@ -60,12 +61,19 @@ def point_current(root: Path, version: str) -> None:
 def publish(root: Path, model_dir: Path, *, move: bool = True, validate: bool = True) -> str:
     """Install a complete model directory as a new version and make it current.
 
-    The folder is renamed (or copied) to a hidden temporary name inside versions/, loaded
-    and validated there, then renamed to its version name and pointed at. Any failure
-    leaves `current` untouched and removes the temporary folder.
+    The folder is renamed (or copied: real copies, never hard links) to a hidden temporary
+    name inside versions/, loaded and validated there, then renamed to its version name and
+    pointed at. A folder whose files have other names (st_nlink > 1, e.g. made by `cp -al`)
+    is refused: a version must share no inode with any other path, or a write there would
+    rewrite the served file in place. Any failure leaves `current` untouched and removes the
+    temporary folder.
     """
     root = Path(root)
     version = read_manifest(model_dir)["version"]
+    linked = linked_files(model_dir)
+    if linked:
+        raise ModelError(f"{model_dir}: refusing to publish files that have other names (hard links): "
+                         f"{describe_links(linked)}; copy the folder (cp -r, not cp -al or cp -l)")
     vdir = versions_dir(root)
     vdir.mkdir(parents=True, exist_ok=True)
     final = vdir / version
@@ -90,8 +98,22 @@ def publish(root: Path, model_dir: Path, *, move: bool = True, validate: bool = 
     return version
 
 
-def list_versions(root: Path) -> list[dict]:
-    """Complete versions, oldest first, with their manifests' key figures."""
+def current_problem(root: Path) -> str | None:
+    """Why `current` points at no version folder (dangling, or not a link); None when it
+    does, or when nothing is published."""
+    link = Path(root) / CURRENT
+    if not link.is_symlink():
+        return f"{link} is not a symbolic link" if link.exists() else None
+    target = current_dir(root)
+    if target is None or not target.is_dir():
+        return f"current points to {os.readlink(link)}, which does not exist (dangling)"
+    return None
+
+
+def list_versions(root: Path, *, verify: bool = False) -> list[dict]:
+    """Versions, oldest first, with their manifests' key figures; a folder that is broken
+    (no readable manifest; with `verify`, a file whose size or sha256 differs from the
+    manifest's: bundle.verify_files) is listed with its "error", not hidden."""
     out = []
     vdir = versions_dir(root)
     if not vdir.is_dir():
@@ -105,6 +127,11 @@ def list_versions(root: Path) -> list[dict]:
             continue
         out.append({"version": d.name, "created": m["created"], "n_shows": m["n_shows"],
                     "quality": m.get("quality", {}), "current": d.name == cur})
+        if verify:
+            try:
+                verify_files(d, m)
+            except (ModelError, OSError) as e:
+                out[-1]["error"] = str(e)
     return out
 
 

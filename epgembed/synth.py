@@ -10,7 +10,7 @@ What it imitates (measured on the shared dumps): titles of 1-8 words, Zipf-distr
 words with a long tail, per-language vocabularies (English, German, French, Spanish with
 their accents, some Japanese-like CJK words, a few emoji/★/#hashtags), `Series: Episode`
 titles grouped in series, episode markers that the normalizer strips (`S2 E5`, `S03E05`,
-`Folge 12`, `(3608)`, `Teil 2`), meta suffixes (`(HD)`, `[OmU]`), 1 + geometric airings per
+`Folge 12`, `(3608)`, `Teil 2`), meta suffixes (`(HD)`, `[OmU]`, `(Wh.)`), 1 + geometric airings per
 show (mean 3) on a few of many channels, categories with a power-law size distribution
 (plus a broad `Series`-like category on ~40% of shows), ~8% of shows without a category,
 short descriptions and sub-titles. Category topics give titles of one category shared
@@ -55,7 +55,7 @@ GENRES = ("Drama|Comedy|News|Documentary|Sport|Kids|Reality|Crime|Movie|Music|Ta
           "Documentaire|Divertissement|Dessin animé|Feuilleton|Telenovela|Noticias|Deportes|"
           "Infantil|Comedia|Documentales|アニメ|ドラマ|バラエティ").split("|")
 EPISODE_FORMS = ("{s} S{a} E{b}", "{s} S{a:02d}E{b:02d}", "{s} - Folge {c}", "{s} ({c})",
-                 "{s} - Teil {a}", "{s} Ep. {b}", "{s} (HD)", "{s} [OmU]", "{s} - Live")
+                 "{s} - Teil {a}", "{s} Ep. {b}", "{s} (HD)", "{s} [OmU]", "{s} (Wh.)")
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,15 @@
-"""Tokenizer: sentencepiece pieces (byte fallback, so nothing is unknown) + whole words.
+"""Tokenizer: sentencepiece pieces (byte fallback, so nothing is unknown) + whole words
++ guide features.
 
-Token ids: 0 is PAD; 1..P are sentencepiece pieces; P+1.. are whole words that at least
-`min_word_count` titles use. Every caller (training, indexing, service, inspection) goes
-through `Tokenizer.encode`, which applies the shared normalization first.
+Token ids: 0 is PAD; 1..P are sentencepiece pieces; P+1..P+W are whole words that at least
+`min_word_count` titles use; then the guide features (epgembed/features.py: channel, slot,
+duration, credits, ...) that at least `features.min_items` catalog titles carry. Every
+caller (training, indexing, service, inspection) goes through `Tokenizer.encode` /
+`item_tokens`, which apply the shared normalization first.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from array import array
@@ -17,8 +21,9 @@ from typing import Iterable
 import numpy as np
 import sentencepiece as spm
 
-from .config import TokenizerConfig
-from .normalize import clean_text, fold, strip_episode
+from .config import FeatureConfig, TokenizerConfig
+from .features import feature_weight, vocabulary
+from .normalize import clean_text, fold, title_key
 
 PAD_ID = 0
 FORMAT = "epgembed-tokenizer/1"
@@ -26,8 +31,8 @@ _WORD = re.compile(r"\w+(?:['’]\w+)*", re.UNICODE)
 
 
 def token_text(title: str) -> str:
-    """The text a title is tokenized from: cleaned, episode markers stripped, case-folded."""
-    return fold(strip_episode(clean_text(title))[0])
+    """The text a title is tokenized from: its catalog key (normalize.title_key)."""
+    return title_key(title)
 
 
 def words_of(text: str) -> list[str]:
@@ -43,7 +48,8 @@ def auto_vocab_size(n_distinct_words: int, cfg: TokenizerConfig) -> int:
 
 class Tokenizer:
     def __init__(self, sp_model: bytes | None, words: list[str], cfg: TokenizerConfig,
-                 context_words: list[str] | None = None):
+                 context_words: list[str] | None = None, features: list[str] | None = None,
+                 feature_cfg: FeatureConfig | None = None):
         self.cfg = cfg
         self.sp_bytes = sp_model
         self.sp = None
@@ -56,16 +62,22 @@ class Tokenizer:
         # words allowed in description context (frequent words are stopwords, left out)
         self.context_words = list(context_words or [])
         self._context_ok = set(self.context_words)
+        self.features = list(features or [])
+        self.feature_cfg = feature_cfg or FeatureConfig()
+        first = 1 + self.n_pieces + len(self.words)
+        self.feature_id = {f: first + i for i, f in enumerate(self.features)}
 
     @property
     def vocab_size(self) -> int:
-        return 1 + self.n_pieces + len(self.words)
+        return 1 + self.n_pieces + len(self.words) + len(self.features)
 
     # ---------------------------------------------------------------- training
     @classmethod
     def train(cls, titles: Iterable[str], cfg: TokenizerConfig | None = None,
-              contexts: Iterable[str] = ()) -> "Tokenizer":
+              contexts: Iterable[str] = (), item_features: Iterable[Iterable[str]] = (),
+              feature_cfg: FeatureConfig | None = None) -> "Tokenizer":
         cfg = cfg or TokenizerConfig()
+        feature_cfg = feature_cfg or FeatureConfig()
         texts = sorted({t for t in (token_text(x) for x in titles) if t})
         if not texts:
             raise ValueError("no titles to train the tokenizer on")
@@ -89,7 +101,8 @@ class Tokenizer:
         if cfg.pieces or not words:
             sp_bytes = _train_sentencepiece(_sample(texts, cfg.sp_max_sentences, cfg.seed),
                                             auto_vocab_size(len(word_titles), cfg), cfg.seed)
-        return cls(sp_bytes, words, cfg, context_words)
+        return cls(sp_bytes, words, cfg, context_words, vocabulary(item_features, feature_cfg),
+                   feature_cfg)
 
     # ---------------------------------------------------------------- encoding
     def tokens(self, title: str) -> list[tuple[int, str]]:
@@ -101,17 +114,33 @@ class Tokenizer:
         pieces = self.sp.EncodeAsIds(text) if self.sp is not None and text else []
         return self._title_ids(text, pieces)
 
-    def item_tokens(self, title: str, context: str = "") -> list[tuple[int, str, float]]:
+    def item_tokens(self, title: str, context: str = "",
+                    features: dict[str, float] | None = None) -> list[tuple[int, str, float]]:
         """(id, surface, weight) of a catalog title: its tokens (weight 1), then up to
-        `context_words` description words (weight `context_weight`) it does not already have."""
+        `context_words` description words (weight `context_weight`) it does not already
+        have, then its guide features (their kind's weight times their share)."""
         ids = self.encode(title)
         out = [(i, self.token_name(i), 1.0) for i in ids]
         if context and self._context_ok:
             out.extend((i, self.token_name(i), self.cfg.context_weight)
                        for i in self._context_ids(context, set(ids)))
+        out.extend((i, self.token_name(i), w) for i, w in self.feature_tokens(features))
+        return out
+
+    def feature_tokens(self, features: dict[str, float] | None) -> list[tuple[int, float]]:
+        """(id, weight) of the known features among `features` (feature -> share)."""
+        if not features or not self.feature_id:
+            return []
+        out = []
+        for f, share in features.items():
+            fid = self.feature_id.get(f)
+            w = feature_weight(f, share, self.feature_cfg) if fid is not None else 0.0
+            if w > 0:
+                out.append((fid, w))
         return out
 
     def encode_items(self, titles: list[str], contexts: list[str],
+                     features: list[dict[str, float]] | None = None,
                      chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
         """Padded ids [S, L] (int32) and weights [S, L] (0 at PAD) of catalog titles with context:
         the ids and weights of `item_tokens`, encoded in batches (sentencepiece's batch call)
@@ -121,14 +150,18 @@ class Tokenizer:
             texts = [token_text(t) for t in titles[start: start + chunk]]
             pieces = (self.sp.Encode(texts, out_type=int, num_threads=1)
                       if self.sp is not None else [[] for _ in texts])
-            for text, ps, context in zip(texts, pieces, contexts[start: start + chunk]):
+            feats = features[start: start + chunk] if features else [None] * len(texts)
+            for text, ps, context, f in zip(texts, pieces, contexts[start: start + chunk], feats):
                 row = self._title_ids(text, ps)
                 n_title = len(row)
                 if context and self._context_ok:
                     row.extend(self._context_ids(context, set(row)))
-                flat_ids.extend(row)
+                extra = self.feature_tokens(f)
                 flat_w.extend([1.0] * n_title)
                 flat_w.extend([self.cfg.context_weight] * (len(row) - n_title))
+                row.extend(i for i, _ in extra)
+                flat_w.extend(w for _, w in extra)
+                flat_ids.extend(row)
                 lengths.append(len(row))
         lens = np.frombuffer(lengths, dtype=np.int64) if len(lengths) else np.zeros(0, np.int64)
         width = max([1] + ([int(lens.max())] if len(lens) else []))
@@ -171,7 +204,9 @@ class Tokenizer:
             return "<pad>"
         if token_id <= self.n_pieces:
             return self.sp.IdToPiece(token_id - 1)
-        return f"[{self.words[token_id - 1 - self.n_pieces]}]"
+        if token_id <= self.n_pieces + len(self.words):
+            return f"[{self.words[token_id - 1 - self.n_pieces]}]"
+        return f"<{self.features[token_id - 1 - self.n_pieces - len(self.words)]}>"
 
     # ---------------------------------------------------------------- files
     def save(self, directory: Path) -> list[str]:
@@ -180,7 +215,8 @@ class Tokenizer:
             (directory / "tokenizer.model").write_bytes(self.sp_bytes)
             files.append("tokenizer.model")
         meta = {"format": FORMAT, "config": self.cfg.__dict__, "n_pieces": self.n_pieces,
-                "words": self.words, "context_words": self.context_words, "pad_id": PAD_ID}
+                "words": self.words, "context_words": self.context_words, "pad_id": PAD_ID,
+                "features": self.features, "feature_config": dataclasses.asdict(self.feature_cfg)}
         (directory / "tokenizer.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         return files
 
@@ -192,7 +228,8 @@ class Tokenizer:
         sp_path = directory / "tokenizer.model"
         sp_bytes = sp_path.read_bytes() if sp_path.exists() else None
         tok = cls(sp_bytes, meta["words"], TokenizerConfig(**meta["config"]),
-                  meta.get("context_words", []))
+                  meta.get("context_words", []), meta.get("features", []),
+                  FeatureConfig(**meta.get("feature_config", {})))
         if tok.n_pieces != meta["n_pieces"]:
             raise ValueError(f"{directory}: tokenizer.model has {tok.n_pieces} pieces, expected {meta['n_pieces']}")
         return tok

@@ -7,12 +7,12 @@ import time
 from typing import Any
 
 from flask import Blueprint, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from epgembed.related import QueryError, Related
 
 from .holder import Serving
-from .schema import ApiError, parse_body, parse_query
+from .schema import ApiError, parse_body, parse_query, path_id
 from .search import normalize_query
 from .state import check_deadline, serving, state
 
@@ -42,26 +42,40 @@ def related_by_title():
     return _answer(s, r)
 
 
-@bp.get("/titles/<int:show_id>/related")
-def related_by_id(show_id: int):
+@bp.get("/titles/<show_id>/related")
+def related_by_id(show_id: str):
+    x = path_id(show_id)      # not <int:show_id>: werkzeug's converter takes "１２" for 12
     v = parse_query(state().params.by_id, request.args)
     s = serving()
-    if show_id >= len(s.model):
-        raise ApiError(404, f"unknown id {show_id} (the catalog has ids 0..{len(s.model) - 1})")
+    if x >= len(s.model):
+        raise ApiError(404, f"unknown id {x} (the catalog has ids 0..{len(s.model) - 1})")
     try:
-        r = s.model.related_to_id(show_id, **_filters(v))
+        r = s.model.related_to_id(x, **_filters(v))
     except QueryError as e:
         raise ApiError(400, str(e)) from None
     return _answer(s, r)
 
 
-def _json_body() -> Any:
-    if not request.is_json:
-        raise ApiError(415, "the body must be application/json")
+def _read_body() -> bytes:
     data = request.get_data(cache=False)     # reading it enforces MAX_CONTENT_LENGTH (413) ...
     limit = state().config.limits.max_body_bytes
     if request.content_length is None and len(data) >= limit and request.environ["wsgi.input"].read(1):
         raise RequestEntityTooLarge()         # ... but a chunked body is silently cut at the limit
+    return data
+
+
+def _json_body() -> Any:
+    if not request.is_json:
+        raise ApiError(415, "the body must be application/json")
+    try:
+        data = _read_body()
+    except HTTPException:
+        raise
+    except Exception as e:  # noqa: BLE001 - the WSGI server's framing errors, raised by the read:
+        # gunicorn's InvalidChunkSize, InvalidChunkExtension, ChunkMissingTerminator, InvalidHeader
+        # (a bad trailer) ...; nothing but the client's bytes is involved, so a 400, not a 500
+        why = " ".join(str(e).split())[:120]
+        raise ApiError(400, f"the request body is malformed: {type(e).__name__}: {why}") from None
     try:
         # json.loads, not get_json(silent=True): that lets a RecursionError (a body nested a
         # few thousand levels deep) through as a 500; bytes: UTF-8/16/32 detected, anything else a 400

@@ -91,7 +91,16 @@ def _start_request() -> None:
     g.t0 = time.perf_counter()
     limits = state().config.limits
     g.deadline = g.t0 + limits.request_seconds
+    _check_host(request.environ)
     _check_query_string(request.query_string, limits.max_query_bytes)
+
+
+def _check_host(environ: dict) -> None:
+    """RFC 9112 section 3.2: an HTTP/1.1 request without a Host header (or with an empty
+    one: an http URI always names its host) MUST get a 400. gunicorn answers such requests
+    (it refuses only a repeated Host), so the app does."""
+    if environ.get("SERVER_PROTOCOL") == "HTTP/1.1" and not environ.get("HTTP_HOST", "").strip():
+        raise ApiError(400, "an HTTP/1.1 request must carry a Host header")
 
 
 def _check_query_string(raw: bytes, max_bytes: int) -> None:

@@ -24,11 +24,10 @@ from epgembed.inspect import InspectConfig, explain_pair
 from epgembed.related import QueryError
 
 from .config import Limits
-from .schema import ApiError, Param, parse_query
+from .schema import MAX_ID, ApiError, Param, parse_query, path_id
 from .state import serving, state
 
 STATIC = Path(__file__).parent / "static"
-MAX_ID = 2**31 - 1     # a sane upper bound for ids and counts (stated in /openapi.json)
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
        "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
@@ -63,12 +62,6 @@ def explain_text_params(limits: Limits) -> tuple[Param, ...]:
               maximum=MAX_ID),
         *tuning_params(),
     )
-
-
-def path_id(raw: str) -> int:
-    if not (raw.isascii() and raw.isdigit()):
-        raise ApiError(400, f"id must be a non-negative integer, got {raw[:40]!r}")
-    return int(raw)
 
 
 def explain(title: str | int, neighbor: str | int, values: dict[str, Any]) -> dict:
@@ -133,7 +126,7 @@ def openapi_paths(limits: Limits) -> dict:
     from .openapi import query_params, ref, responses
     ok = responses("per-token contributions of one pair (docs/INSPECT.md)", ref("Explain"), 404, 503)
     path_param = {"name": "id", "in": "path", "required": True,
-                  "schema": {"type": "integer", "minimum": 0, "example": 0}}
+                  "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID, "example": 0}}
     return {
         "/v1/titles/{id}/explain": {"get": {"summary": "why is a neighbour related: leave-one-token-out "
                                             "scores, training frequencies, flags",

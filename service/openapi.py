@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from .config import Limits
-from .schema import Param, batch_params, filter_params, related_params, search_params
+from .schema import MAX_ID, Param, batch_params, filter_params, related_params, search_params
 
 ERROR_CODES = {400: "invalid input (message says which), including a query string that is not "
                     "percent-encoded UTF-8",
@@ -104,7 +104,7 @@ def _batch_body(limits: Limits) -> dict:
 def build_spec(limits: Limits) -> dict:
     from .explain import openapi_paths, openapi_schemas
     id_param = {"name": "id", "in": "path", "required": True, "description": "catalog id (GET /v1/titles)",
-                "schema": {"type": "integer", "minimum": 0, "example": 0}}
+                "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID, "example": 0}}
     not_ready = {"description": "no valid model loaded (reason says why)",
                  "content": {"application/json": {"schema": ref("Status")}}}
     paths = {

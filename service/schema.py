@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -18,6 +19,14 @@ from .config import Limits
 CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
          414: "uri_too_long", 415: "unsupported_media_type", 431: "headers_too_large",
          500: "internal_error", 503: "no_model", 504: "deadline_exceeded"}
+
+
+MAX_ID = 2**31 - 1     # a sane upper bound for ids and counts (stated in /openapi.json)
+
+# Numbers in a URL are ASCII: int() and float() would also take "１２" (fullwidth), "٥"
+# (Arabic-Indic), "5_0" (an underscore) and " 5 " (spaces).
+_INTEGER = re.compile(r"-?[0-9]+")
+_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 class ApiError(Exception):
@@ -127,6 +136,20 @@ def _check_string(p: Param, v: str) -> str:
     return v
 
 
+def _not_a_number(p: Param) -> ApiError:
+    return ApiError(400, f"{p.name} must be {'an integer' if p.type == 'integer' else 'a finite number'}")
+
+
+def path_id(raw: str) -> int:
+    """A catalog id from a URL path: ASCII digits only, at most MAX_ID (400 otherwise)."""
+    if not (raw.isascii() and raw.isdigit()):
+        raise ApiError(400, f"id must be a non-negative integer, got {raw[:40]!r}")
+    digits = raw.lstrip("0") or "0"
+    if len(digits) > len(str(MAX_ID)) or int(digits) > MAX_ID:
+        raise ApiError(400, f"id must be at most {MAX_ID}")
+    return int(digits)
+
+
 def _from_text(p: Param, raw: str) -> Any:
     if p.type == "string":
         return _check_string(p, raw)
@@ -135,12 +158,14 @@ def _from_text(p: Param, raw: str) -> Any:
         if low not in ("true", "false", "1", "0"):
             raise ApiError(400, f"{p.name} must be true or false")
         return low in ("true", "1")
+    if not (_INTEGER if p.type == "integer" else _NUMBER).fullmatch(raw):
+        raise _not_a_number(p)
     try:
         v = int(raw) if p.type == "integer" else float(raw)
-    except ValueError:
-        raise ApiError(400, f"{p.name} must be {'an integer' if p.type == 'integer' else 'a number'}") from None
+    except ValueError:              # more digits than int() converts (4300)
+        raise _not_a_number(p) from None
     if p.type == "number" and not math.isfinite(v):
-        raise ApiError(400, f"{p.name} must be a finite number")
+        raise _not_a_number(p)
     _check_range(p, v)
     return v
 
@@ -158,7 +183,7 @@ def _from_json(p: Param, v: Any) -> Any:
         return _array(p, v)
     ok = isinstance(v, int) if p.type == "integer" else isinstance(v, (int, float))
     if isinstance(v, bool) or not ok or (isinstance(v, float) and not math.isfinite(v)):
-        raise ApiError(400, f"{p.name} must be {'an integer' if p.type == 'integer' else 'a number'}")
+        raise _not_a_number(p)
     _check_range(p, v)
     return v
 

@@ -57,6 +57,17 @@ def wrong_dimension(folder: Path) -> None:
     _refresh_hash(folder, "index.ann")
 
 
+def oversized_title(folder: Path) -> None:
+    """One catalog.jsonl title of 50,000 characters (hashes match: only the field bounds catch
+    it); served, it made every answer that listed the show that large."""
+    lines = (folder / "catalog.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    show = json.loads(lines[1])
+    show["title"] = "Huge " * 10_000
+    lines[1] = json.dumps(show) + "\n"
+    (folder / "catalog.jsonl").write_text("".join(lines), encoding="utf-8")
+    _refresh_hash(folder, "catalog.jsonl")
+
+
 def missing_file(folder: Path) -> None:
     (folder / "tokenizer.json").unlink()
 
@@ -68,7 +79,8 @@ def bad_format(folder: Path) -> None:
 
 
 CORRUPTIONS = {"truncated_index": truncate_index, "wrong_dimension": wrong_dimension,
-               "missing_file": missing_file, "bad_format_version": bad_format}
+               "missing_file": missing_file, "bad_format_version": bad_format,
+               "oversized_title": oversized_title}
 
 
 def publish_corrupt(root: Path, model_dir: Path, how: str) -> str:

@@ -152,6 +152,13 @@ CORPUS: dict[str, tuple[Callable[[Path], None], Case]] = {
         GOOD, prog(b""), prog(b"   "), prog("\u00a0\u3000".encode()),
         b'<programme channel="c"><sub-title>no title</sub-title></programme>\n')),
         Case("skip", programmes=N_GOOD, skips={"programme without title": 4})),
+    "invisible_titles": (lambda p: p.write_bytes(doc(
+        GOOD, prog("\u200b\u2060".encode()), prog("\u009c".encode()), prog("\u202e\u2066".encode()),
+        prog("\u0301\u0308".encode()))),
+        Case("skip", programmes=N_GOOD, skips={"title empty after cleaning": 4})),
+    "namespaced_half": (lambda p: p.write_bytes(doc(GOOD, GOOD.replace(
+        b"<programme ", b'<x:programme xmlns:x="http://example.com/x" ').replace(b"</programme>", b"</x:programme>"))),
+        Case("error", "are namespaced")),
     "only_missing_titles": (lambda p: p.write_bytes(doc(*[b'<programme channel="c"/>\n'] * 5000)),
                             Case("skip", programmes=0, skips={"programme without title": 5000})),
     "fifty_categories": (lambda p: p.write_bytes(doc(GOOD, programme_xml(

@@ -141,7 +141,7 @@ def test_related_answers_every_title_with_a_key(model, x):
     try:
         r = model.related(x, k=5)
     except QueryError:
-        assert not title_key(x), x                       # only a title with nothing in it is refused
+        assert not any(c.isalnum() for c in title_key(x)), x   # only a title without a letter or digit
         return
     assert len(r.hits) <= 5 and all(math.isfinite(h.score) and -1.001 <= h.score <= 1.001 for h in r.hits)
     assert r.id is None or r.id not in [h.id for h in r.hits]
@@ -160,6 +160,6 @@ def client(tiny_model_dir):
 def test_service_accepts_what_the_normalizer_accepts(client, x):
     r = client.get("/v1/related", query_string={"title": x, "k": 3})
     assert r.status_code < 500, (x, r.status_code, r.get_data(as_text=True)[:300])
-    if title_key(x) and len(x) <= MAX_TITLE_CHARS:
+    if any(c.isalnum() for c in title_key(x)) and len(x) <= MAX_TITLE_CHARS:
         assert r.status_code == 200, (x, r.get_data(as_text=True)[:300])
         assert len(r.get_json()["related"]) <= 3

@@ -6,13 +6,16 @@ Damage: each file truncated, one bit flipped in each file, wrong dimensions, a m
 manifest, manifests whose hashes lie, and "consistent lies": a file swapped for another
 model's (or corrupted) with the manifest's hash rewritten to match, which only the content
 checks of the self-test can catch (the index, vectors and embeddings of another model,
-non-finite or non-unit vectors, reordered catalog). The checks are run with and without
+non-finite or non-unit vectors, reordered catalog). Hard links: publish refuses a folder
+whose files have other names, and loading warns about served ones. The checks are run with and without
 hash verification: the content is checked, not trusted. (Covered elsewhere and not repeated
 here: tests/test_pipeline.py and tests/test_service.py's four corruptions.)
 """
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -263,3 +266,46 @@ def test_holder_refuses_a_bad_current_and_the_old_keeps_answering(tiny_model_dir
         assert registry.current_version(root) == good
     finally:
         holder.stop()
+
+
+# ---------------------------------------------------------------- hard links (issue 14.4)
+def linked_copy(src: Path, dst: Path) -> Path:
+    """What `cp -al src dst` makes: each file a second name of the same inode."""
+    dst.mkdir()
+    for f in src.iterdir():
+        os.link(f, dst / f.name)
+    return dst
+
+
+@pytest.mark.parametrize("move", [False, True])
+def test_publish_refuses_a_folder_whose_files_have_other_names(tiny_model_dir, tmp_path, move):
+    root = tmp_path / "root"
+    src = copy_model(tiny_model_dir, tmp_path / "m")
+    os.link(src / "index.ann", tmp_path / "elsewhere.ann")
+    with pytest.raises(ModelError, match=r"\(hard links\): index.ann \(2 links\); copy the folder"):
+        registry.publish(root, src, move=move)
+    assert registry.current_version(root) is None and (src / "index.ann").stat().st_nlink == 2
+    assert not registry.versions_dir(root).exists()
+    (tmp_path / "elsewhere.ann").unlink()
+    folder = registry.versions_dir(root) / registry.publish(root, src, move=move)
+    for f in folder.iterdir():                       # a version shares no inode with any other path
+        assert f.stat().st_nlink == 1
+        assert move or f.stat().st_ino != (src / f.name).stat().st_ino
+
+
+def test_loading_warns_about_served_files_with_other_names(tiny_model_dir, tmp_path, caplog):
+    from service.holder import ModelHolder
+    root = tmp_path / "root"
+    good = registry.publish(root, tiny_model_dir, move=False)
+    with caplog.at_level(logging.WARNING, logger="epgembed.bundle"):
+        load_model(registry.current_dir(root))
+        assert caplog.records == []
+        linked_copy(registry.current_dir(root), registry.versions_dir(root) / f"{good}-linked")
+        registry.point_current(root, f"{good}-linked")       # what `cp -al` + a pointer swap leave
+        holder = ModelHolder(root, poll_seconds=0)
+        holder.start()
+        holder.stop()
+    assert holder.get().name == f"{good}-linked"              # served, but not silently
+    warned = [r.getMessage() for r in caplog.records if r.name == "epgembed.bundle"]
+    assert len(warned) == 1 and "(hard links)" in warned[0], warned
+    assert "index.ann (2 links)" in warned[0] and "vectors.npy (2 links)" in warned[0]

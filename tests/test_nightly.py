@@ -204,7 +204,7 @@ def test_a_night_that_drops_most_of_the_catalog_is_gated(root, dumps, tmp_path):
     are all new would drop every current show: gated, and --force accepts it."""
     before = registry.current_version(root)
     renamed = rewrite_dump(dumps[-1], tmp_path / "r.xml.gz",
-                           lambda t: re.sub(r"<title([^>]*)>", r"<title\1>Neu: ", t))
+                           lambda t: re.sub(r"<title([^>]*)>", r"<title\1>Neu ", t))
     ncfg = replace(NCFG, history_nights=1, night="2022-07-26")
     result = run_nightly([renamed], root, ncfg, CFG)
     assert result.exit_code == EXIT_GATED and result.report["gate"]["stage"] == "catalog"

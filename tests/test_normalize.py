@@ -1,9 +1,10 @@
 import pytest
 
-from epgembed.catalog import build_catalog
+from epgembed.catalog_build import build_catalog
 from epgembed.config import CatalogConfig
 from epgembed.epg import Programme
-from epgembed.normalize import clean_text, normalize_category, split_series, strip_episode, title_key
+from epgembed.normalize import (clean_text, is_bare_episode, normalize_category, series_head, split_series,
+                                squash, strip_episode, title_key)
 
 
 @pytest.mark.parametrize("raw, key", [
@@ -21,7 +22,7 @@ from epgembed.normalize import clean_text, normalize_category, split_series, str
     ("Star Trek S01E05", "star trek"),
     ("Friends Episode 4", "friends"),
     ("Sissi - Teil 2 (HD)", "sissi"),
-    ("Sportschau - Live", "sportschau"),
+    ("Sportschau - Live", "sportschau - live"),        # "Live" is no episode marker (issue 16)
     ("Tatort [OmU]", "tatort"),
     ("House of Cards, S2, E3", "house of cards"),
     ("Hey\u00a0Arnold\u200b!", "hey arnold !"),
@@ -34,6 +35,20 @@ from epgembed.normalize import clean_text, normalize_category, split_series, str
     ("24", "24"),
     ("Folge 12", "folge 12"),                           # nothing but a marker: kept whole
     ("Rocky II", "rocky ii"),
+    # titles that were cut (issue 16): only episode markers ever leave a key
+    ("Saturday Night Live", "saturday night live"),
+    ("Guardians of the Galaxy Vol. 2", "guardians of the galaxy vol. 2"),
+    ("Open Season 3", "open season 3"),
+    ("BILD LIVE", "bild live"),
+    ("KiKA LIVE", "kika live"),
+    ("PULS 24 Live", "puls 24 live"),
+    ("DECIBELS - Le Live", "decibels - le live"),
+    ("Tatort (HD)", "tatort"),                           # bracketed meta information still goes
+    # time-of-day prefixes are no part of a key; a number that names the show stays
+    ("11am: Noticiero Telemundo", "noticiero telemundo"),
+    ("9:30am: Paid Program", "paid program"),
+    ("20:15 - Tatort", "tatort"),
+    ("24: Live Another Day", "24: live another day"),
 ])
 def test_title_key(raw, key):
     assert title_key(raw) == key
@@ -116,3 +131,21 @@ def test_catalog_counts_categories_airings_channels():
     quiz = cat.shows[cat.by_key["quiz night"]]
     assert quiz.categories == {} and quiz.airings == 2  # unlabelled, still in the catalog
     assert news.title == "News at Six"
+
+
+@pytest.mark.parametrize("key, bare", [
+    ("episode 17", True), ("series 20 ep 19 with sir patrick stewart", True), ("show 15", True),
+    ("folge 12", True), ("showtime 15", False), ("episodes", False), ("the show", False),
+    ("24", False),
+])
+def test_bare_episode_titles(key, bare):
+    assert is_bare_episode(key) is bare
+
+
+def test_squash_and_series_head():
+    assert squash("star trek: deep space nine") == squash("star trek - deep space nine")
+    assert squash("utta danella: x") == squash("utta danella - x")
+    assert squash("!!!") == ""
+    assert series_head("der bergdoktor: schatten") == series_head("der bergdoktor") == "der bergdoktor"
+    assert series_head("star trek - deep space nine") == "star trek"
+    assert series_head(": x") == ": x"                  # nothing before the separator: the whole key

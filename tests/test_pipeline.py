@@ -159,7 +159,7 @@ def test_stored_vectors_are_rebuilt_from_item_tokens_and_centered(tiny_model_dir
 
 
 def test_display_titles_keep_the_feeds_spelling(tmp_path):
-    from epgembed.catalog import build_catalog
+    from epgembed.catalog_build import build_catalog
     from epgembed.epg import read_programmes
     dump = write_xmltv(tmp_path / "d.xml", [programme_xml("Avatar \u2013 Der Herr: Folge A", ["x"]),
                                            programme_xml("Sissi \u2013 Teil 2", ["y"])])
@@ -170,7 +170,8 @@ def test_display_titles_keep_the_feeds_spelling(tmp_path):
 
 def test_serialized_catalog_saves_the_same_file(tiny_dump, tmp_path):
     """train_model keeps only the catalog's file during training; it must be the same file."""
-    from epgembed.catalog import Catalog, build_catalog
+    from epgembed.catalog import Catalog
+    from epgembed.catalog_build import build_catalog
     from epgembed.epg import read_programmes
     catalog = build_catalog(read_programmes([tiny_dump]), TINY_CONFIG.catalog)
     serialized = catalog.serialized()

@@ -285,10 +285,14 @@ def test_logs_never_hold_request_bodies(app, client, caplog, monkeypatch):
 
 
 # ---------------------------------------------------------------------- over real HTTP (gunicorn)
-def http(port: int, data: bytes, timeout: float = 10) -> tuple[int, dict, bytes]:
+def http(port: int, data: bytes, timeout: float = 10, half_close: bool = False) -> tuple[int, dict, bytes]:
+    """Send `data` on a new connection (then shut its writing side, with `half_close`: for a
+    body the server would otherwise wait to see the end of) and read the answer to the end."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         try:
             s.sendall(data)
+            if half_close:
+                s.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):      # answered and closed before the body was read
             pass
         chunks = []
@@ -301,6 +305,16 @@ def http(port: int, data: bytes, timeout: float = 10) -> tuple[int, dict, bytes]
     lines = head.decode("latin-1").split("\r\n")
     headers = {k.strip().lower(): v.strip() for k, v in (x.split(":", 1) for x in lines[1:] if ":" in x)}
     return int(lines[0].split()[1]), headers, body
+
+
+def http_json_error(port: int, data: bytes, status: int, half_close: bool = False) -> dict:
+    """The error of the answer to `data`, which must be a JSON `status` with the security headers."""
+    got, headers, body = http(port, data, half_close=half_close)
+    assert got == status, (data[:60], got, body[:200])
+    assert headers["content-type"].startswith("application/json"), (data[:60], headers)
+    assert b"<html" not in body.lower() and json.loads(body)["error"]["status"] == status
+    assert headers["x-content-type-options"] == "nosniff"
+    return json.loads(body)["error"]
 
 
 def request(target: bytes, method: bytes = b"GET", headers: bytes = b"", body: bytes = b"") -> bytes:
@@ -337,11 +351,7 @@ def test_hostile_requests_over_gunicorn(tmp_path, root):
     ]
     try:
         for data, status in cases:
-            got, headers, body = http(port, data)
-            assert got == status, (data[:60], got, body[:200])
-            assert headers["content-type"].startswith("application/json"), (data[:60], headers)
-            assert b"<html" not in body.lower() and json.loads(body)["error"]["status"] == status
-            assert headers["x-content-type-options"] == "nosniff"
+            http_json_error(port, data, status)
         keep_alive = b"POST /v1/related HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n" \
                      b"Content-Length: 70000\r\n\r\n" + b" " * 70_000
         got, headers, _ = http(port, keep_alive)     # gunicorn will not drain 70 kB: it must say so

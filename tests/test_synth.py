@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gzip
 
-from epgembed.catalog import build_catalog
+from epgembed.catalog_build import build_catalog
 from epgembed.config import CatalogConfig
 from epgembed.epg import read_programmes
 from epgembed.synth import SynthConfig, main, write_synth
