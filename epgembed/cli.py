@@ -59,13 +59,20 @@ def _queries(args: argparse.Namespace) -> list[str]:
     return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
 
 
+def _context(args: argparse.Namespace) -> dict | None:
+    """The optional schedule context of `related` (used for titles the catalog lacks)."""
+    ctx = {"channel": args.channel, "start": args.start, "minutes": args.minutes}
+    return ctx if any(v is not None for v in ctx.values()) else None
+
+
 def cmd_related(args: argparse.Namespace) -> int:
     from .bundle import load_model
     from .related import QueryError
     model = load_model(args.model_dir)
     for q in _queries(args):
         try:
-            result = model.related(q, args.k).to_json()
+            result = model.related(q, args.k, same_series=args.same_series,
+                                   context=_context(args)).to_json()
         except QueryError as e:
             result = {"query": q, "known": False, "id": None, "related": [], "error": str(e)}
         if args.json:
@@ -162,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--titles-file", help="file with one query title per line")
     r.add_argument("-k", type=int, default=10, help="answers per query (default 10)")
     r.add_argument("--json", action="store_true", help="one JSON object per query line")
+    r.add_argument("--same-series", action="store_true",
+                   help="also answer with the query's own series (its other episodes); by default "
+                        "answers are distinct shows of other series")
+    c = r.add_argument_group("schedule context (for titles the catalog has never seen)")
+    c.add_argument("--channel", help="the channel id that airs it, as in the guide")
+    c.add_argument("--start", help="its start time, YYYYmmddHHMM")
+    c.add_argument("--minutes", type=float, help="its duration in minutes")
     r.set_defaults(func=cmd_related)
 
     i = sub.add_parser("info", help="describe a model directory",

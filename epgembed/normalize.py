@@ -175,6 +175,14 @@ def drop_time_prefix(text: str) -> str:
     return text[m.end():] if m else text
 
 
+def unaccent(text: str) -> str:
+    """`text` without its accents ("zürich" -> "zurich"), for matching that forgives them."""
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFD", text)
+    return unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
+
+
 def is_bare_episode(key: str) -> bool:
     """A key that is only an episode's number ("episode 17", "series 20 ep 19 with ...")."""
     return bool(_BARE_EPISODE.match(key))

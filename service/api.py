@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from epgembed.features import parse_time
 from epgembed.related import QueryError, Related
 
 from .holder import Serving
@@ -28,7 +29,16 @@ def _answer(s: Serving, r: Related) -> dict[str, Any]:
 
 def _filters(v: dict[str, Any]) -> dict[str, Any]:
     return {"k": v["k"], "min_score": v["min_score"], "category": v["category"],
-            "offset": v["offset"], "include_self": v["include_self"]}
+            "offset": v["offset"], "include_self": v["include_self"],
+            "same_series": v["same_series"]}
+
+
+def _context(v: dict[str, Any]) -> dict[str, Any]:
+    """The optional schedule context of a title query (`context` of RelatedModel.related)."""
+    if v["start"] is not None and parse_time(v["start"]) is None:
+        raise ApiError(400, f"start {v['start'][:40]!r} is not a time YYYYmmddHHMM")
+    ctx = {"channel": v["channel"], "start": v["start"], "minutes": v["minutes"]}
+    return {"context": ctx} if any(x is not None for x in ctx.values()) else {}
 
 
 @bp.get("/related")
@@ -36,7 +46,7 @@ def related_by_title():
     v = parse_query(state().params.related, request.args)
     s = serving()
     try:
-        r = s.model.related(v["title"], **_filters(v))
+        r = s.model.related(v["title"], **_filters(v), **_context(v))
     except QueryError as e:
         raise ApiError(400, str(e)) from None
     return _answer(s, r)
@@ -87,12 +97,13 @@ def _json_body() -> Any:
 @bp.post("/related")
 def related_batch():
     v = parse_body(state().params.batch, _json_body())
+    ctx = _context(v)
     s = serving()
     results = []
     for i, title in enumerate(v["titles"]):
         check_deadline(f"{i} of {len(v['titles'])} titles answered")
         try:
-            a = _answer(s, s.model.related(title, **_filters(v)))
+            a = _answer(s, s.model.related(title, **_filters(v), **ctx))
             results.append({"query": a["query"], "related": a["related"]})
         except QueryError as e:
             results.append({"query": {"title": title, "known": False, "id": None}, "related": [],

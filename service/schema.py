@@ -88,20 +88,34 @@ def filter_params(limits: Limits) -> tuple[Param, ...]:
         Param("offset", "integer", "skip this many answers (paging)", default=0, minimum=0,
               maximum=limits.max_offset),
         Param("include_self", "boolean", "let the query's own show be an answer", default=False),
+        Param("same_series", "boolean", "also answer with the query's own series (its other "
+              "episodes, other spellings of it): \"more episodes\"; by default answers are "
+              "distinct shows of other series", default=False),
+    )
+
+
+def context_params(limits: Limits) -> tuple[Param, ...]:
+    """A schedule slot a client may send with a title the catalog has never seen."""
+    return (
+        Param("channel", "string", "context: the channel id (as in the guide) that airs the title",
+              max_length=limits.max_category_chars, example="Das Erste"),
+        Param("start", "string", "context: its start time, XMLTV style YYYYmmddHHMM (the guide's "
+              "clock)", max_length=32, example="202207252015"),
+        Param("minutes", "number", "context: its duration in minutes", minimum=1, maximum=1440),
     )
 
 
 def related_params(limits: Limits) -> tuple[Param, ...]:
     title = Param("title", "string", "any title text: a catalog title or one never seen",
                   required=True, max_length=limits.max_title_chars, example="Football Tonight")
-    return (title, *filter_params(limits))
+    return (title, *filter_params(limits), *context_params(limits))
 
 
 def batch_params(limits: Limits) -> tuple[Param, ...]:
     titles = Param("titles", "array", "query titles, answered in order", required=True,
                    max_length=limits.max_batch, items="string",
                    item_max_length=limits.max_title_chars, example=["Football Tonight", "Cooking with Anna"])
-    return (titles, *filter_params(limits))
+    return (titles, *filter_params(limits), *context_params(limits))
 
 
 def search_params(limits: Limits) -> tuple[Param, ...]:

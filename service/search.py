@@ -1,4 +1,5 @@
-"""Catalog title search for search boxes: prefix, word-prefix and substring on normalized keys.
+"""Catalog title search for search boxes: prefix, word-prefix and substring on normalized
+keys, case- and accent-insensitive both ways.
 
 Built once per loaded model (in the reload thread, before the swap), queried per request:
 
@@ -23,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from epgembed.catalog import Catalog
-from epgembed.normalize import clean_text, fold
+from epgembed.normalize import clean_text, fold, unaccent
 
 _WORD_START = re.compile(r"(?<=\W)\w")   # a word character after a non-word character
 SEP = "\0"
@@ -36,13 +37,14 @@ class Match:
 
 
 def normalize_query(q: str) -> str:
-    """The same folding the catalog keys went through (no episode stripping: a box types prefixes)."""
-    return fold(clean_text(q)).replace(SEP, " ")
+    """The same folding the catalog keys went through (no episode stripping: a box types
+    prefixes), accents dropped on both sides: "zurich" finds "Zürich", "zürich" "Zurich"."""
+    return unaccent(fold(clean_text(q))).replace(SEP, " ")
 
 
 class TitleIndex:
     def __init__(self, keys: Sequence[str]):
-        keys = [k.replace(SEP, " ") for k in keys]
+        keys = [unaccent(k).replace(SEP, " ") for k in keys]
         self.n = len(keys)
         self._keys = keys
         self._text = SEP + SEP.join(keys) + SEP

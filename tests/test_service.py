@@ -84,6 +84,25 @@ def test_options_include_self_offset_category_min_score(client):
     assert all(h["score"] >= cut for h in get_json(client, base + f"&k=10&min_score={cut}")["related"])
 
 
+def test_same_series_and_schedule_context(client, tiny_model_dir):
+    """Issue 16: own episodes only on request; a never-seen title may carry its slot."""
+    model = load_model(tiny_model_dir)
+    for same in (False, True):
+        got = get_json(client, f"/v1/related?title=Football+Weekly&k=8&same_series={str(same).lower()}")
+        want = model.related("Football Weekly", 8, same_series=same)
+        assert [h["id"] for h in got["related"]] == [h.id for h in want.hits]
+    params = {p["name"] for p in get_json(client, "/openapi.json")["paths"]["/v1/related"]["get"]["parameters"]}
+    assert params >= {"same_series", "channel", "start", "minutes"}
+    unseen = "/v1/related?title=Saturday+Puppy+Party&k=5"
+    ctx = get_json(client, unseen + "&channel=ch2&start=202601010600&minutes=30")
+    assert ctx["query"]["known"] is False and len(ctx["related"]) == 5
+    want = model.related("Saturday Puppy Party", 5, context={"channel": "ch2", "start": "202601010600",
+                                                             "minutes": 30.0})
+    assert [h["id"] for h in ctx["related"]] == [h.id for h in want.hits]
+    err = get_json(client, unseen + "&start=tomorrow", status=400)["error"]
+    assert "is not a time YYYYmmddHHMM" in err["message"]
+
+
 def test_related_by_id_matches_model(client, tiny_model_dir):
     model = load_model(tiny_model_dir)
     body = get_json(client, "/v1/titles/3/related?k=4")
@@ -210,7 +229,8 @@ def test_openapi_describes_every_route_and_the_enforced_limits(app, client):
               if not r.endpoint.endswith("static") and r.rule != "/"}   # "/" is the HTML explorer
     assert routes == set(spec["paths"])
     params = {p["name"]: p["schema"] for p in spec["paths"]["/v1/related"]["get"]["parameters"]}
-    assert set(params) == {"title", "k", "min_score", "category", "offset", "include_self"}
+    assert set(params) == {"title", "k", "min_score", "category", "offset", "include_self", "same_series",
+                           "channel", "start", "minutes"}
     assert params["k"]["maximum"] == Limits().max_k and params["title"]["maxLength"] == 500
     body = spec["paths"]["/v1/related"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body["properties"]["titles"]["maxItems"] == 64

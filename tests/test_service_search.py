@@ -41,4 +41,11 @@ def test_limit_and_normalization(keys):
     idx = TitleIndex(keys)
     assert len(idx.search("a", 7)) == 7
     assert [m.id for m in idx.search("  CSI:\u00a0Miami ", 5)] == [keys.index("csi: miami")]
-    assert normalize_query("ÉMILE") == "émile" and idx.search("", 5) == [] and TitleIndex([]).search("a", 3) == []
+    assert normalize_query("ÉMILE") == "emile" and idx.search("", 5) == [] and TitleIndex([]).search("a", 3) == []
+
+
+@pytest.mark.parametrize("q", ["zurich", "zürich", "ZÜRICH", "Zurich"])
+def test_accents_and_case_fold_both_ways(q):
+    """Issue 16: `q=zurich` found nothing while `q=zürich` found the title."""
+    idx = TitleIndex(["entdecke die welt - zürich", "zurich classic", "zug"])
+    assert {m.id for m in idx.search(q, 5)} == {0, 1}
