@@ -191,7 +191,10 @@ def is_bare_episode(key: str) -> bool:
 def squash(key: str) -> str:
     """A key without punctuation and spaces: two spellings of one show squash alike
     ("star trek: deep space nine", "star trek - deep space nine")."""
-    return "".join(c for c in key if c.isalnum())
+    return _NON_ALNUM.sub("", key)
+
+
+_NON_ALNUM = re.compile(r"[\W_]+")
 
 
 def series_head(key: str) -> str:

@@ -198,6 +198,8 @@ class RelatedModel:
                 if cat is not None and cat not in show.categories:
                     continue
                 hits.append(Hit(int(i), show.title, round(float(s), 6), show.category_list()))
+                if len(hits) >= k + offset:
+                    break
             exhausted = fetch >= n or (min_score is not None and len(scores) and scores[-1] < min_score)
             if len(hits) >= k + offset or exhausted:
                 break
