@@ -93,9 +93,13 @@ def markdown(rows: list[dict]) -> str:
               "best of the channel-only ranking, char TF-IDF and epgembed before the guide "
               "features (issue 16). Ablations change one thing of the default config.", "", "| dump | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
     grid = _grid(cell, dumps, names, "own_series", "dup")
+    unmapped = {n: max((cell[(d, n)].get("unmapped", 0.0) for d in dumps if (d, n) in cell), default=0.0)
+                for n in names}
     lines += ["| " + " | ".join([d] + vals) + " |" for d, vals in zip(dumps + ["**mean**"], grid)]
     lines += ["", "own_series / dup: share of the 10 scored answers that are of the query's own "
-              "series / repeat an earlier answer but for punctuation and spacing."]
+              "series / repeat an earlier answer but for punctuation and spacing.", "",
+              "unmapped (answers that are no title the dump aired), the largest of any dump: "
+              + ", ".join(f"{n} {v:.4f}" for n, v in unmapped.items())]
     return "\n".join(lines)
 
 

@@ -67,10 +67,14 @@ class _Acc:
             self.spellings.update(other.spellings)
 
     def title(self, fallback: str) -> str:
-        """The display title: the spelling aired most often (the shorter on a tie)."""
+        """The display title, always a spelling the feed aired (so an answer can be found in
+        the schedule): the most frequent one without an episode part or a time prefix when
+        there is one, else the most frequent (the shorter on a tie)."""
         if not self.spellings:
             return fallback
-        return max(self.spellings.items(), key=lambda kv: (kv[1], -len(kv[0]), kv[0]))[0]
+        bare = {t: n for t, n in self.spellings.items()
+                if not strip_episode(t)[1] and drop_time_prefix(t) == t}
+        return max((bare or self.spellings).items(), key=lambda kv: (kv[1], -len(kv[0]), kv[0]))[0]
 
 
 class _Memo(dict):
@@ -92,9 +96,7 @@ def _title_parts(strip: bool):
     """raw title -> (key, display spelling, why it makes no item or None)."""
     def parts(title: str) -> tuple[str, str, str | None]:
         key = title_key(title) if strip else fold(clean_text(title)).strip(" -:,|/.")
-        shown = clean_text(title, keep_dashes=True)   # the feed's own spelling, as aired ...
-        if strip:                                     # ... but for episode markers and the time
-            shown = strip_episode(drop_time_prefix(shown))[0]
+        shown = clean_text(title, keep_dashes=True)   # the feed's own spelling, as aired
         why = EMPTY_KEY if not key else BARE_EPISODE if strip and is_bare_episode(key) else None
         return key, shown, why
     return parts

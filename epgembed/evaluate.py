@@ -286,7 +286,8 @@ def score_query(split: Split, query_key: str, answers: Sequence[str]) -> QuerySc
     query_cats = split.key_categories[query_key]
     return score_keys(query_key, [eval_key(a) for a in answers],
                       lambda key: bool(split.categories_of(key) & query_cats),
-                      split.relevant_count(query_key))
+                      split.relevant_count(query_key),
+                      lambda key: key in split.key_categories or key in split.prefix_categories)
 
 
 def evaluate_split(
@@ -355,7 +356,7 @@ def evaluate_dump(path: str | Path, system: System, *, seed: int = 0, k: int = A
 
 
 _TABLE = (("P@10", "p_at_10"), ("P@10x", "p_at_10x"), ("MAP@10", "map_at_10"),
-          ("own_series", "own_series"), ("dup", "dup"))
+          ("own_series", "own_series"), ("dup", "dup"), ("unmapped", "unmapped"))
 
 
 def format_table(rows: Sequence[dict]) -> str:

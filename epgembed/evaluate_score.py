@@ -88,21 +88,24 @@ class QueryScore:
     p_at_10x: float  # P@10 with own-series answers and repeats skipped like the same show
     own_series: float  # share of the 10 scored answers of the query's own series
     dup: float  # share of the 10 scored answers that repeat an earlier answer
+    unmapped: float = 0.0  # share of the 10 scored answers that are no title the dump aired
 
 
 # pooled figure name (the rows' JSON keys) -> QueryScore field averaged into it
 POOLED_FIGURES = {"p_at_10": "p_at_10", "map_at_10": "ap_at_10", "p_at_10x": "p_at_10x",
-                  "own_series": "own_series", "dup": "dup"}
+                  "own_series": "own_series", "dup": "dup", "unmapped": "unmapped"}
 
 
 def score_keys(query_key: str, answer_keys: Sequence[str], is_relevant: Callable[[str], bool],
-               n_relevant: int) -> QueryScore:
+               n_relevant: int, maps: Callable[[str], bool] | None = None) -> QueryScore:
     """Score one query's answers (evaluation keys, best first).
 
     P@10 / AP@10 / own_series / dup are over the first 10 answers that are not the
     query's same show; P@10x over the first 10 that are neither the same show, nor of
     its own series, nor a repeat. An answer is a repeat when its `squashed` key equals
-    that of any earlier answer in the list (skipped ones included).
+    that of any earlier answer in the list (skipped ones included). `maps(key)`: whether
+    the answer is a title of the dump (or a series prefix of some); unmapped counts the
+    scored answers that are not.
     """
     seen: set[str] = set()
     scored: list[tuple[str, bool, bool]] = []  # (key, own series, repeat)
@@ -127,6 +130,7 @@ def score_keys(query_key: str, answer_keys: Sequence[str], is_relevant: Callable
         p_at_10x=precision_at_k([is_relevant(key) for key in distinct[:SCORED]]),
         own_series=sum(1 for _, own, _ in scored if own) / SCORED,
         dup=sum(1 for _, _, repeat in scored if repeat) / SCORED,
+        unmapped=sum(1 for key, _, _ in scored if maps is not None and not maps(key)) / SCORED,
     )
 
 

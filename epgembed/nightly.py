@@ -1,7 +1,7 @@
 """Nightly retraining: ingest -> train -> evaluate -> gate -> publish atomically -> prune.
 
     result = run_nightly(["tonight.xml.gz"], "ROOT", NightlyConfig(), Config())
-    result.exit_code   # 0 published, 3 gated (nothing published), 2 error
+    result.exit_code   # 0 published (or unchanged), 3 gated (nothing published), 2 error
 
 One run, under ROOT/.lock:
  1. clean hidden leftovers of crashed runs; read tonight's dumps; date the night;
@@ -28,6 +28,8 @@ catalog drop) refuse; the reasons are kept in the report under "forced". The CLI
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import time
 import uuid
@@ -38,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from . import history, registry
-from .bundle import ModelError, load_model, read_manifest
+from .bundle import ModelError, load_model, read_manifest, sha256_file
 from .config import Config
 from .epg import Programme, ReadReport, expand_paths, read_programmes
 from .fsutil import utc
@@ -60,6 +62,11 @@ class NightlyResult:
     report: dict
     report_path: Path | None = None
     summary: str = ""
+
+
+class Unchanged(Exception):
+    """Tonight's inputs and settings are those the current version was built from: a
+    retry publishes nothing (exit 0) unless forced."""
 
 
 class Gated(Exception):
@@ -185,6 +192,8 @@ def run_nightly(dumps: list[str | Path], root: str | Path, ncfg: NightlyConfig,
         try:
             report["version"] = _run(dumps, root, ncfg, cfg, report, build, clock)
             status, code = "published", EXIT_PUBLISHED
+        except Unchanged:
+            status, code = "unchanged", EXIT_PUBLISHED
         except Gated as g:
             report["gate"] = {"decision": "refuse", "stage": g.stage, "reasons": g.reasons}
             status, code = "gated", EXIT_GATED
@@ -209,6 +218,10 @@ def run_nightly(dumps: list[str | Path], root: str | Path, ncfg: NightlyConfig,
 def _run(dumps: list[str | Path], root: Path, ncfg: NightlyConfig, cfg: Config, report: dict,
          build: Path, clock: _Clock) -> str:
     files = expand_paths(dumps)
+    report["input_digest"] = input_digest(files, ncfg, cfg)
+    if not ncfg.force and report["input_digest"] is not None \
+            and report["input_digest"] == current_digest(root):
+        raise Unchanged()
     night, tonight, read_report, stats = check_input(files, root, ncfg, report)
     merged, prep, cur, init = ingest(night, tonight, read_report, root, ncfg, cfg, report)
     clock.lap("ingest_s")
@@ -226,6 +239,31 @@ def _run(dumps: list[str | Path], root: Path, ncfg: NightlyConfig, cfg: Config, 
     housekeeping(root, ncfg, report)
     clock.lap("publish_s")
     return version
+
+
+def input_digest(files: list[Path], ncfg: NightlyConfig, cfg: Config) -> str | None:
+    """sha256 of tonight's input files' bytes and of the settings (`force` aside); None
+    when a file cannot be read as a regular file (a pipe is read once, by the run)."""
+    h = hashlib.sha256(json.dumps([cfg.to_dict(), {**asdict(ncfg), "force": None}],
+                                  sort_keys=True, default=str).encode("utf-8"))
+    for f in sorted(files, key=str):
+        try:
+            if not f.is_file():
+                return None
+            h.update(str(f.stat().st_size).encode("ascii"))
+            h.update(bytes.fromhex(sha256_file(f)))
+        except OSError:
+            return None
+    return h.hexdigest()
+
+
+def current_digest(root: Path) -> str | None:
+    """The input digest recorded by the nightly run that built the current version."""
+    cur = registry.current_dir(root)
+    try:
+        return json.loads((cur / "report.json").read_text(encoding="utf-8")).get("input_digest")
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
 
 
 def gate(stage: str, reasons: list[str], ncfg: NightlyConfig, report: dict) -> None:

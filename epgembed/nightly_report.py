@@ -65,15 +65,22 @@ def write_reports(root: Path, report: dict, keep: int) -> Path:
     return path
 
 
+def _fig(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
 def summary_line(r: dict) -> str:
-    """The one line a scheduler's log shows."""
+    """The one line a scheduler's log shows (figures rounded, words for missing values)."""
     head = f"nightly {r.get('night') or '?'}: {r['status'].upper()}"
     t = r.get("timings", {}).get("total_s")
+    current = r.get("current_after") or "none published yet"
     if r["status"] == "error":
-        return f"{head}: {r.get('error')} | current {r.get('current_after')} | {t} s"
+        return f"{head}: {r.get('error')} | current {current} | {_fig(t)} s"
     parts = [head + (f" {r['version']}" if r["status"] == "published" else "")]
     if r["status"] == "gated":
         parts.append(f"{r['gate']['stage']}: {'; '.join(r['gate']['reasons'])}")
+    if r["status"] == "unchanged":
+        parts.append("the same inputs and settings as the current version (--force retrains)")
     if "catalog" in r:
         c = r.get("changes", {})
         parts.append(f"{r['catalog']['shows']:,} shows (+{c.get('added', 0)} -{c.get('dropped', 0)}, "
@@ -81,11 +88,12 @@ def summary_line(r: dict) -> str:
     q = r.get("quality")
     if q:
         cur = q["current"]["p_at_10"] if q.get("current") else None
-        parts.append(f"P@10 {q['new']['p_at_10']} (current {cur}, random {q['random']['p_at_10']})")
+        parts.append(f"P@10 {_fig(q['new']['p_at_10'])} (current {_fig(cur)}, "
+                     f"random {_fig(q['random']['p_at_10'])}); P@10x {_fig(q['new'].get('p_at_10x'))}")
     if r.get("stability"):
-        parts.append(f"top-10 Jaccard {r['stability']['common']}")
+        parts.append(f"top-10 Jaccard {_fig(r['stability']['common'])}")
     if "warm_start" in r:
         parts.append("warm" if r["warm_start"]["used"] else "cold")
-    parts.append(f"current {r.get('current_after')}")
-    parts.append(f"{t} s")
+    parts.append(f"current {current}")
+    parts.append(f"{_fig(t)} s")
     return " | ".join(parts)
