@@ -12,7 +12,7 @@ checkpoint, and ru_maxrss of the whole child from wait4):
   train     epgembed.pipeline.train_model(..., epochs=E): the whole library run, from the
             dump to a complete model directory; per-epoch seconds and examples/s from its
             history; its peak RSS; the model directory's size on disk
-  index     epgembed.index.build_index over the model's vectors.npy with the default
+  index     epgembed.index_build.build_index over the model's vectors.npy with the default
             IndexConfig: build seconds, peak RSS, index size
 
 Writes bench/results/scale.json (command, config, machine, versions, every figure) and
@@ -110,7 +110,7 @@ def child_train(dump: Path, out_dir: Path, epochs: int, threads: int) -> dict:
 def child_index(model: Path) -> dict:
     import numpy as np
     from epgembed.config import IndexConfig
-    from epgembed.index import build_index
+    from epgembed.index_build import build_index
     cfg = IndexConfig()
     vectors = np.load(model / "vectors.npy")
     base = _hwm_mb()

@@ -8,7 +8,7 @@ violators used), after warm-up, for a ladder of implementations of the same step
                      "before"), candidates scored with one matmul
   padded, elementwise  autograd; padded [B, L] lookups, candidates scored with an
                      elementwise multiply-and-sum (METHOD.md's other "before")
-  padded, matmul     autograd; padded lookups, matmul scoring (`train.engine="autograd"`)
+  padded, matmul     autograd; padded lookups, matmul scoring (tests/oracles.py's step)
   fused              torch ops (`train.engine="fused"`): the batch's distinct titles packed
                      once, one embedding_bag forward, the gradient derived by hand and
                      scattered with a second embedding_bag, row-wise Adagrad on the touched
@@ -45,12 +45,14 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "tests"))      # the autograd oracles
 from epgembed.config import Config, TrainConfig  # noqa: E402
-from epgembed.model import (TitleEncoder, bag_of, margin_ranking_loss, inverse_frequency_weights,  # noqa: E402
-                            scale_sparse_grad_, select_negatives, title_vectors)
+from epgembed.fused import inverse_frequency_weights  # noqa: E402
 from epgembed.pipeline import prepare  # noqa: E402
 from epgembed.sampling import LeaveOneOutSampler, PackedTitles  # noqa: E402
-from epgembed.train import _batches, _make_step, run_epoch, train  # noqa: E402
+from epgembed.train import example_batches, make_step, run_epoch, train  # noqa: E402
+from oracles import (TitleEncoder, autograd_title_vectors, bag_of, margin_ranking_loss, padded,  # noqa: E402
+                     scale_sparse_grad_, select_negatives)
 
 TARGET = 100_000
 
@@ -65,8 +67,8 @@ def autograd_step(table_module: TitleEncoder, weights: torch.Tensor, cfg: TrainC
         if per_title:   # one lookup and sum per title, in a Python loop
             vecs = torch.stack([titles_vector(table, titles, int(s)) for s in shows])
         else:
-            ids, tw = titles.padded(shows)
-            vecs = title_vectors(table, torch.from_numpy(ids), torch.from_numpy(tw))
+            ids, tw = padded(titles, shows)
+            vecs = autograd_title_vectors(table, torch.from_numpy(ids), torch.from_numpy(tw))
         bag = bag_of(vecs[: b * (n - 1)].view(b, n - 1, -1))
         pos, cand = vecs[b * (n - 1): b * n], vecs[b * n:]
         if elementwise:  # every candidate scored by multiply-and-sum, then the hardest kept
@@ -119,7 +121,7 @@ def breakdown(make_step, titles, sampler: LeaveOneOutSampler, cfg: TrainConfig) 
     from torch.profiler import ProfilerActivity, profile
     step = make_step()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        run_epoch(step, titles, islice(_batches(sampler, cfg), 40), 1)
+        run_epoch(step, titles, islice(example_batches(sampler, cfg), 40), 1)
     labels = ("sample", "pack", "forward", "backward", "inverse_frequency_scaling", "optimizer")
     times = {e.key: e.cpu_time_total for e in prof.key_averages() if e.key in labels}
     total = sum(v for k, v in times.items() if k != "inverse_frequency_scaling")  # nested in optimizer
@@ -130,7 +132,7 @@ def ladder(prep, cfg: TrainConfig, seconds: float, workers: int) -> dict:
     rng = np.random.default_rng(cfg.seed)
     sampler = LeaveOneOutSampler(prep.show_categories, len(prep.categories), cfg.n, rng)
     titles = PackedTitles(prep.token_ids, prep.token_weights)
-    batches = list(_batches(sampler, cfg))                               # same batches for all
+    batches = list(example_batches(sampler, cfg))                        # same batches for all
     vocab = prep.tokenizer.vocab_size
     counts = torch.from_numpy(np.bincount(prep.token_ids.ravel(), minlength=vocab))
     weights = inverse_frequency_weights(counts, cfg.inv_freq_power, cfg.inv_freq_cap)
@@ -142,7 +144,8 @@ def ladder(prep, cfg: TrainConfig, seconds: float, workers: int) -> dict:
     def engine(name):
         def make():
             model, gen = fresh()
-            return _make_step(model, weights, replace(cfg, engine=name), gen)
+            step = make_step(model.emb.weight.detach(), weights, replace(cfg, engine=name), gen)
+            return lambda titles, shows, b, allowed, n=cfg.n: step(titles, shows, b, allowed, n)
         return make
     fused, compiled = engine("fused"), engine("compiled")
 

@@ -2,7 +2,8 @@
 
     MODEL_DIR/
       manifest.json      format version, version id, created, config, counts, dims,
-                         metric, data summary, training summary, quality, file hashes
+                         metric, data summary, training summary, quality, file hashes,
+                         versions of the libraries that built it (load_model warns on a change)
       tokenizer.json     tokenizer metadata + word list       tokenizer.model  sentencepiece
       embeddings.npy     [V, D] float32 token table (row 0 = PAD = zero)
       token_counts.npy   [V] int64 training frequency of each token
@@ -27,12 +28,16 @@ import os
 import shutil
 import time
 import uuid
+from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from .catalog import Catalog, SerializedCatalog
-from .index import METRIC, build_index, neighbour_table, open_index
+from .index import METRIC, open_index
+from .index_build import build_index, neighbour_table
+from .model import top_k
 from .related import RelatedModel
 from .tokenize import Tokenizer
 
@@ -43,6 +48,36 @@ log = logging.getLogger("epgembed.bundle")
 
 class ModelError(Exception):
     """A model directory that is missing, incomplete, corrupt or inconsistent."""
+
+
+LIBRARIES = ("torch", "numpy", "sentencepiece", "annoy", "numba")   # what the files' bytes depend on
+
+
+@lru_cache(maxsize=1)
+def _running_libraries() -> tuple[tuple[str, str | None], ...]:
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+    return tuple((name, version(name)) for name in LIBRARIES)
+
+
+def library_versions() -> dict[str, str | None]:
+    """The installed versions of LIBRARIES (package metadata: nothing is imported)."""
+    return dict(_running_libraries())
+
+
+def warn_library_drift(model_dir: Path, manifest: dict) -> dict[str, tuple[str | None, str | None]]:
+    """Log a warning when the libraries that built the model differ from the running ones;
+    returns {name: (built, running)} of the differences (models without the entry: none)."""
+    running = library_versions()
+    drift = {name: (built, running.get(name)) for name, built in (manifest.get("libraries") or {}).items()
+             if name in running and built != running[name]}
+    if drift:
+        log.warning("%s: built with other library versions than these: %s", model_dir,
+                    ", ".join(f"{name} {built} (running {now})" for name, (built, now) in sorted(drift.items())))
+    return drift
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -108,7 +143,8 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog | Serial
             "vocab_size": int(embeddings.shape[0]), "n_shows": len(catalog),
             "n_trees": index_cfg.n_trees, "neighbours": n_neighbours,
             "neighbour_table": table_info, "counts": catalog.summary(), "config": config,
-            "data": data, "training": training, "quality": quality or {}, "files": hashes,
+            "data": data, "training": training, "quality": quality or {},
+            "libraries": library_versions(), "files": hashes,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         for f in files + ["manifest.json"]:
@@ -191,6 +227,7 @@ def load_model(model_dir: str | Path, *, verify: bool = True) -> RelatedModel:
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
     _check_files(model_dir, manifest, verify)
+    warn_library_drift(model_dir, manifest)
     step = "tokenizer"
     try:
         tokenizer = Tokenizer.load(model_dir)
@@ -318,6 +355,6 @@ def _check_neighbours(model: RelatedModel, fail) -> None:
         if not np.allclose(exact, cos, atol=1e-4) or np.any(np.diff(cos) > 1e-6):
             fail(f"neighbours of item {i} do not follow from vectors.npy (a table of another model?)")
         if check_all and len(row) < len(model):
-            best = np.asarray(vectors, dtype=np.float32) @ np.asarray(vectors[i], dtype=np.float32)
-            if np.partition(best, -len(row))[-len(row)] > cos[-1] + 1e-4:
+            _, best = top_k(vectors, len(row), rows=[i])
+            if best[0, -1] > cos[-1] + 1e-4:
                 fail(f"neighbours of item {i} miss closer titles (a table of another model?)")

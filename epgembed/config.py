@@ -78,11 +78,10 @@ class TrainConfig:
     dim: int = 100
     epochs: int = 20
     lr: float = 0.2
-    # "compiled": numba kernels of the fused step (epgembed/kernels.py), ~2x faster;
-    # "fused": the same math in torch ops (hand-derived gradient + row-wise Adagrad);
-    # "autograd": nn.Embedding(sparse=True) + torch optimizer
+    # "compiled": numba kernels of the step (epgembed/kernels.py), the production engine;
+    # "fused": the same math in torch ops (epgembed/fused.py: hand-derived gradient +
+    # row-wise Adagrad), ~2x slower: the readable statement the kernels are tested against
     engine: str = "compiled"
-    optimizer: str = "adagrad"     # autograd engine only: "adagrad" | "sparse_adam"
     margin: float = 0.2
     n: int = 3                     # titles per leave-one-out example (n-1 predict 1)
     neg_candidates: int = 256      # shared candidate pool per batch, scored by one matmul
@@ -93,10 +92,6 @@ class TrainConfig:
     # -thread). 1 keeps training bit-for-bit reproducible for a seed; 2 are ~1.5x faster
     # on 2 cores (bench/train_speed.py) but cost P@10 on small dumps (racing updates).
     workers: int = 1
-    # Self-supervised second task: a title's own tokens predict its description words
-    # (other titles' descriptions are the negatives). Trains the tokens of titles that no
-    # category supervises. Examples per epoch, as a share of the leave-one-out examples.
-    context_task: float = 0.0
     inv_freq: bool = True          # inverse-frequency gradient scaling (multiplies each
                                    # touched row's Adagrad step by its token's weight)
     inv_freq_power: float = 0.25   # 0.5 and 1.0 cost P@10 on every dump (bench/results/quality.md)
@@ -130,7 +125,7 @@ class IndexConfig:
     neighbours: int = 100
     neighbours_max_shows: int = 200_000
     neighbours_probe: int = 256
-    # Threads that build the clustered table (the result does not depend on them).
+    # Threads that build the neighbour table (the result does not depend on them).
     neighbours_threads: int = 2
     seed: int = 0
 

@@ -4,8 +4,8 @@
     inspect_title(model, "Tatort", k=20)                  # X's neighbours, each explained
     compare_title(model, other_model, "Tatort", k=20)     # e.g. trained with / without inv-freq
 
-A title's vector is v(s) = unit(unit(s) - c) for the (weighted) sum s = r_1 + ... + r_m of
-its token rows and the model's center c (zero when the model has none: v = unit(s)).
+A title's vector (model.title_vectors) is v(s) = unit(unit(s) - c) for the (weighted) sum
+s = r_1 + ... + r_m of its token rows and the model's center c (v = unit(s) without one).
 Removing token j gives v(s - r_j), so the pair's score without it is v(s - r_j) . t for
 the neighbour's vector t; the `drop` (score - without) is how much of the score that token
 carried. The additive `share` r_j . t / (|s| |unit(s) - c|) sums, with the center's part
@@ -18,9 +18,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .model import EPS, title_vectors
 from .related import QueryError, RelatedModel
-
-EPS = 1e-12
 
 
 @dataclass(frozen=True)
@@ -58,19 +57,6 @@ def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """num / den, 0 where den is (numerically) zero: an empty title scores 0."""
     ok = den > EPS
     return np.where(ok, num / np.where(ok, den, 1.0), 0.0)
-
-
-def _norm(x: np.ndarray) -> np.ndarray:
-    return np.linalg.norm(x, axis=-1, keepdims=True)
-
-
-def vectors_of(sums: np.ndarray, center: np.ndarray | None = None) -> np.ndarray:
-    """[..., D] title vectors of (weighted) token sums [..., D]: unit(unit(s) - c); 0 for s = 0."""
-    u = _div(sums, _norm(sums))
-    if center is None:
-        return u
-    v = u - np.asarray(center, dtype=np.float64)
-    return np.where(_norm(sums) > EPS, _div(v, _norm(v)), 0.0)
 
 
 @dataclass
@@ -131,12 +117,6 @@ def token_rows(table: np.ndarray, ids: np.ndarray, weights: np.ndarray | None = 
     """[..., L, D] float64 rows `ids` [..., L] of `table`, times their weights (PAD id 0 -> 0)."""
     w = (ids != 0) if weights is None else np.where(ids != 0, weights, 0.0)
     return np.asarray(table[ids], dtype=np.float64) * w[..., None]
-
-
-def title_vectors(table: np.ndarray, ids: np.ndarray, weights: np.ndarray | None = None,
-                  center: np.ndarray | None = None) -> np.ndarray:
-    """[..., D] vectors of titles given by padded ids [..., L] (and weights): what the model stores."""
-    return vectors_of(token_rows(table, ids, weights).sum(axis=-2), center)
 
 
 def model_center(model: RelatedModel) -> np.ndarray | None:
@@ -235,7 +215,7 @@ def explain_sides(model: RelatedModel, x: Side, ys: list[Side], cfg: InspectConf
     wx, wy = padded([x.weights], np.float64), padded([y.weights for y in ys], np.float64)
     c = model_center(model)
     rx, ry = token_rows(model.embeddings, tx, wx), token_rows(model.embeddings, ty, wy)
-    vx, vy = vectors_of(rx.sum(1), c), vectors_of(ry.sum(1), c)                  # [1,D], [K,D]
+    vx, vy = (title_vectors(model.embeddings, t, w, c) for t, w in ((tx, wx), (ty, wy)))  # [1,D], [K,D]
     fwd = leave_one_out(rx, tx != 0, vy[None, :, :], c)                          # x's tokens
     back = leave_one_out(ry, ty != 0, np.repeat(vx[:, None, :], len(ys), 0), c)
     out = []

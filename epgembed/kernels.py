@@ -1,6 +1,6 @@
-"""Compiled kernels (numba) of the training step, the same math as `model.fused_triplet_grad`
-+ `model.rowwise_adagrad_` without the intermediate tensors, and the top-k merge of the
-clustered neighbour table (`index.clustered_neighbours`).
+"""Compiled kernels (numba) of the training step, the same math as `fused.fused_triplet_grad`
++ `fused.rowwise_adagrad_` without the intermediate tensors, and the top-k merge of the
+clustered neighbour table (`clustered.clustered_neighbours`).
 
 The fused torch step spends most of its time moving token rows: an embedding_bag forward,
 a sort and a second embedding_bag for the backward pass, then gathers, products and an
@@ -30,7 +30,8 @@ _JIT = dict(nogil=True, fastmath=True, cache=True)
 
 @nb.njit(**_JIT)
 def unit_title_sums(table, tokens, start, length, weights, titles, out, norms):
-    """out[i] = unit vector of the weighted sum of title titles[i]'s rows; norms[i] its norm."""
+    """out[i] = unit vector of the weighted sum of title titles[i]'s rows (model.title_vectors,
+    fused into the step); norms[i] its norm."""
     dim = table.shape[1]
     for i in range(len(titles)):
         s = titles[i]
@@ -102,7 +103,7 @@ def triplet_grad(u, norms, slots, b, n, bag, bag_norm, scores, rank, allowed, k,
     Each example uses the k allowed candidates ranked highest by `rank` ([b, C]: the scores
     themselves for hard negatives, random numbers for random ones). Slots: b*(n-1) context
     titles (example-major), b positives, then C candidates, as in
-    `model.fused_triplet_grad`. d_u and d_sums are [T, D] work arrays (overwritten)."""
+    `fused.fused_triplet_grad`. d_u and d_sums are [T, D] work arrays (overwritten)."""
     dim = u.shape[1]
     n_ctx = b * (n - 1)
     d_u[:, :] = 0.0
@@ -223,7 +224,7 @@ def scatter_adagrad(table, accum, tokens, start, length, weights, titles, d_sums
 
 class CompiledStep:
     """step(titles, shows, b, allowed, n) -> batch loss: one leave-one-out step on the shared
-    table, as the torch "fused" step of `train._make_step`. Callable from several threads
+    table, as the torch step `fused.FusedStep`. Callable from several threads
     at once (Hogwild!): each thread keeps its own work arrays.
 
     table [V, D] and accum [V] are float32 arrays updated in place (numpy views of the

@@ -1,235 +1,178 @@
-"""The model: one lookup table of token vectors; a title is the unit-length sum of its rows.
+"""The model: one table of token vectors, and the two pieces of math every stage shares.
 
-Imports only torch. Everything here is a small pure function or a thin nn.Module, so the
-math can be tested against hand-worked values:
+    v = title_vectors(table, ids, weights, center)      # token ids [..., L] -> unit vectors [..., D]
+    vectors, center = catalog_vectors(table, ids, weights, centred=True)
+    ids, cos = top_k(vectors, k)                         # exact nearest rows, best first
+    ids = nearest_others(vectors, k, table=neighbours)   # the same from a stored neighbour table
 
-    titles  = TitleEncoder(V, D)(ids[B, L])          # [B, D], rows of unit length
-    bag     = bag_of(titles_of_context[B, N-1, D])   # normalized mean of normalized titles
-    loss    = margin_ranking_loss(bag, pos, negs, mask, margin)
+A title's vector is the unit length of the weighted sum of its token rows (title tokens
+weigh 1, description words and guide features less; PAD_ID is no token). A centred model
+then subtracts the catalog's mean vector and normalizes again: the direction every title
+shares is removed, so generic titles stop being everybody's neighbour. The same function
+gives the catalog's stored vectors, a query's vector, training validation and inspect;
+`top_k` is the one exact nearest-neighbour search (training validation, the neighbour
+table, outliers, nightly stability). The training engines (fused.py in torch ops,
+kernels.py compiled) fuse this forward pass with its gradient and are tested against it.
+
+Imports only numpy: the query side never loads torch.
 """
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch.profiler import record_function
-from torch import nn
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 
 PAD_ID = 0
+EPS = 1e-12                 # a row shorter than this is divided by EPS (a zero row stays zero)
+GATHER_FLOATS = 1 << 20     # a block of titles for title_vectors: [titles, L, D] at most
+SCORE_FLOATS = 1 << 24      # scores held at a time by top_k (per thread)
 
 
-class TitleEncoder(nn.Module):
-    """Sparse embedding table (PAD row zero, never updated); title = normalized sum."""
-
-    def __init__(self, vocab_size: int, dim: int, init_std: float = 0.01,
-                 generator: torch.Generator | None = None):
-        super().__init__()
-        self.emb = nn.Embedding(vocab_size, dim, padding_idx=PAD_ID, sparse=True)
-        with torch.no_grad():
-            self.emb.weight.normal_(0.0, init_std, generator=generator)
-            self.emb.weight[PAD_ID].zero_()
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.emb(ids).sum(dim=-2), dim=-1, eps=1e-12)
+# ------------------------------------------------------------------------ title vectors
+def _normalize_(x: np.ndarray) -> np.ndarray:
+    x /= np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), EPS)
+    return x
 
 
-def title_vectors(table: torch.Tensor, ids: torch.Tensor,
-                  weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Normalized (weighted) sum of the rows `ids` ([..., L], PAD=0 -> zero row) of `table`."""
-    rows = F.embedding(ids, table, padding_idx=PAD_ID, sparse=True)   # sparse grad when trained
-    if weights is not None:
-        rows = rows * weights.unsqueeze(-1)
-    return F.normalize(rows.sum(dim=-2), dim=-1, eps=1e-12)
+def _center_(vectors: np.ndarray, center: np.ndarray) -> np.ndarray:
+    vectors -= center
+    return _normalize_(vectors)
 
 
-def bag_of(vectors: torch.Tensor) -> torch.Tensor:
-    """Bag of documents: normalized mean over axis -2 of already normalized vectors."""
-    return F.normalize(vectors.mean(dim=-2), dim=-1, eps=1e-12)
+def _token_sums(table: np.ndarray, ids: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """[N, D] float32 weighted sums of the rows ids [N, L] of table (PAD_ID adds nothing),
+    a block of titles at a time, gathering only their tokens (no padding)."""
+    out = np.zeros((len(ids), table.shape[1]), dtype=np.float32)
+    rows = max(1, GATHER_FLOATS // max(1, ids.shape[1] * table.shape[1]))
+    for lo in range(0, len(ids), rows):
+        block = ids[lo: lo + rows]
+        used = block != PAD_ID
+        counts = used.sum(axis=1)
+        titles = np.flatnonzero(counts)
+        if len(titles) == 0:
+            continue
+        gathered = np.asarray(table[block[used]], dtype=np.float32)     # title after title
+        if weights is not None:
+            gathered *= np.asarray(weights[lo: lo + rows][used], dtype=np.float32)[:, None]
+        out[lo + titles] = np.add.reduceat(gathered, (np.cumsum(counts) - counts)[titles], axis=0)
+    return out
 
 
-def margin_ranking_loss(bag: torch.Tensor, pos: torch.Tensor, negs: torch.Tensor,
-                        mask: torch.Tensor, margin: float) -> torch.Tensor:
-    """Mean over examples of the sum over used negatives of max(0, margin - pos + neg).
-
-    bag, pos: [B, D]; negs: [B, K, D]; mask: [B, K] bool, True where a negative is used.
-    """
-    pos_score = (bag * pos).sum(-1, keepdim=True)                    # [B, 1]
-    neg_score = torch.bmm(negs, bag.unsqueeze(-1)).squeeze(-1)         # [B, K]
-    losses = torch.clamp(margin - pos_score + neg_score, min=0.0) * mask
-    return losses.sum(-1).mean()
-
-
-def select_negatives(bag: torch.Tensor, candidates: torch.Tensor, allowed: torch.Tensor,
-                     k: int, hard: bool = True,
-                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pick k negatives per example from a shared candidate pool with ONE matmul.
-
-    bag: [B, D]; candidates: [C, D]; allowed: [B, C] bool (candidate is from other
-    categories). hard=True takes the k highest-scoring allowed candidates (the likeliest
-    margin violators); hard=False takes k random allowed ones. Returns (index [B, k],
-    valid [B, k] bool).
-    """
-    with torch.no_grad():
-        return pick_negatives(bag @ candidates.T, allowed, k, hard, generator)
+def title_vectors(table: np.ndarray, ids, weights=None, center: np.ndarray | None = None) -> np.ndarray:
+    """float32 [..., D] vectors of titles given by token ids [..., L] (PAD_ID where a title
+    has fewer tokens) and optional weights [..., L]: unit(sum_l w_l table[ids_l]), then, for
+    a centred model, unit(that - center). A single title is ids [L] -> [D]."""
+    ids = np.asarray(ids)
+    lead, width = ids.shape[:-1], ids.shape[-1]
+    ids = ids.reshape(int(np.prod(lead)), width)
+    if ids.dtype.kind not in "iu":                          # e.g. [] for a title without tokens
+        ids = ids.astype(np.int64)
+    w = None if weights is None else np.asarray(weights).reshape(ids.shape)
+    out = _normalize_(_token_sums(table, ids, w))
+    if center is not None:
+        _center_(out, np.asarray(center, dtype=np.float32))
+    return out.reshape(*lead, table.shape[1])
 
 
-def pick_negatives(scores: torch.Tensor, allowed: torch.Tensor, k: int, hard: bool = True,
-                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """`select_negatives` on scores [B, C] already computed: (index [B, k], valid [B, k])."""
-    if not hard:
-        scores = torch.rand(allowed.shape, generator=generator)
-    scores = scores.masked_fill(~allowed, float("-inf"))
-    top, idx = scores.topk(min(k, scores.shape[1]), dim=1)
-    return idx, torch.isfinite(top)
+def catalog_vectors(table: np.ndarray, ids: np.ndarray, weights: np.ndarray | None = None,
+                    centred: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """(vectors [S, D], center [D] or None) of a catalog's titles: `title_vectors`, and when
+    `centred` the catalog's mean vector, subtracted from every row before normalizing again
+    (queries get the same through title_vectors(..., center))."""
+    vectors = title_vectors(table, ids, weights)
+    if not centred:
+        return vectors, None
+    center = vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
+    return _center_(vectors, center), center
 
 
-def inverse_frequency_weights(counts: torch.Tensor, power: float, cap: float) -> torch.Tensor:
-    """Per-token gradient weight: (c_ref / count) ** power, bounded to [1, cap].
-
-    c_ref is the median count of tokens that occur, so common tokens keep weight 1
-    (their signal is kept) and rare tokens get up to `cap` times the step. Tokens never
-    seen get weight 1 (they receive no gradient anyway).
-    """
-    counts = counts.to(torch.float64)
-    seen = counts > 0
-    if not bool(seen.any()):
-        return torch.ones_like(counts, dtype=torch.float32)
-    ref = counts[seen].median()
-    w = torch.ones_like(counts)
-    w[seen] = (ref / counts[seen]).pow(power).clamp(1.0, cap)
-    return w.to(torch.float32)
-
-
-def scale_sparse_grad_(grad: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Multiply each row of a sparse COO gradient by its token's weight, in place.
-
-    Vectorized: the weight table is indexed with the gradient's row indices. Works on
-    uncoalesced gradients too (scaling is linear, so duplicates add up correctly).
-    """
-    if not grad.is_sparse:
-        raise ValueError("expected a sparse gradient (nn.Embedding(sparse=True))")
-    rows = grad._indices()[0]
-    grad._values().mul_(weights[rows].unsqueeze(-1).to(grad.dtype))
-    return grad
+# ------------------------------------------------------------------------ exact top-k
+def _best_of(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices and scores of the k highest scores of every row, best first, ties to
+    the lower column (also where a tie straddles the k-th place)."""
+    n = scores.shape[1]
+    if k < n:
+        part = np.argpartition(scores, n - k, axis=1)[:, n - k:]
+        top = np.take_along_axis(scores, part, axis=1)
+        kth = top.min(axis=1)
+        for r in np.flatnonzero((scores >= kth[:, None]).sum(axis=1) > k):
+            cand = np.flatnonzero(scores[r] >= kth[r])
+            part[r] = cand[np.lexsort((cand, -scores[r, cand]))[:k]]
+            top[r] = scores[r, part[r]]
+    else:
+        part = np.broadcast_to(np.arange(n), scores.shape)
+        top = scores
+    order = np.lexsort((part, -top), axis=1)
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(top, order, axis=1)
 
 
-# --------------------------------------------------------------------------- fused path
-# The same forward pass and loss as above, with the gradient derived by hand so that a
-# step touches only the rows of the tokens in the batch: no autograd graph, no sparse
-# COO tensors, one index_add_ into the touched rows.
+def top_k(vectors: np.ndarray, k: int, *, rows=None, among=None, skip_self: bool = False,
+          threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Exact nearest rows by dot product (cosine, for unit rows): for every query row `rows`
+    of `vectors` (default: each row), the k rows of `among` (indices into vectors; default:
+    every row) that score highest, best first, ties to the earlier row of `among`.
+    `skip_self`: a row is not its own neighbour. Returns ids [R, k'] int32 (into vectors)
+    and scores [R, k'] float32, k' = min(k, candidates). Scores are computed a block of
+    query rows at a time (SCORE_FLOATS floats each), by `threads` threads."""
+    v = np.asarray(vectors, dtype=np.float32)
+    queries = np.arange(len(v)) if rows is None else np.asarray(rows, dtype=np.int64)
+    among = None if among is None else np.asarray(among, dtype=np.int64)
+    base = v if among is None else v[among]
+    k = max(0, min(k, len(base) - (1 if skip_self else 0)))
+    ids = np.empty((len(queries), k), dtype=np.int32)
+    scores = np.empty((len(queries), k), dtype=np.float32)
+    if k == 0 or len(queries) == 0:
+        return ids, scores
+    own = None
+    if skip_self:                                   # each query's position in base, -1: absent
+        own = queries if among is None else np.full(len(v), -1, np.int64)
+        if among is not None:
+            own[among] = np.arange(len(base))
+            own = own[queries]
+    block = max(1, SCORE_FLOATS // len(base))
 
-def trim_padding(ids: torch.Tensor) -> torch.Tensor:
-    """Drop trailing all-PAD columns of a padded [M, L] batch (sums are unchanged)."""
-    return ids[:, : padded_width(ids)]
+    def one(lo: int) -> None:
+        s = v[queries[lo: lo + block]] @ base.T
+        if own is not None:
+            mine = own[lo: lo + block]
+            s[np.flatnonzero(mine >= 0), mine[mine >= 0]] = -np.inf
+        cols, best = _best_of(s, k)
+        ids[lo: lo + block] = cols if among is None else among[cols]
+        scores[lo: lo + block] = best
 
-
-def padded_width(ids: torch.Tensor) -> int:
-    width = int((ids != PAD_ID).sum(dim=1).max()) if ids.numel() else 0
-    return max(width, 1)
-
-
-def _unit(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    norm = x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    return x / norm, norm
-
-
-def _unit_backward(unit: torch.Tensor, norm: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    """Gradient through x -> x / |x| (unit = x / |x|)."""
-    return (grad - unit * (unit * grad).sum(-1, keepdim=True)) / norm
-
-
-def packed_sums(table: torch.Tensor, tokens: torch.Tensor, offsets: torch.Tensor,
-                weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Sum of the rows of each packed title: title i is tokens[offsets[i]:offsets[i+1]]
-    (no PAD anywhere), optionally weighted per token. One embedding_bag call."""
-    return F.embedding_bag(tokens, table, offsets, mode="sum", per_sample_weights=weights)
-
-
-def fused_triplet_grad(table: torch.Tensor, tokens: torch.Tensor, offsets: torch.Tensor,
-                       slots: torch.Tensor, b: int, n: int, allowed: torch.Tensor, k: int,
-                       margin: float, hard: bool = True,
-                       generator: torch.Generator | None = None,
-                       weights: torch.Tensor | None = None):
-    """Loss and per-row gradient of one leave-one-out batch over packed titles.
-
-    The batch's distinct titles are packed once (tokens/offsets/weights, as `packed_sums`)
-    and every title vector is computed once, however often the batch uses it.
-    slots: [b*(n-1) + b + C] index into those titles: b*(n-1) context titles
-    (example-major), then b positives, then C shared negative candidates. allowed: [b, C].
-    Returns (loss, rows, grad_rows): grad_rows[i] is dLoss/dtable[rows[i]].
-    """
-    with record_function("forward"):
-        loss, saved = _fused_forward(table, tokens, offsets, slots, b, n, allowed, k, margin,
-                                     hard, generator, weights)
-    with record_function("backward"):
-        rows, grad_rows = _fused_backward(*saved, tokens, offsets, slots, b, n, weights)
-    return loss, rows, grad_rows
+    starts = range(0, len(queries), block)
+    if threads > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(threads) as pool:    # BLAS and the selection release the GIL
+            list(pool.map(one, starts))
+    else:
+        for lo in starts:
+            one(lo)
+    return ids, scores
 
 
-def _fused_forward(table, tokens, offsets, slots, b, n, allowed, k, margin, hard, generator,
-                   weights):
-    dim = table.shape[1]
-    u, u_norm = _unit(packed_sums(table, tokens, offsets, weights))
-    v = u[slots]
-    ctx = v[: b * (n - 1)].view(b, n - 1, dim)
-    pos = v[b * (n - 1): b * n]
-    cand = v[b * n:]
-    bag, bag_norm = _unit(ctx.mean(dim=1))
-    scores = bag @ cand.T                                             # [b, C], one matmul
-    idx, valid = pick_negatives(scores, allowed, k, hard, generator)
-    pos_score = (bag * pos).sum(-1, keepdim=True)
-    raw = (margin - pos_score + scores.gather(1, idx)) * valid
-    loss = raw.clamp_min(0).sum(-1).mean()
-    active = ((raw > 0) & valid).to(table.dtype) / b                 # dLoss / dneg_score
-    return loss, (u, u_norm, pos, cand, bag, bag_norm, scores, idx, active)
-
-
-def _fused_backward(u, u_norm, pos, cand, bag, bag_norm, scores, idx, active,
-                    tokens, offsets, slots, b, n, weights):
-    dim = u.shape[1]
-    act_sum = active.sum(-1, keepdim=True)
-    d_scores = torch.zeros_like(scores).scatter_(1, idx, active)     # idx distinct per row
-    d_bag = d_scores @ cand - act_sum * pos
-    d_v = torch.empty(len(slots), dim, dtype=u.dtype)
-    d_mean = _unit_backward(bag, bag_norm, d_bag) / (n - 1)
-    d_v[: b * (n - 1)] = d_mean.unsqueeze(1).expand(b, n - 1, dim).reshape(-1, dim)
-    d_v[b * (n - 1): b * n] = -act_sum * bag
-    d_v[b * n:] = d_scores.T @ bag
-    d_u = torch.zeros_like(u).index_add_(0, slots, d_v)
-    d_sums = _unit_backward(u, u_norm, d_u)
-    return _bag_transpose_matmul(tokens, offsets, weights, d_sums)
-
-
-def _bag_transpose_matmul(tokens: torch.Tensor, offsets: torch.Tensor,
-                          weights: torch.Tensor | None, d_sums: torch.Tensor):
-    """Backward of `packed_sums`: (rows, A^T @ d_sums) for the distinct token rows, where
-    A[title, row] is the (weighted) count of the row in the title. A^T is a bag per row
-    over the titles that use it: one sort groups the tokens by row, then the same
-    embedding_bag kernel as the forward pass sums each row's title gradients (no
-    per-token gradient is ever materialized)."""
-    lengths = torch.diff(offsets, append=torch.tensor([len(tokens)], dtype=offsets.dtype))
-    title_of = torch.repeat_interleave(torch.arange(len(offsets), dtype=tokens.dtype), lengths)
-    sorted_tokens, perm = torch.sort(tokens)
-    rows, counts = torch.unique_consecutive(sorted_tokens, return_counts=True)
-    starts = torch.zeros(len(rows), dtype=tokens.dtype)
-    torch.cumsum(counts[:-1], 0, out=starts[1:])
-    return rows, packed_sums(d_sums, title_of[perm], starts,
-                             None if weights is None else weights[perm])
-
-
-def rowwise_adagrad_(table: torch.Tensor, accum: torch.Tensor, rows: torch.Tensor,
-                     grad_rows: torch.Tensor, lr: float, weights: torch.Tensor | None = None,
-                     eps: float = 1e-10) -> None:
-    """Row-wise Adagrad (one accumulator per row, as StarSpace does) on the touched rows
-    only, each row's step multiplied by its token weight (inverse-frequency scaling).
-
-    The weight multiplies the step, not the gradient: Adagrad divides a row's gradient by
-    the root of its own accumulated squares, so a constant factor on the gradient would
-    cancel and rare tokens would get no larger steps at all."""
-    acc = accum[rows] + torch.linalg.vector_norm(grad_rows, dim=-1).square_() / grad_rows.shape[1]
-    accum[rows] = acc
-    step = acc.sqrt_().add_(eps).reciprocal_().mul_(-lr)             # -lr / sqrt(accum)
-    if weights is not None:
-        with record_function("inverse_frequency_scaling"):
-            step.mul_(weights[rows])
-    table.index_add_(0, rows.long(), grad_rows * step.unsqueeze(-1))  # rows are distinct
-    table[PAD_ID] = 0.0
+def nearest_others(vectors: np.ndarray, k: int, *, table=None, rows=None, among=None) -> np.ndarray:
+    """ids [R, k'] (into vectors) of the k nearest other rows of `among` (default: all) for
+    every row `rows` (default: `among`, else every row), best first; k' = min(k, candidates).
+    Read from a neighbour table (ids [S, K]: every row's K nearest rows, best first, itself
+    among them) where a row's list holds k of them; the other rows by exact `top_k`."""
+    n = len(vectors)
+    queries = np.asarray(rows if rows is not None else among if among is not None else np.arange(n),
+                         dtype=np.int64)
+    members = None if among is None else np.asarray(among, dtype=np.int64)
+    k = max(0, min(k, (n if members is None else len(members)) - 1))
+    out = np.empty((len(queries), k), dtype=np.int32)
+    todo = np.arange(len(queries))
+    if table is not None and k and len(queries):
+        lists = np.asarray(table[queries])
+        ok = lists != queries[:, None]
+        if members is not None:
+            member = np.zeros(n, dtype=bool)
+            member[members] = True
+            ok &= member[lists]
+        rank = np.cumsum(ok, axis=1)
+        full = rank[:, -1] >= k
+        out[full] = lists[full][(ok & (rank <= k))[full]].reshape(-1, k)
+        todo = np.flatnonzero(~full)
+    if len(todo):
+        out[todo] = top_k(vectors, k, rows=queries[todo], among=members, skip_self=True)[0]
+    return out

@@ -175,8 +175,10 @@ def evaluate_night(new: RelatedModel, cur: RelatedModel | None, merged: list[Pro
 def stability_of(new: RelatedModel, cur: RelatedModel | None, k: int) -> dict | None:
     if cur is None:
         return None
-    return neighbour_stability([s.key for s in cur.catalog.shows], np.asarray(cur.vectors),
-                               [s.key for s in new.catalog.shows], np.asarray(new.vectors), k)
+    return neighbour_stability(
+        list(cur.catalog.keys), np.asarray(cur.vectors), list(new.catalog.keys), np.asarray(new.vectors), k,
+        old_table=cur.neighbours[0] if cur.neighbours is not None else None,
+        new_table=new.neighbours[0] if new.neighbours is not None else None)
 
 
 # ---------------------------------------------------------------- the run

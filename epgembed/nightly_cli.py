@@ -16,11 +16,12 @@ import sys
 from pathlib import Path
 
 from . import registry
+from .cli import EXIT_ERROR
 from .config import Config
 from .dumpfiles import escape_name
-from .nightly import EXIT_ERROR, EXIT_GATED, EXIT_PUBLISHED, NightlyConfig, run_nightly
+from .nightly_gates import NightlyConfig
 
-__all__ = ["add_commands", "EXIT_PUBLISHED", "EXIT_GATED", "EXIT_ERROR"]
+__all__ = ["add_commands"]
 EXIT_PROBLEMS = 1  # `versions`: a version is broken or `current` dangles
 
 
@@ -49,6 +50,7 @@ def nightly_config(args: argparse.Namespace) -> tuple[NightlyConfig, Config]:
 
 
 def cmd_nightly(args: argparse.Namespace) -> int:
+    from .nightly import run_nightly   # trains: torch and numba load for this command only
     try:
         ncfg, cfg = nightly_config(args)
     except (ValueError, OSError) as e:

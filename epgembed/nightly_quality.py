@@ -24,6 +24,7 @@ from .catalog import Catalog
 from .epg import Programme
 from .evaluate import ASKED, Split, eval_key, most_frequent_spelling, score_query, split_pairs
 from .evaluate_score import QueryScore, mean_scores
+from .model import nearest_others
 from .related import RelatedModel
 from .tokenize import Tokenizer
 
@@ -99,36 +100,20 @@ def random_answers(titles: list[str], splits: Sequence[Split], seed: int) -> dic
 
 
 # ---------------------------------------------------------------- stability
-def top_k(vectors: np.ndarray, k: int, chunk: int = 2048) -> np.ndarray:
-    """Exact top-k cosine neighbours of every row among the others: [n, min(k, n-1)]."""
-    v = np.asarray(vectors, dtype=np.float32)
-    n = len(v)
-    k = min(k, n - 1)
-    out = np.zeros((n, max(k, 0)), dtype=np.int64)
-    if k <= 0:
-        return out
-    for s in range(0, n, chunk):
-        scores = v[s: s + chunk] @ v.T
-        rows = np.arange(scores.shape[0])
-        scores[rows, rows + s] = -np.inf
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-        out[s: s + chunk] = np.take_along_axis(part, order, axis=1)
-    return out
-
-
 def _mean_jaccard(a: list[set], b: list[set]) -> float | None:
     vals = [len(x & y) / len(x | y) for x, y in zip(a, b) if x or y]
     return round(float(np.mean(vals)), 4) if vals else None
 
 
 def neighbour_stability(old_keys: list[str], old_vecs: np.ndarray, new_keys: list[str],
-                        new_vecs: np.ndarray, k: int = 10) -> dict:
+                        new_vecs: np.ndarray, k: int = 10, *, old_table: np.ndarray | None = None,
+                        new_table: np.ndarray | None = None) -> dict:
     """Mean Jaccard overlap of top-k neighbours of the shows both versions know.
 
     `common`: neighbours searched among the common shows only, i.e. how much the model
     reshuffled; `served`: neighbours as each version serves them (arrivals and departures
-    of shows count as changes).
+    of shows count as changes). Both are read from each version's neighbour table
+    (ids [S, K], model.neighbours[0]) where given, by exact search where a row is too short.
     """
     old_id = {key: i for i, key in enumerate(old_keys)}
     both = [key for key in new_keys if key in old_id]
@@ -138,11 +123,12 @@ def neighbour_stability(old_keys: list[str], old_vecs: np.ndarray, new_keys: lis
     new_id = {key: i for i, key in enumerate(new_keys)}
     oi = np.array([old_id[x] for x in both])
     ni = np.array([new_id[x] for x in both])
-    old_top, new_top = top_k(np.asarray(old_vecs)[oi], k), top_k(np.asarray(new_vecs)[ni], k)
-    result["common"] = _mean_jaccard([set(r) for r in old_top], [set(r) for r in new_top])
-    old_full, new_full = top_k(old_vecs, k), top_k(new_vecs, k)
-    result["served"] = _mean_jaccard([{old_keys[j] for j in old_full[i]} for i in oi],
-                                     [{new_keys[j] for j in new_full[i]} for i in ni])
+    old_vecs, new_vecs = np.asarray(old_vecs), np.asarray(new_vecs)
+    for name, among in (("common", (oi, ni)), ("served", (None, None))):
+        old_top = nearest_others(old_vecs, k, table=old_table, rows=oi, among=among[0])
+        new_top = nearest_others(new_vecs, k, table=new_table, rows=ni, among=among[1])
+        result[name] = _mean_jaccard([{old_keys[j] for j in r} for r in old_top],
+                                     [{new_keys[j] for j in r} for r in new_top])
     return result
 
 

@@ -2,8 +2,9 @@
 
     scan = find_outliers(model, top=100, k=20)     # JSON-ready dict; report.render_report(scan)
 
-For every show: its k nearest shows by one blocked matmul over the stored unit vectors
-(exact, the same ranking Annoy approximates), then for every (title, neighbour) pair:
+For every show: its k nearest other shows, read from the model's neighbour table (exact
+search, model.top_k, where the model has none or its rows are too short), then for every
+(title, neighbour) pair:
   - no_shared_category: both have informative categories (not on more than the model's
     max_category_share of shows) and share none;
   - rare_token_match: removing one rare token of either side takes at least
@@ -29,6 +30,7 @@ import numpy as np
 from .inspect import (InspectConfig, LeaveOneOut, TitleStats, broad_categories, collapse, explain_sides,
                       model_center, model_json, padded, pair_scores, show_tokens, side_of, title_stats,
                       token_rows)
+from .model import nearest_others
 from .related import QueryError, RelatedModel
 
 WEIGHTS = {"collapse": 0.3, "carried": 0.3, "no_shared_category": 0.3, "list_disagreement": 0.1}
@@ -59,25 +61,6 @@ class PairArrays:
         return np.maximum(self.score, 0.0) * (w["collapse"] * self.collapse + w["carried"] * self.carried
                                               + w["no_shared_category"] * self.no_category
                                               + w["list_disagreement"] * self.list_share)
-
-
-def top_k_neighbors(vectors: np.ndarray, k: int, block: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k nearest rows by cosine (self excluded): ids [S, k], scores [S, k], best first."""
-    v = np.ascontiguousarray(vectors, dtype=np.float32)
-    n = len(v)
-    k = min(k, n - 1)
-    ids = np.zeros((n, k), dtype=np.int64)
-    scores = np.zeros((n, k), dtype=np.float32)
-    for start in range(0, n, block):
-        end = min(start + block, n)
-        sims = v[start:end] @ v.T
-        sims[np.arange(end - start), np.arange(start, end)] = -np.inf
-        part = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < n - 1 else np.argsort(-sims, 1)[:, :k]
-        part_scores = np.take_along_axis(sims, part, axis=1)
-        order = np.lexsort((part, -part_scores), axis=1)   # by score, ties by id
-        ids[start:end] = np.take_along_axis(part, order, axis=1)
-        scores[start:end] = np.take_along_axis(part_scores, order, axis=1)
-    return ids, scores
 
 
 def category_matrix(categories: list[list[str]]) -> np.ndarray:
@@ -188,7 +171,9 @@ def scan_pairs(model: RelatedModel, k: int, cfg: InspectConfig,
     rare_tok[0] = False
     t1 = time.perf_counter()
     vectors = np.asarray(model.vectors, dtype=np.float32)
-    nbrs, _ = top_k_neighbors(vectors, k)
+    table = getattr(model, "neighbours", None)
+    table = None if table is None else table[0]
+    nbrs = nearest_others(vectors, k, table=table).astype(np.int64)
     t2 = time.perf_counter()
     emb, center = np.asarray(model.embeddings), model_center(model)
     s, kk = nbrs.shape

@@ -17,14 +17,13 @@ import numpy as np
 import torch
 
 from .bundle import save_model
-from .related import center_vectors
 from .catalog import Catalog, SerializedCatalog
 from .catalog_build import EMPTY_KEY, ProgrammeLike, build_catalog, iter_titles
 from .config import Config
 from .epg import ReadLimits, ReadReport, read_programmes
+from .model import catalog_vectors
 from .tokenize import Tokenizer
-from .sampling import PackedTitles
-from .train import TrainResult, all_title_vectors, train
+from .train import TrainResult, train
 
 
 @dataclass
@@ -74,29 +73,9 @@ def prepare_programmes(programmes: Iterable[ProgrammeLike], cfg: Config,
                     dict(dropped))
 
 
-def context_pairs(ids: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Split item token arrays into title-only ids and description-only ids + weights."""
-    is_title = weights == 1.0
-    is_ctx = (weights > 0) & ~is_title
-    def compact(mask):
-        width = max(1, int(mask.sum(1).max()) if len(mask) else 1)
-        out_ids = np.zeros((len(ids), width), np.int64)
-        out_w = np.zeros((len(ids), width), np.float32)
-        for r in range(len(ids)):
-            sel = np.flatnonzero(mask[r])
-            out_ids[r, : len(sel)] = ids[r, sel]
-            out_w[r, : len(sel)] = weights[r, sel]
-        return out_ids, out_w
-    title_ids, _ = compact(is_title)
-    ctx_ids, ctx_w = compact(is_ctx)
-    return title_ids, ctx_ids, ctx_w
-
-
 def fit(prep: Prepared, cfg: Config, init: np.ndarray | None = None) -> TrainResult:
-    pairs = context_pairs(prep.token_ids, prep.token_weights) if cfg.train.context_task > 0 else None
     return train(prep.token_ids, prep.show_categories, len(prep.categories), cfg.train,
-                 prep.tokenizer.vocab_size, init=init, token_weights=prep.token_weights,
-                 context_pairs=pairs)
+                 prep.tokenizer.vocab_size, init=init, token_weights=prep.token_weights)
 
 
 def train_model(paths: Iterable[str | Path], out_dir: str | Path, cfg: Config | None = None, *,
@@ -127,14 +106,11 @@ def write_model(prep: Prepared, result: TrainResult, out_dir: str | Path, cfg: C
     training summaries, and bundle.save_model (complete, fsynced, renamed into place).
     `data` entries are added to (or override) the data summary; `timings` as in save_model;
     `free_tokens`: drop prep's token arrays once the vectors are made (before the index)."""
-    vectors = all_title_vectors(torch.from_numpy(result.embeddings),
-                                PackedTitles(prep.token_ids, prep.token_weights))
+    vectors, center = catalog_vectors(result.embeddings, prep.token_ids, prep.token_weights,
+                                      centred=cfg.index.center)
     labelled = int(sum(1 for c in prep.show_categories if c))
     if free_tokens:
         prep.token_ids = prep.token_weights = prep.show_categories = None
-    center = None
-    if cfg.index.center:
-        vectors, center = center_vectors(vectors)
     summary = {**(data or {}), "files": prep.report.files,
                "programmes": prep.report.programmes,
                "skipped": [list(s) for s in prep.report.skipped],

@@ -18,6 +18,7 @@ import numpy as np
 from .catalog import Catalog
 from .features import context_features
 from .index import query_item, query_vector
+from .model import title_vectors
 from .normalize import series_head, squash, title_key
 from .tokenize import Tokenizer
 
@@ -44,37 +45,6 @@ class Related:
     def to_json(self) -> dict:
         return {"query": self.query, "known": self.known, "id": self.id,
                 "related": [asdict(h) for h in self.hits]}
-
-
-def unit(v: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(v)
-    return (v / n).astype(np.float32) if n > 0 else np.asarray(v, dtype=np.float32)
-
-
-def unit_sum(table: np.ndarray, ids: list[int], weights: list[float] | None = None) -> np.ndarray:
-    """Normalized (weighted) sum of rows `ids` of `table` (numpy twin of model.title_vectors)."""
-    rows = np.asarray(table[np.asarray(ids, dtype=np.int64)], dtype=np.float64)
-    if weights is not None:
-        rows = rows * np.asarray(weights, dtype=np.float64)[:, None]
-    return unit(rows.sum(axis=0))
-
-
-def center_vectors(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(unit rows of vectors - mean, mean): the catalog's shared direction removed."""
-    center = vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
-    if vectors.dtype != np.float32:   # float64 input: float64 arithmetic, then float32
-        out = vectors - center
-        return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32), center
-    out = vectors - center            # float32: one [S, D] array, divided in place
-    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-    return out, center
-
-
-def query_vector_of(table: np.ndarray, ids: list[int], center: np.ndarray | None,
-                    weights: list[float] | None = None) -> np.ndarray:
-    """A title's vector from its tokens: unit (weighted) sum, centered like the catalog."""
-    v = unit_sum(table, ids, weights)
-    return v if center is None else unit(v.astype(np.float64) - center)
 
 
 class RelatedModel:
@@ -113,7 +83,7 @@ class RelatedModel:
         extra = self.tokenizer.feature_tokens(dict.fromkeys(context_features(**context), 1.0)
                                               if context else None)
         weights = [1.0] * len(ids) + [w for _, w in extra] if extra else None
-        return query_vector_of(self.embeddings, ids + [i for i, _ in extra], self.center, weights)
+        return self.vector_of(ids + [i for i, _ in extra], weights)
 
     def item_tokens(self, show_id: int) -> list[tuple[int, str, float]]:
         """(token id, surface, weight) that make up catalog title `show_id`'s stored vector:
@@ -122,8 +92,9 @@ class RelatedModel:
         return self.tokenizer.item_tokens(show.key, show.context, show.features)
 
     def vector_of(self, ids: list[int], weights: list[float] | None = None) -> np.ndarray:
-        """The vector a bag of (weighted) tokens gets; vector_of(item tokens) == vectors[i]."""
-        return query_vector_of(self.embeddings, ids, self.center, weights)
+        """The vector a bag of (weighted) tokens gets (model.title_vectors, centred like the
+        catalog); vector_of(item tokens) == vectors[i]."""
+        return title_vectors(self.embeddings, ids, weights, self.center)
 
     def resolve(self, title: str) -> int | None:
         return self.catalog.lookup(title)

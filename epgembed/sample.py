@@ -211,7 +211,7 @@ TITLE_TABLE, CAT_TABLE, DESC_TABLE, WORD_TABLE = _table(TITLES), _fields(CATS), 
 
 
 @dataclass
-class Show:  # one invented show and its episode counters
+class SampleShow:  # one invented show and its episode counters (not catalog.Show)
     title: str; genre: str; sub: str | None; lang: str; style: str; sep: str = ": "  # noqa: E702
     season: int = 1; ep: int = 0; count: int = 0; base: int = 0; variant: int = 0  # noqa: E702
 
@@ -220,10 +220,10 @@ class Show:  # one invented show and its episode counters
 class Channel:
     cid: str; name: str; langs: list[str]; genres: list[str]; style: str; flags: set[str]  # noqa: E702
     region: str | None = None; mirror_of: Channel | None = None  # noqa: E702
-    shows: list[Show] = field(default_factory=list)
+    shows: list[SampleShow] = field(default_factory=list)
 
 
-def _build_shows(rng: random.Random) -> list[Show]:
+def _build_shows(rng: random.Random) -> list[SampleShow]:
     shows, lang = [], "en"
     for key, titles in TITLE_TABLE.items():
         genre, _, sub = key.partition(".")
@@ -238,8 +238,8 @@ def _build_shows(rng: random.Random) -> list[Show]:
                 style = rng.choice(["plain"] * 5 + ["num"])
             else:
                 style = "teil" if genre == "movies" and rng.random() < 0.08 else "plain"
-            shows.append(Show(title, genre, sub or None, lang, style, FORCED_COLON.get(title, ": "),
-                              season=rng.randint(1, 6), base=rng.randint(40, 4000), variant=rng.randrange(7)))
+            shows.append(SampleShow(title, genre, sub or None, lang, style, FORCED_COLON.get(title, ": "),
+                                    season=rng.randint(1, 6), base=rng.randint(40, 4000), variant=rng.randrange(7)))
     return shows
 
 
@@ -258,7 +258,7 @@ def _words(rng: random.Random, kind: str, n: int = 0) -> str:
     return fields[2][0].format(a=rng.choice(fields[0]), b=rng.choice(fields[1])).format(n=n)
 
 
-def _airing(rng: random.Random, show: Show) -> tuple[str, str | None, str | None]:
+def _airing(rng: random.Random, show: SampleShow) -> tuple[str, str | None, str | None]:
     """Title (with its episode marker), sub-title and xmltv_ns episode number of the show's next airing."""
     show.count, show.ep = show.count + 1, show.ep + 1
     if show.ep > 13:
@@ -282,7 +282,7 @@ def _airing(rng: random.Random, show: Show) -> tuple[str, str | None, str | None
     return title, sub, f"{s - 1}.{e - 1}." if show.style in ("sxep", "sxxexx", "sdote") else None
 
 
-def _mess(rng: random.Random, title: str, ch: Channel, show: Show) -> str:
+def _mess(rng: random.Random, title: str, ch: Channel, show: SampleShow) -> str:
     """Per-airing meta suffixes and text noise."""
     r = rng.random()
     if show.genre == "sport" and r < 0.3 or show.genre == "news" and r < 0.08:
@@ -305,7 +305,7 @@ def _mess(rng: random.Random, title: str, ch: Channel, show: Show) -> str:
     return title
 
 
-def _categories(rng: random.Random, show: Show, ch: Channel) -> list[str]:
+def _categories(rng: random.Random, show: SampleShow, ch: Channel) -> list[str]:
     if rng.random() < 0.05:
         return []
     german = ch.style == "de" and rng.random() < 0.8
@@ -330,7 +330,7 @@ def _categories(rng: random.Random, show: Show, ch: Channel) -> list[str]:
     return list(dict.fromkeys(cats))[:4]
 
 
-def _schedule(rng: random.Random, ch: Channel, night: Show, end: datetime) -> list[tuple]:
+def _schedule(rng: random.Random, ch: Channel, night: SampleShow, end: datetime) -> list[tuple]:
     """One base channel's week: every show once, then a weighted shuffle; shopping overnight on `night` channels."""
     unique = rng.sample(ch.shows, len(ch.shows))
     extra = [s for s in ch.shows for _ in range(6 if s.title in FORCED_COLON else rng.choice((1, 1, 2, 2, 3, 4, 6)))]

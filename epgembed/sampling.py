@@ -75,11 +75,10 @@ class PackedTitles:
     """Every show's tokens without padding: show s is tokens[start[s]: start[s] + length[s]].
 
     Built once from the padded [S, L] arrays; `pack(shows)` gives the batch's distinct
-    shows, packed for `model.packed_sums`, and each requested show's slot among them.
+    shows, packed for `fused.packed_sums`, and each requested show's slot among them.
     """
 
     def __init__(self, token_ids: np.ndarray, token_weights: np.ndarray | None = None):
-        self.token_ids, self.token_weights = token_ids, token_weights
         mask = token_ids != 0
         self.length = mask.sum(1).astype(np.int64)
         self.start = np.concatenate([[0], np.cumsum(self.length)[:-1]]).astype(np.int64)
@@ -97,9 +96,3 @@ class PackedTitles:
         idx = np.repeat(self.start[uniq] - offsets, lengths) + np.arange(int(lengths.sum()))
         weights = None if self.weights is None else self.weights[idx]
         return self.tokens[idx], offsets, weights, slots.reshape(-1)
-
-    def padded(self, shows: np.ndarray):
-        """(ids [len(shows), L], weights or None) with trailing all-PAD columns dropped."""
-        width = max(1, int(self.length[shows].max())) if len(shows) else 1
-        ids = self.token_ids[shows, :width].astype(np.int64)
-        return ids, None if self.token_weights is None else self.token_weights[shows, :width]

@@ -23,9 +23,9 @@ import sentencepiece as spm
 
 from .config import FeatureConfig, TokenizerConfig
 from .features import feature_weight, vocabulary
+from .model import PAD_ID
 from .normalize import clean_text, fold, title_key
 
-PAD_ID = 0
 FORMAT = "epgembed-tokenizer/1"
 _WORD = re.compile(r"\w+(?:['’]\w+)*", re.UNICODE)
 
@@ -194,11 +194,6 @@ class Tokenizer:
                     break
         return out
 
-    def encode_batch(self, titles: list[str]) -> np.ndarray:
-        """Padded [B, L] int64 array (PAD = 0); L >= 1."""
-        seqs = [self.encode(t) for t in titles]
-        return pad(seqs)
-
     def token_name(self, token_id: int) -> str:
         if token_id == PAD_ID:
             return "<pad>"
@@ -233,14 +228,6 @@ class Tokenizer:
         if tok.n_pieces != meta["n_pieces"]:
             raise ValueError(f"{directory}: tokenizer.model has {tok.n_pieces} pieces, expected {meta['n_pieces']}")
         return tok
-
-
-def pad(seqs: list[list[int]], min_len: int = 1) -> np.ndarray:
-    width = max([min_len] + [len(s) for s in seqs])
-    out = np.zeros((len(seqs), width), dtype=np.int64)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = s
-    return out
 
 
 def _sample(texts: list[str], limit: int, seed: int) -> list[str]:

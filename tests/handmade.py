@@ -14,8 +14,9 @@ import numpy as np
 from epgembed.bundle import save_model
 from epgembed.catalog import Catalog, Show
 from epgembed.config import Config, IndexConfig, TokenizerConfig
+from epgembed.inspect import padded
+from epgembed.model import catalog_vectors
 from epgembed.normalize import title_key
-from epgembed.related import center_vectors, unit_sum
 from epgembed.tokenize import Tokenizer
 
 GENRES = {
@@ -67,10 +68,7 @@ def build_handmade_model(out_dir: Path, seed: int = 0, center: bool = False) -> 
         if s.categories:
             np.add.at(counts, toks, 1)
     counts[tokenizer.word_id[RARE]] = 0          # both zorblax shows were held out: never trained
-    vectors = np.stack([unit_sum(table, t) for t in ids])
-    mean = None
-    if center:                                   # like pipeline.py with index.center on
-        vectors, mean = center_vectors(vectors)
+    vectors, mean = catalog_vectors(table, padded(ids), centred=center)   # as pipeline.write_model
     cfg = Config().replace(index={"n_trees": 5})
     save_model(out_dir, tokenizer=tokenizer, catalog=catalog, embeddings=table, vectors=vectors,
                token_counts=counts, config=cfg.to_dict(), history=[], data={"inputs": []},

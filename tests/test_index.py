@@ -10,27 +10,34 @@ import pytest
 from conftest import TINY_CONFIG
 from epgembed.bundle import load_model, read_manifest
 from epgembed.config import IndexConfig
-from epgembed.index import (build_index, clustered_neighbours, exact_neighbours, open_index, query_item,
-                            sampled_recall)
+import epgembed.model
+from epgembed.index import open_index, query_item
+from epgembed.clustered import clustered_neighbours
+from epgembed.index_build import build_index, neighbour_table, sampled_recall
+from epgembed.model import top_k
 from epgembed.pipeline import train_model
+
+pytestmark = pytest.mark.integration
 
 
 def circle(degrees: list[float]) -> np.ndarray:
     return np.array([[math.cos(math.radians(d)), math.sin(math.radians(d))] for d in degrees], np.float32)
 
 
-def test_exact_neighbours_hand_worked():
+def test_exact_table_hand_worked(monkeypatch):
     v = circle([0, 10, 90, 180, 200])
-    ids, cos = exact_neighbours(v, 3, block=2)          # blocks of two rows: the seams are crossed
+    monkeypatch.setattr(epgembed.model, "SCORE_FLOATS", 2 * len(v))   # blocks of two rows
+    ids, cos, info = neighbour_table(v, IndexConfig(neighbours=3))    # the seams are crossed
+    assert info["method"] == "exact"
     assert ids.dtype == np.int32 and cos.dtype == np.float32 and ids.shape == (5, 3)
     assert ids[0].tolist() == [0, 1, 2]                  # itself, 10 degrees, 90 degrees
     assert np.allclose(cos[0], [1.0, math.cos(math.radians(10)), 0.0], atol=1e-6)
     assert ids[3].tolist() == [3, 4, 2]                  # 180: itself, 200, then 90 (cos 0 > cos 170)
     assert ids[4].tolist()[:2] == [4, 3]
-    ids, cos = exact_neighbours(v, 50)                   # k past the catalog: every row once
+    ids, cos = top_k(v, 50)                              # k past the catalog: every row once
     assert ids.shape == (5, 5) and sorted(ids[2].tolist()) == [0, 1, 2, 3, 4]
     assert np.all(np.diff(cos, axis=1) <= 1e-7)          # best first
-    some, some_cos = exact_neighbours(v, 3, rows=np.array([3, 0]))   # only these rows' lists
+    some, some_cos = top_k(v, 3, rows=np.array([3, 0]))  # only these rows' lists
     assert some.tolist() == [[3, 4, 2], [0, 1, 2]] and some_cos.shape == (2, 3)
 
 
@@ -42,7 +49,7 @@ def test_seeded_build_is_identical_and_answers_like_exact_search(tmp_path):
     build_index(v, cfg, tmp_path / "b.ann")
     assert (tmp_path / "a.ann").read_bytes() == (tmp_path / "b.ann").read_bytes()
     index = open_index(tmp_path / "a.ann", 16)
-    table, cos = exact_neighbours(v, 10)
+    table, cos = top_k(v, 10)
     for i in (0, 150, 299):                              # exhaustive search_k: Annoy is exact
         got, scores = query_item(index, i, 10, search_k=300 * 10)
         assert got == table[i].tolist() and np.allclose(scores, cos[i], atol=1e-5)
@@ -83,7 +90,7 @@ def blobs(n_per: int, centres: int, dim: int = 16, spread: float = 0.05) -> np.n
 
 def test_clustered_table_probing_every_cluster_is_exact():
     v = blobs(40, 10)
-    exact_ids, exact_cos = exact_neighbours(v, 12)
+    exact_ids, exact_cos = top_k(v, 12)
     ids, cos = clustered_neighbours(v, 12, probe=10_000)       # every cluster probed: all pairs
     assert np.allclose(cos, exact_cos, atol=1e-6)
     assert sampled_recall(v, ids, samples=400) == 1.0
@@ -105,7 +112,7 @@ def test_clustered_table_fills_rows_whose_probed_clusters_are_too_small():
     the list, so those rows are completed exactly (no -1 left, cosines exact and ordered)."""
     v = blobs(30, 8)
     ids, cos = clustered_neighbours(v, 40, probe=1)
-    exact_ids, exact_cos = exact_neighbours(v, 40)
+    exact_ids, exact_cos = top_k(v, 40)
     assert (ids >= 0).all() and (ids[:, 0] == np.arange(len(v))).all()
     assert np.allclose(cos[:, 1:], exact_cos[:, 1:], atol=1e-5)
 

@@ -14,12 +14,15 @@ import pytest
 
 from epgembed.bundle import load_model
 from epgembed.inspect import (InspectConfig, collapse, compare_title, explain_pair, inspect_title,
-                              leave_one_out, title_vectors)
+                              leave_one_out)
+from epgembed.model import title_vectors
 from epgembed.outliers import (category_matrix, find_outliers, list_disagreement, most_suspicious,
-                               PairArrays, share_any, top_k_neighbors)
+                               PairArrays, scan_pairs, share_any)
 from epgembed.related import QueryError
 from epgembed.report import bar_widths, esc, render_report
 from handmade import PLANTED, RARE, build_handmade_model
+
+pytestmark = pytest.mark.integration
 
 R2 = 1 / math.sqrt(2)
 
@@ -73,25 +76,29 @@ def test_leave_one_out_with_a_center_hand_worked():
     assert loo.share.sum() + loo.center[0, 0] == pytest.approx(loo.score[0, 0])
 
 
-def test_title_vectors_ignore_padding():
-    table = np.array([[5.0, 5.0], [3.0, 0.0], [0.0, 4.0]])
-    ids = np.array([[1, 2, 0], [2, 0, 0], [0, 0, 0]])
-    assert title_vectors(table, ids) == pytest.approx(np.array([[0.6, 0.8], [0, 1], [0, 0]]))
-    weighted = title_vectors(table, ids, np.array([[1.0, 0.75, 9.0], [1, 0, 0], [1, 0, 0]]))
-    assert weighted[0] == pytest.approx([math.sqrt(0.5), math.sqrt(0.5)])
+def test_explanations_score_with_the_model_title_vectors(model):
+    """explain_pair's score is the cosine of the two title vectors as model.title_vectors
+    makes them (the catalog's stored vectors for catalog titles)."""
+    e = explain_pair(model, PLANTED[0], PLANTED[1])
+    x, y = (model.resolve(t) for t in PLANTED)
+    assert e["score"] == pytest.approx(float(model.vectors[x] @ model.vectors[y]), abs=1e-6)
+    unseen = title_vectors(model.embeddings, model.tokenizer.encode("zorblax club"), center=model.center)
+    e = explain_pair(model, "Zorblax Club", PLANTED[1])
+    assert e["score"] == pytest.approx(float(unseen @ model.vectors[y]), abs=1e-6)
 
 
-def test_top_k_neighbors_is_exact():
-    v = np.random.default_rng(1).standard_normal((50, 6)).astype(np.float32)
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    ids, scores = top_k_neighbors(v, 7, block=16)
-    sims = v @ v.T
-    np.fill_diagonal(sims, -np.inf)
-    want = np.argsort(-sims, axis=1, kind="stable")[:, :7]
-    assert np.array_equal(ids, want)
-    assert scores == pytest.approx(np.take_along_axis(sims, want, 1), abs=1e-6)
-    ids, _ = top_k_neighbors(np.eye(3, dtype=np.float32), 5)     # k > n - 1: all others
-    assert ids.shape == (3, 2) and list(ids[0]) == [1, 2]
+def test_scan_reads_the_neighbour_table_as_exact_search_would(model, tmp_path):
+    """With the model's neighbour table or without it (exact search), the same pairs."""
+    with_table, _, _ = scan_pairs(model, 5, InspectConfig())
+    searched = load_model(model.path)
+    searched.neighbours = None
+    without, _, _ = scan_pairs(searched, 5, InspectConfig())
+    assert np.array_equal(with_table.neighbor, without.neighbor)
+    assert with_table.score == pytest.approx(without.score)
+    assert (with_table.neighbor != with_table.title).all()     # a title is not its own neighbour
+    searched.neighbours = (model.neighbours[0][:, :3], model.neighbours[1][:, :3])   # too short: searched
+    short, _, _ = scan_pairs(searched, 5, InspectConfig())
+    assert np.array_equal(short.neighbor, without.neighbor)
 
 
 def test_category_sharing_and_list_disagreement():
@@ -189,7 +196,6 @@ def test_outliers_finds_the_planted_pair_first(model):
 
 @pytest.mark.parametrize("centered", [False, True])
 def test_scan_agrees_with_explain_on_every_pair(model, tmp_path, centered):
-    from epgembed.outliers import scan_pairs
     if centered:
         model = load_model(build_handmade_model(tmp_path / "c", center=True))
     pairs, _, _ = scan_pairs(model, 5, InspectConfig(), block=4)

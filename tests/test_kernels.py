@@ -1,13 +1,17 @@
 """The compiled (numba) step: hand-worked kernels, and the same update as the torch step."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from epgembed.config import TrainConfig
-from epgembed.kernels import CompiledStep, hardest_allowed, scatter_adagrad
-from epgembed.model import TitleEncoder
+from epgembed.kernels import CompiledStep, hardest_allowed, scatter_adagrad, unit_title_sums
+from epgembed.model import title_vectors
 from epgembed.sampling import PackedTitles
-from epgembed.train import _make_step
+from epgembed.train import init_table, make_step
+
+pytestmark = pytest.mark.unit
 
 
 def test_hardest_allowed_takes_the_top_k_allowed_best_first():
@@ -18,6 +22,20 @@ def test_hardest_allowed_takes_the_top_k_allowed_best_first():
     assert out.tolist() == [5, 3, 2]                 # 0.9 is not allowed
     few = np.array([False, True, False, False, False, False])
     assert hardest_allowed(scores, few, 3, out) == 1 and out[0] == 1
+
+
+def test_unit_title_sums_are_the_model_title_vectors():
+    titles, vocab = _titles(weighted=True)
+    table = np.random.default_rng(3).standard_normal((vocab, 6)).astype(np.float32)
+    table[0] = 0
+    shows = np.array([4, 0, 17, 4])
+    out, norms = np.empty((len(shows), 6), np.float32), np.empty(len(shows), np.float32)
+    unit_title_sums(table, titles.tokens, titles.start, titles.length, titles.weights, shows, out, norms)
+    for i, s in enumerate(shows):
+        span = slice(titles.start[s], titles.start[s] + titles.length[s])
+        tokens, weights = titles.tokens[span], titles.weights[span]
+        assert np.allclose(out[i], title_vectors(table, tokens, weights), atol=1e-6)
+        assert norms[i] == pytest.approx(np.linalg.norm(weights @ table[tokens]), rel=1e-5)
 
 
 def _scatter(table, accum, tokens, lengths, weights, d_sums, lr, row_weights):
@@ -73,9 +91,8 @@ def test_compiled_step_updates_the_table_as_the_torch_step(n, weighted, hard):
     row_weights = torch.from_numpy(rng.uniform(1.0, 3.0, vocab).astype(np.float32))
     tables, losses = [], []
     for engine in ("fused", "compiled"):
-        model = TitleEncoder(vocab, cfg.dim, 0.5, generator=torch.Generator().manual_seed(0))
-        gen = torch.Generator().manual_seed(7)
-        step = _make_step(model, row_weights, cfg.__class__(**{**cfg.__dict__, "engine": engine}), gen)
+        table = init_table(vocab, cfg.dim, 0.5, torch.Generator().manual_seed(0))
+        step = make_step(table, row_weights, replace(cfg, engine=engine), torch.Generator().manual_seed(7))
         batch_rng = np.random.default_rng(2)
         out = []
         for _ in range(4):
@@ -83,23 +100,52 @@ def test_compiled_step_updates_the_table_as_the_torch_step(n, weighted, hard):
             allowed = torch.from_numpy(batch_rng.random((b, c)) > 0.3)
             out.append(step(titles, shows, b, allowed, n))
         losses.append(out)
-        tables.append(model.emb.weight.detach().numpy().copy())
+        tables.append(table.numpy().copy())
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
     assert np.abs(tables[1] - tables[0]).max() < 1e-5
-    start = TitleEncoder(vocab, cfg.dim, 0.5, generator=torch.Generator().manual_seed(0)).emb.weight
-    assert np.abs(tables[1] - start.detach().numpy()).max() > 0.01      # it did move
+    start = init_table(vocab, cfg.dim, 0.5, torch.Generator().manual_seed(0))
+    assert np.abs(tables[1] - start.numpy()).max() > 0.01      # it did move
     assert (tables[1][0] == 0).all()
 
 
-def test_compiled_step_work_arrays_are_per_thread():
+def test_compiled_step_from_several_threads_at_once_is_the_same_as_one_after_the_other():
+    """Hogwild! workers share one step: two threads stepping at the same time on disjoint
+    token rows must leave exactly the table (and accumulators) of the same steps run one
+    after the other. Scratch arrays shared between the threads would mix their updates."""
     import threading
-    step = CompiledStep(np.zeros((5, 2), np.float32), np.zeros(5, np.float32),
-                        np.ones(5, np.float32), 2, 0.1, 0.1)
-    seen = []
-    t = threading.Thread(target=lambda: seen.append(step._work()["slot_of"]))
-    t.start()
-    t.join()
-    assert seen[0] is not step._work()["slot_of"]
+    half, b, n, c, steps, dim = 200, 128, 3, 256, 60, 64   # big batches: the threads' kernels overlap
+    parts, batches = [], []
+    for side in range(2):
+        titles, _ = _titles(weighted=True, shows=600, vocab=half, seed=side)
+        titles.tokens[titles.tokens > 0] += side * (half - 1)       # side 1: rows half..2*half-2
+        rng = np.random.default_rng(10 + side)
+        parts.append(titles)
+        batches.append([(rng.integers(0, len(titles), b * n + c), rng.random((b, c)) > 0.3)
+                        for _ in range(steps)])
+
+    def fresh():
+        table = np.random.default_rng(0).standard_normal((2 * half, dim)).astype(np.float32)
+        table[0] = 0
+        return CompiledStep(table, np.zeros(2 * half, np.float32), np.ones(2 * half, np.float32), 4, 0.5, 0.3)
+
+    def run(step, side, barrier=None):
+        if barrier is not None:
+            barrier.wait()
+        for shows, allowed in batches[side]:
+            step(parts[side], shows, b, allowed, n)
+
+    one_by_one = fresh()
+    run(one_by_one, 0)
+    run(one_by_one, 1)
+    together, barrier = fresh(), threading.Barrier(2)
+    threads = [threading.Thread(target=run, args=(together, side, barrier)) for side in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert np.array_equal(together.table, one_by_one.table)
+    assert np.array_equal(together.accum, one_by_one.accum)
+    assert not np.array_equal(one_by_one.table, fresh().table)        # it did move
 
 
 def test_merge_top_k_keeps_the_best_others_after_the_row_itself():

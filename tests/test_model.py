@@ -1,144 +1,105 @@
-"""The math of the model on hand-worked values, and the fused path against autograd."""
+"""The model's math on hand-worked values: a title's vector (weighted token sum, unit length,
+centring) and exact top-k, the one definition every stage calls."""
 import math
 
 import numpy as np
 import pytest
-import torch
 
-from epgembed.sampling import PackedTitles
-from epgembed.model import (TitleEncoder, bag_of, fused_triplet_grad, inverse_frequency_weights,
-                            margin_ranking_loss, rowwise_adagrad_, scale_sparse_grad_,
-                            select_negatives, title_vectors, trim_padding)
+import epgembed.model as model_module
+from epgembed.model import PAD_ID, catalog_vectors, nearest_others, title_vectors, top_k
 
+pytestmark = pytest.mark.unit
 
-def test_padded_batch_equals_per_title_loop():
-    torch.manual_seed(0)
-    enc = TitleEncoder(20, 8, init_std=1.0)
-    titles = [[3, 5, 7], [2], [4, 4, 9, 11, 12]]
-    padded = torch.zeros(3, 5, dtype=torch.long)
-    for i, t in enumerate(titles):
-        padded[i, : len(t)] = torch.tensor(t)
-    batch = enc(padded)
-    for i, t in enumerate(titles):
-        v = enc.emb.weight[t].sum(0)
-        assert torch.allclose(batch[i], v / v.norm(), atol=1e-6)
-    assert torch.allclose(trim_padding(padded[:2]), padded[:2, :3])
-    assert torch.equal(enc.emb.weight[0], torch.zeros(8))
+TABLE = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0], [1.0, 1.0]], np.float32)   # row 0: PAD
 
 
-def test_title_vector_and_bag_hand_worked():
-    table = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0], [1.0, 1.0]])
-    v = title_vectors(table, torch.tensor([[1, 2, 0]]))
-    assert torch.allclose(v, torch.tensor([[0.6, 0.8]]))
-    bag = bag_of(torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]))
-    assert torch.allclose(bag, torch.tensor([[1 / math.sqrt(2), 1 / math.sqrt(2)]]))
+def test_title_vector_is_the_unit_weighted_sum_of_its_rows():
+    assert title_vectors(TABLE, [1, 2]).tolist() == pytest.approx([0.6, 0.8])       # (3, 4) / 5
+    # weights: 1 * (3, 0) + 0.75 * (0, 4) = (3, 3)
+    assert title_vectors(TABLE, [1, 2], [1.0, 0.75]).tolist() == pytest.approx([math.sqrt(.5)] * 2)
+    assert title_vectors(TABLE, [3]).tolist() == pytest.approx([math.sqrt(.5)] * 2)
+    assert title_vectors(TABLE, [2, 2]).dtype == np.float32
 
 
-def test_margin_loss_hand_worked():
-    bag = torch.tensor([[1.0, 0.0]])
-    pos = torch.tensor([[0.8, 0.6]])                      # pos score 0.8
-    negs = torch.tensor([[[0.7, 0.71], [0.1, 0.99], [0.9, 0.43]]])  # 0.7, 0.1, 0.9
-    mask = torch.tensor([[True, True, False]])
-    # max(0, 0.2 - 0.8 + 0.7) = 0.1 ; max(0, 0.2 - 0.8 + 0.1) = 0 ; third masked out
-    loss = margin_ranking_loss(bag, pos, negs, mask, 0.2)
-    assert loss.item() == pytest.approx(0.1, abs=1e-6)
+def test_padding_and_empty_titles():
+    ids = np.array([[1, 2, PAD_ID], [2, PAD_ID, PAD_ID], [PAD_ID, PAD_ID, PAD_ID]])
+    weights = np.array([[1.0, 0.75, 9.0], [1, 5, 5], [1, 1, 1]])   # a weight on PAD counts nothing
+    v = title_vectors(TABLE, ids, weights)
+    assert v.shape == (3, 2)
+    assert v[0].tolist() == pytest.approx([math.sqrt(.5)] * 2)
+    assert v[1].tolist() == pytest.approx([0.0, 1.0])
+    assert v[2].tolist() == [0.0, 0.0]                            # nothing to sum: a zero vector
+    assert title_vectors(TABLE, []).tolist() == [0.0, 0.0]
+    assert title_vectors(TABLE, ids[None]).shape == (1, 3, 2)      # any leading shape
 
 
-def test_select_negatives_takes_hardest_allowed():
-    bag = torch.tensor([[1.0, 0.0]])
-    cand = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.99, 0.0], [0.1, 0.9]])
-    allowed = torch.tensor([[True, True, False, True]])
-    idx, valid = select_negatives(bag, cand, allowed, 2)
-    assert idx.tolist() == [[0, 1]] and valid.all()
-    idx, valid = select_negatives(bag, cand, allowed, 4)
-    assert valid.tolist() == [[True, True, True, False]]
+def test_centring_subtracts_the_center_and_normalizes_again():
+    # unit(3, 4) = (0.6, 0.8); minus (0.6, 0) = (0, 0.8) -> (0, 1)
+    assert title_vectors(TABLE, [1, 2], center=np.array([0.6, 0.0])).tolist() == pytest.approx([0, 1])
+    # a title without tokens: unit(0 - c)
+    assert title_vectors(TABLE, [], center=np.array([0.6, 0.0])).tolist() == pytest.approx([-1, 0])
 
 
-def test_inverse_frequency_weights_hand_worked():
-    counts = torch.tensor([0, 1, 4, 16, 16, 100])   # median of seen = 16
-    w = inverse_frequency_weights(counts, power=0.5, cap=3.0)
-    assert w.tolist() == pytest.approx([1.0, 3.0, 2.0, 1.0, 1.0, 1.0])  # sqrt(16/1)=4 capped at 3
+def test_catalog_vectors_are_centred_on_the_catalog_mean():
+    ids = np.array([[1], [2], [3]])          # unit vectors (1, 0), (0, 1), (r, r) with r = 1/sqrt(2)
+    r = 1 / math.sqrt(2)
+    plain, none = catalog_vectors(TABLE, ids, centred=False)
+    assert none is None and np.allclose(plain, [[1, 0], [0, 1], [r, r]])
+    vectors, center = catalog_vectors(TABLE, ids)
+    m = (1 + r) / 3                           # the mean of the three unit vectors, both axes
+    assert center.tolist() == pytest.approx([m, m])
+    d = math.hypot(1 - m, m)
+    assert vectors[0].tolist() == pytest.approx([(1 - m) / d, -m / d])
+    assert vectors[2].tolist() == pytest.approx([r, r])          # along the mean: keeps its direction
+    # a query gets the catalog's own vector from the same tokens
+    assert title_vectors(TABLE, [1], center=center).tolist() == pytest.approx(vectors[0].tolist())
 
 
-def test_gradient_scaling_multiplies_each_row_by_its_weight():
-    enc = TitleEncoder(6, 3, init_std=1.0)
-    ids = torch.tensor([[1, 2, 2], [3, 1, 0]])
-    (enc(ids) * torch.arange(3.0)).sum().backward()
-    plain = enc.emb.weight.grad.to_dense().clone()
-    enc.zero_grad()
-    (enc(ids) * torch.arange(3.0)).sum().backward()
-    weights = torch.tensor([1.0, 2.0, 3.0, 0.5, 7.0, 9.0])
-    scaled = scale_sparse_grad_(enc.emb.weight.grad, weights).to_dense()
-    assert torch.allclose(scaled, plain * weights[:, None])
-    assert torch.equal(scaled[0], torch.zeros(3))   # PAD got no gradient
+V = np.array([[1, 0], [0.8, 0.6], [0.6, 0.8], [0, 1], [-1, 0]], np.float32)
+# scores of row 0: 1, .8, .6, 0, -1; of row 3: 0, .6, .8, 1, 0
 
 
-def _batch(b=4, n=3, c=6, vocab=30, width=4, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(1, vocab, (b * n + c, width), generator=g)
-    ids[::2, -1] = 0                                    # some padding
-    allowed = torch.rand(b, c, generator=g) > 0.3
-    return ids, allowed
+def test_top_k_hand_worked():
+    ids, cos = top_k(V, 3)
+    assert ids.dtype == np.int32 and cos.dtype == np.float32 and ids.shape == (5, 3)
+    assert ids.tolist() == [[0, 1, 2], [1, 2, 0], [2, 1, 3], [3, 2, 1], [4, 3, 2]]   # itself first
+    assert cos[0].tolist() == pytest.approx([1.0, 0.8, 0.6])
+    others, cos = top_k(V, 2, skip_self=True)
+    assert others[0].tolist() == [1, 2] and others[4].tolist() == [3, 2]
+    assert cos[4].tolist() == pytest.approx([0.0, -0.6])
+    assert top_k(V, 50)[0].shape == (5, 5) and top_k(V, 50, skip_self=True)[0].shape == (5, 4)
 
 
-@pytest.mark.parametrize("n, weighted", [(3, False), (2, True), (5, True)])
-def test_fused_gradient_equals_autograd(n, weighted):
-    torch.manual_seed(1)
-    b, k, margin = 4, 3, 0.9                            # large margin: most negatives active
-    enc = TitleEncoder(30, 5, init_std=1.0)
-    ids, allowed = _batch(b, n)
-    w = None
-    if weighted:                                        # title tokens 1, description words < 1
-        w = torch.where(ids > 0, torch.rand(ids.shape, generator=torch.Generator().manual_seed(2)) + 0.1,
-                        torch.zeros(ids.shape))
-    vecs = title_vectors(enc.emb.weight, ids, w)
-    bag = bag_of(vecs[: b * (n - 1)].view(b, n - 1, -1))
-    cand = vecs[b * n:]
-    idx, valid = select_negatives(bag, cand, allowed, k)
-    loss = margin_ranking_loss(bag, vecs[b * (n - 1): b * n], cand[idx], valid, margin)
-    loss.backward()
-    expected = enc.emb.weight.grad.to_dense()
-    # the fused path packs the batch's distinct titles once; ask for each twice
-    packed = PackedTitles(ids.numpy(), None if w is None else w.numpy())
-    order = np.concatenate([np.arange(len(ids)), np.arange(len(ids))])
-    tokens, offsets, pw, slots = packed.pack(order)
-    assert len(offsets) == len(ids) and len(slots) == 2 * len(ids)
-    slots = torch.from_numpy(slots[: len(ids)])
-    with torch.no_grad():
-        f_loss, rows, grad = fused_triplet_grad(
-            enc.emb.weight, torch.from_numpy(tokens), torch.from_numpy(offsets), slots, b, n,
-            allowed, k, margin, weights=None if pw is None else torch.from_numpy(pw))
-    dense = torch.zeros_like(expected)
-    dense[rows] = grad
-    assert f_loss.item() == pytest.approx(loss.item(), rel=1e-5)
-    assert torch.allclose(dense, expected, atol=1e-5)
-    assert expected.abs().sum() > 0
+def test_top_k_of_some_rows_among_others_and_ties():
+    ids, cos = top_k(V, 2, rows=[0, 3], among=[1, 2, 4])
+    assert ids.tolist() == [[1, 2], [2, 1]]                         # ids into V, not into `among`
+    # row 3 scores 0 with both 0 and 4: the tie at the 2nd place goes to the earlier row
+    assert top_k(V, 2, rows=[3], among=[4, 0, 2])[0].tolist() == [[2, 4]]
+    assert top_k(V, 2, rows=[3], among=[0, 2, 4])[0].tolist() == [[2, 0]]
+    assert top_k(V, 3, rows=[3], skip_self=True)[0].tolist() == [[2, 1, 0]]
+    same = np.ones((4, 2), np.float32) / math.sqrt(2)               # all tied: by id
+    assert top_k(same, 2, skip_self=True)[0].tolist() == [[1, 2], [0, 2], [0, 1], [0, 1]]
 
 
-def test_rowwise_adagrad_touches_only_given_rows_and_applies_weights():
-    table = torch.ones(5, 2)
-    accum = torch.zeros(5)
-    rows = torch.tensor([1, 3])
-    grad = torch.tensor([[2.0, 2.0], [1.0, -1.0]])
-    weights = torch.tensor([1.0, 0.5, 1.0, 2.0, 1.0])
-    rowwise_adagrad_(table, accum, rows, grad, lr=0.1, weights=weights)
-    # the accumulator sees the raw gradient; the weight multiplies the normalized step.
-    # row 1: g = [2, 2], accum 4, step 0.5 * 0.1 * g / 2 = 0.05 ; row 3: g = [1, -1],
-    # accum 1, step 2 * 0.1 * g / 1 = [0.2, -0.2]
-    assert table[1].tolist() == pytest.approx([0.95, 0.95])
-    assert table[3].tolist() == pytest.approx([0.8, 1.2])
-    assert table[[0, 2, 4]].eq(torch.tensor([[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]])).all()
-    assert accum.tolist() == pytest.approx([0, 4, 0, 1, 0])
+def test_top_k_in_blocks_and_threads_is_the_same(monkeypatch):
+    v = np.random.default_rng(0).standard_normal((60, 5)).astype(np.float32)
+    want = top_k(v, 7, skip_self=True)
+    monkeypatch.setattr(model_module, "SCORE_FLOATS", 2 * 60)        # blocks of two rows
+    for threads in (1, 3):
+        got = top_k(v, 7, skip_self=True, threads=threads)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    sims = v @ v.T
+    np.fill_diagonal(sims, -np.inf)
+    assert np.array_equal(want[0], np.argsort(-sims, axis=1, kind="stable")[:, :7])
 
 
-def test_rowwise_adagrad_weight_survives_normalization():
-    """A constant weight on a row must change its step (it would cancel if applied to the
-    gradient before Adagrad's division)."""
-    steps = []
-    for weight in (1.0, 3.0):
-        table, accum = torch.zeros(2, 2), torch.zeros(2)
-        for _ in range(3):
-            rowwise_adagrad_(table, accum, torch.tensor([1]), torch.tensor([[1.0, 0.0]]),
-                             lr=0.1, weights=torch.tensor([1.0, weight]))
-        steps.append(-table[1, 0].item())
-    assert steps[1] == pytest.approx(3 * steps[0])
+def test_nearest_others_reads_the_table_and_searches_what_it_lacks():
+    table, _ = top_k(V, 3)                      # each row's 3 nearest, itself included
+    assert nearest_others(V, 2, table=table).tolist() == top_k(V, 2, skip_self=True)[0].tolist()
+    poisoned = table.copy()
+    poisoned[1] = [1, 4, 3]                     # a wrong list: read as it stands
+    assert nearest_others(V, 2, table=poisoned)[1].tolist() == [4, 3]
+    # among 0, 2, 3, 4: row 4's list (4, 3, 2) holds two of them; the others are searched
+    got = nearest_others(V, 2, table=table, among=[0, 2, 3, 4])
+    assert got.tolist() == [[2, 3], [3, 0], [2, 0], [3, 2]]
+    assert nearest_others(V, 9, rows=[4]).tolist() == [[3, 2, 1, 0]]
