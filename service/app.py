@@ -36,7 +36,7 @@ def create_app(config: ServiceConfig, *, start: bool = True) -> Flask:
     app.json.ensure_ascii = False
     metrics = Metrics(config.metrics_dir)
     holder = ModelHolder(config.models, poll_seconds=config.poll_seconds,
-                         verify=config.verify_hashes, listener=metrics)
+                         verify=config.verify_hashes, listener=metrics, run_dir=config.run_dir)
     app.extensions[KEY] = ServiceState(config, holder, metrics)
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)

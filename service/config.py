@@ -31,11 +31,14 @@ class ServiceConfig:
     poll_seconds: float = 5.0         # how often a worker checks `current` (root only; 0 = never)
     verify_hashes: bool = True        # sha256 of every file before a model is served
     metrics_dir: Path | None = None   # prometheus_client multiprocess dir (gunicorn); None: in-process
+    run_dir: Path | None = None       # the workers' shared version decision (gunicorn); None: in memory
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", Path(self.models))
         if self.metrics_dir is not None:
             object.__setattr__(self, "metrics_dir", Path(self.metrics_dir))
+        if self.run_dir is not None:
+            object.__setattr__(self, "run_dir", Path(self.run_dir))
         if self.poll_seconds < 0:
             raise ValueError("poll_seconds must be >= 0")

@@ -5,7 +5,8 @@
 
 Environment: EPGEMBED_BIND (127.0.0.1:8000), EPGEMBED_WORKERS (2), EPGEMBED_THREADS (4),
 EPGEMBED_TIMEOUT (30), EPGEMBED_LOG_LEVEL (info), EPGEMBED_ACCESS_LOG ("-" = stdout, a file,
-or "off"), PROMETHEUS_MULTIPROC_DIR (a fresh temporary folder when unset); service/wsgi.py
+or "off"), PROMETHEUS_MULTIPROC_DIR and EPGEMBED_RUN_DIR (the workers' shared version
+decision, service/shared.py; each a fresh temporary folder when unset); service/wsgi.py
 reads the model and limit variables.
 
 Signals: SIGHUP to the master is forwarded to every worker, which checks `current` at once
@@ -22,13 +23,22 @@ import tempfile
 from gunicorn import util as _gunicorn_util
 from gunicorn.http import wsgi as _gunicorn_wsgi
 
+
+def _folder(variable, prefix):
+    """The folder named by $variable, or a fresh temporary one (then exported, and ours to
+    remove at exit): (path, ours)."""
+    path = os.environ.get(variable)
+    if path:
+        os.makedirs(path, exist_ok=True)
+        return path, False
+    path = os.environ[variable] = tempfile.mkdtemp(prefix=prefix)
+    return path, True
+
+
 # Must happen before anything imports prometheus_client (workers import the app after this).
-_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-_own_metrics_dir = not _metrics_dir
-if _own_metrics_dir:
-    _metrics_dir = tempfile.mkdtemp(prefix="epgembed-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
-os.makedirs(_metrics_dir, exist_ok=True)
+_metrics_dir, _own_metrics_dir = _folder("PROMETHEUS_MULTIPROC_DIR", "epgembed-metrics-")
+# The version decision all workers follow (service/shared.py): one per instance.
+_run_dir, _own_run_dir = _folder("EPGEMBED_RUN_DIR", "epgembed-run-")
 
 wsgi_app = "service.wsgi:app_from_env()"
 bind = [os.environ.get("EPGEMBED_BIND", "127.0.0.1:8000")]
@@ -57,6 +67,19 @@ limit_request_field_size = 8190
 forwarded_allow_ips = "127.0.0.1"
 loglevel = os.environ.get("EPGEMBED_LOG_LEVEL", "info")
 
+
+class _ListeningAddress:
+    """gunicorn's master logs "Listening at: %s (%s)" with the address of its own sockets;
+    with reuse_port it has none (each worker binds its own), so the line came out as
+    "Listening at:  (pid)". Fill in the configured addresses, written as gunicorn writes them."""
+
+    def filter(self, record):
+        if record.msg == "Listening at: %s (%s)" and record.args and not record.args[0]:
+            where = ",".join(b if b.startswith(("unix:", "fd://")) else f"http://{b}" for b in bind)
+            record.args = (where, *record.args[1:])
+        return True
+
+
 # The access log: the app writes one JSON line per request to the "epgembed.access" logger
 # (method, path, endpoint, status, ms, bytes, model version, pid); gunicorn's own text access
 # line is switched off so there is exactly one line per request.
@@ -70,11 +93,13 @@ logconfig_dict = {
     "disable_existing_loggers": False,
     "root": {"level": "INFO", "handlers": ["error_console"]},
     "loggers": {
-        "gunicorn.error": {"level": loglevel.upper(), "handlers": ["error_console"], "propagate": False},
+        "gunicorn.error": {"level": loglevel.upper(), "handlers": ["error_console"], "propagate": False,
+                           "filters": ["listening_address"]},
         "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
         "epgembed.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
         "epgembed.service": {"level": "INFO", "handlers": ["error_console"], "propagate": False},
     },
+    "filters": {"listening_address": {"()": _ListeningAddress}},
     "handlers": {
         "access": _access_handler,
         "error_console": {"class": "logging.StreamHandler", "formatter": "generic", "stream": "ext://sys.stderr"},
@@ -152,6 +177,16 @@ def on_starting(server):
     for name in os.listdir(_metrics_dir):
         if name.endswith(".db"):
             os.remove(os.path.join(_metrics_dir, name))
+    # an earlier run's decision and worker records: this run's first worker decides afresh
+    _remove(os.path.join(_run_dir, "decision.json"))
+    shutil.rmtree(os.path.join(_run_dir, "workers"), ignore_errors=True)
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
 
 
 def when_ready(server):
@@ -168,8 +203,11 @@ def when_ready(server):
 def child_exit(server, worker):
     from prometheus_client import multiprocess
     multiprocess.mark_process_dead(worker.pid, _metrics_dir)
+    _remove(os.path.join(_run_dir, "workers", f"{worker.pid}.json"))   # what it served (shared.py)
 
 
 def on_exit(server):
     if _own_metrics_dir:
         shutil.rmtree(_metrics_dir, ignore_errors=True)
+    if _own_run_dir:
+        shutil.rmtree(_run_dir, ignore_errors=True)

@@ -1,20 +1,31 @@
 """ModelHolder: the one reference to the model a worker serves, and its hot reload.
 
 A holder serves either a models root (epgembed.registry layout: versions/<v>/ + `current`)
-or one fixed model directory (no reload). For a root, a daemon thread checks `current`
-every `poll_seconds` and whenever `request_reload()` is called (SIGHUP). A new version is
-loaded from its resolved, immutable folder versions/<v>/ (never through `current`, never
-a folder being written), fully validated by `load_model` (manifest format, file hashes,
-dimensions, counts, self-test), its title search index is built, and only then is the
-single `_serving` reference replaced. A request takes `get()` once and keeps that object,
-so requests in flight finish on the model they started with. A refused version is logged,
-reported to the listener (a metric) and not retried until `current` changes or a reload
-is forced; the old model keeps serving.
+or one fixed model directory (no reload). For a root, every worker of a service serves the
+version of one shared decision (service/shared.py, in the service's run directory): the
+worker that finds the decision stale (`current` moved, the decided folder is gone, or a
+forced reload) takes the decision lock, loads the version `current` names and records the
+result: that version, or a refusal with the version served instead (the one this worker
+serves, or the newest other version that loads). Every other worker reads the decision and
+loads what it says; none chooses for itself, so a worker that restarts serves what the
+others serve.
+
+A daemon thread follows the decision every FOLLOW_SECONDS (at most), reads `current` every
+`poll_seconds`, and does both at once when `request_reload()` is called (SIGHUP). A version
+is loaded from its resolved, immutable folder versions/<v>/ (never through `current`),
+fully validated by `load_model` (manifest format, file hashes, dimensions, counts,
+self-test), its title search index is built, and only then is the single `_serving`
+reference replaced. A request takes `get()` once and keeps that object, so requests in
+flight finish on the model they started with. A refused version is logged, reported to the
+listener (a metric) and not retried until `current` changes or a reload is forced.
+`readiness()` is what /readyz answers: not ready while the served folder is missing or any
+live worker serves another version than the decision.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -27,8 +38,11 @@ from epgembed.registry import current_version, versions_dir
 from epgembed.related import RelatedModel
 
 from .search import TitleIndex
+from .shared import Decision, Shared
 
 log = logging.getLogger("epgembed.service")
+
+FOLLOW_SECONDS = 1.0     # how often a worker re-reads the shared decision (cheap: one small file)
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,7 @@ class Serving:
 class ReloadListener(Protocol):
     def loaded(self, serving: Serving, previous: Serving | None) -> None: ...
     def refused(self, name: str, reason: str) -> None: ...
+    def problems(self, flags: dict[str, bool]) -> None: ...
 
 
 def log_event(event: str, level: int = logging.INFO, **fields: object) -> None:
@@ -60,20 +75,23 @@ def is_model_dir(path: Path) -> bool:
 
 class ModelHolder:
     def __init__(self, path: Path, *, poll_seconds: float = 5.0, verify: bool = True,
-                 listener: ReloadListener | None = None):
+                 listener: ReloadListener | None = None, run_dir: Path | None = None):
         self.path = Path(path)
         self.single = is_model_dir(self.path)
         self.poll_seconds = poll_seconds
         self.verify = verify
         self.listener = listener
+        self.shared = Shared(run_dir)           # the decision all workers follow
         self._serving: Serving | None = None
         self._lock = threading.Lock()          # one load at a time
         self._wake = threading.Event()
         self._force = False
+        self._force_at = 0.0                   # when the last reload was requested
         self._stop = False
         self._thread: threading.Thread | None = None
         self._refused: tuple[str, str] | None = None   # (name, reason) of the last refusal
         self._checked_at: float | None = None
+        self._flags: dict[str, bool] = {}
 
     # ------------------------------------------------------------------ reading
     def get(self) -> Serving | None:
@@ -95,17 +113,51 @@ class ModelHolder:
     def status(self) -> dict:
         s = self._serving
         refused = {"name": self._refused[0], "reason": self._refused[1]} if self._refused else None
+        d = None if self.single else self.shared.read()
         return {"mode": self.mode, "serving": s.name if s else None, "refused": refused,
-                "checked_at": self._checked_at, "poll_seconds": None if self.single else self.poll_seconds}
+                "checked_at": self._checked_at, "poll_seconds": None if self.single else self.poll_seconds,
+                "decision": d.to_json() if d else None}
+
+    def readiness(self) -> tuple[bool, dict]:
+        """(ready, details) for /readyz: a model is served, its folder still exists, and it is
+        the shared decision's version in this and every other live worker."""
+        s = self._serving
+        if s is None:
+            return False, {"reason": self.not_ready_reason()}
+        body: dict = {"model": {"version": s.version}}
+        if self.single:
+            return True, body
+        d = self.shared.read()
+        flags = self._report(d)
+        workers = self.shared.workers()
+        decided = d.serve if d else None
+        reasons = []
+        if flags["served_folder_missing"]:
+            reasons.append(f"the served folder versions/{s.name} is missing (deleted while served)")
+        if flags["version_disagreement"]:
+            reasons.append(f"this worker serves {s.name}, the workers' shared decision is {decided or 'none'}")
+        others = [f"pid {pid} serves {v or 'nothing'}" for pid, v in sorted(workers.items())
+                  if pid != os.getpid() and v != decided]
+        if others:
+            reasons.append("workers disagree: " + ", ".join(others))
+        body.update(current=current_version(self.path), decision=d.to_json() if d else None,
+                    workers={str(pid): v for pid, v in sorted(workers.items())})
+        if reasons:
+            body["reason"] = "; ".join(reasons)
+        return not reasons, body
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         """Load the first model (synchronously) and, for a root, start the watcher thread."""
         if self.single:
-            self._try_load(self.path, self.path.name)
+            reason = self._load(self.path, self.path.name)
+            self._refused = (self.path.name, reason) if reason else None
             return
-        if not self.check() and self._serving is None and self._refused is not None:
-            self._fallback()
+        self.shared.record(None)
+        try:
+            self.check()
+        except Exception as e:  # e.g. the decision lock held too long: the watcher retries
+            log_event("reload_check_failed", logging.ERROR, error=repr(e))
         self._thread = threading.Thread(target=self._watch, name="epgembed-model-watcher", daemon=True)
         self._thread.start()
 
@@ -117,80 +169,162 @@ class ModelHolder:
 
     def request_reload(self) -> None:
         """Check `current` now and retry a refused version (safe to call from a signal handler)."""
+        self._force_at = time.time()
         self._force = True
         self._wake.set()
 
     def _watch(self) -> None:
-        timeout = self.poll_seconds if self.poll_seconds > 0 else None
+        poll = self.poll_seconds
+        tick = min(poll, FOLLOW_SECONDS) if poll > 0 else FOLLOW_SECONDS
+        next_poll = time.monotonic() + poll
         while True:
-            self._wake.wait(timeout)
+            self._wake.wait(tick)
             self._wake.clear()
             if self._stop:
                 return
             force, self._force = self._force, False
+            now = time.monotonic()
+            pointer = force or (poll > 0 and now >= next_poll)
+            if pointer:
+                next_poll = now + poll
             try:
-                self.check(force=force)
+                self.check(force=force, since=self._force_at if force else None, pointer=pointer)
             except Exception as e:  # the watcher must survive anything (e.g. a vanished root)
                 log_event("reload_check_failed", logging.ERROR, error=repr(e))
 
-    # ------------------------------------------------------------------ loading
-    def check(self, force: bool = False) -> bool:
-        """Swap to the version `current` points at if it is new; True when swapped."""
+    # ------------------------------------------------------------------ following the decision
+    def check(self, force: bool = False, *, since: float | None = None, pointer: bool = True) -> bool:
+        """Serve the shared decision's version, resolving `current` first when the decision is
+        stale (`pointer`: compare it with `current`; `force`: a decision older than `since`,
+        default now, is stale too, so a refused version is retried); True when swapped."""
         if self.single:
             if force:
                 log_event("reload_ignored", reason="serving a single model directory")
             return False
         with self._lock:
             self._checked_at = time.time()
-            name = current_version(self.path)
+            before = self._serving
             if force:
-                log_event("reload_requested", current=name, serving=self._serving.name if self._serving else None)
-            if name is None:
-                return False
-            if self._serving is not None and self._serving.name == name:
-                return False
-            if not force and self._refused is not None and self._refused[0] == name:
-                return False
-            return self._try_load(versions_dir(self.path) / name, name)
+                since = time.time() if since is None else since
+                log_event("reload_requested", current=current_version(self.path),
+                          serving=before.name if before else None)
+            d = self._decide(since, pointer)
+            reason = self._follow(d)
+            if reason is not None:          # the decided version does not load here: decide without it
+                d = self._decide(since, pointer, avoid=(d.serve, reason))
+                self._follow(d)
+            if not self.shared.recorded():
+                self.shared.record(self._serving.name if self._serving else None)
+            self._report(d)
+            return self._serving is not before
 
-    def _try_load(self, folder: Path, name: str) -> bool:
+    def _valid(self, d: Decision | None, cur: str | None, since: float | None, avoid: str | None) -> bool:
+        return (d is not None and d.current == cur and (since is None or d.at > since)
+                and (d.serve is None or (d.serve != avoid and is_model_dir(versions_dir(self.path) / d.serve))))
+
+    def _decide(self, since: float | None, pointer: bool, avoid: tuple[str, str] | None = None) -> Decision:
+        """The shared decision, resolved again under the lock when it is stale."""
+        avoided = avoid[0] if avoid else None
+        d = self.shared.read()
+        if d is not None and self._valid(d, current_version(self.path) if pointer else d.current, since, avoided):
+            return d
+        with self.shared.locked():
+            d = self.shared.read()             # another worker may have resolved it meanwhile
+            cur = current_version(self.path)
+            if self._valid(d, cur, since, avoided):
+                return d
+            new = self.shared.write(self._resolve(cur, d, retry=since is not None, avoid=avoid))
+            log_event("version_decided", current=cur, serve=new.serve,
+                      refused=new.refused[0] if new.refused else None, previous=d.serve if d else None)
+            return new
+
+    def _resolve(self, cur: str | None, prev: Decision | None, retry: bool,
+                 avoid: tuple[str, str] | None) -> Decision:
+        """Under the lock: `current`'s version if it loads here, else a refusal and the version
+        every worker serves instead (this worker loads it before the decision is written)."""
+        refused = None
+        if cur is not None:
+            if avoid is not None and avoid[0] == cur:
+                refused = avoid
+            elif not retry and prev is not None and prev.current == cur and prev.refused and prev.refused[0] == cur:
+                refused = prev.refused       # not retried until `current` changes or a reload is forced
+            else:
+                reason = self._ensure(cur)
+                if reason is None:
+                    return Decision(cur, cur)
+                refused = (cur, reason)
+        serve = self._fallback({cur, avoid[0] if avoid else None}, prev, newest=refused is not None)
+        if refused is not None and serve is not None:
+            log_event("model_fallback", logging.WARNING, serving=serve, refused=cur)
+        return Decision(cur, serve, refused)
+
+    def _fallback(self, skip: set[str | None], prev: Decision | None, newest: bool) -> str | None:
+        """The first that loads of: what this worker serves, what the last decision served and,
+        when `current` is refused, the other versions, newest first."""
+        names = [self._serving.name if self._serving else None, prev.serve if prev else None]
+        vdir = versions_dir(self.path)
+        if newest and vdir.is_dir():
+            names += sorted((p.name for p in vdir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                            reverse=True)
+        tried = set(skip)
+        for name in names:
+            if name in tried:
+                continue
+            tried.add(name)
+            if is_model_dir(vdir / name) and self._ensure(name) is None:
+                return name
+        return None
+
+    def _follow(self, d: Decision) -> str | None:
+        """Serve the decision's version; the reason when it does not load here."""
+        self._refused = d.refused
+        if d.serve is None or (self._serving is not None and self._serving.name == d.serve):
+            return None
+        return self._load(versions_dir(self.path) / d.serve, d.serve)
+
+    def _ensure(self, name: str) -> str | None:
+        """Serve versions/<name> (already served and still there: nothing to do); the reason
+        when it does not load."""
+        folder = versions_dir(self.path) / name
+        if self._serving is not None and self._serving.name == name and is_model_dir(folder):
+            return None
+        return self._load(folder, name)
+
+    def _report(self, d: Decision | None) -> dict[str, bool]:
+        s = self._serving
+        flags = {"served_folder_missing": s is not None and not is_model_dir(versions_dir(self.path) / s.name),
+                 "version_disagreement": d is None or (s.name if s else None) != d.serve,
+                 "current_refused": d is not None and d.refused is not None}
+        if flags["served_folder_missing"] and not self._flags.get("served_folder_missing"):
+            log_event("served_folder_missing", logging.ERROR, name=s.name)
+        if flags != self._flags and self.listener:
+            self.listener.problems(flags)
+        self._flags = flags
+        return flags
+
+    # ------------------------------------------------------------------ loading
+    def _load(self, folder: Path, name: str) -> str | None:
+        """Load, validate and swap in `folder`; None when served now, else the reason."""
         t0 = time.perf_counter()
         try:
             model = load_model(folder, verify=self.verify)
             titles = TitleIndex.from_catalog(model.catalog)
         except Exception as e:  # anything wrong with a new model is a refusal, never a crash
             reason = str(e).replace(str(folder), name)
-            self._refused = (name, reason)
             log_event("model_refused", logging.ERROR, name=name, reason=reason,
                       serving=self._serving.name if self._serving else None)
             if self.listener:
                 self.listener.refused(name, reason)
-            return False
+            return reason
         new = Serving(model, titles, name, time.time(), time.perf_counter() - t0)
         previous, self._serving = self._serving, new      # the one atomic swap
-        self._refused = None
         log_event("model_loaded", name=name, version=new.version, shows=len(model),
                   seconds=round(new.load_seconds, 3), previous=previous.name if previous else None)
+        if not self.single:
+            self.shared.record(name)
         if self.listener:
             self.listener.loaded(new, previous)
-        return True
-
-    def _fallback(self) -> None:
-        """At start only: `current` was refused, serve the newest other version that loads."""
-        refused = self._refused
-        vdir = versions_dir(self.path)
-        names = sorted((p.name for p in vdir.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                       reverse=True) if vdir.is_dir() else []
-        for name in names:
-            if refused and name == refused[0]:
-                continue
-            with self._lock:
-                if self._try_load(vdir / name, name):
-                    log_event("model_fallback", logging.WARNING, serving=name,
-                              refused=refused[0] if refused else None)
-                    self._refused = refused   # `current` is still refused; don't retry it
-                    return
-        self._refused = refused
+        return None
 
 
 def install_sighup(holder: ModelHolder) -> None:

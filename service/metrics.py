@@ -4,7 +4,7 @@ Under gunicorn, gunicorn.conf.py sets PROMETHEUS_MULTIPROC_DIR before prometheus
 imported: every worker then writes its samples to mmap files in that folder and /metrics
 (in any worker) aggregates all of them with a MultiProcessCollector: counters and
 histograms are summed over workers (dead workers' counts included, so totals never go
-back), the model gauges are per live worker (`pid` label). Without a multiprocess folder
+back), the model gauges (info, shows, problem) are per live worker (`pid` label). Without a multiprocess folder
 (tests, `flask run`) the metrics live in a per-app registry.
 """
 from __future__ import annotations
@@ -44,6 +44,12 @@ class Metrics:
                                   multiprocess_mode="liveall", registry=r)
         self.reloads = Counter("epgembed_model_reloads", "Model loads by result (ok | refused), per worker",
                                ["result"], registry=r)
+        self.problem = Gauge("epgembed_model_problem",
+                             "1 while a worker has the problem: served_folder_missing (its version's folder "
+                             "was deleted), version_disagreement (it serves another version than the "
+                             "workers' shared decision), current_refused (the version `current` names "
+                             "did not load; the decision serves another)",
+                             ["problem"], multiprocess_mode="liveall", registry=r)
         self.load_seconds = Histogram("epgembed_model_load_duration_seconds",
                                       "Load + validation + search index time of accepted models",
                                       buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60), registry=r)
@@ -60,6 +66,10 @@ class Metrics:
 
     def refused(self, name: str, reason: str) -> None:
         self.reloads.labels("refused").inc()
+
+    def problems(self, flags: dict[str, bool]) -> None:
+        for name, on in flags.items():
+            self.problem.labels(name).set(1 if on else 0)
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(endpoint, method, str(status)).inc()

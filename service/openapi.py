@@ -73,10 +73,15 @@ def _schemas() -> dict:
                   "titles": {"type": "array", "items": found}})
     err_body = obj({"status": INTEGER, "code": STRING, "message": STRING})
     counts = {"type": "object", "additionalProperties": INTEGER}
+    refused = nullable(obj({"name": STRING, "reason": STRING}))
+    decision = obj({"current": nullable({**STRING, "description": "what `current` named when it was resolved"}),
+                    "serve": nullable({**STRING, "description": "the version every worker serves"}),
+                    "refused": refused, "at": NUMBER, "pid": INTEGER},
+                   description="the version decision all workers follow (service/shared.py)")
     reload = obj({"mode": {"type": "string", "enum": ["models_root", "model_dir"]}, "serving": nullable(STRING),
-                  "refused": nullable(obj({"name": STRING, "reason": STRING})),
+                  "refused": refused,
                   "checked_at": nullable({**NUMBER, "description": "unix time of the last check of `current`"}),
-                  "poll_seconds": nullable(NUMBER)})
+                  "poll_seconds": nullable(NUMBER), "decision": nullable(decision)})
     model = obj({
         "version": STRING, "created": STRING, "name": STRING, "format_version": INTEGER, "shows": INTEGER,
         "counts": counts, "dim": INTEGER, "vocab_size": INTEGER, "metric": STRING, "n_trees": INTEGER,
@@ -87,7 +92,10 @@ def _schemas() -> dict:
         "loaded_at": STRING, "load_seconds": NUMBER, "reload": reload},
         description="manifest figures of the serving model and the worker's reload status")
     status = obj({"status": {"type": "string", "enum": ["ok", "ready", "not ready"]},
-                  "reason": nullable(STRING), "model": model_ref}, ("status",))
+                  "reason": nullable(STRING), "model": model_ref, "current": nullable(STRING),
+                  "decision": nullable(decision),
+                  "workers": {"type": "object", "additionalProperties": nullable(STRING),
+                              "description": "pid -> the version each live worker serves"}}, ("status",))
     return {"Hit": hit, "Query": query, "Related": related, "BatchItem": item, "Batch": batch,
             "TitleSearch": titles, "ErrorBody": err_body, "Error": obj({"error": ref("ErrorBody")}),
             "Model": model, "Status": status}
@@ -105,7 +113,8 @@ def build_spec(limits: Limits) -> dict:
     from .explain import openapi_paths, openapi_schemas
     id_param = {"name": "id", "in": "path", "required": True, "description": "catalog id (GET /v1/titles)",
                 "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID, "example": 0}}
-    not_ready = {"description": "no valid model loaded (reason says why)",
+    not_ready = {"description": "no valid model loaded, the served folder is missing, or the workers "
+                                "disagree on the version (reason says why)",
                  "content": {"application/json": {"schema": ref("Status")}}}
     paths = {
         "/v1/related": {
@@ -125,7 +134,7 @@ def build_spec(limits: Limits) -> dict:
         "/v1/model": {"get": _op("The serving model: version, created, counts, quality; reload status", [],
                                  responses("model description", ref("Model"), 503))},
         "/healthz": {"get": _op("Process alive", [], responses("alive", ref("Status")))},
-        "/readyz": {"get": _op("Ready: a valid model is loaded", [],
+        "/readyz": {"get": _op("Ready: a model is served, by every worker the same", [],
                                {**responses("ready", ref("Status")), "503": not_ready})},
         "/metrics": {"get": _op("Prometheus metrics (all workers)", [],
                                 responses("text exposition format", {"type": "string"}, media="text/plain"))},

@@ -15,11 +15,12 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    holder = state().holder
-    s = holder.get()
-    if s is None:
-        return {"status": "not ready", "reason": holder.not_ready_reason()}, 503
-    return {"status": "ready", "model": {"version": s.version}}
+    """200 when this worker serves a model whose folder exists and every live worker serves
+    the version of the workers' shared decision; else 503 with the reason."""
+    ready, details = state().holder.readiness()
+    if not ready:
+        return {"status": "not ready", **details}, 503
+    return {"status": "ready", **details}
 
 
 @bp.get("/metrics")

@@ -10,6 +10,7 @@ Environment (all optional but EPGEMBED_MODELS):
     EPGEMBED_MAX_K, EPGEMBED_MAX_BATCH, EPGEMBED_MAX_BODY_BYTES, EPGEMBED_MAX_TITLE_CHARS   limits
     EPGEMBED_REQUEST_SECONDS time budget of one request (default 10; 504 past it)
     PROMETHEUS_MULTIPROC_DIR set by gunicorn.conf.py: metrics shared by all workers
+    EPGEMBED_RUN_DIR         set by gunicorn.conf.py: the version decision shared by all workers
 """
 from __future__ import annotations
 
@@ -40,9 +41,11 @@ def config_from_env(env: Mapping[str, str]) -> ServiceConfig:
     if env.get("EPGEMBED_REQUEST_SECONDS"):
         limits = replace(limits, request_seconds=float(env["EPGEMBED_REQUEST_SECONDS"]))
     metrics_dir = env.get("PROMETHEUS_MULTIPROC_DIR") or None
+    run_dir = env.get("EPGEMBED_RUN_DIR") or None
     return ServiceConfig(models=Path(models), poll_seconds=float(env.get("EPGEMBED_POLL_SECONDS", "5")),
                          verify_hashes=env.get("EPGEMBED_VERIFY", "1") != "0",
-                         metrics_dir=Path(metrics_dir) if metrics_dir else None, limits=limits)
+                         metrics_dir=Path(metrics_dir) if metrics_dir else None,
+                         run_dir=Path(run_dir) if run_dir else None, limits=limits)
 
 
 def app_from_env() -> Flask:

@@ -10,14 +10,16 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
 from epgembed.registry import publish
-from service_util import make_root, publish_corrupt, tiny_model_b, version_of  # noqa: F401
+from polling import holds_for, wait_until
+from service_util import make_root, publish_corrupt, version_of
+
+pytestmark = pytest.mark.system
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "service" / "gunicorn.conf.py"
@@ -36,23 +38,19 @@ class Server:
         self.proc = subprocess.Popen(argv, env=env, cwd=log_dir, stdout=open(log_dir / "stdout.log", "wb"),
                                      stderr=open(self.stderr, "wb"), start_new_session=True)
         try:
-            self._wait_ready()
+            wait_until(self.ready, timeout=40, interval=0.1, what="gunicorn to be ready")
         except BaseException:
             self.stop()
             raise
 
-    def _wait_ready(self) -> None:
-        end = time.monotonic() + 40
-        while time.monotonic() < end:
-            assert self.proc.poll() is None, self.stderr.read_text()
-            try:      # ready: both workers have loaded their first model
-                if (requests.get(self.url + "/readyz", timeout=1).status_code == 200
-                        and self.stderr.read_text().count('"event": "model_loaded"') >= 2):
-                    return
-            except requests.RequestException:   # not listening yet, or no worker accepting yet
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"gunicorn did not become ready:\n{self.stderr.read_text()}")
+    def ready(self) -> bool:
+        """Both workers have loaded their first model and /readyz answers 200."""
+        assert self.proc.poll() is None, self.stderr.read_text()
+        try:
+            return (requests.get(self.url + "/readyz", timeout=1).status_code == 200
+                    and self.stderr.read_text().count('"event": "model_loaded"') >= 2)
+        except requests.RequestException:   # not listening yet, or no worker accepting yet
+            return False
 
     def get(self, path: str, **kw) -> requests.Response:
         return requests.get(self.url + path, timeout=5, **kw)
@@ -89,6 +87,13 @@ def served(tmp_path, tiny_model_dir):
     server = start(tmp_path, root)
     yield server, root
     server.stop()
+
+
+def every_worker(server: Server, check, tries: int = 10) -> bool:
+    """`check(/v1/model answer)` holds on `tries` new connections in a row: the kernel spreads
+    new connections over the workers' SO_REUSEPORT sockets, so that is every worker."""
+    return all(check(requests.get(server.url + "/v1/model", timeout=5, headers={"Connection": "close"}).json())
+               for _ in range(tries))
 
 
 def metric(text: str, prefix: str) -> float:
@@ -142,22 +147,22 @@ def test_reload_under_load_then_corrupt_publish(served, tiny_model_dir, tiny_mod
     threads = [threading.Thread(target=client) for _ in range(4)]
     for t in threads:
         t.start()
-    time.sleep(0.5)
+    wait_until(lambda: seen.count(a) >= 40, what="40 answers from the first version")
     publish(root, tiny_model_b, move=False)
-    end = time.monotonic() + 10
-    while time.monotonic() < end and seen[-40:].count(b) < 40:
-        time.sleep(0.05)
+    wait_until(lambda: seen[-40:].count(b) == 40, what="40 answers in a row from the new version")
     name = publish_corrupt(root, tiny_model_dir, "truncated_index")
-    time.sleep(1.0)                          # several polls of both workers
+    wait_until(lambda: every_worker(server, lambda m: (m["reload"]["refused"] or {}).get("name") == name),
+               what="both workers to refuse the corrupt version")
     n = len(seen)
-    time.sleep(0.3)
+    wait_until(lambda: len(seen) >= n + 40, what="40 answers after the refusal")
     stop.set()
     for t in threads:
         t.join()
     assert failures == []
     assert seen[0] == a and set(seen[n:]) == {b}       # switched, and the corrupt version never served
     text = server.get("/metrics").text
-    assert metric(text, 'epgembed_model_reloads_total{result="refused"}') == 2      # once per worker
+    # tried once, by the worker that resolved `current`; the other follows the recorded refusal
+    assert metric(text, 'epgembed_model_reloads_total{result="refused"}') == 1
     assert metric(text, 'epgembed_model_info{pid=') == 2
     assert f'version="{b}"}} 1.0' in text and f'version="{a}"}} 0.0' in text
     assert server.get("/v1/model").json()["reload"]["refused"]["name"] == name
@@ -169,17 +174,11 @@ def test_cli_serve_and_sighup_reload(tmp_path, tiny_model_dir, tiny_model_b):
     make_root(root, tiny_model_dir)
     server = start(tmp_path, root, poll="0", cli=True)     # no polling: only SIGHUP reloads
     try:
-        b = publish(root, tiny_model_b, move=False)
-        time.sleep(0.5)
-        assert {server.get("/v1/model").json()["version"] for _ in range(6)} == {version_of(tiny_model_dir)}
+        a, b = version_of(tiny_model_dir), publish(root, tiny_model_b, move=False)
+        holds_for(lambda: every_worker(server, lambda m: m["version"] == a, tries=4), 0.5,
+                  what="the old version on every worker until the signal")
         os.kill(server.proc.pid, signal.SIGHUP)   # the master forwards it to every worker
-        end = time.monotonic() + 10
-        while time.monotonic() < end and not all(
-                requests.get(server.url + "/v1/model", timeout=5, headers={"Connection": "close"}).json()["version"] == b
-                for _ in range(6)):
-            time.sleep(0.1)
-        assert {requests.get(server.url + "/v1/model", timeout=5, headers={"Connection": "close"}).json()["version"]
-                for _ in range(10)} == {b}
+        wait_until(lambda: every_worker(server, lambda m: m["version"] == b), what="every worker on the new version")
         assert "SIGHUP: asking 2 worker(s)" in server.stderr.read_text()
     finally:
         server.stop()
@@ -189,6 +188,8 @@ def test_cli_serve_and_sighup_reload(tmp_path, tiny_model_dir, tiny_model_b):
 def test_single_model_directory_and_a_taken_port(tmp_path, tiny_model_dir):
     server = start(tmp_path, tiny_model_dir)
     try:
+        # the master has no socket of its own (reuse_port): the configured address is logged
+        assert f"Listening at: {server.url} ({server.proc.pid})" in server.stderr.read_text()
         m = server.get("/v1/model").json()
         assert m["version"] == version_of(tiny_model_dir) and m["reload"]["mode"] == "model_dir"
         assert server.get("/v1/titles", params={"q": "foot"}).json()["titles"]

@@ -1,0 +1,164 @@
+"""All workers serve one version (issue 14.5): the shared decision in the run directory.
+
+- in process: a served folder that is deleted is visible at once (/readyz 503 with the
+  reason, the `served_folder_missing` gauge), and the next check moves to the newest other
+  version that loads, recorded as a refusal of `current`; a second holder that starts later
+  follows the recorded decision instead of choosing for itself; a worker record that names
+  another version makes /readyz not ready until that worker is gone.
+- real gunicorn (2 workers): the current version's folder is deleted, an older version
+  present, and one worker is killed with SIGKILL: both workers converge on the older
+  version, and /readyz never answers 200 while the live workers serve two versions.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from epgembed.registry import point_current, publish, versions_dir
+from service.holder import ModelHolder
+from service.shared import Shared
+from service.state import state
+from service_util import make_root, publish_corrupt, serving_app
+from test_faults_process import children
+from test_service_gunicorn import start
+
+pytestmark = pytest.mark.system
+
+INFO = re.compile(r'^epgembed_model_info\{pid="(\d+)",version="([^"]+)"\} 1\.0$', re.M)
+
+
+@pytest.fixture
+def two_versions(tmp_path, tiny_model_dir, tiny_model_b) -> tuple[Path, str, str]:
+    """A models root with the tiny model (older) and model b (current)."""
+    root = tmp_path / "root"
+    a = make_root(root, tiny_model_dir)
+    return root, a, publish(root, tiny_model_b, move=False)
+
+
+def gauge(text: str, problem: str) -> float:
+    prefix = "epgembed_model_problem{"
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(prefix) and f'problem="{problem}"' in line)
+
+
+# ---------------------------------------------------------------- in process
+def test_a_deleted_served_folder_is_visible_then_the_older_version_is_served(two_versions, tmp_path):
+    root, a, b = two_versions
+    with serving_app(root, run_dir=tmp_path / "run") as app:
+        c, holder = app.test_client(), state(app).holder
+        assert c.get("/readyz").get_json()["model"]["version"] == b
+        shutil.rmtree(versions_dir(root) / b)
+        r = c.get("/readyz")
+        assert r.status_code == 503 and f"versions/{b} is missing" in r.get_json()["reason"], r.get_json()
+        assert gauge(c.get("/metrics").get_data(as_text=True), "served_folder_missing") == 1
+        assert holder.check() is True and holder.get().name == a
+        ready = c.get("/readyz").get_json()
+        assert ready["status"] == "ready" and ready["model"]["version"] == a, ready
+        assert ready["current"] == b and ready["decision"]["serve"] == a
+        assert ready["decision"]["refused"]["name"] == b and "no manifest.json" in ready["decision"]["refused"]["reason"]
+        text = c.get("/metrics").get_data(as_text=True)
+        assert gauge(text, "served_folder_missing") == 0 and gauge(text, "current_refused") == 1
+        decision = json.loads((tmp_path / "run" / "decision.json").read_text())
+        assert decision["current"] == b and decision["serve"] == a and decision["refused"]["name"] == b
+        point_current(root, a)                          # the operator points `current` back
+        assert holder.check() is False and holder.get().name == a
+        assert gauge(c.get("/metrics").get_data(as_text=True), "current_refused") == 0
+
+
+def test_a_later_worker_follows_the_recorded_decision(two_versions, tiny_model_dir, tmp_path, caplog):
+    root, a, b = two_versions
+    run = tmp_path / "run"
+    point_current(root, a)                              # a rollback: the older version is served
+    first = ModelHolder(root, poll_seconds=0, run_dir=run)
+    first.start()
+    try:
+        name = publish_corrupt(root, tiny_model_dir, "truncated_index")
+        assert first.check() is False and first.get().name == a      # refused: a keeps serving
+        caplog.clear()
+        second = ModelHolder(root, poll_seconds=0, run_dir=run)      # e.g. a replaced worker
+        second.start()
+        second.stop()
+        # on its own it would have served the newest other version that loads (b); the
+        # decision says a, and the refused version is not tried again
+        assert second.get().name == a and second.status()["refused"]["name"] == name
+        assert not [r for r in caplog.records if "model_refused" in r.getMessage()]
+    finally:
+        first.stop()
+
+
+def test_a_worker_serving_another_version_makes_every_worker_not_ready(two_versions, tmp_path):
+    root, a, b = two_versions
+    run = tmp_path / "run"
+    other = subprocess.Popen(["sleep", "60"])           # stands for a second, live worker
+    try:
+        with serving_app(root, run_dir=run) as app:
+            c = app.test_client()
+            assert c.get("/readyz").status_code == 200
+            Shared(run).record(a, pid=other.pid)
+            r = c.get("/readyz")
+            assert r.status_code == 503 and f"pid {other.pid} serves {a}" in r.get_json()["reason"]
+            other.kill()
+            other.wait()
+            assert c.get("/readyz").status_code == 200   # a dead worker's record does not count
+    finally:
+        other.kill()
+        other.wait()
+
+
+# ---------------------------------------------------------------- real gunicorn
+def served_versions(server, workers: set[int]) -> dict[int, str]:
+    """pid -> version of each live worker that serves a model (any worker's /metrics sums all)."""
+    text = requests.get(server.url + "/metrics", timeout=5, headers={"Connection": "close"}).text
+    return {int(pid): v for pid, v in INFO.findall(text) if int(pid) in workers}
+
+
+def readyz(server) -> requests.Response:
+    return requests.get(server.url + "/readyz", timeout=5, headers={"Connection": "close"})
+
+
+def test_deleted_current_folder_and_a_killed_worker_converge_on_one_version(two_versions, tmp_path):
+    root, a, b = two_versions
+    server = start(tmp_path, root)
+    try:
+        workers = children(server.proc.pid)
+        assert len(workers) == 2 and set(served_versions(server, workers).values()) == {b}
+        shutil.rmtree(versions_dir(root) / b)           # the served, current version's folder
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        lied, streak, end = [], 0, time.monotonic() + 40
+        while time.monotonic() < end and streak < 6:
+            live = children(server.proc.pid)
+            try:
+                before = served_versions(server, live)
+                r = readyz(server)
+                after = served_versions(server, live)
+            except requests.ConnectionError:      # a connection that reached the dying worker's socket
+                streak = 0
+                continue
+            split = len(set(before.values())) > 1 and len(set(after.values())) > 1
+            if r.status_code == 200 and split:
+                lied.append((before, r.json(), after))
+            converged = (len(live) == 2 and victim not in live and len(after) == 2
+                         and set(after.values()) == {a})
+            streak = streak + 1 if converged and r.status_code == 200 else 0
+            time.sleep(0.05)
+        assert lied == [], lied                           # never "ready" while split
+        assert streak >= 6, (served_versions(server, children(server.proc.pid)), readyz(server).json())
+        for _ in range(6):                                # whichever worker answers
+            ready = readyz(server).json()
+            assert ready["model"]["version"] == a and set(ready["workers"].values()) == {a}, ready
+            assert ready["decision"]["refused"]["name"] == b, ready
+        text = requests.get(server.url + "/metrics", timeout=5).text
+        assert gauge(text, "current_refused") == 2 and gauge(text, "served_folder_missing") == 0
+        assert gauge(text, "version_disagreement") == 0
+    finally:
+        server.stop()
