@@ -1,65 +1,102 @@
 # epgembed: two commands on a fresh machine.
-#   make run    bootstrap, train on the embedded sample, serve related titles
-#   make test   bootstrap, run the tests
+#   make run    runtime install (requirements.txt), train the sample if needed, serve related titles
+#   make test   runtime + dev extras (requirements-dev.txt, -eval.txt), Debian's chromium, the tests
 PY      ?= $(shell command -v python3.11 || command -v python3)
 VENV    := .venv
 BIN     := $(VENV)/bin
-STAMP   := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
+PINS    := $(shell cat requirements.txt requirements-eval.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
+RUNTIME := $(VENV)/.installed-runtime-$(PINS)
+STAMP   := $(VENV)/.installed-dev-$(PINS)
 SAMPLE  := data/sample.xml.gz
 MODEL   := models/sample
+HOST    ?= 127.0.0.1
 PORT    ?= 8000
+TRY     := Premier Football Tonight
+EMPTY   :=
+TRY_URL := $(subst $(EMPTY) $(EMPTY),+,$(TRY))
 
-.PHONY: install run train-sample test bench bench-quality clean
+.PHONY: install install-runtime run train-sample test test-unit bench bench-quality clean
 
-$(STAMP):
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+# pyproject.toml reads its dependencies from the requirements files (the one source of
+# versions); the runtime install leaves out every test, benchmark and fuzz tool.
+$(VENV)/bin/python:
+	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements-dev.txt
-	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
-	rm -f $(VENV)/.installed-*
-	touch $@
 
+$(RUNTIME): | $(VENV)/bin/python
+	if [ -f $(STAMP) ]; then touch $@; else \
+	  $(BIN)/pip install -q -e . && rm -f $(VENV)/.installed-runtime-* && touch $@; fi
+
+$(STAMP): | $(VENV)/bin/python
+	$(BIN)/pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@ $(RUNTIME)
+
+install-runtime: $(RUNTIME)
 install: $(STAMP)
 
-$(SAMPLE): | $(STAMP)
+$(SAMPLE): | $(RUNTIME)
 	$(BIN)/python -m epgembed.sample $(SAMPLE)
 
-train-sample: $(STAMP) $(SAMPLE)
+# the sample model is rebuilt only when it is missing or older than its input or the code
+$(MODEL)/manifest.json: $(SAMPLE) $(wildcard epgembed/*.py) | $(RUNTIME)
 	$(BIN)/epgembed train $(SAMPLE) --out $(MODEL)
-	$(BIN)/epgembed related $(MODEL) --title "Football Tonight" -k 5
+	$(BIN)/epgembed related $(MODEL) --title "$(TRY)" -k 5
 
-# run = train the sample, publish it into a models root, serve it (Ctrl-C stops)
-run: train-sample
+train-sample: $(RUNTIME) $(SAMPLE)
+	$(BIN)/epgembed train $(SAMPLE) --out $(MODEL)
+	$(BIN)/epgembed related $(MODEL) --title "$(TRY)" -k 5
+
+# run = check the port (a taken port changes nothing), install the runtime, train the sample
+# when needed, publish it into a models root, serve it (Ctrl-C stops). Another port: make run PORT=8001
+run:
+	@$(PY) tools/port_free.py $(HOST) $(PORT) "make run"
+	@$(MAKE) --no-print-directory serve-sample
+
+.PHONY: serve-sample
+serve-sample: $(RUNTIME) $(MODEL)/manifest.json
 	$(BIN)/epgembed publish $(MODEL) --root $(ROOT)
-	@echo "related titles on http://127.0.0.1:$(PORT) -- try:"
-	@echo "  curl 'http://127.0.0.1:$(PORT)/v1/related?title=Football+Tonight&k=5'"
+	@echo "related titles on http://$(HOST):$(PORT) -- try:"
+	@echo "  curl 'http://$(HOST):$(PORT)/v1/related?title=$(TRY_URL)&k=5'"
 	@echo "hot reload: in another shell, 'make train-sample && $(BIN)/epgembed publish $(MODEL) --root $(ROOT)'"
 	@echo "  and the running service switches to the new version (GET /v1/model) without a restart"
-	$(BIN)/epgembed serve --models $(ROOT) --port $(PORT)
+	$(BIN)/epgembed serve --models $(ROOT) --host $(HOST) --port $(PORT)
 
 # serve a models root (hot reload) or one model directory; default: the sample, published
 ROOT    := models/root
 MODELS  ?= $(ROOT)
 .PHONY: serve bench-serve
-$(ROOT)/current: | $(STAMP) $(SAMPLE)
-	test -d $(MODEL) || $(BIN)/epgembed train $(SAMPLE) --out $(MODEL)
+$(ROOT)/current: | $(RUNTIME) $(MODEL)/manifest.json
 	$(BIN)/epgembed publish $(MODEL) --root $(ROOT)
 
-serve: $(STAMP) $(if $(filter $(ROOT),$(MODELS)),$(ROOT)/current)
-	@echo "serving $(MODELS) on http://127.0.0.1:$(PORT) -- try: curl 'http://127.0.0.1:$(PORT)/v1/related?title=Football+Tonight&k=5'"
-	$(BIN)/epgembed serve --models $(MODELS) --port $(PORT)
+serve:
+	@$(PY) tools/port_free.py $(HOST) $(PORT) "make serve"
+	@$(MAKE) --no-print-directory serve-models
+
+.PHONY: serve-models
+serve-models: $(RUNTIME) $(if $(filter $(ROOT),$(MODELS)),$(ROOT)/current)
+	@echo "serving $(MODELS) on http://$(HOST):$(PORT) -- try: curl 'http://$(HOST):$(PORT)/v1/related?title=$(TRY_URL)&k=5'"
+	$(BIN)/epgembed serve --models $(MODELS) --host $(HOST) --port $(PORT)
 
 # gunicorn + wrk on a model of all of ../shared/data/epg -> bench/results/serve.json
 bench-serve: $(STAMP)
 	$(BIN)/python bench/serve.py
 
-# the explorer page's browser test drives Debian's chromium; installed once, when missing
+# the explorer page's browser test drives Debian's chromium (Playwright's own browser
+# download is not reachable from these machines); apt-get installs it once, when missing:
+# about 150 Debian packages, with sudo when not root (README, "Two commands")
 CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
+	@echo "make test: installing Debian's chromium for the explorer page's browser test (apt-get, once)"
 	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium'
 
+# every test (unit, integration, system: markers in pyproject.toml)
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest
+
+# the unit tests only: pure functions, no training, no subprocess, no server
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -m unit
 
 bench-quality: $(STAMP)
 	$(BIN)/python bench/quality.py
@@ -78,8 +115,13 @@ bench-nightly: $(STAMP)
 bench-train: $(STAMP)
 	$(BIN)/python bench/train_speed.py
 
+# the command line in fresh processes: --help and queries on the shared-data model -> bench/results/cli.json
+.PHONY: bench-cli
+bench-cli: $(STAMP)
+	$(BIN)/python bench/cli.py
+
 # every benchmark; figures printed and written to bench/results/
-bench: bench-quality bench-train bench-serve bench-nightly bench-outliers bench-scale-quick bench-index
+bench: bench-quality bench-train bench-serve bench-nightly bench-outliers bench-scale-quick bench-index bench-cli
 
 # 5 minutes of mixed traffic at 16 connections, a model reload every minute -> bench/results/soak.json
 # (quick look: make bench-soak SOAK_ARGS="--seconds 30 --reload-every 10 --window 10")

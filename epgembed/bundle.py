@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .catalog import Catalog, SerializedCatalog
+from .fsutil import fsync_dir, utc
 from .index import METRIC, open_index
 from .index_build import build_index, neighbour_table
 from .model import top_k
@@ -88,14 +89,6 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog | SerializedCatalog,
                embeddings: np.ndarray,
                vectors: np.ndarray, token_counts: np.ndarray, config: dict, history: list[dict],
@@ -134,7 +127,7 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog | Serial
         t_index = time.perf_counter() - t_index
         (tmp / "history.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
         hashes = {f: {"sha256": sha256_file(tmp / f), "bytes": (tmp / f).stat().st_size} for f in files}
-        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        created = utc()
         content = hashlib.sha256("".join(hashes[f]["sha256"] for f in sorted(hashes)).encode()).hexdigest()
         manifest = {
             "format": FORMAT, "format_version": FORMAT_VERSION,

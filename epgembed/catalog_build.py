@@ -70,11 +70,11 @@ class _Acc:
         """The display title, always a spelling the feed aired (so an answer can be found in
         the schedule): the most frequent one without an episode part or a time prefix when
         there is one, else the most frequent (the shorter on a tie)."""
-        if not self.spellings:
-            return fallback
-        bare = {t: n for t, n in self.spellings.items()
-                if not strip_episode(t)[1] and drop_time_prefix(t) == t}
-        return max((bare or self.spellings).items(), key=lambda kv: (kv[1], -len(kv[0]), kv[0]))[0]
+        if len(self.spellings) <= 1:
+            return next(iter(self.spellings), fallback)
+        ranked = sorted(self.spellings.items(), key=lambda kv: (kv[1], -len(kv[0]), kv[0]), reverse=True)
+        return next((t for t, _ in ranked if not strip_episode(t)[1] and drop_time_prefix(t) == t),
+                    ranked[0][0])
 
 
 class _Memo(dict):

@@ -9,7 +9,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +19,12 @@ from .config import Config
 from .dumpfiles import PIPE_TIMEOUT_S, escape_name
 
 EXIT_ERROR = 2
+EVAL_EXTRA_SYSTEMS = {"channel": "scipy", "tfidf": "sklearn"}   # the `eval` extra brings them
+
+
+def _figure(x) -> str:
+    """A figure as a person reads it: 3 decimals, "n/a" when missing or not a number."""
+    return f"{x:.3f}" if isinstance(x, float) and x == x else "n/a" if x is None or x != x else str(x)
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -42,7 +50,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"model {manifest['version']} -> {escape_name(args.out)}: {manifest['n_shows']:,} shows "
           f"({manifest['counts']['labelled_shows']:,} labelled) from {data['programmes']:,} programmes; "
           f"{t['epochs_run']} epochs (best {t['best_epoch']}), {t['seconds']:.1f} s, "
-          f"{t['examples_per_s']:,.0f} examples/s, val P@10 {t['val_p_at_10']}")
+          f"{t['examples_per_s']:,.0f} examples/s, val P@10 {_figure(t['val_p_at_10'])}")
     for f, line, why in data["skipped"]:
         print(f"skipped: {f}{':' + str(line) if line else ''}: {why}", file=sys.stderr)
     no_key = data["empty_titles"] - data["skip_counts"].get(SKIP_EMPTY_TITLE, 0)
@@ -100,7 +108,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"vectors      dim {m['dim']}, vocabulary {m['vocab_size']:,} tokens, metric {m['metric']}, "
           f"{m['n_trees']} trees")
     print(f"training     {t['epochs_run']} epochs (best {t['best_epoch']}), {t['seconds']} s, "
-          f"{t['examples_per_s']:,} examples/s, val P@10 {t['val_p_at_10']}")
+          f"{t['examples_per_s']:,} examples/s, val P@10 {_figure(t['val_p_at_10'])}")
     print(f"inputs       {', '.join(m['data']['inputs'])} ({m['data']['programmes']:,} programmes, "
           f"{len(m['data']['skipped'])} skipped)")
     if m.get("quality"):
@@ -120,6 +128,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in makers]
     if unknown:
         raise ValueError(f"unknown system(s): {', '.join(unknown)} (choose from {', '.join(makers)})")
+    missing = [n for n in names
+               if n in EVAL_EXTRA_SYSTEMS and importlib.util.find_spec(EVAL_EXTRA_SYSTEMS[n]) is None]
+    if missing:
+        raise ValueError(f"system(s) {', '.join(missing)} need scikit-learn / scipy, which the runtime "
+                         f"install leaves out: pip install -e '.[eval]' (make test installs them)")
     rows = evaluate_dumps(args.dumps, [makers[n]() for n in names], seed=args.seed or 0)
     print(json.dumps(rows, indent=1) if args.json else format_table(rows))
     if args.out:
@@ -187,9 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="EVALUATION.md protocol on dumps, with baselines",
                        epilog="example: epgembed evaluate ../shared/data/epg/de_magenta.xml.gz")
     e.add_argument("dumps", nargs="+")
-    e.add_argument("--systems", default="epgembed,channel,tfidf,random",
-                   help="comma-separated: epgembed, channel, tfidf, random (each row: P@10, "
-                        "P@10x, MAP@10, own_series, dup, train and query time)")
+    e.add_argument("--systems", default="epgembed,random",
+                   help="comma-separated: epgembed, random, channel, tfidf (default epgembed,random; "
+                        "channel and tfidf need the eval extra: pip install -e '.[eval]'); each row: "
+                        "P@10, P@10x, MAP@10, own_series, dup, train and query time")
     e.add_argument("--out", help="also write the figures as JSON here")
     e.add_argument("--json", action="store_true")
     training_options(e)
@@ -205,11 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)     # before any heavy import: --help answers at once
     from .bundle import ModelError
     from .epg import DumpError
-    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:                    # `epgembed info DIR | head`: silent, like any tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (DumpError, ModelError, ValueError, OSError) as e:
         print(f"epgembed {args.command}: error: {escape_name(str(e))}", file=sys.stderr)
         return EXIT_ERROR

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
+from functools import lru_cache
 from typing import Iterable, Protocol
 
 from .config import FeatureConfig
@@ -44,13 +45,14 @@ class GuideRecord(Protocol):
     rating: str
 
 
+@lru_cache(maxsize=1 << 16)
 def parse_time(stamp: str) -> datetime | None:
     """An XMLTV time ("20220725031800 +0000") as written (the feed's own clock), or None."""
-    digits = (stamp or "")[:14]
-    if len(digits) < 12 or not digits.isdigit() or not digits.isascii():
+    d = (stamp or "")[:12]
+    if len(d) < 12 or not d.isdigit() or not d.isascii():
         return None
     try:
-        return datetime.strptime(digits[:12], "%Y%m%d%H%M")
+        return datetime(int(d[:4]), int(d[4:6]), int(d[6:8]), int(d[8:10]), int(d[10:12]))
     except ValueError:
         return None
 
@@ -62,15 +64,13 @@ def duration_bucket(minutes: float) -> str:
     return "long"
 
 
+@lru_cache(maxsize=1 << 16)
 def _value(text: str | None) -> str:
     return fold(clean_text(text))[:MAX_FEATURE_CHARS] if text else ""
 
 
-def context_features(channel: str | None = None, start: str | None = None,
-                     minutes: float | None = None) -> list[str]:
-    """The features a schedule slot alone gives (what a query may carry as context)."""
-    out = [f"channel={channel}"] if channel else []
-    t = parse_time(start or "")
+def _slot(t: datetime | None, minutes: float | None) -> list[str]:
+    out = []
     if t is not None:
         out += [f"slot={t.hour // 3}", f"day={'weekend' if t.weekday() >= 5 else 'weekday'}"]
     if minutes is not None and 0 < minutes <= 24 * 60:
@@ -78,11 +78,17 @@ def context_features(channel: str | None = None, start: str | None = None,
     return out
 
 
+def context_features(channel: str | None = None, start: str | None = None,
+                     minutes: float | None = None) -> list[str]:
+    """The features a schedule slot alone gives (what a query may carry as context)."""
+    return ([f"channel={channel}"] if channel else []) + _slot(parse_time(start or ""), minutes)
+
+
 def programme_features(p: GuideRecord) -> list[str]:
     """Feature names of one airing (kind=value), each once."""
     start, stop = parse_time(p.start), parse_time(getattr(p, "stop", ""))
     minutes = (stop - start).total_seconds() / 60 if start and stop else None
-    out = context_features(p.channel, p.start, minutes)
+    out = ([f"channel={p.channel}"] if p.channel else []) + _slot(start, minutes)
     out.append(f"episodic={'yes' if getattr(p, 'episode', False) or p.sub_title else 'no'}")
     people = (_value(c) for c in getattr(p, "credits", ())[:MAX_CREDITS])
     out += [f"credit={c}" for c in dict.fromkeys(people) if c]

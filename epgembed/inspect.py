@@ -14,30 +14,13 @@ CLI, the HTML report, the outlier scan and the service all go through it.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
+from .config import InspectConfig
 from .model import EPS, title_vectors
 from .related import QueryError, RelatedModel
-
-
-@dataclass(frozen=True)
-class InspectConfig:
-    # a token used by at most this many labelled training shows is "rare" (barely trained).
-    # 1 is the setting whose flags best predict bad rankings on the shared dumps
-    # (bench/outliers.py measures 0..3; docs/INSPECT.md)
-    rare_max_count: int = 1
-    # a match "collapses" when removing one rare token takes at least this share of its score
-    collapse_share: float = 0.5
-    # a title's list "disagrees" when at least this share of its labelled neighbours
-    # shares no informative category with it ...
-    disagree_share: float = 0.5
-    # ... counted only when it has at least this many labelled neighbours
-    min_labelled_neighbors: int = 3
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # ------------------------------------------------------------------------ the math

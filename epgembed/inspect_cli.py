@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .inspect import InspectConfig
+from .config import InspectConfig
 
 
 def _cfg(args: argparse.Namespace) -> InspectConfig:

@@ -15,7 +15,6 @@ import json
 import sys
 from pathlib import Path
 
-from . import registry
 from .cli import EXIT_ERROR
 from .config import Config
 from .dumpfiles import escape_name
@@ -50,6 +49,7 @@ def nightly_config(args: argparse.Namespace) -> tuple[NightlyConfig, Config]:
 
 
 def cmd_nightly(args: argparse.Namespace) -> int:
+    from . import registry
     from .nightly import run_nightly   # trains: torch and numba load for this command only
     try:
         ncfg, cfg = nightly_config(args)
@@ -74,6 +74,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
+    from . import registry
     try:
         with registry.locked(Path(args.models_root)):
             old, new = registry.rollback(Path(args.models_root), args.to)
@@ -87,6 +88,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def version_rows(root: Path, verify: bool = False) -> list[dict]:
     """list_versions (hashes checked when `verify`) plus the figures of each version's
     nightly report, and a broken row for a `current` that points at no version."""
+    from . import registry
     rows = []
     for v in registry.list_versions(root, verify=verify):
         path = registry.versions_dir(root) / v["version"] / "report.json"

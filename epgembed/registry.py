@@ -22,8 +22,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .bundle import (ModelError, describe_links, fsync_dir, linked_files, load_model, read_manifest,
+from .bundle import (ModelError, describe_links, linked_files, load_model, read_manifest,
                      verify_files)
+from .fsutil import fsync_dir
 
 VERSIONS = "versions"
 CURRENT = "current"

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from typing import Any
 
 from flask import Blueprint, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from epgembed.features import parse_time
+from epgembed.fsutil import utc
 from epgembed.related import QueryError, Related
 
 from .holder import Serving
@@ -146,7 +146,7 @@ def model_info():
         "metric": m["metric"], "n_trees": m["n_trees"], "quality": m.get("quality", {}),
         "training": {k: t.get(k) for k in ("epochs_run", "best_epoch", "val_p_at_10", "seconds")},
         "data": {"programmes": m.get("data", {}).get("programmes")},
-        "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(s.loaded_at)),
+        "loaded_at": utc(s.loaded_at),
         "load_seconds": round(s.load_seconds, 3),
         "reload": state().holder.status(),
     })

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny hand-made XMLTV dump and a model trained on it once per session."""
+"""Shared fixtures: a tiny hand-made XMLTV dump and two models trained on it once per session
+(helpers that are not fixtures live in service_util.py and polling.py)."""
 from __future__ import annotations
 
 import gzip
@@ -50,7 +51,7 @@ def tiny_programmes() -> list[str]:
         for i, title in enumerate(titles):
             for airing in range(2):
                 cats = [genre.capitalize(), "Series"] if i % 3 else [genre]
-                out.append(programme_xml(f"{title} S1 Ep. {airing + 1}" if i == 0 else title, cats,
+                out.append(programme_xml(f"{title} S1 Ep. {airing + 1}" if i == 0 and airing else title, cats,
                                          channel=f"ch{airing + 1}"))
     out.append(programme_xml("Unlabelled Football Special", []))
     return out
@@ -70,6 +71,15 @@ def tiny_model_dir(tmp_path_factory, tiny_dump) -> Path:
     from epgembed.pipeline import train_model
     out = tmp_path_factory.mktemp("model") / "tiny"
     train_model([tiny_dump], out, TINY_CONFIG, threads=1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_b(tmp_path_factory, tiny_dump) -> Path:
+    """A second valid model (other seed -> other vectors -> other version)."""
+    from epgembed.pipeline import train_model
+    out = tmp_path_factory.mktemp("model_b") / "tiny_b"
+    train_model([tiny_dump], out, TINY_CONFIG.with_seed(7), threads=1)
     return out
 
 

@@ -1,4 +1,5 @@
-"""Helpers shared by the service tests: models roots, a second model, corrupt versions."""
+"""Helpers shared by the service tests: models roots, corrupt versions, a served app
+(the fixtures, such as the second model `tiny_model_b`, are in conftest.py)."""
 from __future__ import annotations
 
 import json
@@ -7,21 +8,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import pytest
 from annoy import AnnoyIndex
 
-from conftest import TINY_CONFIG
 from epgembed.bundle import read_manifest, sha256_file
 from epgembed.registry import point_current, publish, versions_dir
-
-
-@pytest.fixture(scope="session")
-def tiny_model_b(tmp_path_factory, tiny_dump) -> Path:
-    """A second valid model (other seed -> other vectors -> other version)."""
-    from epgembed.pipeline import train_model
-    out = tmp_path_factory.mktemp("model_b") / "tiny_b"
-    train_model([tiny_dump], out, TINY_CONFIG.with_seed(7), threads=1)
-    return out
 
 
 def make_root(root: Path, model_dir: Path) -> str:

@@ -11,6 +11,8 @@ from conftest import programme_xml, write_xmltv
 from epgembed.bundle import load_model
 from epgembed.catalog import Catalog, FieldLimits, LazyShows
 
+pytestmark = pytest.mark.integration
+
 
 def test_lazy_and_eager_load_are_the_same_catalog(tiny_model_dir):
     path = tiny_model_dir / "catalog.jsonl"

@@ -12,6 +12,8 @@ import pytest
 
 from epgembed.epg import DumpError, Programme, ReadReport, expand_paths, read_programmes
 
+pytestmark = pytest.mark.unit
+
 HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE tv SYSTEM "xmltv.dtd">\n'
 
 

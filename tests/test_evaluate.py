@@ -30,6 +30,8 @@ from epgembed.evaluate_score import (
     squashed,
 )
 
+pytestmark = pytest.mark.integration
+
 TOPICS = {
     "sport": ["Football Tonight", "Football Weekly", "Football Extra", "Football Focus",
               "Football Live", "Football Review", "Football Legends", "Football Daily"],
@@ -343,7 +345,7 @@ def test_pooled_figures_in_rows(tmp_path: Path) -> None:
     split = editor_split(tmp_path)
     pooled = score_answers([split, split], [[[t for t, _ in EDITOR_ANSWERS]], [["Tatort"]]])
     assert pooled == {"p_at_10": 0.45, "map_at_10": pooled["map_at_10"], "p_at_10x": 0.35,
-                      "own_series": 0.15, "dup": 0.1, "n_test": 2}
+                      "own_series": 0.15, "dup": 0.1, "unmapped": 0.0, "n_test": 2}
 
 
 CHANNEL_DUMP = [  # (title, categories, channel): "all" airs every title (idf 0)
@@ -380,3 +382,11 @@ def test_channel_system_end_to_end(tmp_path: Path) -> None:
     table = format_table(rows)
     assert "| P@10 | P@10x | MAP@10 | own_series | dup |" in table
     assert "| channels | channel | 0.700 | 0.700 | 1.000 | 0.000 | 0.000 |" in table
+
+
+def test_unmapped_counts_answers_that_are_no_title_of_the_dump(tmp_path: Path) -> None:
+    """Issue 16: an answer title the dump never aired (a cut title) maps to nothing."""
+    split = hand_split(tmp_path, "saturday night live", ["comedy hour"], ["news at six"])
+    score = score_query(split, "saturday night live", ["Saturday Night", "Comedy Hour", "News at Six"])
+    assert score.unmapped == 0.1 and score.p_at_10 == 0.1
+    assert score_query(split, "saturday night live", ["Comedy Hour"]).unmapped == 0.0

@@ -13,6 +13,8 @@ from epgembed.inspect import explain_pair
 from handmade import PLANTED, RARE, build_handmade_model, make_app
 from service import explain as explain_bp
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:

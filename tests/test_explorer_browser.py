@@ -15,6 +15,8 @@ from werkzeug.serving import make_server
 
 from handmade import PLANTED, RARE, build_handmade_model, make_app
 
+pytestmark = pytest.mark.system
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -40,7 +42,7 @@ def browser():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail("playwright is not installed: pip install -r requirements-dev.txt", pytrace=False)
+        pytest.fail("playwright is not installed: pip install -e '.[dev]' (make install)", pytrace=False)
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -35,6 +35,7 @@ from conftest import TINY_CONFIG
 from epgembed import history, registry
 from epgembed.bundle import load_model
 from epgembed.nightly import EXIT_ERROR, EXIT_PUBLISHED, NightlyConfig, run_nightly
+from polling import wait_until
 from test_service_gunicorn import start
 
 FUZZ = os.environ.get("EPGEMBED_FUZZ") == "1"       # read here only: `make fuzz` sets it
@@ -47,7 +48,7 @@ NCFG = NightlyConfig(min_test_queries=1, min_lift_over_random=-1.0, tolerance=1.
 CFG = TINY_CONFIG.replace(train={"epochs": 3})
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.system, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def leftovers(root: Path) -> list[str]:
@@ -106,23 +107,24 @@ def test_kill_9_of_a_worker_under_load(tmp_path, tiny_model_dir):
                         with lock:
                             log.append((time.monotonic(), ok, detail, n))
 
+        def answered(since: float) -> int:
+            with lock:
+                return sum(1 for x in log if x[1] and x[0] > since)
+
         clients = 4
         threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
         for t in threads:
             t.start()
-        time.sleep(1.5)
+        wait_until(lambda: answered(0) >= 200, timeout=30, what="200 answers before the kill")
         victim = sorted(workers)[0]
         killed_at = time.monotonic()
         os.kill(victim, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:               # the master forks a replacement ...
-            now = children(server.proc.pid)
-            if len(now) == 2 and victim not in now:
-                break
-            time.sleep(0.1)
+        wait_until(lambda: (lambda now: len(now) == 2 and victim not in now)(children(server.proc.pid)),
+                   timeout=30, interval=0.05, what="the master to fork a replacement")
         replaced_at = time.monotonic()
-        # ... which loads the model and serves: run until it has answered for a while
-        time.sleep(2.5)
+        # ... which loads the model and serves: run until it has loaded and answers have gone on a while
+        wait_until(lambda: server.stderr.read_text().count('"event": "model_loaded"') == 3
+                   and answered(replaced_at + 1.0) > 100, timeout=30, what="the replacement to load and serve")
         stop.set()
         for t in threads:
             t.join(timeout=30)
@@ -201,8 +203,9 @@ def test_kill_9_of_the_nightly_job_at_random_moments(tmp_path, tiny_model_dir):
         outcomes.append({"delay_s": round(delay, 3), "killed": killed, "current_moved": cur != before,
                          "leftovers": leftovers(root)})
     stale = {x for o in outcomes for x in o["leftovers"]} & set(leftovers(root))
-    final = run_nightly([SAMPLE], root, NCFG, CFG)         # the next run cleans up and publishes
-    assert final.exit_code == EXIT_PUBLISHED, final.summary
+    # the next run cleans up and publishes (forced: a killed run may have published these inputs)
+    final = run_nightly([SAMPLE], root, replace(NCFG, force=True), CFG)
+    assert final.exit_code == EXIT_PUBLISHED and final.status == "published", final.summary
     assert set(final.report["cleaned"]) >= stale
     assert leftovers(root) == []
     assert_consistent(root, {final.report["version"]})

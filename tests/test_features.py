@@ -13,6 +13,8 @@ from epgembed.epg import read_programmes
 from epgembed.features import context_features, item_features, programme_features
 from epgembed.normalize import series_head
 
+pytestmark = pytest.mark.integration
+
 FULL = """<programme start="20220723201500 +0200" stop="20220723214500 +0200" channel="Das Erste">
   <title lang="de">Tatort</title><sub-title>Im Schmerz geboren</sub-title>
   <desc>Ein Krimi.</desc>

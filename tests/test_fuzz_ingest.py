@@ -23,6 +23,8 @@ import pytest
 
 from conftest import programme_xml, tiny_programmes
 
+pytestmark = pytest.mark.system
+
 FUZZ = os.environ.get("EPGEMBED_FUZZ") == "1"       # read here only: `make fuzz` sets it
 MIB, GIB = 1 << 20, 1 << 30
 BOMB = (8 if FUZZ else 1) * GIB                       # what each gzip bomb inflates to
@@ -323,6 +325,10 @@ def test_random_mutations_of_a_valid_dump(tmp_path):
     for i in range(MUTANTS):
         data = mutate(base, rng)
         (tmp_path / f"m{i:04d}.xml").write_bytes(gzip.compress(data, mtime=0) if i % 4 == 3 else data)
+    # and one damage that keeps the XML well-formed (a changed letter in a title): a read
+    benign = base.replace(b"<title>Football Weekly", b"<title>Football Weeklx", 1)
+    assert benign != base
+    (tmp_path / f"m{MUTANTS:04d}.xml").write_bytes(benign)
     proc = subprocess.run([sys.executable, "-c", MUTANT_CHILD, str(tmp_path), str(MEMORY_LIMIT)],
                           capture_output=True, text=True, timeout=CASE_TIMEOUT * (4 if FUZZ else 1))
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -336,7 +342,8 @@ def test_random_mutations_of_a_valid_dump(tmp_path):
             assert res["error"].startswith(str(tmp_path / res["name"]) + ":"), res
             assert "\n" not in res["message"] and res["file_errors"] == 1, res
     errors = sum(not r["ok"] for r in got["results"])
-    assert len(got["results"]) == MUTANTS and 0 < errors < MUTANTS
+    assert len(got["results"]) == MUTANTS + 1 and 0 < errors < MUTANTS + 1
+    assert got["results"][-1]["ok"]                                   # the benign one reads
 
 
 # ---------------------------------------------------------------- through the CLI

@@ -31,6 +31,8 @@ from epgembed.normalize import (MAX_TITLE_CHARS, clean_text, fold, normalize_cat
 from epgembed.related import QueryError
 from epgembed.tokenize import PAD_ID, Tokenizer, token_text
 
+pytestmark = pytest.mark.integration
+
 FUZZ = os.environ.get("EPGEMBED_FUZZ") == "1"       # read here only: `make fuzz` sets it
 # hypothesis keeps caches (constants, unicode tables) in ./.hypothesis even without an example
 # database: point it at a temporary folder (tests never write into the working directory)

@@ -31,6 +31,8 @@ from epgembed.epg import (SKIP_EMPTY_TITLE, SKIP_NAMESPACED, DumpError, Programm
                           ReadReport, expand_paths, read_programmes)
 from epgembed.normalize import clean_text, title_key
 
+pytestmark = pytest.mark.integration
+
 HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n<tv xmlns:x="http://example.com/x">\n'
 TINY = {"train": {"dim": 8, "epochs": 1, "val_fraction": 0.0}, "index": {"n_trees": 2}}
 QUICK = ReadLimits(pipe_timeout_s=0.3)
@@ -74,7 +76,8 @@ def unblock_after(fifo: Path, seconds: float):
 
 
 def feed(target: str | Path, data: bytes, delay: float = 0.0) -> threading.Thread:
-    """Write `data` into a FIFO (opened for writing, which waits for the reader) in a thread."""
+    """Write `data` into a FIFO (opened for writing, which waits for the reader) in a thread,
+    `delay` s late: a writer that comes after the reader (the sleep is the input, not a wait)."""
     def run() -> None:
         time.sleep(delay)
         with open(target, "wb") as f:

@@ -24,7 +24,8 @@ import pytest
 
 from epgembed import registry
 from epgembed.bundle import ModelError, load_model, read_manifest, sha256_file
-from service_util import tiny_model_b  # noqa: F401  (fixture: a second model, other seed)
+
+pytestmark = pytest.mark.integration
 
 DATA_FILES = ["tokenizer.json", "tokenizer.model", "embeddings.npy", "token_counts.npy", "vectors.npy",
               "center.npy", "catalog.jsonl", "index.ann", "neighbours.npy", "neighbour_scores.npy", "history.json"]

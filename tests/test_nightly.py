@@ -48,7 +48,7 @@ def reduce_dump(src: Path, out: Path, every: int = 4) -> Path:
     return out
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +212,21 @@ def test_a_night_that_drops_most_of_the_catalog_is_gated(root, dumps, tmp_path):
     assert_current_valid(root, before)
     forced = run_nightly([renamed], root, replace(ncfg, force=True), CFG)
     assert forced.exit_code == EXIT_PUBLISHED and "tonight would drop" in forced.report["forced"][0]
+
+
+def test_a_retry_with_the_same_inputs_publishes_nothing(root, dumps, capsys):
+    """Issue 17: a cron retry of the night just published is "unchanged" (exit 0, no new
+    version); --force retrains."""
+    before, versions = registry.current_version(root), registry.list_versions(root)
+    again = run_nightly([dumps[-1]], root, NCFG, CFG)
+    assert again.exit_code == EXIT_PUBLISHED and again.status == "unchanged", again.summary
+    assert "UNCHANGED" in again.summary and "--force retrains" in again.summary
+    assert registry.current_version(root) == before and registry.list_versions(root) == versions
+    assert main(["nightly", "--dumps", str(dumps[-1]), "--models-root", str(root)]) in (0, 3)
+    assert "UNCHANGED" not in capsys.readouterr().out       # other settings: not the same inputs
+    forced = run_nightly([dumps[-1]], root, replace(NCFG, force=True), CFG)
+    assert forced.exit_code == EXIT_PUBLISHED and forced.status == "published", forced.summary
+    assert registry.current_version(root) != before
 
 
 def test_quality_drop_is_gated(root, dumps):

@@ -13,6 +13,8 @@ from epgembed.nightly_gates import (NightlyConfig, catalog_reasons, consistency_
                                     quality_reasons)
 from epgembed.nightly_quality import in_holdout, neighbour_stability
 
+pytestmark = pytest.mark.unit
+
 
 # ---------------------------------------------------------------- pure parts
 def test_night_is_dated_by_its_listings():

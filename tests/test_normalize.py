@@ -6,6 +6,8 @@ from epgembed.epg import Programme
 from epgembed.normalize import (clean_text, is_bare_episode, normalize_category, series_head, split_series,
                                 squash, strip_episode, title_key)
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("raw, key", [
     ("Hey Arnold! S3 Ep. 42", "hey arnold!"),

@@ -11,6 +11,8 @@ from lxml import etree
 
 from epgembed.sample import DEFAULT_CHANNELS, main, write_sample
 
+pytestmark = pytest.mark.unit
+
 REPO = Path(__file__).resolve().parent.parent
 COMMITTED = REPO / "data" / "sample.xml.gz"
 XMLTV_TIME = re.compile(r"^\d{14} \+0000$")

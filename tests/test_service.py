@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +15,14 @@ import pytest
 from conftest import GENRES
 from epgembed.bundle import load_model
 from epgembed.registry import publish
+from polling import holds_for, wait_until
 from service import Limits, ServiceConfig, create_app
 from service.holder import install_sighup
 from service.state import state
 from service.wsgi import config_from_env
-from service_util import CORRUPTIONS, make_root, serving_app, publish_corrupt, tiny_model_b, version_of  # noqa: F401
+from service_util import CORRUPTIONS, make_root, publish_corrupt, serving_app, version_of
+
+pytestmark = pytest.mark.integration
 
 GENRE_OF = {t: g for g, ts in GENRES.items() for t in ts}
 
@@ -269,15 +271,6 @@ def test_one_structured_access_line_per_request(client, caplog):
 
 
 # ---------------------------------------------------------------------- hot reload
-def wait_for(cond, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def test_reload_while_clients_send_requests(tmp_path, tiny_model_dir, tiny_model_b):
     root = tmp_path / "root"
     a, b = make_root(root, tiny_model_dir), version_of(tiny_model_b)
@@ -296,11 +289,11 @@ def test_reload_while_clients_send_requests(tmp_path, tiny_model_dir, tiny_model
     threads = [threading.Thread(target=loop, args=(s,)) for s in seen]
     for t in threads:
         t.start()
-    assert wait_for(lambda: all(len(s) > 20 for s in seen))
+    wait_until(lambda: all(len(s) > 20 for s in seen), what="20 answers per client")
     publish(root, tiny_model_b, move=False)
-    assert wait_for(lambda: all(s[-1] == b for s in seen))
+    wait_until(lambda: all(s[-1] == b for s in seen), what="every client on the new version")
     n = [len(s) for s in seen]
-    assert wait_for(lambda: all(len(s) > k + 20 for s, k in zip(seen, n)))
+    wait_until(lambda: all(len(s) > k + 20 for s, k in zip(seen, n)), what="20 more answers per client")
     stop.set()
     for t in threads:
         t.join()
@@ -373,10 +366,9 @@ def test_sighup_triggers_a_reload(app, root, tiny_model_b):
     install_sighup(holder)
     try:
         b = publish(root, tiny_model_b, move=False)
-        time.sleep(0.3)
-        assert holder.get().version != b
+        holds_for(lambda: holder.get().version != b, 0.3, what="no reload before the signal")
         os.kill(os.getpid(), signal.SIGHUP)
-        assert wait_for(lambda: holder.get().version == b)
+        wait_until(lambda: holder.get().version == b, what="the reload after SIGHUP")
     finally:
         signal.signal(signal.SIGHUP, previous)
 
@@ -401,9 +393,13 @@ def test_broken_single_directory_is_not_ready(tmp_path, tiny_model_dir):
 
 
 def test_single_model_directory_has_no_reload(tiny_model_dir):
+    def watchers() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name == "epgembed-model-watcher"}
+    before = watchers()
     app = create_app(ServiceConfig(models=tiny_model_dir, poll_seconds=0.05))
     holder = state(app).holder
-    assert holder.mode == "model_dir" and holder._thread is None and holder.check(force=True) is False
+    assert holder.mode == "model_dir" and watchers() <= before          # no watcher thread started
+    assert holder.status()["poll_seconds"] is None and holder.check(force=True) is False
     assert get_json(app.test_client(), "/v1/model")["version"] == version_of(tiny_model_dir)
 
 

@@ -14,6 +14,8 @@ import pytest
 from service_util import make_root, serving_app
 from test_service_hostile import assert_json_4xx, get_raw, http, http_json_error, request
 
+pytestmark = pytest.mark.system
+
 BODY = b'{"titles": ["Football"]}'          # 0x18 bytes
 CHUNKED = b"Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n"
 BAD_CHUNKED = {

@@ -22,6 +22,8 @@ from service import Limits, ServiceConfig, create_app
 from service.state import state
 from service_util import make_root, serving_app
 
+pytestmark = pytest.mark.system
+
 REPO = Path(__file__).resolve().parents[1]
 STATIC = REPO / "service" / "static"
 MARKER = "Zq7xMARKERx7qZ"

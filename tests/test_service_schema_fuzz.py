@@ -31,6 +31,8 @@ from service.openapi import build_spec
 from service.state import state
 from service_util import make_root
 
+pytestmark = pytest.mark.integration
+
 EXAMPLES = int(os.environ.get("EPGEMBED_SCHEMA_FUZZ_EXAMPLES", "25"))   # read here only (make fuzz)
 LONG = EXAMPLES > 100
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,

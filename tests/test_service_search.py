@@ -5,6 +5,8 @@ import pytest
 
 from service.search import TitleIndex, normalize_query
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def keys():

@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import gzip
 
+import pytest
+
 from epgembed.catalog_build import build_catalog
 from epgembed.config import CatalogConfig
 from epgembed.epg import read_programmes
 from epgembed.synth import SynthConfig, main, write_synth
+
+pytestmark = pytest.mark.unit
 
 
 def test_seeded_determinism(tmp_path):

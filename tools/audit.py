@@ -2,7 +2,7 @@
 
     .venv/bin/python tools/audit.py [--require-db] [--out bench/results/audit.json]
 
-1. pins: every `name==version` of requirements.txt and requirements-dev.txt is installed
+1. pins: every `name==version` of requirements.txt, -eval.txt and -dev.txt is installed
    in this environment at exactly that version (a local tag such as torch's +cpu allowed).
 2. `pip check`: the installed packages' own requirements are all met.
 3. pip-audit over everything installed here (the pins and all their dependencies; the
@@ -29,7 +29,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[1]
-REQUIREMENTS = ("requirements.txt", "requirements-dev.txt")
+REQUIREMENTS = ("requirements.txt", "requirements-eval.txt", "requirements-dev.txt")
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)")
 
 
