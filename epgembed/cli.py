@@ -4,7 +4,7 @@
     epgembed related MODEL_DIR --title "Tatort"      related titles (known or unseen)
     epgembed related MODEL_DIR --titles-file Q.txt -k 20 --json
     epgembed info MODEL_DIR                          the manifest, readable
-    epgembed evaluate DUMP...                        EVALUATION.md protocol vs baselines
+    epgembed evaluate DUMP...                        the quality protocol vs baselines
 """
 from __future__ import annotations
 
@@ -154,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--seed", type=int, help="seed for tokenizer, sampling, init and index")
         sp.add_argument("--workers", type=int,
                         help="Hogwild! training threads (default 1: reproducible; 2 uses both "
-                             "cores of a 2-core machine, about 1.7x faster)")
+                             "cores of a 2-core machine, 1.1-1.2x faster in make bench-train, "
+                             "not bit-for-bit reproducible)")
 
     t = sub.add_parser("train", help="train a model directory from XMLTV dumps",
                        epilog="example: epgembed train data/sample.xml.gz --out models/sample")
@@ -197,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="the raw manifest")
     i.set_defaults(func=cmd_info)
 
-    e = sub.add_parser("evaluate", help="EVALUATION.md protocol on dumps, with baselines",
+    e = sub.add_parser("evaluate", help="the quality protocol on dumps, with baselines: 20%% of the "
+                       "titles with categories held out (their categories removed from training), "
+                       "each queried once, answers scored by shared categories",
                        epilog="example: epgembed evaluate ../shared/data/epg/de_magenta.xml.gz")
     e.add_argument("dumps", nargs="+")
     e.add_argument("--systems", default="epgembed,random",
