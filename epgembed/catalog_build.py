@@ -103,7 +103,7 @@ def _title_parts(strip: bool):
 
 
 def _accumulate(programmes: Iterable[ProgrammeLike], strip: bool = True, context_chars: int = 0,
-                dropped: Counter[str] | None = None, features: bool = True) -> dict[str, _Acc]:
+                dropped: Counter[str] | None = None) -> dict[str, _Acc]:
     acc: dict[str, _Acc] = defaultdict(_Acc)
     titles = _Memo(_title_parts(strip))
     categories = _Memo(normalize_category)
@@ -125,8 +125,7 @@ def _accumulate(programmes: Iterable[ProgrammeLike], strip: bool = True, context
                 a.categories[nc] += 1
         if p.channel:
             a.channels.add(channels[p.channel])
-        if features:
-            a.features.update(programme_features(p))
+        a.features.update(programme_features(p))
         if context_chars:
             desc = getattr(p, "desc", None) or p.sub_title
             if desc and len(a.descs) < 16:

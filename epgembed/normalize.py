@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from functools import lru_cache
 
 # Invisible or spacing characters that real feeds put inside titles.
 _INVISIBLE = "\u00a0\u2007\u202f\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\u3000"
@@ -149,6 +150,8 @@ def fold(text: str) -> str:
     return out
 
 
+# cached: one query needs its key up to four times (check, lookup, answer filter, tokens)
+@lru_cache(maxsize=1 << 16)
 def title_key(title: str | None) -> str:
     """The catalog key of a raw title: cleaned, a time-of-day prefix and trailing episode
     markers stripped, case-folded.
