@@ -36,10 +36,10 @@ install-runtime: $(RUNTIME)
 install: $(STAMP)
 
 $(SAMPLE): | $(RUNTIME)
-	$(BIN)/python -m epgembed.sample $(SAMPLE)
+	$(BIN)/python -m epgembed.gen.sample $(SAMPLE)
 
 # the sample model is rebuilt only when it is missing or older than its input or the code
-$(MODEL)/manifest.json: $(SAMPLE) $(wildcard epgembed/*.py) | $(RUNTIME)
+$(MODEL)/manifest.json: $(SAMPLE) $(wildcard epgembed/*.py epgembed/*/*.py) | $(RUNTIME)
 	$(BIN)/epgembed train $(SAMPLE) --out $(MODEL)
 	$(BIN)/epgembed related $(MODEL) --title "$(TRY)" -k 5
 
@@ -155,7 +155,7 @@ fuzz-reliability: $(STAMP)
 fuzz: fuzz-reliability
 
 # scale and index (docs/PERFORMANCE.md, "Scale and index"): synthetic guides of 10k/100k/1M shows
-# (epgembed.synth, cached in bench/cache/synth) -> bench/results/scale.{json,md}; Annoy recall@10
+# (epgembed.gen.synth, cached in bench/cache/synth) -> bench/results/scale.{json,md}; Annoy recall@10
 # and latency against exact search on the 100k/1M model vectors -> bench/results/index.{json,md}
 # (bench-index, part of `make bench`: the 100k model only -> index-100k.{json,md}); the 1M
 # clustered neighbour table rebuilt at probe 64/128/256 -> index-1m-table.{json,md};

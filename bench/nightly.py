@@ -1,6 +1,6 @@
 """`make bench-nightly`: the five real nightly dumps of one feed, end to end.
 
-For each night, in turn, `epgembed.nightly.run_nightly` runs twice, into two models roots:
+For each night, in turn, `epgembed.nightly.run.run_nightly` runs twice, into two models roots:
 warm start (the default: the current model's token vectors, fine-tuned) and cold start
 (random init, the model's own lr and patience). The two runs of a night are back to back,
 so machine noise hits both alike. Per night and mode: wall time per stage (ingest, train,
@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from epgembed.config import Config
-from epgembed.nightly import NightlyConfig, NightlyResult, run_nightly
+from epgembed.nightly.run import NightlyConfig, NightlyResult, run_nightly
 
 REPO = Path(__file__).resolve().parent.parent
 DAILY = REPO.parent / "shared" / "data" / "epg-daily" / "de_magenta"

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch
 
-from epgembed.baselines import ChannelSystem, EpgembedSystem, RandomSystem, TfidfSystem
+from epgembed.eval.baselines import ChannelSystem, EpgembedSystem, RandomSystem, TfidfSystem
 from epgembed.config import Config
-from epgembed.evaluate import evaluate_dumps
-from epgembed.features import KINDS
+from epgembed.eval.evaluate import evaluate_dumps
+from epgembed.text.features import KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
 # Reference systems, P@10, one seed, same protocol (issue 4 / EVALUATION.md).

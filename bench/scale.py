@@ -2,7 +2,7 @@
 
     python bench/scale.py [--sizes 10000,100000,1000000 | --quick] [--epochs 2] [--threads 1]
 
-For each size a synthetic guide (epgembed.synth, seed 0) is generated once into
+For each size a synthetic guide (epgembed.gen.synth, seed 0) is generated once into
 bench/cache/synth/ (gitignored). Every measured stage runs in its own child process, so
 its peak RSS is its own (the kernel's VmHWM of the child, read by the child at each
 checkpoint, and ru_maxrss of the whole child from wait4):
@@ -12,7 +12,7 @@ checkpoint, and ru_maxrss of the whole child from wait4):
   train     epgembed.pipeline.train_model(..., epochs=E): the whole library run, from the
             dump to a complete model directory; per-epoch seconds and examples/s from its
             history; its peak RSS; the model directory's size on disk
-  index     epgembed.index_build.build_index over the model's vectors.npy with the default
+  index     epgembed.index.build.build_index over the model's vectors.npy with the default
             IndexConfig: build seconds, peak RSS, index size
 
 Writes bench/results/scale.json (command, config, machine, versions, every figure) and
@@ -51,7 +51,7 @@ def synth_path(shows: int, seed: int = 0) -> Path:
             old.unlink()
         tmp = path.parent / f"tmp-{path.name}"
         print(f"generating {path.name} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "epgembed.synth", str(tmp), "--shows", str(shows),
+        subprocess.run([sys.executable, "-m", "epgembed.gen.synth", str(tmp), "--shows", str(shows),
                         "--seed", str(seed)], check=True)
         tmp.rename(path)
     return path
@@ -68,10 +68,10 @@ def _hwm_mb() -> float:
 def child_prepare(dump: Path, threads: int) -> dict:
     import torch
     torch.set_num_threads(threads)
-    from epgembed.catalog_build import build_catalog, iter_titles
+    from epgembed.ingest.catalog_build import build_catalog, iter_titles
     from epgembed.config import Config
-    from epgembed.epg import read_programmes, ReadReport
-    from epgembed.tokenize import Tokenizer
+    from epgembed.ingest.epg import read_programmes, ReadReport
+    from epgembed.text.tokenize import Tokenizer
     cfg = Config()
     out = {"rss_after_imports_mb": _hwm_mb()}
     t0 = time.perf_counter()
@@ -110,7 +110,7 @@ def child_train(dump: Path, out_dir: Path, epochs: int, threads: int) -> dict:
 def child_index(model: Path) -> dict:
     import numpy as np
     from epgembed.config import IndexConfig
-    from epgembed.index_build import build_index
+    from epgembed.index.build import build_index
     cfg = IndexConfig()
     vectors = np.load(model / "vectors.npy")
     base = _hwm_mb()
@@ -234,7 +234,7 @@ def main() -> int:
     rows = [measure(n, args) for n in sizes]
     sums = [summary(r) for r in rows]
     from epgembed.config import Config
-    from epgembed.synth import SynthConfig
+    from epgembed.gen.synth import SynthConfig
     report = {
         "command": "python bench/scale.py " + " ".join(sys.argv[1:]),
         "date": started, "config": Config().replace(train={"epochs": args.epochs}).to_dict(),
@@ -250,7 +250,7 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     md = args.out.with_suffix(".md")
-    md.write_text(f"# Scale ({started}, `{report['command']}`)\n\nSynthetic guides (epgembed.synth, seed 0), "
+    md.write_text(f"# Scale ({started}, `{report['command']}`)\n\nSynthetic guides (epgembed.gen.synth, seed 0), "
                   f"default config, {args.epochs} epochs, {args.threads} torch thread(s), "
                   f"{os.cpu_count()} cores shared. Figures from {args.out.name}.\n\n{text}\n")
     print(f"-> {args.out}, {md}")

@@ -31,9 +31,9 @@ from urllib.parse import quote
 
 import requests
 
-from epgembed.bundle import load_model, read_manifest
+from epgembed.artifact.bundle import load_model, read_manifest
 from epgembed.config import Config
-from epgembed.registry import publish
+from epgembed.artifact.registry import publish
 
 REPO = Path(__file__).resolve().parent.parent
 DUMPS = REPO.parent / "shared" / "data" / "epg"

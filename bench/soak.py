@@ -39,9 +39,9 @@ from urllib.parse import quote
 
 import requests
 
-from epgembed.bundle import load_model, read_manifest
+from epgembed.artifact.bundle import load_model, read_manifest
 from epgembed.config import Config
-from epgembed.registry import current_version, publish, rollback
+from epgembed.artifact.registry import current_version, publish, rollback
 from serve import free_port, sample_titles, start_gunicorn, wait_ready, worker_pids   # bench/serve.py
 
 REPO = Path(__file__).resolve().parent.parent

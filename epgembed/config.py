@@ -37,7 +37,7 @@ class CatalogConfig:
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """Guide features in a catalog title's bag (epgembed/features.py): the weight of each
+    """Guide features in a catalog title's bag (epgembed/text/features.py): the weight of each
     kind (a title token weighs 1; 0 leaves the kind out), times the feature's share of the
     title's airings. Chosen by P@10x over all seven shared dumps (bench/results/quality.md):
     channel weight 0.5 -> 1 -> 2 -> 3 raised the mean on four dumps from 0.60 to 0.65, 0.70
@@ -78,8 +78,8 @@ class TrainConfig:
     dim: int = 100
     epochs: int = 20
     lr: float = 0.2
-    # "compiled": numba kernels of the step (epgembed/kernels.py), the production engine;
-    # "fused": the same math in torch ops (epgembed/fused.py: hand-derived gradient +
+    # "compiled": numba kernels of the step (epgembed/model/kernels.py), the production engine;
+    # "fused": the same math in torch ops (epgembed/model/fused.py: hand-derived gradient +
     # row-wise Adagrad), ~2x slower: the readable statement the kernels are tested against
     engine: str = "compiled"
     margin: float = 0.2

@@ -16,14 +16,15 @@ from typing import Iterable
 import numpy as np
 import torch
 
-from .bundle import save_model
-from .catalog import Catalog, SerializedCatalog
-from .catalog_build import EMPTY_KEY, ProgrammeLike, build_catalog, iter_titles
-from .config import Config
-from .epg import ReadLimits, ReadReport, read_programmes
-from .model import catalog_vectors
-from .tokenize import Tokenizer
-from .train import TrainResult, train
+from epgembed.artifact.bundle import save_model
+from epgembed.ingest.catalog import Catalog, SerializedCatalog
+from epgembed.ingest.catalog_build import EMPTY_KEY, ProgrammeLike, build_catalog, iter_titles
+from epgembed.config import Config
+from epgembed.ingest.dumpfiles import ReadLimits
+from epgembed.ingest.epg import ReadReport, read_programmes
+from epgembed.model.vectors import catalog_vectors
+from epgembed.text.tokenize import Tokenizer
+from epgembed.model.train import TrainResult, train
 
 
 @dataclass

@@ -12,9 +12,9 @@ import atheris
 
 with atheris.instrument_imports():
     from epgembed.config import TokenizerConfig
-    from epgembed.normalize import (clean_text, fold, normalize_category, split_series, strip_episode,
-                                    title_key)
-    from epgembed.tokenize import Tokenizer
+    from epgembed.text.normalize import (clean_text, fold, normalize_category, split_series, strip_episode,
+                                         title_key)
+    from epgembed.text.tokenize import Tokenizer
 
 TITLES = ["Football Tonight", "Tennis Weekly", "Morning News", "World News Today", "Puppy Club",
           "Dragon Friends", "Kitchen Heroes", "Baking Masters", "Hey Arnold! S3 Ep. 42", "Rote Rosen (3608)"]

@@ -8,9 +8,9 @@ from typing import Any
 from flask import Blueprint, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from epgembed.features import parse_time
+from epgembed.text.features import parse_time
 from epgembed.fsutil import utc
-from epgembed.related import QueryError, Related
+from epgembed.query.related import QueryError, Related
 
 from .holder import Serving
 from .schema import ApiError, parse_body, parse_query, path_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from epgembed.normalize import MAX_TITLE_CHARS
+from epgembed.text.normalize import MAX_TITLE_CHARS
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """ModelHolder: the one reference to the model a worker serves, and its hot reload.
 
-A holder serves either a models root (epgembed.registry layout: versions/<v>/ + `current`)
+A holder serves either a models root (epgembed.artifact.registry layout: versions/<v>/ + `current`)
 or one fixed model directory (no reload). For a root, every worker of a service serves the
 version of one shared decision (service/shared.py, in the service's run directory): the
 worker that finds the decision stale (`current` moved, the decided folder is gone, or a
@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from epgembed.bundle import load_model
-from epgembed.registry import current_version, versions_dir
-from epgembed.related import RelatedModel
+from epgembed.artifact.bundle import load_model
+from epgembed.artifact.registry import current_version, versions_dir
+from epgembed.query.related import RelatedModel
 
 from .search import TitleIndex
 from .shared import Decision, Shared

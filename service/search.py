@@ -23,8 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
-from epgembed.catalog import Catalog
-from epgembed.normalize import clean_text, fold, unaccent
+from epgembed.ingest.catalog import Catalog
+from epgembed.text.normalize import title_forms, unaccent
 
 _WORD_START = re.compile(r"(?<=\W)\w")   # a word character after a non-word character
 SEP = "\0"
@@ -37,9 +37,10 @@ class Match:
 
 
 def normalize_query(q: str) -> str:
-    """The same folding the catalog keys went through (no episode stripping: a box types
-    prefixes), accents dropped on both sides: "zurich" finds "Zürich", "zürich" "Zurich"."""
-    return unaccent(fold(clean_text(q))).replace(SEP, " ")
+    """The query's search form (normalize.title_forms: folded like the catalog keys, no
+    episode stripping, since a box types prefixes), accents dropped on both sides: "zurich"
+    finds "Zürich", "zürich" "Zurich"."""
+    return title_forms(q).search.replace(SEP, " ")
 
 
 class TitleIndex:

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from epgembed.bundle import save_model
-from epgembed.catalog import Catalog, Show
+from epgembed.artifact.bundle import save_model
+from epgembed.ingest.catalog import Catalog, Show
 from epgembed.config import Config, IndexConfig, TokenizerConfig
-from epgembed.inspect import padded
-from epgembed.model import catalog_vectors
-from epgembed.normalize import title_key
-from epgembed.tokenize import Tokenizer
+from epgembed.query.inspect import padded
+from epgembed.model.vectors import catalog_vectors
+from epgembed.text.normalize import title_key
+from epgembed.text.tokenize import Tokenizer
 
 GENRES = {
     "Sport": ["Football Match", "Tennis Match", "Golf Match", "Football Goals", "Tennis Open"],

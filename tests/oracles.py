@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from epgembed.config import TrainConfig
-from epgembed.fused import pick_negatives
-from epgembed.model import PAD_ID
-from epgembed.sampling import PackedTitles
+from epgembed.model.fused import pick_negatives
+from epgembed.model.vectors import PAD_ID
+from epgembed.model.sampling import PackedTitles
 
 
 class TitleEncoder(nn.Module):

@@ -9,7 +9,7 @@ from importlib import metadata
 
 import pytest
 
-from epgembed.bundle import LIBRARIES, load_model, read_manifest
+from epgembed.artifact.bundle import LIBRARIES, load_model, read_manifest
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +21,7 @@ def test_the_manifest_names_the_libraries_that_built_it(tiny_model_dir):
 
 
 def test_loading_warns_when_a_library_version_differs(tiny_model_dir, tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="epgembed.bundle"):
+    with caplog.at_level(logging.WARNING, logger="epgembed.artifact.bundle"):
         load_model(tiny_model_dir)
     assert not [r for r in caplog.records if "library versions" in r.getMessage()]
     folder = tmp_path / "m"
@@ -30,7 +30,7 @@ def test_loading_warns_when_a_library_version_differs(tiny_model_dir, tmp_path, 
     manifest["libraries"]["numpy"] = "1.0.0"             # not hashed: the manifest describes the files
     (folder / "manifest.json").write_text(json.dumps(manifest))
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="epgembed.bundle"):
+    with caplog.at_level(logging.WARNING, logger="epgembed.artifact.bundle"):
         assert load_model(folder).version == manifest["version"]
     [warning] = [r.getMessage() for r in caplog.records if "library versions" in r.getMessage()]
     assert f"numpy 1.0.0 (running {metadata.version('numpy')})" in warning and "torch" not in warning

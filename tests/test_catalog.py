@@ -8,8 +8,8 @@ import json
 import pytest
 
 from conftest import programme_xml, write_xmltv
-from epgembed.bundle import load_model
-from epgembed.catalog import Catalog, FieldLimits, LazyShows
+from epgembed.artifact.bundle import load_model
+from epgembed.ingest.catalog import Catalog, FieldLimits, LazyShows
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ def test_lazy_and_eager_load_are_the_same_catalog(tiny_model_dir):
 
 def test_a_lazy_catalog_answers_like_an_eager_one(tiny_model_dir, monkeypatch):
     eager = load_model(tiny_model_dir)
-    monkeypatch.setattr("epgembed.catalog.LAZY_BYTES", 0)      # every catalog counts as large
+    monkeypatch.setattr("epgembed.ingest.catalog.LAZY_BYTES", 0)      # every catalog counts as large
     lazy = load_model(tiny_model_dir)
     assert isinstance(lazy.catalog.shows, LazyShows)
     for q in ("Football Weekly", "A Title Nobody Has Seen"):

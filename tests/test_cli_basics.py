@@ -14,7 +14,7 @@ EXE = str(Path(sys.executable).with_name("epgembed"))
 
 
 def test_help_imports_neither_numpy_nor_torch():
-    probe = ("import sys\nfrom epgembed.cli import main\n"
+    probe = ("import sys\nfrom epgembed.cli.main import main\n"
              "for argv in (['--help'], ['related', '--help'], ['nightly', '--help'], ['inspect', '--help']):\n"
              "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
              "print(sorted(m for m in ('numpy', 'torch', 'numba') if m in sys.modules))")

@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 import pytest
 from lxml import etree
 
-from epgembed.cli import main
+from epgembed.cli.main import main
 from epgembed.config import Config
-from epgembed.sample import write_sample
+from epgembed.gen.sample import write_sample
 from service import ServiceConfig, create_app
 from service.state import state
 

@@ -1,4 +1,4 @@
-"""Tests for the streaming XMLTV reader (epgembed.epg)."""
+"""Tests for the streaming XMLTV reader (epgembed.ingest.epg)."""
 from __future__ import annotations
 
 import gzip
@@ -10,7 +10,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from epgembed.epg import DumpError, Programme, ReadReport, expand_paths, read_programmes
+from epgembed.ingest.epg import DumpError, Programme, ReadReport, expand_paths, read_programmes
 
 pytestmark = pytest.mark.unit
 

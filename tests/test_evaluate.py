@@ -1,4 +1,4 @@
-"""Tests of the evaluation protocol (epgembed/evaluate.py) and the baselines."""
+"""Tests of the evaluation protocol (epgembed/eval/evaluate.py) and the baselines."""
 from __future__ import annotations
 
 import gzip
@@ -8,8 +8,8 @@ from xml.sax.saxutils import escape
 import pytest
 from lxml import etree
 
-from epgembed.baselines import ChannelSystem, RandomSystem, TfidfSystem
-from epgembed.evaluate import (
+from epgembed.eval.baselines import ChannelSystem, RandomSystem, TfidfSystem
+from epgembed.eval.evaluate import (
     Split,
     eval_category,
     eval_key,
@@ -20,7 +20,7 @@ from epgembed.evaluate import (
     score_query,
     split_dump,
 )
-from epgembed.evaluate_score import (
+from epgembed.eval.score import (
     average_precision_at_k,
     own_series,
     precision_at_k,
@@ -340,7 +340,7 @@ def test_editor_view_short_and_skipped_repeats(tmp_path: Path) -> None:
 
 
 def test_pooled_figures_in_rows(tmp_path: Path) -> None:
-    from epgembed.nightly_quality import score_answers
+    from epgembed.nightly.quality import score_answers
 
     split = editor_split(tmp_path)
     pooled = score_answers([split, split], [[[t for t, _ in EDITOR_ANSWERS]], [["Tatort"]]])

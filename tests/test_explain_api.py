@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from epgembed.bundle import load_model
-from epgembed.inspect import explain_pair
+from epgembed.artifact.bundle import load_model
+from epgembed.query.inspect import explain_pair
 from handmade import PLANTED, RARE, build_handmade_model, make_app
 from service import explain as explain_bp
 

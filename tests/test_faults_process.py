@@ -32,9 +32,10 @@ import pytest
 import requests
 
 from conftest import TINY_CONFIG
-from epgembed import history, registry
-from epgembed.bundle import load_model
-from epgembed.nightly import EXIT_ERROR, EXIT_PUBLISHED, NightlyConfig, run_nightly
+from epgembed.nightly import history
+from epgembed.artifact import registry
+from epgembed.artifact.bundle import load_model
+from epgembed.nightly.run import EXIT_ERROR, EXIT_PUBLISHED, NightlyConfig, run_nightly
 from polling import wait_until
 from test_service_gunicorn import start
 
@@ -161,7 +162,7 @@ import json, sys
 import torch
 torch.set_num_threads(1)
 from epgembed.config import Config
-from epgembed.nightly import NightlyConfig, run_nightly
+from epgembed.nightly.run import NightlyConfig, run_nightly
 root, dump, cfg, ncfg = sys.argv[1:5]
 cfg, ncfg = Config.from_dict(json.loads(cfg)), NightlyConfig(**json.loads(ncfg))
 print("go", flush=True)

@@ -7,11 +7,11 @@ from collections import Counter
 import pytest
 from conftest import TINY_CONFIG, programme_xml, write_xmltv
 
-from epgembed.catalog_build import BARE_EPISODE, build_catalog
+from epgembed.ingest.catalog_build import BARE_EPISODE, build_catalog
 from epgembed.config import FeatureConfig
-from epgembed.epg import read_programmes
-from epgembed.features import context_features, item_features, programme_features
-from epgembed.normalize import series_head
+from epgembed.ingest.epg import read_programmes
+from epgembed.text.features import context_features, item_features, programme_features
+from epgembed.text.normalize import series_head
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +91,7 @@ def series_dump(tmp_path):
 
 @pytest.fixture(scope="module")
 def series_model(tmp_path_factory):
-    from epgembed.bundle import load_model
+    from epgembed.artifact.bundle import load_model
     from epgembed.pipeline import train_model
     tmp = tmp_path_factory.mktemp("series")
     train_model([series_dump(tmp)], tmp / "model", TINY_CONFIG, threads=1)
@@ -114,7 +114,7 @@ def test_an_unseen_episode_of_a_known_series_resolves_to_it(series_model):
 
 
 def test_a_query_without_letter_or_digit_is_refused(series_model):
-    from epgembed.related import QueryError
+    from epgembed.query.related import QueryError
     for bad in ("!!!", "-- : --", "\u200b"):
         with pytest.raises(QueryError, match="no letter or digit"):
             series_model.related(bad, 5)

@@ -26,10 +26,10 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from conftest import GENRES
 from epgembed.config import TokenizerConfig
-from epgembed.normalize import (MAX_TITLE_CHARS, clean_text, fold, normalize_category, split_series,
-                                strip_episode, title_key)
-from epgembed.related import QueryError
-from epgembed.tokenize import PAD_ID, Tokenizer, token_text
+from epgembed.text.normalize import (MAX_TITLE_CHARS, clean_text, fold, normalize_category, split_series,
+                                     strip_episode, title_key)
+from epgembed.query.related import QueryError
+from epgembed.text.tokenize import PAD_ID, Tokenizer, token_text
 
 pytestmark = pytest.mark.integration
 
@@ -133,7 +133,7 @@ def test_tokenizer_encodes_anything_to_real_tokens(tokenizer, x):
 # ---------------------------------------------------------------- query side and service
 @pytest.fixture(scope="module")
 def model(tiny_model_dir):
-    from epgembed.bundle import load_model
+    from epgembed.artifact.bundle import load_model
     return load_model(tiny_model_dir)
 
 

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from conftest import TINY_CONFIG
-from epgembed.bundle import load_model, read_manifest
+from epgembed.artifact.bundle import load_model, read_manifest
 from epgembed.config import IndexConfig
-import epgembed.model
-from epgembed.index import open_index, query_item
-from epgembed.clustered import clustered_neighbours
-from epgembed.index_build import build_index, neighbour_table, sampled_recall
-from epgembed.model import top_k
+import epgembed.model.vectors
+from epgembed.index.serve import open_index, query_item
+from epgembed.index.clustered import clustered_neighbours
+from epgembed.index.build import build_index, neighbour_table, sampled_recall
+from epgembed.model.vectors import top_k
 from epgembed.pipeline import train_model
 
 pytestmark = pytest.mark.integration
@@ -26,7 +26,7 @@ def circle(degrees: list[float]) -> np.ndarray:
 
 def test_exact_table_hand_worked(monkeypatch):
     v = circle([0, 10, 90, 180, 200])
-    monkeypatch.setattr(epgembed.model, "SCORE_FLOATS", 2 * len(v))   # blocks of two rows
+    monkeypatch.setattr(epgembed.model.vectors, "SCORE_FLOATS", 2 * len(v))   # blocks of two rows
     ids, cos, info = neighbour_table(v, IndexConfig(neighbours=3))    # the seams are crossed
     assert info["method"] == "exact"
     assert ids.dtype == np.int32 and cos.dtype == np.float32 and ids.shape == (5, 3)

@@ -24,12 +24,14 @@ from pathlib import Path
 import pytest
 
 from conftest import tiny_programmes, write_xmltv
-from epgembed import epg, registry
-from epgembed.catalog_build import EMPTY_KEY, build_catalog
-from epgembed.cli import main
-from epgembed.epg import (SKIP_EMPTY_TITLE, SKIP_NAMESPACED, DumpError, Programme, ReadLimits,
-                          ReadReport, expand_paths, read_programmes)
-from epgembed.normalize import clean_text, title_key
+from epgembed.ingest import epg
+from epgembed.artifact import registry
+from epgembed.ingest.catalog_build import EMPTY_KEY, build_catalog
+from epgembed.cli.main import main
+from epgembed.ingest.dumpfiles import ReadLimits
+from epgembed.ingest.epg import (SKIP_EMPTY_TITLE, SKIP_NAMESPACED, DumpError, Programme,
+                                 ReadReport, expand_paths, read_programmes)
+from epgembed.text.normalize import clean_text, title_key
 
 pytestmark = pytest.mark.integration
 
@@ -196,7 +198,7 @@ def test_a_gzip_bomb_through_a_pipe_is_still_refused():
 
 
 def test_dash_reads_standard_input(tmp_path):
-    code = ("from epgembed.epg import ReadReport, read_programmes; r = ReadReport(); "
+    code = ("from epgembed.ingest.epg import ReadReport, read_programmes; r = ReadReport(); "
             "print(sum(1 for _ in read_programmes(['-'], report=r)), r.files)")
     (tmp_path / "in.gz").write_bytes(gzip.compress(dump(prog("A"), prog("B"), prog("C"))))
     for how in ("a pipe", "a file"):
@@ -220,7 +222,7 @@ def test_cli_train_fifo_without_writer_is_a_clear_error(tmp_path, capsys):
 
 def test_nightly_with_a_silent_fifo_ends_and_releases_the_lock(tmp_path, monkeypatch):
     from epgembed.config import Config
-    from epgembed.nightly import NightlyConfig, run_nightly
+    from epgembed.nightly.run import NightlyConfig, run_nightly
     monkeypatch.setattr(epg, "ReadLimits", functools.partial(ReadLimits, pipe_timeout_s=0.3))
     fifo, root = tmp_path / "tonight.xml", tmp_path / "root"
     os.mkfifo(fifo)
@@ -238,7 +240,7 @@ def test_cli_train_reads_stdin_and_the_manifest_counts_empty_titles(tmp_path):
     body = "".join(tiny_programmes()) + "".join(map(prog, INVISIBLE)) + prog("...") + prog("- -")
     data = gzip.compress(("<?xml version='1.0'?>\n<tv>\n" + body + "</tv>\n").encode())
     (tmp_path / "tiny.json").write_text(json.dumps(TINY))
-    proc = subprocess.run([sys.executable, "-m", "epgembed.cli", "train", "-", "--out", "m",
+    proc = subprocess.run([sys.executable, "-m", "epgembed.cli.main", "train", "-", "--out", "m",
                            "--config", "tiny.json", "--quiet", "--threads", "1"],
                           input=data, capture_output=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]

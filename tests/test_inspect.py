@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from epgembed.bundle import load_model
-from epgembed.inspect import (InspectConfig, collapse, compare_title, explain_pair, inspect_title,
-                              leave_one_out)
-from epgembed.model import title_vectors
-from epgembed.outliers import (category_matrix, find_outliers, list_disagreement, most_suspicious,
-                               PairArrays, scan_pairs, share_any)
-from epgembed.related import QueryError
-from epgembed.report import bar_widths, esc, render_report
+from epgembed.artifact.bundle import load_model
+from epgembed.query.inspect import (InspectConfig, collapse, compare_title, explain_pair, inspect_title,
+                                    leave_one_out)
+from epgembed.model.vectors import title_vectors
+from epgembed.query.outliers import (category_matrix, find_outliers, list_disagreement, most_suspicious,
+                                     PairArrays, scan_pairs, share_any)
+from epgembed.query.related import QueryError
+from epgembed.query.report import bar_widths, esc, render_report
 from handmade import PLANTED, RARE, build_handmade_model
 
 pytestmark = pytest.mark.integration

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-import epgembed.model as model_module
-from epgembed.model import PAD_ID, catalog_vectors, nearest_others, title_vectors, top_k
+import epgembed.model.vectors as model_module
+from epgembed.model.vectors import PAD_ID, catalog_vectors, nearest_others, title_vectors, top_k
 
 pytestmark = pytest.mark.unit
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from epgembed import registry
-from epgembed.bundle import ModelError, load_model, read_manifest, sha256_file
+from epgembed.artifact import registry
+from epgembed.artifact.bundle import ModelError, load_model, read_manifest, sha256_file
 
 pytestmark = pytest.mark.integration
 
@@ -298,7 +298,7 @@ def test_loading_warns_about_served_files_with_other_names(tiny_model_dir, tmp_p
     from service.holder import ModelHolder
     root = tmp_path / "root"
     good = registry.publish(root, tiny_model_dir, move=False)
-    with caplog.at_level(logging.WARNING, logger="epgembed.bundle"):
+    with caplog.at_level(logging.WARNING, logger="epgembed.artifact.bundle"):
         load_model(registry.current_dir(root))
         assert caplog.records == []
         linked_copy(registry.current_dir(root), registry.versions_dir(root) / f"{good}-linked")
@@ -307,6 +307,6 @@ def test_loading_warns_about_served_files_with_other_names(tiny_model_dir, tmp_p
         holder.start()
         holder.stop()
     assert holder.get().name == f"{good}-linked"              # served, but not silently
-    warned = [r.getMessage() for r in caplog.records if r.name == "epgembed.bundle"]
+    warned = [r.getMessage() for r in caplog.records if r.name == "epgembed.artifact.bundle"]
     assert len(warned) == 1 and "(hard links)" in warned[0], warned
     assert "index.ann (2 links)" in warned[0] and "vectors.npy (2 links)" in warned[0]

@@ -21,13 +21,15 @@ import numpy as np
 import pytest
 from lxml import etree
 
-from epgembed import history, registry
-from epgembed.bundle import load_model
-from epgembed.cli import main
+from epgembed.nightly import history
+
+from epgembed.artifact import registry
+from epgembed.artifact.bundle import load_model
+from epgembed.cli.main import main
 from epgembed.config import Config
-from epgembed.epg import Programme
-from epgembed.nightly import EXIT_ERROR, EXIT_GATED, EXIT_PUBLISHED, NightlyConfig, run_nightly
-from epgembed.nightly_quality import warm_start_table
+from epgembed.ingest.epg import Programme
+from epgembed.nightly.run import EXIT_ERROR, EXIT_GATED, EXIT_PUBLISHED, NightlyConfig, run_nightly
+from epgembed.nightly.quality import warm_start_table
 
 DAILY = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "epg-daily" / "de_magenta"
 NIGHTS = ["2022-07-21", "2022-07-22", "2022-07-23", "2022-07-24", "2022-07-25"]
@@ -244,15 +246,15 @@ def test_quality_drop_is_gated(root, dumps):
 
 
 def test_artifact_validation_failure_is_gated(root, dumps, monkeypatch):
-    import epgembed.nightly
-    from epgembed.bundle import ModelError
+    import epgembed.nightly.run
+    from epgembed.artifact.bundle import ModelError
     before = registry.current_version(root)
 
     def corrupt_new_model(path):                   # the current version still loads
         if ".build-" not in str(path):
             return load_model(path)
         raise ModelError(f"{path}: index.ann does not match its sha256 in the manifest")
-    monkeypatch.setattr(epgembed.nightly, "load_model", corrupt_new_model)
+    monkeypatch.setattr(epgembed.nightly.run, "load_model", corrupt_new_model)
     result = run_nightly([dumps[-1]], root, replace(NCFG, night="2022-07-26"), CFG)
     assert result.exit_code == EXIT_GATED and result.report["gate"]["stage"] == "validation"
     assert "sha256" in result.report["gate"]["reasons"][0] and "current_error" not in result.report
@@ -277,19 +279,19 @@ CRASH = r"""
 import json, os, signal, sys
 from pathlib import Path
 import torch
-import epgembed.bundle, epgembed.nightly, epgembed.registry
+import epgembed.artifact.bundle, epgembed.nightly.run, epgembed.artifact.registry
 from epgembed.config import Config
-from epgembed.nightly import NightlyConfig, run_nightly
+from epgembed.nightly.run import NightlyConfig, run_nightly
 point, root, dump, cfg, ncfg = sys.argv[1:6]
 torch.set_num_threads(1)
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 if point == "train":        # mid-training
-    epgembed.nightly.fit = die
+    epgembed.nightly.run.fit = die
 elif point == "write":      # mid-write: tokenizer, arrays, catalog written, index not yet
-    epgembed.bundle.build_index = die
+    epgembed.artifact.bundle.build_index = die
 elif point == "validate":   # written and fsynced, moved to staging, before validation
-    epgembed.registry.load_model = die
+    epgembed.artifact.registry.load_model = die
 elif point == "swap":       # version complete, temp symlink made, `current` not yet replaced
     real = os.replace
     os.replace = lambda src, dst: die() if Path(dst).name == "current" else real(src, dst)

@@ -7,11 +7,11 @@ from datetime import date
 import numpy as np
 import pytest
 
-from epgembed import history
-from epgembed.epg import Programme
-from epgembed.nightly_gates import (NightlyConfig, catalog_reasons, consistency_reasons, input_reasons,
+from epgembed.nightly import history
+from epgembed.ingest.epg import Programme
+from epgembed.nightly.gates import (NightlyConfig, catalog_reasons, consistency_reasons, input_reasons,
                                     quality_reasons)
-from epgembed.nightly_quality import in_holdout, neighbour_stability
+from epgembed.nightly.quality import in_holdout, neighbour_stability
 
 pytestmark = pytest.mark.unit
 

@@ -1,10 +1,10 @@
 import pytest
 
-from epgembed.catalog_build import build_catalog
+from epgembed.ingest.catalog_build import build_catalog
 from epgembed.config import CatalogConfig
-from epgembed.epg import Programme
-from epgembed.normalize import (clean_text, is_bare_episode, normalize_category, series_head, split_series,
-                                squash, strip_episode, title_key)
+from epgembed.ingest.epg import Programme
+from epgembed.text.normalize import (clean_text, is_bare_episode, normalize_category, series_head, split_series,
+                                     squash, strip_episode, title_forms, title_key)
 
 pytestmark = pytest.mark.unit
 
@@ -151,3 +151,34 @@ def test_squash_and_series_head():
     assert series_head("der bergdoktor: schatten") == series_head("der bergdoktor") == "der bergdoktor"
     assert series_head("star trek - deep space nine") == "star trek"
     assert series_head(": x") == ": x"                  # nothing before the separator: the whole key
+
+
+# The ingest key of a title (the item build_catalog makes of it) is the key its lookup
+# computes, for titles whose passes of cleaning and stripping interact.
+INGEST_EQUALS_LOOKUP = ["Show Ep. 4:.", "News &NBSP; Today", "Hey Arnold!  S3 Ep. 42",
+                        "11am: Noticiero Telemundo", "Rote Rosen (3608)", "Tatort: Borowski (S7 Ep18)",
+                        "A #2.. #3.. #2..", "ZÜRICH  live", "Star Trek – Deep Space Nine",
+                        "Mañana &amp; más", "Das Erste Nachrichten - Folge 12"]
+
+
+@pytest.mark.parametrize("title", INGEST_EQUALS_LOOKUP)
+def test_ingest_key_is_lookup_key(title):
+    catalog = build_catalog([_p(title, ["news"])])
+    forms = title_forms(title)
+    assert catalog.keys == [forms.key]
+    assert catalog.lookup(title) == 0
+    assert forms.key == title_key(title) == title_key(forms.key)
+
+
+@pytest.mark.parametrize("title, display, exact, key, episode, series", [
+    ("Show Ep. 4:.", "Show Ep. 4:.", "show ep. 4", "show", "Ep. 4", None),
+    ("News &NBSP; Today", "News &NBSP; Today", "news today", "news today", "", None),
+    ("Tatort: Borowski – Folge 3", "Tatort: Borowski – Folge 3", "tatort: borowski - folge 3",
+     "tatort: borowski", "Folge 3", "tatort"),
+    ("Zürich  S03E05", "Zürich S03E05", "zürich s03e05", "zürich", "S03E05", None),
+])
+def test_title_forms_by_hand(title, display, exact, key, episode, series):
+    forms = title_forms(title)
+    assert (forms.display, forms.exact, forms.key, forms.episode, forms.series) == \
+        (display, exact, key, episode, series)
+    assert forms.search == forms.exact.replace("ü", "u")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import GENRES, TINY_CONFIG, programme_xml, tiny_programmes, write_xmltv
-from epgembed.bundle import ModelError, load_model, read_manifest
-from epgembed.epg import DumpError
+from epgembed.artifact.bundle import ModelError, load_model, read_manifest
+from epgembed.ingest.epg import DumpError
 from epgembed.pipeline import train_model
 
 pytestmark = pytest.mark.integration
@@ -161,8 +161,8 @@ def test_stored_vectors_are_rebuilt_from_item_tokens_and_centered(tiny_model_dir
 
 
 def test_display_titles_keep_the_feeds_spelling(tmp_path):
-    from epgembed.catalog_build import build_catalog
-    from epgembed.epg import read_programmes
+    from epgembed.ingest.catalog_build import build_catalog
+    from epgembed.ingest.epg import read_programmes
     dump = write_xmltv(tmp_path / "d.xml", [programme_xml("Avatar \u2013 Der Herr: Folge A", ["x"]),
                                            programme_xml("Sissi \u2013 Teil 2", ["y"])])
     cat = build_catalog(read_programmes(dump))
@@ -172,9 +172,9 @@ def test_display_titles_keep_the_feeds_spelling(tmp_path):
 
 def test_serialized_catalog_saves_the_same_file(tiny_dump, tmp_path):
     """train_model keeps only the catalog's file during training; it must be the same file."""
-    from epgembed.catalog import Catalog
-    from epgembed.catalog_build import build_catalog
-    from epgembed.epg import read_programmes
+    from epgembed.ingest.catalog import Catalog
+    from epgembed.ingest.catalog_build import build_catalog
+    from epgembed.ingest.epg import read_programmes
     catalog = build_catalog(read_programmes([tiny_dump]), TINY_CONFIG.catalog)
     serialized = catalog.serialized()
     catalog.save(tmp_path / "a.jsonl")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from epgembed.sample import DEFAULT_CHANNELS, main, write_sample
+from epgembed.gen.sample import DEFAULT_CHANNELS, main, write_sample
 
 pytestmark = pytest.mark.unit
 
@@ -106,8 +106,8 @@ def test_repeats_and_colon_titles(sample):
 
 
 def test_committed_sample_matches_generator(sample):
-    """data/sample.xml.gz must be exactly what `python -m epgembed.sample data/sample.xml.gz` writes."""
-    assert COMMITTED.exists(), "run: python -m epgembed.sample data/sample.xml.gz"
+    """data/sample.xml.gz must be exactly what `python -m epgembed.gen.sample data/sample.xml.gz` writes."""
+    assert COMMITTED.exists(), "run: python -m epgembed.gen.sample data/sample.xml.gz"
     # Compare the XML, not the gzip stream: zlib builds may compress the same bytes differently.
     assert gzip.decompress(COMMITTED.read_bytes()) == sample[2]
 

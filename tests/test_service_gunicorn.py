@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from epgembed.registry import publish
+from epgembed.artifact.registry import publish
 from polling import holds_for, wait_until
 from service_util import make_root, publish_corrupt, version_of
 
@@ -71,7 +71,7 @@ def start(tmp_path: Path, models: Path, poll: str = "0.2", cli: bool = False) ->
     env.update(EPGEMBED_ACCESS_LOG=str(tmp_path / "access.log"), PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"))
     (tmp_path / "prom").mkdir()
     if cli:
-        argv = [sys.executable, "-m", "epgembed.cli", "serve", "--models", str(models), "--port", str(port),
+        argv = [sys.executable, "-m", "epgembed.cli.main", "serve", "--models", str(models), "--port", str(port),
                 "--workers", "2", "--poll-seconds", poll]
     else:
         env.update(EPGEMBED_MODELS=str(models), EPGEMBED_BIND=f"127.0.0.1:{port}", EPGEMBED_WORKERS="2",

@@ -240,9 +240,9 @@ def test_binds_to_loopback_unless_configured(tmp_path, monkeypatch):
     conf = runpy.run_path(str(REPO / "service" / "gunicorn.conf.py"))
     assert conf["bind"] == ["127.0.0.1:8000"] and conf.get("reload", False) is False
     assert conf["timeout"] == 30 and conf["limit_request_line"] == Limits().max_query_bytes
-    from epgembed.cli import build_parser
+    from epgembed.cli.main import build_parser
     args = build_parser().parse_args(["serve", "--models", str(tmp_path)])
-    from epgembed.serve_cli import serve_env
+    from epgembed.cli.serve import serve_env
     assert serve_env(args, {})["EPGEMBED_BIND"] == "127.0.0.1:8000"
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from epgembed.registry import point_current, publish, versions_dir
+from epgembed.artifact.registry import point_current, publish, versions_dir
 from service.holder import ModelHolder
 from service.shared import Shared
 from service.state import state

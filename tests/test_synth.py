@@ -5,10 +5,10 @@ import gzip
 
 import pytest
 
-from epgembed.catalog_build import build_catalog
+from epgembed.ingest.catalog_build import build_catalog
 from epgembed.config import CatalogConfig
-from epgembed.epg import read_programmes
-from epgembed.synth import SynthConfig, main, write_synth
+from epgembed.ingest.epg import read_programmes
+from epgembed.gen.synth import SynthConfig, main, write_synth
 
 pytestmark = pytest.mark.unit
 

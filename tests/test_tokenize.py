@@ -1,8 +1,8 @@
 import pytest
 
 from epgembed.config import TokenizerConfig
-from epgembed.model import PAD_ID
-from epgembed.tokenize import Tokenizer, token_text
+from epgembed.model.vectors import PAD_ID
+from epgembed.text.tokenize import Tokenizer, token_text
 
 pytestmark = pytest.mark.unit
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from epgembed.config import TrainConfig
-from epgembed.model import title_vectors
-from epgembed.sampling import LeaveOneOutSampler, PackedTitles
-from epgembed.train import example_batches, run_epoch, train, validation_precision
+from epgembed.model.vectors import title_vectors
+from epgembed.model.sampling import LeaveOneOutSampler, PackedTitles
+from epgembed.model.train import example_batches, run_epoch, train, validation_precision
 from oracles import TitleEncoder, autograd_step
 
 pytestmark = pytest.mark.integration

@@ -1,0 +1,242 @@
+"""The `epgembed` command line: one library call per subcommand.
+
+    epgembed train DUMP... --out MODEL_DIR          ingest, train, index, save
+    epgembed related MODEL_DIR --title "Tatort"      related titles (known or unseen)
+    epgembed related MODEL_DIR --titles-file Q.txt -k 20 --json
+    epgembed info MODEL_DIR                          the manifest, readable
+    epgembed evaluate DUMP...                        the quality protocol vs baselines
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+from epgembed.cli import EXIT_ERROR
+from epgembed.config import Config
+from epgembed.ingest.dumpfiles import PIPE_TIMEOUT_S, escape_name
+
+EVAL_EXTRA_SYSTEMS = {"channel": "scipy", "tfidf": "sklearn"}   # the `eval` extra brings them
+
+
+def _figure(x) -> str:
+    """A figure as a person reads it: 3 decimals, "n/a" when missing or not a number."""
+    return f"{x:.3f}" if isinstance(x, float) and x == x else "n/a" if x is None or x != x else str(x)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    cfg = Config.load(args.config) if getattr(args, "config", None) else Config()
+    train = {k: v for k, v in {"dim": args.dim, "epochs": args.epochs, "lr": args.lr,
+                               "workers": getattr(args, "workers", None)}.items() if v is not None}
+    if train:
+        cfg = cfg.replace(train=train)
+    if args.seed is not None:
+        cfg = cfg.with_seed(args.seed)
+    return cfg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from epgembed.ingest.dumpfiles import ReadLimits
+    from epgembed.ingest.epg import SKIP_EMPTY_TITLE
+    from epgembed.pipeline import train_model
+    cfg = _config(args)
+    cfg = cfg.replace(train={"progress": not args.quiet})
+    limits = ReadLimits(pipe_timeout_s=args.input_timeout or None)
+    manifest = train_model(args.dumps, args.out, cfg, skip_bad_input=args.skip_bad_input,
+                           threads=args.threads, limits=limits)
+    data, t = manifest["data"], manifest["training"]
+    print(f"model {manifest['version']} -> {escape_name(args.out)}: {manifest['n_shows']:,} shows "
+          f"({manifest['counts']['labelled_shows']:,} labelled) from {data['programmes']:,} programmes; "
+          f"{t['epochs_run']} epochs (best {t['best_epoch']}), {t['seconds']:.1f} s, "
+          f"{t['examples_per_s']:,.0f} examples/s, val P@10 {_figure(t['val_p_at_10'])}")
+    for f, line, why in data["skipped"]:
+        print(f"skipped: {f}{':' + str(line) if line else ''}: {why}", file=sys.stderr)
+    no_key = data["empty_titles"] - data["skip_counts"].get(SKIP_EMPTY_TITLE, 0)
+    if no_key:
+        print(f"dropped: {no_key:,} programmes whose title has an empty key (e.g. punctuation only)",
+              file=sys.stderr)
+    return 0
+
+
+def _queries(args: argparse.Namespace) -> list[str]:
+    if args.title is not None:
+        return [args.title]
+    text = Path(args.titles_file).read_text(encoding="utf-8-sig")
+    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+
+
+def _context(args: argparse.Namespace) -> dict | None:
+    """The optional schedule context of `related` (used for titles the catalog lacks)."""
+    ctx = {"channel": args.channel, "start": args.start, "minutes": args.minutes}
+    return ctx if any(v is not None for v in ctx.values()) else None
+
+
+def cmd_related(args: argparse.Namespace) -> int:
+    from epgembed.artifact.bundle import load_model
+    from epgembed.query.related import QueryError
+    model = load_model(args.model_dir)
+    for q in _queries(args):
+        try:
+            result = model.related(q, args.k, same_series=args.same_series,
+                                   context=_context(args)).to_json()
+        except QueryError as e:
+            result = {"query": q, "known": False, "id": None, "related": [], "error": str(e)}
+        if args.json:
+            print(json.dumps(result, ensure_ascii=False))
+            continue
+        known = f"known, id {result['id']}" if result["known"] else "not in catalog, embedded from its tokens"
+        print(f"{q}  ({known})")
+        for i, h in enumerate(result["related"], 1):
+            print(f"  {i:2d}. {h['score']:.3f}  {h['title']}  [{', '.join(h['categories'][:3])}]")
+        if "error" in result:
+            print(f"  error: {result['error']}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from epgembed.artifact.bundle import read_manifest
+    m = read_manifest(args.model_dir)
+    if args.json:
+        print(json.dumps(m, indent=2, ensure_ascii=False))
+        return 0
+    t, c = m["training"], m["counts"]
+    print(f"model        {m['version']}  (format {m['format']} v{m['format_version']}, created {m['created']})")
+    print(f"catalog      {c['shows']:,} shows, {c['labelled_shows']:,} with categories, "
+          f"{c['categories']} categories, {c['airings']:,} airings")
+    print(f"vectors      dim {m['dim']}, vocabulary {m['vocab_size']:,} tokens, metric {m['metric']}, "
+          f"{m['n_trees']} trees")
+    print(f"training     {t['epochs_run']} epochs (best {t['best_epoch']}), {t['seconds']} s, "
+          f"{t['examples_per_s']:,} examples/s, val P@10 {_figure(t['val_p_at_10'])}")
+    print(f"inputs       {', '.join(m['data']['inputs'])} ({m['data']['programmes']:,} programmes, "
+          f"{len(m['data']['skipped'])} skipped)")
+    if m.get("quality"):
+        print(f"quality      {json.dumps(m['quality'])}")
+    for name, f in sorted(m["files"].items()):
+        print(f"file         {name:18s} {f['bytes']:>12,} bytes  sha256 {f['sha256'][:16]}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from epgembed.eval.baselines import ChannelSystem, EpgembedSystem, RandomSystem, TfidfSystem
+    from epgembed.eval.evaluate import evaluate_dumps, format_table
+    cfg = _config(args)
+    makers = {"epgembed": lambda: EpgembedSystem(cfg), "channel": ChannelSystem,
+              "tfidf": TfidfSystem, "random": lambda: RandomSystem(args.seed or 0)}
+    names = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = [n for n in names if n not in makers]
+    if unknown:
+        raise ValueError(f"unknown system(s): {', '.join(unknown)} (choose from {', '.join(makers)})")
+    missing = [n for n in names
+               if n in EVAL_EXTRA_SYSTEMS and importlib.util.find_spec(EVAL_EXTRA_SYSTEMS[n]) is None]
+    if missing:
+        raise ValueError(f"system(s) {', '.join(missing)} need scikit-learn / scipy, which the runtime "
+                         f"install leaves out: pip install -e '.[eval]' (make test installs them)")
+    rows = evaluate_dumps(args.dumps, [makers[n]() for n in names], seed=args.seed or 0)
+    print(json.dumps(rows, indent=1) if args.json else format_table(rows))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({"command": " ".join(sys.argv), "results": rows}, indent=1))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="epgembed", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def training_options(sp):
+        sp.add_argument("--config", help="JSON file with config sections (catalog, tokenizer, train, index)")
+        sp.add_argument("--dim", type=int, help="embedding dimension (default 100)")
+        sp.add_argument("--epochs", type=int, help="maximum epochs (default 20)")
+        sp.add_argument("--lr", type=float, help="learning rate")
+        sp.add_argument("--seed", type=int, help="seed for tokenizer, sampling, init and index")
+        sp.add_argument("--workers", type=int,
+                        help="Hogwild! training threads (default 1: reproducible; 2 uses both "
+                             "cores of a 2-core machine, 1.1-1.2x faster in make bench-train, "
+                             "not bit-for-bit reproducible)")
+
+    t = sub.add_parser("train", help="train a model directory from XMLTV dumps",
+                       epilog="example: epgembed train data/sample.xml.gz --out models/sample")
+    t.add_argument("dumps", nargs="+",
+                   help="XMLTV files (.xml or .xml.gz), directories, pipes or FIFOs; - is stdin "
+                        "(zcat today.xml.gz | epgembed train - --out m)")
+    t.add_argument("--out", required=True, help="model directory to write (replaced atomically)")
+    training_options(t)
+    t.add_argument("--skip-bad-input", action="store_true",
+                   help="read what can be read from broken files and report what was skipped")
+    t.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads (default 1: the step's kernels are too small to "
+                        "gain from more; use --workers to train on several cores)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--input-timeout", type=float, default=PIPE_TIMEOUT_S, metavar="S",
+                   help="longest wait for data from a pipe or FIFO before it is an error "
+                        "(default %(default)g s; 0: no limit)")
+    t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("related", help="related titles for a title or a file of titles",
+                       epilog='example: epgembed related models/sample --title "Football Tonight" -k 5')
+    r.add_argument("model_dir")
+    q = r.add_mutually_exclusive_group(required=True)
+    q.add_argument("--title", help="one query title (need not be in the catalog)")
+    q.add_argument("--titles-file", help="file with one query title per line")
+    r.add_argument("-k", type=int, default=10, help="answers per query (default 10)")
+    r.add_argument("--json", action="store_true", help="one JSON object per query line")
+    r.add_argument("--same-series", action="store_true",
+                   help="also answer with the query's own series (its other episodes); by default "
+                        "answers are distinct shows of other series")
+    c = r.add_argument_group("schedule context (for titles the catalog has never seen)")
+    c.add_argument("--channel", help="the channel id that airs it, as in the guide")
+    c.add_argument("--start", help="its start time, YYYYmmddHHMM")
+    c.add_argument("--minutes", type=float, help="its duration in minutes")
+    r.set_defaults(func=cmd_related)
+
+    i = sub.add_parser("info", help="describe a model directory",
+                       epilog="example: epgembed info models/sample")
+    i.add_argument("model_dir")
+    i.add_argument("--json", action="store_true", help="the raw manifest")
+    i.set_defaults(func=cmd_info)
+
+    e = sub.add_parser("evaluate", help="the quality protocol on dumps, with baselines: 20%% of the "
+                       "titles with categories held out (their categories removed from training), "
+                       "each queried once, answers scored by shared categories",
+                       epilog="example: epgembed evaluate ../shared/data/epg/de_magenta.xml.gz")
+    e.add_argument("dumps", nargs="+")
+    e.add_argument("--systems", default="epgembed,random",
+                   help="comma-separated: epgembed, random, channel, tfidf (default epgembed,random; "
+                        "channel and tfidf need the eval extra: pip install -e '.[eval]'); each row: "
+                        "P@10, P@10x, MAP@10, own_series, dup, train and query time")
+    e.add_argument("--out", help="also write the figures as JSON here")
+    e.add_argument("--json", action="store_true")
+    training_options(e)
+    e.set_defaults(func=cmd_evaluate)
+    # -- more subcommands register here (each module's add_commands(sub)) --
+    from epgembed.cli.serve import add_commands as serve_commands
+    serve_commands(sub)
+    from epgembed.cli.inspect import add_commands as inspect_commands
+    inspect_commands(sub)
+    from epgembed.cli.nightly import add_commands as nightly_commands
+    nightly_commands(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)     # before any heavy import: --help answers at once
+    from epgembed.artifact.bundle import ModelError
+    from epgembed.ingest.epg import DumpError
+    try:
+        return args.func(args)
+    except BrokenPipeError:                    # `epgembed info DIR | head`: silent, like any tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except (DumpError, ModelError, ValueError, OSError) as e:
+        print(f"epgembed {args.command}: error: {escape_name(str(e))}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

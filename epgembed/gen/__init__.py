@@ -1,0 +1,1 @@
+"""Generators apart from the runtime: the embedded sample guide and synthetic guides for benchmarks."""

@@ -1,0 +1,1 @@
+"""Ingest: XMLTV dumps (files, archives, pipes) into programmes, programmes into the catalog."""

@@ -1,0 +1,277 @@
+"""The catalog: one row per show, built from programmes.
+
+A show is what a viewer would call one title: episode markers are stripped
+(normalize.strip_episode) and "Series: Episode" titles are folded into their series when
+the data says the prefix is a series (it recurs with many different suffixes, the suffix
+is the programme's sub-title, or the prefix also airs alone). "CSI: Miami", always
+shown with the same suffix, stays whole. Nothing here knows about any provider.
+"""
+from __future__ import annotations
+
+import json
+import mmap
+import operator
+import os
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from epgembed.config import CatalogConfig
+from epgembed.ingest.dumpfiles import ReadLimits
+from epgembed.text.normalize import MAX_TITLE_CHARS, title_forms
+
+
+
+
+@dataclass(frozen=True)
+class FieldLimits:
+    """The largest fields one show may have: a catalog breaking them is refused when it is
+    loaded (the model with it) and when it is built. Far above real catalogs (longest title
+    121 characters, 7 categories, 40 channels, 136 aliases, a 5.5 kB line); a 50 MB line
+    was served before, costing each worker 62 MB and every answer listing the show 52 MB."""
+    title_chars: int = ReadLimits().max_title_chars   # the ingest limit (normalize cuts at 500)
+    key_chars: int = 3 * MAX_TITLE_CHARS   # key, series, an alias: case folding can triple a title
+    name_chars: int = 1000                 # a category (normalize keeps 100) or a channel id
+    context_chars: int = 1 << 16
+    categories: int = 256
+    channels: int = 10_000
+    aliases: int = 50_000
+    show_chars: int = 1 << 20              # all the text of one show
+
+
+FIELD_LIMITS = FieldLimits()
+
+
+@dataclass(slots=True)
+class Show:
+    id: int
+    key: str
+    title: str                               # display title: most frequent spelling
+    categories: dict[str, int]               # normalized category -> airings carrying it
+    airings: int
+    channels: list[str]
+    aliases: list[str] = field(default_factory=list)   # other keys that mean this show
+    series: str | None = None                          # series key, when titles are not folded
+    context: str = ""                                  # description text (catalog.context_chars)
+    features: dict[str, float] = field(default_factory=dict)  # guide feature -> share of airings
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "key": self.key, "title": self.title,
+                "categories": self.categories, "airings": self.airings,
+                "channels": self.channels, "aliases": self.aliases, "series": self.series,
+                "context": self.context, "features": self.features}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Show":
+        """The show of one catalog.jsonl line; ValueError when it breaks FIELD_LIMITS."""
+        return cls(int(d["id"]), d["key"], d["title"], dict(d["categories"]),
+                   int(d["airings"]), list(d["channels"]), list(d.get("aliases", [])),
+                   d.get("series"), d.get("context", ""), dict(d.get("features", {}))).checked()
+
+    def checked(self) -> "Show":
+        """This show; ValueError when its fields break FIELD_LIMITS."""
+        why = self.problem()
+        if why:
+            key = f" {self.key[:60]!r}" if isinstance(self.key, str) else ""
+            raise ValueError(f"show {self.id}{key}: {why}")
+        return self
+
+    def problem(self, lim: FieldLimits = FIELD_LIMITS) -> str | None:
+        """Why this show's fields break `lim`, or None."""
+        total = 0
+        for name, values, most, chars in (
+                ("title", (self.title,), 1, lim.title_chars), ("key", (self.key,), 1, lim.key_chars),
+                ("series", (self.series or "",), 1, lim.key_chars),
+                ("aliases", self.aliases, lim.aliases, lim.key_chars),
+                ("categories", self.categories, lim.categories, lim.name_chars),
+                ("channels", self.channels, lim.channels, lim.name_chars),
+                ("features", tuple(self.features), lim.channels, lim.name_chars),
+                ("context", (self.context,), 1, lim.context_chars)):
+            if len(values) > most:
+                return f"{len(values):,} {name} (at most {most:,})"
+            for v in values:
+                if not isinstance(v, str):
+                    return f"{name}: {type(v).__name__}, not text"
+                if len(v) > chars:
+                    return f"{name} of {len(v):,} characters (at most {chars:,})"
+                total += len(v)
+        if total > lim.show_chars:
+            return f"{total:,} characters of text (at most {lim.show_chars:,})"
+        return None
+
+    def category_list(self) -> list[str]:
+        """Categories, most frequent first."""
+        return [c for c, _ in sorted(self.categories.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+class Catalog:
+    """Shows with ids 0..n-1, a key/alias lookup and the category statistics."""
+
+    def __init__(self, shows: Sequence[Show]):
+        self.shows = shows
+        self.by_key: dict[str, int] = {}
+        self.keys: list[str] = []                  # key of every id (a lazy catalog keeps no shows)
+        counts: Counter[str] = Counter()
+        aliases: list[tuple[str, int]] = []
+        self.series_keys: set[str] = set()         # keys that name a series of other items
+        for s in shows:                            # one pass: a lazy catalog parses each line once
+            self.keys.append(s.key)
+            aliases.extend((a, s.id) for a in s.aliases)
+            counts.update(s.categories.keys())
+            if s.series and s.series != s.key:
+                self.series_keys.add(s.series)
+        for alias, i in aliases:
+            self.by_key.setdefault(alias, i)
+        for i, key in enumerate(self.keys):        # a show's own key wins over another show's alias
+            self.by_key[key] = i
+        self.category_counts = counts
+
+    def __len__(self) -> int:
+        return len(self.shows)
+
+    def lookup(self, title: str) -> int | None:
+        """The id of the show a raw title means, or None for a title never seen."""
+        forms = title_forms(title)
+        if forms.exact in self.by_key:     # a key as spelled (catalogs built without stripping)
+            return self.by_key[forms.exact]
+        if forms.key in self.by_key:
+            return self.by_key[forms.key]
+        series = forms.series
+        if series is not None and series in self.by_key:   # a known series, a new episode
+            show_id = self.by_key[series]
+            if self.keys[show_id] == series and (series in self.series_keys
+                                                 or self.shows[show_id].aliases):
+                return show_id
+        return None
+
+    def broad_categories(self, max_share: float) -> set[str]:
+        n = max(len(self.shows), 1)
+        return {c for c, k in self.category_counts.items() if k / n > max_share}
+
+    def supervision(self, cfg: CatalogConfig) -> tuple[list[str], list[list[int]]]:
+        """Categories usable as supervision (not broad, >= min shows) and, per show, their ids."""
+        broad = self.broad_categories(cfg.max_category_share)
+        usable = sorted(c for c, k in self.category_counts.items()
+                        if c not in broad and k >= cfg.min_category_shows)
+        cat_id = {c: i for i, c in enumerate(usable)}
+        own = [{cat_id[c] for c in s.categories if c in cat_id} for s in self.shows]
+        if cfg.series_labels:
+            pooled: dict[str, set[int]] = defaultdict(set)
+            for s, cats in zip(self.shows, own):
+                if s.series:
+                    pooled[s.series] |= cats
+            own = [cats | pooled.get(s.series, set()) if s.series else cats
+                   for s, cats in zip(self.shows, own)]
+        return usable, [sorted(c) for c in own]
+
+    def summary(self) -> dict:
+        labelled = sum(1 for s in self.shows if s.categories)
+        return {"shows": len(self.shows), "labelled_shows": labelled,
+                "categories": len(self.category_counts),
+                "airings": sum(s.airings for s in self.shows)}
+
+    def save(self, path: Path) -> None:
+        with open(path, "wb") as f:
+            for line in self._jsonl_lines():
+                f.write(line)
+
+    def _jsonl_lines(self) -> Iterator[bytes]:
+        for s in self.shows:
+            yield (json.dumps(s.to_json(), ensure_ascii=False) + "\n").encode("utf-8")
+
+    def serialized(self) -> "SerializedCatalog":
+        """This catalog as the bytes of its catalog.jsonl (a fifth of the memory of the
+        objects at 1M shows): what training keeps until the model is written."""
+        return SerializedCatalog(b"".join(self._jsonl_lines()), len(self), self.summary())
+
+    @classmethod
+    def load(cls, path: Path, lazy: bool | None = None) -> "Catalog":
+        """The catalog of a catalog.jsonl file. Lazy (None: when the file is over
+        LAZY_BYTES, ~200k shows): the file stays memory-mapped, shared by every process that
+        opens it, and a show is parsed from its line when asked for (recent ones kept), so a
+        1M-show catalog costs a server worker its key lookup, not a Python object per show."""
+        path = Path(path)
+        if lazy is None:
+            lazy = path.stat().st_size > LAZY_BYTES
+        if lazy:
+            shows: Sequence[Show] = LazyShows(path)
+        else:
+            with open(path, encoding="utf-8") as f:
+                shows = [Show.from_json(json.loads(line)) for line in f if line.strip()]
+        catalog = cls(_in_order(shows, path))
+        catalog.shows = shows
+        return catalog
+
+
+LAZY_BYTES = 64 << 20
+
+
+def _in_order(shows: Sequence[Show], path: Path) -> Iterator[Show]:
+    for i, s in enumerate(shows):
+        if s.id != i:
+            raise ValueError(f"{path}: line {i + 1}: show id {s.id} out of order")
+        yield s
+
+
+class LazyShows(Sequence):
+    """The shows of a catalog.jsonl, memory-mapped: show i is parsed from line i on access
+    (the most recently used `cache` shows are kept); iteration parses without keeping."""
+
+    def __init__(self, path: Path, cache: int = 1 << 16):
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            self._data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        ends = np.flatnonzero(np.frombuffer(self._data, dtype=np.uint8) == 10) + 1
+        if size and (not len(ends) or ends[-1] != size):
+            ends = np.append(ends, size)           # a last line without its newline
+        starts = np.concatenate(([0], ends[:-1])).astype(np.int64)
+        keep = ends - starts > 1                    # blank lines are not shows (as in the eager load)
+        self._starts, self._ends = starts[keep], ends[keep]
+        self._get = lru_cache(maxsize=cache)(self._parse)
+
+    def _parse(self, i: int) -> Show:
+        return Show.from_json(json.loads(self._data[self._starts[i]: self._ends[i]]))
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = operator.index(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("show id out of range")
+        return self._get(i)
+
+    def __iter__(self) -> Iterator[Show]:
+        return (self._parse(i) for i in range(len(self)))
+
+
+class SerializedCatalog:
+    """A catalog reduced to what `bundle.save_model` needs: its catalog.jsonl bytes, size
+    and summary (`Catalog.load` of the saved file gives the catalog back)."""
+
+    def __init__(self, jsonl: bytes, n: int, summary: dict):
+        self.jsonl: bytes | None = jsonl
+        self.n, self._summary = n, summary
+
+    def __len__(self) -> int:
+        return self.n
+
+    def summary(self) -> dict:
+        return dict(self._summary)
+
+    def save(self, path: Path) -> None:
+        """Write the file and let go of the bytes (they exist to be written once, by
+        save_model, before the memory-hungry neighbour table and index are built)."""
+        if self.jsonl is None:
+            raise ValueError("this serialized catalog was already written (save it once)")
+        Path(path).write_bytes(self.jsonl)
+        self.jsonl = None

@@ -1,0 +1,236 @@
+"""Building the catalog from programmes: one item per title as aired (episode markers
+stripped), linked to its series, or series folded into one show (`fold_series`).
+
+A show is what a viewer would call one title: episode markers are stripped
+(normalize.title_key) and "Series: Episode" titles are linked to (or folded into) their
+series when the data says the prefix is a series (it recurs with many different
+suffixes, the suffix is the programme's sub-title, or the prefix also airs alone).
+"CSI: Miami", always shown with the same suffix, stays whole. One show spelled two ways
+("Star Trek: Deep Space Nine", "Star Trek - Deep Space Nine") is one item, the other
+spelling its alias. Titles that are only an episode's number ("Episode 17") make no item.
+Each item aggregates its airings' guide features (epgembed/text/features.py). Nothing here
+knows about any provider.
+"""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Protocol
+
+from epgembed.ingest.catalog import Catalog, Show
+from epgembed.config import CatalogConfig, FeatureConfig
+from epgembed.text.features import item_features, programme_features
+from epgembed.text.normalize import (clean_text, drop_time_prefix, fold, is_bare_episode, normalize_category, split_series, squash,
+                                     strip_episode, title_forms)
+
+EMPTY_KEY = "title with an empty key"   # build_catalog's `dropped` count of such programmes
+BARE_EPISODE = "title that is only an episode number"
+
+
+class ProgrammeLike(Protocol):
+    title: str
+    sub_title: str | None
+    categories: tuple[str, ...]
+    channel: str
+
+
+@dataclass(slots=True)
+class _Acc:
+    airings: int = 0
+    spellings: Counter = field(default_factory=Counter)
+    categories: Counter = field(default_factory=Counter)
+    channels: set = field(default_factory=set)
+    subtitle_hits: int = 0   # airings whose sub-title is the part after the separator
+    descs: Counter = field(default_factory=Counter)
+    features: Counter = field(default_factory=Counter)   # guide feature -> airings carrying it
+    aliases: set = field(default_factory=set)            # other keys folded into this one
+
+    def context(self, chars: int) -> str:
+        out, n = [], 0
+        for text, _ in self.descs.most_common():
+            if n >= chars:
+                break
+            out.append(text[: chars - n])
+            n += len(out[-1]) + 1
+        return " ".join(out)
+
+    def absorb(self, other: "_Acc", key: str, spellings: bool = True) -> None:
+        """Fold `other` (the accumulator of `key`) into this one; `key` becomes an alias."""
+        self.airings += other.airings
+        self.categories.update(other.categories)
+        self.channels |= other.channels
+        self.descs.update(other.descs)
+        self.features.update(other.features)
+        self.subtitle_hits += other.subtitle_hits
+        self.aliases |= other.aliases | {key}
+        if spellings:
+            self.spellings.update(other.spellings)
+
+    def title(self, fallback: str) -> str:
+        """The display title, always a spelling the feed aired (so an answer can be found in
+        the schedule): the most frequent one without an episode part or a time prefix when
+        there is one, else the most frequent (the shorter on a tie)."""
+        if len(self.spellings) <= 1:
+            return next(iter(self.spellings), fallback)
+        ranked = sorted(self.spellings.items(), key=lambda kv: (kv[1], -len(kv[0]), kv[0]), reverse=True)
+        return next((t for t, _ in ranked if not strip_episode(t)[1] and drop_time_prefix(t) == t),
+                    ranked[0][0])
+
+
+class _Memo(dict):
+    """A bounded memo of a pure function (cleared when full): repeated airings, categories
+    and channels are cleaned once, and equal results share one string object."""
+
+    def __init__(self, fn, size: int = 1 << 16):
+        super().__init__()
+        self.fn, self.size = fn, size
+
+    def __missing__(self, arg):
+        if len(self) >= self.size:
+            self.clear()
+        value = self[arg] = self.fn(arg)
+        return value
+
+
+def _title_parts(strip: bool):
+    """raw title -> (key, display spelling, why it makes no item or None)."""
+    def parts(title: str) -> tuple[str, str, str | None]:
+        forms = title_forms(title)
+        key = forms.key if strip else forms.exact
+        why = EMPTY_KEY if not key else BARE_EPISODE if strip and is_bare_episode(key) else None
+        return key, forms.display, why
+    return parts
+
+
+def _accumulate(programmes: Iterable[ProgrammeLike], strip: bool = True, context_chars: int = 0,
+                dropped: Counter[str] | None = None) -> dict[str, _Acc]:
+    acc: dict[str, _Acc] = defaultdict(_Acc)
+    titles = _Memo(_title_parts(strip))
+    categories = _Memo(normalize_category)
+    channels = _Memo(lambda c: c)
+    descs = _Memo(clean_text)
+    subtitles = _Memo(lambda t: title_forms(t).key)
+    for p in programmes:
+        key, spelling, why = titles[p.title]
+        if why:  # nothing left of the title, or only an episode number: counted, not a show
+            if dropped is not None:
+                dropped[why] += 1
+            continue
+        a = acc[key]
+        a.airings += 1
+        a.spellings[spelling] += 1
+        for c in p.categories:
+            nc = categories[c]
+            if nc:
+                a.categories[nc] += 1
+        if p.channel:
+            a.channels.add(channels[p.channel])
+        a.features.update(programme_features(p))
+        if context_chars:
+            desc = getattr(p, "desc", None) or p.sub_title
+            if desc and len(a.descs) < 16:
+                a.descs[descs[desc[: context_chars * 2]]] += 1
+        if p.sub_title:
+            split = split_series(key)
+            if split and subtitles[p.sub_title] == split[1]:
+                a.subtitle_hits += 1
+    return acc
+
+
+def _merge_spellings(acc: dict[str, _Acc]) -> None:
+    """Keys that squash alike (one show spelled with other punctuation) become one item:
+    the key aired most often, the others its aliases."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for key in acc:
+        sq = squash(key)
+        if sq:
+            groups[sq].append(key)
+    for keys in groups.values():
+        if len(keys) > 1:
+            keys.sort(key=lambda k: (-acc[k].airings, k))
+            for other in keys[1:]:
+                acc[keys[0]].absorb(acc.pop(other), other)
+
+
+def _series_prefixes(acc: dict[str, _Acc], cfg: CatalogConfig) -> dict[str, str]:
+    """key -> series prefix, for the keys that are episodes of a series."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for key in acc:
+        split = split_series(key)
+        if split:
+            groups[split[0]].append(key)
+    series_of: dict[str, str] = {}
+    for prefix, keys in groups.items():
+        n = len(keys)  # distinct suffixes
+        if n < 2:
+            continue
+        airings = sum(acc[k].airings for k in keys)
+        evidence = prefix in acc or any(acc[k].subtitle_hits for k in keys)
+        many = n >= cfg.series_min_suffixes and n / airings >= cfg.series_min_suffix_ratio
+        if evidence or many:
+            for k in keys:
+                series_of[k] = prefix
+    return series_of
+
+
+def _display_prefix(spelling: str, prefix_key: str) -> str:
+    split = split_series(spelling)
+    if split and fold(split[0]) == prefix_key:
+        # cut the spelling at the same separator, keeping its case
+        for sep in (": ", " - ", " | ", " \u2013 ", " \u2014 "):
+            i = spelling.find(sep)
+            if i > 0 and fold(spelling[:i].strip()) == prefix_key:
+                return spelling[:i].strip()
+    return prefix_key
+
+
+def build_catalog(programmes: Iterable[ProgrammeLike], cfg: CatalogConfig | None = None,
+                  dropped: Counter[str] | None = None,
+                  features: FeatureConfig | None = None) -> Catalog:
+    """Fold programmes into shows; ids follow the order of the sorted show keys. `dropped`
+    counts the programmes that make no show, by reason (EMPTY_KEY, BARE_EPISODE)."""
+    cfg, fcfg = cfg or CatalogConfig(), features or FeatureConfig()
+    acc = _accumulate(programmes, cfg.strip_episodes, cfg.context_chars, dropped)
+    _merge_spellings(acc)
+    series_of = _series_prefixes(acc, cfg)
+    if not cfg.fold_series:
+        return _unfolded(acc, series_of, cfg, fcfg)
+    merged: dict[str, _Acc] = defaultdict(_Acc)
+    for key in list(acc):      # popped as folded: the accumulators and shows never all coexist
+        a = acc.pop(key)
+        target = series_of.get(key, key)
+        if target == key:
+            merged[target].absorb(a, key)
+            merged[target].aliases.discard(key)
+        else:
+            merged[target].absorb(a, key, spellings=False)
+            for spelling, c in a.spellings.items():
+                merged[target].spellings[_display_prefix(spelling, target)] += c
+    return Catalog([_show(i, key, merged.pop(key), None, cfg, fcfg)
+                    for i, key in enumerate(sorted(merged))])
+
+
+def _show(i: int, key: str, a: _Acc, series: str | None, cfg: CatalogConfig,
+          fcfg: FeatureConfig) -> Show:
+    return Show(i, key, a.title(key), dict(a.categories), a.airings, sorted(a.channels),
+                sorted(a.aliases - {key}), series, a.context(cfg.context_chars),
+                item_features(a.features, a.airings, fcfg))
+
+
+def _unfolded(acc: dict[str, _Acc], series_of: dict[str, str], cfg: CatalogConfig,
+              fcfg: FeatureConfig) -> Catalog:
+    """One item per title as aired (episode counters stripped), linked to its series."""
+    prefixes = set(series_of.values())
+    shows = []
+    for i, key in enumerate(sorted(acc)):
+        a = acc.pop(key)       # freed as its show is made (peak memory: one of the two)
+        series = series_of.get(key, key if key in prefixes else None)
+        shows.append(_show(i, key, a, series, cfg, fcfg))
+    return Catalog(shows)
+
+
+def iter_titles(catalog: Catalog) -> Iterator[str]:
+    """Texts the tokenizer learns from: every show key and alias."""
+    for s in catalog.shows:
+        yield s.key
+        yield from s.aliases

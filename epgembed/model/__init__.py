@@ -1,0 +1,1 @@
+"""Model: two lookup tables (token rows, category rows), the title vector, sampling, training."""

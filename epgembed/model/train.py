@@ -1,0 +1,232 @@
+"""Leave-one-out training with a margin ranking loss (METHOD.md, "Training").
+
+An example is one (show, category) membership: the show is the positive, N-1 other shows
+of the same category form the bag that predicts it, and negatives are the hardest
+(highest-scoring) shows of a shared per-batch candidate pool that share no category with
+the positive. One matmul scores the whole pool for the whole batch.
+
+Entry point: `train(token_ids, show_categories, n_categories, cfg) -> TrainResult`. Each
+batch is one step of the compiled engine (kernels.CompiledStep); TrainConfig.engine =
+"fused" steps with fused.FusedStep, the same math in torch ops. After each epoch the
+held-out shows are ranked by model.title_vectors and model.top_k.
+"""
+from __future__ import annotations
+
+import functools
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.profiler import record_function
+
+from epgembed.config import TrainConfig
+from epgembed.model.fused import FusedStep, inverse_frequency_weights
+from epgembed.model.kernels import CompiledStep
+from epgembed.model.vectors import PAD_ID, title_vectors, top_k
+from epgembed.model.sampling import LeaveOneOutSampler, PackedTitles
+
+
+@dataclass
+class TrainResult:
+    embeddings: np.ndarray            # [V, D] float32, row 0 (PAD) zero
+    token_counts: np.ndarray          # [V] int64: labelled training shows using the token
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    examples: int = 0
+    seconds: float = 0.0
+    val_shows: list[int] = field(default_factory=list)
+
+    @property
+    def examples_per_second(self) -> float:
+        return self.examples / self.seconds if self.seconds else 0.0
+
+
+def split_validation(show_categories: list[list[int]], cfg: TrainConfig,
+                     rng: np.random.Generator) -> list[int]:
+    labelled = [s for s, c in enumerate(show_categories) if c]
+    n_val = min(cfg.max_val, int(len(labelled) * cfg.val_fraction))
+    if n_val < 20:
+        return []
+    return sorted(rng.choice(labelled, size=n_val, replace=False).tolist())
+
+
+def validation_precision(vectors: np.ndarray, show_categories: list[list[int]],
+                         val: list[int], train_labelled: np.ndarray, k: int = 10) -> float:
+    """Mean share of a held-out show's k nearest labelled shows that share a category."""
+    if not val or len(train_labelled) == 0:
+        return float("nan")
+    top, _ = top_k(vectors, k, rows=val, among=train_labelled)
+    hits = sum(1 for show, row in zip(val, top) for j in row
+               if set(show_categories[show]).intersection(show_categories[j]))
+    return hits / (len(val) * top.shape[1])
+
+
+def init_table(vocab_size: int, dim: int, init_std: float, generator: torch.Generator) -> torch.Tensor:
+    """The token table before training: seeded N(0, init_std) rows, the PAD row zero."""
+    table = torch.empty(vocab_size, dim).normal_(0.0, init_std, generator=generator)
+    table[PAD_ID] = 0.0
+    return table
+
+
+def make_step(table: torch.Tensor, row_weights: torch.Tensor | None, cfg: TrainConfig,
+              generator: torch.Generator):
+    """The training step `cfg.engine` names on `table` (updated in place), from fresh Adagrad
+    accumulators: step(titles, shows, b, allowed, n) -> batch loss. row_weights: each row's
+    inverse-frequency step factor (None: off)."""
+    args = (cfg.max_negatives, cfg.margin, cfg.lr, cfg.hard_negatives, generator)
+    if cfg.engine == "compiled":
+        ones = row_weights if row_weights is not None else torch.ones(table.shape[0])
+        return CompiledStep(table.numpy(), np.zeros(table.shape[0], np.float32), ones.numpy(), *args)
+    if cfg.engine == "fused":
+        return FusedStep(table, row_weights, *args)
+    raise ValueError(f"unknown engine {cfg.engine!r}")
+
+
+def train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories: int,
+          cfg: TrainConfig, vocab_size: int, init: np.ndarray | None = None,
+          token_weights: np.ndarray | None = None) -> TrainResult:
+    """Train the token table. token_ids: [S, L] padded ids of every show's tokens;
+    token_weights: optional [S, L] weights of those tokens in the title's sum; init: a
+    [V, D] table to start from instead of the seeded one."""
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    val = split_validation(show_categories, cfg, rng)
+    val_set = set(val)
+    train_cats = [[] if s in val_set else c for s, c in enumerate(show_categories)]
+    sampler = LeaveOneOutSampler(train_cats, n_categories, cfg.n, rng)
+    titles = PackedTitles(token_ids, token_weights)
+    table = init_table(vocab_size, cfg.dim, cfg.init_std, gen)
+    if init is not None:
+        table.copy_(torch.from_numpy(init))
+    counts = np.zeros(vocab_size, np.int64)
+    if len(sampler.labelled):   # occurrences in labelled training shows (packed: no PAD)
+        labelled = np.zeros(len(titles), bool)
+        labelled[sampler.labelled] = True
+        counts = np.bincount(titles.tokens[np.repeat(labelled, titles.length)],
+                             minlength=vocab_size).astype(np.int64)
+    weights = inverse_frequency_weights(torch.from_numpy(counts), cfg.inv_freq_power, cfg.inv_freq_cap)
+    step = functools.partial(make_step(table, weights if cfg.inv_freq else None, cfg, gen), n=cfg.n)
+    result = TrainResult(np.zeros(0), counts, val_shows=val)
+    if len(sampler) == 0:
+        result.embeddings = table.numpy().copy()
+        return result
+
+    def validate() -> float:
+        vectors = title_vectors(table.numpy(), token_ids, token_weights)
+        return validation_precision(vectors, show_categories, val, sampler.labelled)
+
+    final = _epochs(step, titles, sampler, cfg, table, validate if val else None, result)
+    result.embeddings = final.numpy().astype(np.float32).copy()
+    return result
+
+
+def _epochs(step, titles: PackedTitles, sampler: LeaveOneOutSampler, cfg: TrainConfig,
+            table: torch.Tensor, validate, result: TrainResult) -> torch.Tensor:
+    """Epochs until cfg.epochs, or cfg.patience epochs in a row without a better `validate()`
+    figure (None: no validation, every epoch counts); each epoch's row is appended to
+    result.history. Returns the table of the best epoch."""
+    best, best_state, bad_epochs = -1.0, None, 0
+    progress = _progress(cfg)
+    t_start = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        loss_sum, n_examples = run_epoch(step, titles, example_batches(sampler, cfg), cfg.workers)
+        seconds = time.perf_counter() - t0
+        result.examples += n_examples
+        val_p = validate() if validate is not None else float("nan")
+        row = {"epoch": epoch, "loss": loss_sum / max(n_examples, 1), "val_p_at_10": val_p,
+               "examples": n_examples, "seconds": round(seconds, 3),
+               "examples_per_s": round(n_examples / seconds, 1) if seconds else None}
+        result.history.append(row)
+        progress(row)
+        if validate is None:
+            result.best_epoch = epoch
+            continue
+        if val_p > best + 1e-4:
+            best, best_state, bad_epochs = val_p, table.clone(), 0
+            result.best_epoch = epoch
+        else:
+            bad_epochs += 1
+            if bad_epochs >= cfg.patience:
+                break
+    progress(None)
+    result.seconds = time.perf_counter() - t_start
+    return best_state if best_state is not None else table
+
+
+def example_batches(sampler: LeaveOneOutSampler, cfg: TrainConfig):
+    """(shows, b, allowed) per batch: b*(n-1) context shows, b positives, the candidates."""
+    batches = sampler.batches(cfg.batch_size)
+    while True:
+        with record_function("sample"):
+            context, pos, _cat = next(batches, (None, None, None))
+            if context is None:
+                return
+            cand = sampler.candidates(cfg.neg_candidates)
+            allowed = torch.from_numpy(~sampler.shares_category(pos, cand))
+            shows = np.concatenate([context.ravel(), pos, cand])
+        yield shows, len(pos), allowed
+
+
+def run_epoch(step, titles: PackedTitles, batches, workers: int = 1) -> tuple[float, int]:
+    """Apply `step` to every batch; returns (summed loss, examples).
+
+    workers > 1: Hogwild! (as StarSpace's threads): that many threads take batches from
+    one queue and update the shared table without locks. Torch kernels release the GIL,
+    so the steps run on all cores; the result is no longer bit-for-bit reproducible.
+    """
+    if workers <= 1:
+        loss = n = 0
+        for shows, b, allowed in batches:
+            loss += step(titles, shows, b, allowed) * b
+            n += b
+        return loss, n
+    todo: queue.Queue = queue.Queue(maxsize=4 * workers)
+    totals, errors = [[0.0, 0] for _ in range(workers)], []
+
+    def work(total: list) -> None:
+        while (item := todo.get()) is not None:
+            if errors:
+                continue                      # drain the queue after a failure
+            try:
+                total[0] += step(titles, *item) * item[1]
+                total[1] += item[1]
+            except BaseException as e:       # re-raised in the caller's thread
+                errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,), daemon=True) for t in totals]
+    for t in threads:
+        t.start()
+    try:
+        for item in batches:
+            if errors:
+                break
+            todo.put(item)
+    finally:
+        for _ in threads:
+            todo.put(None)
+        for t in threads:
+            t.join()
+    if errors:
+        raise errors[0]
+    return sum(t[0] for t in totals), sum(t[1] for t in totals)
+
+
+def _progress(cfg: TrainConfig):
+    """update(row) after each epoch; update(None) when training ends (closes the bar)."""
+    if not cfg.progress:
+        return lambda row: None
+    from tqdm import tqdm
+    bar = tqdm(total=cfg.epochs, unit="epoch", dynamic_ncols=True)
+
+    def update(row: dict | None) -> None:
+        if row is None:
+            bar.close()
+            return
+        bar.update(1)
+        bar.set_postfix(loss=f"{row['loss']:.4f}", val=f"{row['val_p_at_10']:.3f}",
+                        ex_s=f"{row['examples_per_s'] or 0:,.0f}")
+    return update

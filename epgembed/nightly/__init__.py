@@ -1,0 +1,1 @@
+"""Nightly: retrain from fresh dumps with history, consistency gates and a quality gate, then publish."""

@@ -1,0 +1,282 @@
+"""The nightly input history kept in a models root: what past nights' dumps contained.
+
+    ROOT/history/<YYYY-MM-DD>.jsonl.gz   one programme per line:
+                                         [channel, start, title, sub_title, [categories], desc,
+                                          {stop, episode, credits, year, country, rating}]
+    ROOT/history/<YYYY-MM-DD>.json       the night's meta: inputs, input statistics
+
+Not copies of the raw dumps: only the fields the catalog uses (titles, categories,
+descriptions and the guide fields of epgembed/text/features.py; no icons, no XML). A night counts only once its meta file exists;
+both files are written to hidden temporary names, fsynced and renamed, data first, so a
+crash leaves either the complete night or nothing (plus a hidden temp file that
+`clean_tmp` removes). The nightly job stages a night (`stage_night`) before it publishes and
+commits it after, so a published version always has its night in the history.
+
+Retention is by count of nights received (`retained`, `prune_nights`), never by the dates
+inside a dump: a mis-dated dump cannot age the real nights out.
+
+A night's date comes from its programmes' start times (the first day that carries a
+real share of the listings; a dump starts with a few programmes of the previous evening),
+or from the newest input file's mtime when no start time parses.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from epgembed.fsutil import fsync_dir, temp_sibling, utc, write_synced
+from epgembed.ingest.epg import Programme
+from epgembed.text.normalize import normalize_category, title_forms
+
+HISTORY = "history"
+_NIGHT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_START = re.compile(r"^(\d{4})(\d{2})(\d{2})")
+
+
+def history_dir(root: Path) -> Path:
+    return Path(root) / HISTORY
+
+
+# ---------------------------------------------------------------- night dates
+def parse_night(text: str) -> date:
+    if not _NIGHT.match(text):
+        raise ValueError(f"night {text!r} is not YYYY-MM-DD")
+    return date.fromisoformat(text)
+
+
+def start_date(start: str) -> date | None:
+    """The calendar date of an XMLTV start time ("20220721003300 +0000"), as written."""
+    m = _START.match(start or "")
+    if not m:
+        return None
+    try:
+        return date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        return None
+
+
+def night_of(starts: Iterable[str], fallback_mtime: float | None, min_share: float = 0.1) -> date:
+    """The earliest day with at least `min_share` of the busiest day's programmes."""
+    days = Counter(d for d in map(start_date, starts) if d is not None)
+    if days:
+        busiest = max(days.values())
+        return min(d for d, n in days.items() if n >= min_share * busiest)
+    if fallback_mtime is None:
+        raise ValueError("no programme start times and no file time to date the night by")
+    return date.fromtimestamp(fallback_mtime)
+
+
+# ---------------------------------------------------------------- statistics
+def key_categories(programmes: Iterable[Programme]) -> dict[str, set[str]]:
+    """Normalized categories per title key (keys without categories included, empty)."""
+    out: dict[str, set[str]] = {}
+    for p in programmes:
+        cats = out.setdefault(title_forms(p.title).key, set())
+        cats.update(c for c in map(normalize_category, p.categories) if c)
+    return out
+
+
+def input_stats(programmes: list[Programme], max_share: float = 0.3) -> dict:
+    """Counts the input gate compares with recent nights. `usable_categories`: categories
+    that could supervise training (on at least 2 shows and at most `max_share` of them)."""
+    labelled = sum(1 for p in programmes if p.categories)
+    by_key = key_categories(programmes)
+    per_cat = Counter(c for cats in by_key.values() for c in cats)
+    shows = len(by_key)
+    usable = sum(1 for k in per_cat.values() if k >= 2 and k <= max_share * shows)
+    return {"programmes": len(programmes), "shows": shows,
+            "labelled_share": round(labelled / len(programmes), 4) if programmes else 0.0,
+            "categories": len(per_cat), "usable_categories": usable,
+            "channels": len({p.channel for p in programmes})}
+
+
+def category_names(programmes: Iterable[Programme]) -> list[str]:
+    """Tonight's normalized category names (stored in the night's meta)."""
+    return sorted({c for p in programmes for c in map(normalize_category, p.categories) if c})
+
+
+def label_agreement(tonight: Iterable[Programme], past: Iterable[Programme],
+                    min_common: int = 20) -> tuple[float | None, int]:
+    """Of the shows labelled both tonight and in the past nights, the share whose
+    categories overlap: about 1.0 on a real feed, low when labels were shuffled or
+    renamed. (None, n) when fewer than `min_common` shows are comparable."""
+    now, before = key_categories(tonight), key_categories(past)
+    common = [k for k, cats in now.items() if cats and before.get(k)]
+    if len(common) < min_common:
+        return None, len(common)
+    return round(sum(1 for k in common if now[k] & before[k]) / len(common), 4), len(common)
+
+
+# ---------------------------------------------------------------- rows
+GUIDE_FIELDS = ("stop", "episode", "credits", "year", "country", "rating")
+
+
+def to_row(p: Programme) -> list:
+    """[channel, start, title, sub_title, [categories], desc, {guide fields present}]."""
+    guide = {f: getattr(p, f) for f in GUIDE_FIELDS if getattr(p, f)}
+    if "credits" in guide:
+        guide["credits"] = list(guide["credits"])
+    return [p.channel, p.start, p.title, p.sub_title, list(p.categories), p.desc, guide]
+
+
+def from_row(row: list, source: str, line: int) -> Programme:
+    channel, start, title, sub_title, cats = row[:5]
+    desc = row[5] if len(row) > 5 else None
+    guide = dict(row[6]) if len(row) > 6 and isinstance(row[6], dict) else {}
+    if "credits" in guide:
+        guide["credits"] = tuple(guide["credits"])
+    guide = {f: v for f, v in guide.items() if f in GUIDE_FIELDS}
+    return Programme(title=title, sub_title=sub_title, desc=desc, categories=tuple(cats),
+                     channel=channel, start=start, source=source, line=line, **guide)
+
+
+def merge(nights: Iterable[Iterable[Programme]]) -> list[Programme]:
+    """One programme per airing (channel, start), the latest night's listing winning.
+
+    Consecutive dumps overlap by days; without this an airing listed by three dumps
+    would count three times.
+    """
+    out: dict[tuple[str, str, str], Programme] = {}
+    for programmes in nights:
+        for p in programmes:
+            key = (p.channel, p.start, "" if p.start else p.title)
+            out.pop(key, None)  # re-insert: order follows the latest listing
+            out[key] = p
+    return list(out.values())
+
+
+# ---------------------------------------------------------------- store
+@dataclass
+class StagedNight:
+    """A night written to hidden, fsynced temp files, not yet counted: `commit` renames
+    them into place (data first; the meta file commits the night), `discard` removes them.
+    The nightly job stages before it publishes and commits after, so a night that cannot be
+    written (a full disk) stops the run before anything is published."""
+    hdir: Path
+    night: date
+    files: tuple[tuple[Path, Path], ...]      # (temp, final), data first
+
+    def commit(self) -> Path:
+        for tmp, final in self.files:
+            os.replace(tmp, final)
+        fsync_dir(self.hdir)
+        return self.files[0][1]
+
+    def discard(self) -> None:
+        for tmp, _ in self.files:
+            tmp.unlink(missing_ok=True)
+
+
+def stage_night(root: Path, night: date, programmes: list[Programme], meta: dict) -> StagedNight:
+    """Write a night's programmes and meta to temp files (see StagedNight). The meta records
+    the order nights were received in (`received`), which retention follows."""
+    hdir = history_dir(root)
+    hdir.mkdir(parents=True, exist_ok=True)
+    lines = "".join(json.dumps(to_row(p), ensure_ascii=False) + "\n" for p in programmes)
+    meta = {"night": night.isoformat(), "written": utc(), "received": _next_received(root), **meta}
+    staged = StagedNight(hdir, night, tuple(
+        (temp_sibling(final), final) for final in (hdir / f"{night.isoformat()}.jsonl.gz",
+                                                   hdir / f"{night.isoformat()}.json")))
+    try:
+        write_synced(staged.files[0][0], gzip.compress(lines.encode("utf-8"), compresslevel=6, mtime=0))
+        write_synced(staged.files[1][0], json.dumps(meta, indent=1).encode("utf-8"))
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
+
+
+def write_night(root: Path, night: date, programmes: list[Programme], meta: dict) -> Path:
+    """Store a night's programmes and meta at once (stage + commit)."""
+    return stage_night(root, night, programmes, meta).commit()
+
+
+def committed_nights(root: Path) -> list[date]:
+    """Nights whose data and meta are both present, in the order they were received
+    (oldest first; nights stored before `received` was recorded come first, by date)."""
+    hdir = history_dir(root)
+    if not hdir.is_dir():
+        return []
+    out = []
+    for meta in hdir.glob("*.json"):
+        if _NIGHT.match(meta.stem) and (hdir / f"{meta.stem}.jsonl.gz").is_file():
+            night = date.fromisoformat(meta.stem)
+            out.append((_received(root, night), night))
+    return [night for _, night in sorted(out)]
+
+
+def _received(root: Path, night: date) -> int:
+    try:
+        return int(read_meta(root, night).get("received", 0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0
+
+
+def _next_received(root: Path) -> int:
+    return 1 + max((_received(root, n) for n in committed_nights(root)), default=0)
+
+
+def retained(root: Path, tonight: date, nights: int) -> list[date]:
+    """The past nights a run on `tonight` trains with: the last `nights - 1` received
+    (tonight itself makes `nights`), whatever dates they carry. A dump dated far from the
+    others does not push real nights out of the window (the nightly gate refuses it)."""
+    past = [n for n in committed_nights(root) if n != tonight]
+    return past[-(nights - 1):] if nights > 1 else []
+
+
+def read_night(root: Path, night: date) -> Iterator[Programme]:
+    path = history_dir(root) / f"{night.isoformat()}.jsonl.gz"
+    source = f"{HISTORY}/{path.name}"
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if line.strip():
+                yield from_row(json.loads(line), source, i)
+
+
+def read_meta(root: Path, night: date) -> dict:
+    return json.loads((history_dir(root) / f"{night.isoformat()}.json").read_text(encoding="utf-8"))
+
+
+def recent_metas(root: Path, tonight: date, n: int) -> list[dict]:
+    """The meta files of the last `n` nights received, other than tonight's date."""
+    return [read_meta(root, d) for d in retained(root, tonight, n + 1)]
+
+
+def recent_stats(root: Path, tonight: date, n: int) -> list[dict]:
+    """Input statistics of the last `n` nights received, other than tonight's date."""
+    return [m.get("stats", {}) for m in recent_metas(root, tonight, n)]
+
+
+def prune_nights(root: Path, keep: int) -> list[str]:
+    """Delete all but the `keep` nights received last (meta first: the night stops
+    counting). By count, never by the dates a dump carries."""
+    if keep < 1:
+        raise ValueError("keep must be >= 1")
+    hdir = history_dir(root)
+    gone = []
+    for night in committed_nights(root)[:-keep]:
+        (hdir / f"{night.isoformat()}.json").unlink(missing_ok=True)
+        (hdir / f"{night.isoformat()}.jsonl.gz").unlink(missing_ok=True)
+        gone.append(night.isoformat())
+    return gone
+
+
+def clean_tmp(root: Path) -> list[str]:
+    """Remove hidden temp files and data files without meta (a crash mid-commit)."""
+    hdir = history_dir(root)
+    if not hdir.is_dir():
+        return []
+    gone = []
+    for p in sorted(hdir.iterdir()):
+        orphan = p.name.endswith(".jsonl.gz") and not (hdir / p.name.replace(".jsonl.gz", ".json")).exists()
+        if p.name.startswith(".") or orphan:
+            p.unlink(missing_ok=True)
+            gone.append(f"{HISTORY}/{p.name}")
+    return gone

@@ -1,0 +1,1 @@
+"""Query: related titles, explanations of a pair, outlier scans and their HTML report."""

@@ -1,0 +1,311 @@
+"""Why is Y among the neighbours of X? Leave-one-token-out explanations (numpy only).
+
+    explain_pair(model, "Tatort", "Polizeiruf 110")      # titles (known or unseen) or catalog ids
+    inspect_title(model, "Tatort", k=20)                  # X's neighbours, each explained
+    compare_title(model, other_model, "Tatort", k=20)     # e.g. trained with / without inv-freq
+
+A title's vector (model.title_vectors) is v(s) = unit(unit(s) - c) for the (weighted) sum
+s = r_1 + ... + r_m of its token rows and the model's center c (v = unit(s) without one).
+Removing token j gives v(s - r_j), so the pair's score without it is v(s - r_j) . t for
+the neighbour's vector t; the `drop` (score - without) is how much of the score that token
+carried. The additive `share` r_j . t / (|s| |unit(s) - c|) sums, with the center's part
+-c . t / |unit(s) - c|, to the score. `leave_one_out` is the ONE place this math lives: the
+CLI, the HTML report, the outlier scan and the service all go through it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from epgembed.config import InspectConfig
+from epgembed.model.vectors import EPS, title_vectors
+from epgembed.query.related import QueryError, RelatedModel
+
+
+# ------------------------------------------------------------------------ the math
+@dataclass
+class LeaveOneOut:
+    score: np.ndarray     # [B, K]     cos(title vector, other)
+    without: np.ndarray   # [B, L, K]  the score with token l removed (0 when nothing is left)
+    share: np.ndarray     # [B, L, K]  additive part of the score carried by token l
+    center: np.ndarray    # [B, K]     the center's part (score = share.sum(1) + center)
+
+    @property
+    def drop(self) -> np.ndarray:  # [B, L, K]
+        return self.score[:, None, :] - self.without
+
+
+def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, 0 where den is (numerically) zero: an empty title scores 0."""
+    ok = den > EPS
+    return np.where(ok, num / np.where(ok, den, 1.0), 0.0)
+
+
+@dataclass
+class TitleStats:
+    """What leave-one-out needs of each title alone (no partner): B titles, L positions."""
+    norm: np.ndarray      # [B]     |s|
+    rest: np.ndarray      # [B, L]  |s - r_l| (= |s| at padding)
+    s_c: np.ndarray       # [B]     s . c
+    r_c: np.ndarray       # [B, L]  r_l . c
+    c_c: float            # c . c
+
+    def take(self, idx: np.ndarray, width: int | None = None) -> "TitleStats":
+        w = self.rest.shape[1] if width is None else width
+        return TitleStats(self.norm[idx], self.rest[idx, :w], self.s_c[idx], self.r_c[idx, :w], self.c_c)
+
+
+def title_stats(rows: np.ndarray, mask: np.ndarray, center: np.ndarray | None = None) -> TitleStats:
+    """rows [B, L, D] weighted token rows, masked by mask [B, L]; center [D] or None."""
+    rows = np.where(mask[..., None], np.asarray(rows, dtype=np.float64), 0.0)
+    c = np.zeros(rows.shape[-1]) if center is None else np.asarray(center, dtype=np.float64)
+    s = rows.sum(axis=1)
+    return TitleStats(np.linalg.norm(s, axis=-1), np.linalg.norm(s[:, None, :] - rows, axis=-1),
+                      s @ c, rows @ c, float(c @ c))
+
+
+def pair_scores(st: TitleStats, r_t: np.ndarray, c_t: np.ndarray) -> LeaveOneOut:
+    """Leave-one-out scores from the titles' stats and the dot products of their token rows
+    with the K vectors t they are scored against: r_t [B, L, K] = r_l . t (0 at padding),
+    c_t [B, K] = c . t. With u = unit(s), |u| = 1: v(s) . t = (u . t - c . t) / g where
+    g = sqrt(1 - 2 u . c + c . c), and s . t is the sum of the r_l . t."""
+    r_t = np.asarray(r_t, dtype=np.float64)
+    s_t = r_t.sum(axis=1)                                                      # [B, K]
+    n = st.norm
+    g = np.sqrt(np.maximum(1.0 - 2.0 * _div(st.s_c, n) + st.c_c, 0.0))        # [B]
+    score = np.where(n[:, None] > EPS, _div(_div(s_t, n[:, None]) - c_t, g[:, None]), 0.0)
+    g_rest = np.sqrt(np.maximum(1.0 - 2.0 * _div(st.s_c[:, None] - st.r_c, st.rest) + st.c_c, 0.0))
+    u_t = _div(s_t[:, None, :] - r_t, st.rest[:, :, None])                     # [B, L, K]
+    without = np.where(st.rest[:, :, None] > EPS, _div(u_t - c_t[:, None, :], g_rest[:, :, None]), 0.0)
+    share = r_t * _div(np.ones_like(n), n * g)[:, None, None]
+    return LeaveOneOut(score, without, share, np.where(n[:, None] > EPS, -_div(c_t, g[:, None]), 0.0))
+
+
+def leave_one_out(rows: np.ndarray, mask: np.ndarray, others: np.ndarray,
+                  center: np.ndarray | None = None) -> LeaveOneOut:
+    """Scores of B titles against K vectors each, with each token left out in turn.
+
+    rows [B, L, D]: weighted token rows of each title (padding anywhere, masked by mask
+    [B, L]); others [B, K, D]: the vectors to score against; center [D] or None. Padding
+    positions get without = score and share = 0 (removing nothing changes nothing).
+    """
+    rows = np.where(mask[..., None], np.asarray(rows, dtype=np.float64), 0.0)
+    others_t = np.asarray(others, dtype=np.float64).transpose(0, 2, 1)        # [B, D, K]
+    c = np.zeros(rows.shape[-1]) if center is None else np.asarray(center, dtype=np.float64)
+    return pair_scores(title_stats(rows, mask, center), np.matmul(rows, others_t), np.matmul(c, others_t))
+
+
+def token_rows(table: np.ndarray, ids: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """[..., L, D] float64 rows `ids` [..., L] of `table`, times their weights (PAD id 0 -> 0)."""
+    w = (ids != 0) if weights is None else np.where(ids != 0, weights, 0.0)
+    return np.asarray(table[ids], dtype=np.float64) * w[..., None]
+
+
+def model_center(model: RelatedModel) -> np.ndarray | None:
+    center = getattr(model, "center", None)
+    return None if center is None else np.asarray(center, dtype=np.float64)
+
+
+def collapse(score: np.ndarray, drops: np.ndarray, rare: np.ndarray) -> np.ndarray:
+    """Largest share of a (positive) score carried by one rare token, in [0, 1].
+
+    score [...]; drops [..., L] of the tokens; rare [..., L] bool. 0 for scores <= 0.
+    """
+    worst = np.where(rare, drops, 0.0).max(axis=-1, initial=0.0)
+    return np.clip(_div(worst, np.maximum(score, 0.0)), 0.0, 1.0)
+
+
+def broad_categories(model: RelatedModel) -> set[str]:
+    """Categories on too many shows to say anything (the model's own max_category_share)."""
+    share = model.manifest.get("config", {}).get("catalog", {}).get("max_category_share", 0.3)
+    return model.catalog.broad_categories(float(share))
+
+
+# ------------------------------------------------------------------------ one title
+@dataclass
+class Side:
+    """One side of a pair: a catalog show (id) or unseen text, and its tokens."""
+    text: str
+    id: int | None
+    ids: list[int]
+    surfaces: list[str]
+    weights: list[float]         # 1 for title tokens; < 1 for description context words
+    categories: list[str]
+    informative: list[str]
+
+    def to_json(self) -> dict:
+        return {"text": self.text, "id": self.id, "known": self.id is not None,
+                "categories": self.categories, "informative_categories": self.informative}
+
+
+def show_tokens(model: RelatedModel, show) -> list[tuple[int, str, float]]:
+    """(id, surface, weight) a catalog show's stored vector was summed from: the tokens of its
+    key, plus weighted description words when the model keeps description context."""
+    item_tokens = getattr(model, "item_tokens", None)
+    if item_tokens is not None:
+        return [(int(i), s, float(w)) for i, s, w in item_tokens(show.id)]
+    return [(i, s, 1.0) for i, s in model.tokenizer.tokens(show.key)]
+
+
+def side_of(model: RelatedModel, title_or_id: str | int, broad: set[str]) -> Side:
+    """Resolve a catalog id or a title (a known title means its show, as in `related`)."""
+    if isinstance(title_or_id, (int, np.integer)):
+        show_id: int | None = int(title_or_id)
+        if not 0 <= show_id < len(model.catalog):
+            raise QueryError(f"unknown id {show_id}")
+    else:
+        if not str(title_or_id).strip():
+            raise QueryError("empty title")
+        show_id = model.resolve(str(title_or_id))
+    if show_id is None:
+        text, cats = str(title_or_id), []
+        toks = [(i, s, 1.0) for i, s in model.tokenizer.tokens(text)]
+    else:
+        show = model.catalog.shows[show_id]
+        text, cats, toks = show.title, show.category_list(), show_tokens(model, show)
+    if not toks:
+        raise QueryError(f"{text!r} has no tokens after normalization")
+    return Side(text, show_id, [i for i, _, _ in toks], [s for _, s, _ in toks],
+                [w for _, _, w in toks], cats, [c for c in cats if c not in broad])
+
+
+def padded(seqs: list[list], dtype=np.int64) -> np.ndarray:
+    out = np.zeros((len(seqs), max([1] + [len(s) for s in seqs])), dtype=dtype)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = s
+    return out
+
+
+def token_records(model: RelatedModel, side: Side, without: np.ndarray, share: np.ndarray,
+                score: float, cfg: InspectConfig) -> list[dict]:
+    out = []
+    for j, (tid, surface, weight) in enumerate(zip(side.ids, side.surfaces, side.weights)):
+        count = int(model.token_counts[tid])
+        out.append({"position": j, "id": int(tid), "token": surface, "weight": weight, "count": count,
+                    "rare": count <= cfg.rare_max_count,
+                    "without": round(float(without[j]), 6),
+                    "drop": round(score - float(without[j]), 6),
+                    "share": round(float(share[j]), 6)})
+    return out
+
+
+def explain_sides(model: RelatedModel, x: Side, ys: list[Side], cfg: InspectConfig) -> list[dict]:
+    """Explain the pairs (x, y) for every y: two batched `leave_one_out` calls."""
+    if not ys:
+        return []
+    tx, ty = padded([x.ids]), padded([y.ids for y in ys])
+    wx, wy = padded([x.weights], np.float64), padded([y.weights for y in ys], np.float64)
+    c = model_center(model)
+    rx, ry = token_rows(model.embeddings, tx, wx), token_rows(model.embeddings, ty, wy)
+    vx, vy = (title_vectors(model.embeddings, t, w, c) for t, w in ((tx, wx), (ty, wy)))  # [1,D], [K,D]
+    fwd = leave_one_out(rx, tx != 0, vy[None, :, :], c)                          # x's tokens
+    back = leave_one_out(ry, ty != 0, np.repeat(vx[:, None, :], len(ys), 0), c)
+    out = []
+    for k, y in enumerate(ys):
+        score = float(fwd.score[0, k])
+        tx_rec = token_records(model, x, fwd.without[0, :, k], fwd.share[0, :, k], score, cfg)
+        ty_rec = token_records(model, y, back.without[k, :, 0], back.share[k, :, 0], score, cfg)
+        e = pair_json(x, y, score, tx_rec, ty_rec, cfg)
+        e["center_share"] = {"title": round(float(fwd.center[0, k]), 6),
+                             "neighbor": round(float(back.center[k, 0]), 6)}
+        out.append(e)
+    return out
+
+
+def pair_json(x: Side, y: Side, score: float, rx: list[dict], ry: list[dict],
+              cfg: InspectConfig) -> dict:
+    shared = [c for c in x.categories if c in set(y.categories)]
+    informative_shared = [c for c in x.informative if c in set(y.informative)]
+    drops = np.array([t["drop"] for t in rx + ry], dtype=np.float64)
+    rare = np.array([t["rare"] for t in rx + ry], dtype=bool)
+    rare_share = float(collapse(np.float64(score), drops, rare))
+    carried = float(collapse(np.float64(score), drops, np.ones_like(rare)))
+    flags = []
+    if x.informative and y.informative and not informative_shared:
+        flags.append("no_shared_category")
+    if rare_share >= cfg.collapse_share:
+        flags.append("rare_token_match")
+    top = max(({"side": side, **t} for side, ts in (("title", rx), ("neighbor", ry)) for t in ts),
+              key=lambda t: t["drop"])
+    return {"title": x.to_json(), "neighbor": y.to_json(), "score": round(score, 6),
+            "shared_categories": shared, "shared_informative_categories": informative_shared,
+            "collapse": round(rare_share, 6), "carried": round(carried, 6),
+            "flags": flags, "outlier": bool(flags),
+            "carrier": {k: top[k] for k in ("side", "token", "id", "count", "rare", "drop")},
+            "tokens": {"title": rx, "neighbor": ry}}
+
+
+def explain_pair(model: RelatedModel, title_or_id: str | int, neighbor: str | int,
+                 cfg: InspectConfig | None = None) -> dict:
+    """Token contributions for one pair (see the module docstring for the numbers)."""
+    broad = broad_categories(model)
+    x, y = side_of(model, title_or_id, broad), side_of(model, neighbor, broad)
+    return explain_sides(model, x, [y], cfg or InspectConfig())[0]
+
+
+def disagreement(x: Side, explained: list[dict], cfg: InspectConfig) -> dict:
+    """How much of x's neighbour list shares no informative category with x."""
+    labelled = [e for e in explained if e["neighbor"]["informative_categories"]]
+    off = [e for e in labelled if not e["shared_informative_categories"]]
+    share = len(off) / len(labelled) if labelled else 0.0
+    decidable = bool(x.informative) and len(labelled) >= cfg.min_labelled_neighbors
+    return {"labelled_neighbors": len(labelled), "off_category": len(off),
+            "share": round(share, 6), "disagrees": decidable and share >= cfg.disagree_share}
+
+
+def inspect_title(model: RelatedModel, title: str | int, k: int = 20,
+                  cfg: InspectConfig | None = None) -> dict:
+    """X's neighbours (as `related` ranks them), each with its explanation and flags."""
+    cfg = cfg or InspectConfig()
+    broad = broad_categories(model)
+    x = side_of(model, title, broad)
+    hits = (model.related_to_id(x.id, k) if x.id is not None else model.related(x.text, k)).hits
+    explained = explain_sides(model, x, [side_of(model, h.id, broad) for h in hits], cfg)
+    for rank, (h, e) in enumerate(zip(hits, explained), 1):
+        e["rank"], e["index_score"] = rank, h.score
+    tokens = [{"position": j, "id": int(t), "token": s, "weight": w, "count": int(model.token_counts[t]),
+               "rare": int(model.token_counts[t]) <= cfg.rare_max_count}
+              for j, (t, s, w) in enumerate(zip(x.ids, x.surfaces, x.weights))]
+    return {"model": model_json(model), "query": str(title), "title": x.to_json(), "k": k,
+            "tokens": tokens, "neighbors": explained,
+            "outliers": sum(e["outlier"] for e in explained),
+            "disagreement": disagreement(x, explained, cfg), "config": cfg.to_dict()}
+
+
+def model_json(model: RelatedModel) -> dict:
+    train = model.manifest.get("config", {}).get("train", {})
+    return {"path": str(model.path), "version": model.manifest.get("version"),
+            "n_shows": len(model), "inv_freq": train.get("inv_freq")}
+
+
+# ------------------------------------------------------------------------ two models
+def compare_title(model: RelatedModel, other: RelatedModel, title: str, k: int = 20,
+                  cfg: InspectConfig | None = None) -> dict:
+    """The same title in two models (e.g. with and without inverse-frequency scaling)."""
+    cfg = cfg or InspectConfig()
+    a, b = inspect_title(model, title, k, cfg), inspect_title(other, title, k, cfg)
+    rank_b = {e["neighbor"]["text"]: e["rank"] for e in b["neighbors"]}
+    rank_a = {e["neighbor"]["text"]: e["rank"] for e in a["neighbors"]}
+    rows = [{"title": e["neighbor"]["text"], "rank": e["rank"], "score": e["score"],
+             "outlier": e["outlier"], "other_rank": rank_b.get(e["neighbor"]["text"])}
+            for e in a["neighbors"]]
+    only_other = [{"title": e["neighbor"]["text"], "other_rank": e["rank"], "other_score": e["score"],
+                   "other_outlier": e["outlier"]}
+                  for e in b["neighbors"] if e["neighbor"]["text"] not in rank_a]
+    norms = {}
+    for name, m in (("model", model), ("other", other)):
+        for t in m.tokenizer.tokens(title):
+            norms.setdefault(t[1], {})[name] = round(float(np.linalg.norm(m.embeddings[t[0]])), 6)
+    return {"model": a["model"], "other": b["model"], "query": title, "k": k,
+            "overlap": len(set(rank_a) & set(rank_b)),
+            "outliers": {"model": a["outliers"], "other": b["outliers"]},
+            "mean_collapse": {"model": _mean([e["collapse"] for e in a["neighbors"]]),
+                              "other": _mean([e["collapse"] for e in b["neighbors"]])},
+            "neighbors": rows, "only_in_other": only_other,
+            "token_norms": [{"token": t, **v} for t, v in norms.items()],
+            "inspect": a, "other_inspect": b}
+
+
+def _mean(xs: list[float]) -> float:
+    return round(float(np.mean(xs)), 6) if xs else 0.0
