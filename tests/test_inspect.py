@@ -19,7 +19,7 @@ from epgembed.model.vectors import title_vectors
 from epgembed.query.outliers import (category_matrix, find_outliers, list_disagreement, most_suspicious,
                                      PairArrays, scan_pairs, share_any)
 from epgembed.query.related import QueryError
-from epgembed.query.report import bar_widths, esc, render_report
+from epgembed.query.report import bar_widths, esc, group_pairs, render_report
 from handmade import PLANTED, RARE, build_handmade_model
 
 pytestmark = pytest.mark.integration
@@ -275,7 +275,8 @@ def test_cli_outliers_html_report(handmade, tmp_path):
     assert "Zorblax" in r.stdout and str(html_path) in r.stdout
     text = html_path.read_text(encoding="utf-8")
     p = check_html(text)
-    assert "pair-1" in p.ids and "<table" in text and "zorblax" in text and "<script>" in text
+    assert {"pair-1", "group-1", "groups"} <= p.ids and "<table" in text and "zorblax" in text and "<script>" in text
+    assert text.count('<details class="group"') >= 1 and "<details open" not in text   # collapsed
     r = _cli("outliers", handmade, "--top", 3, "-k", 5, "--json")
     scan = json.loads(r.stdout)
     assert len(scan["outliers"]) == 3 and set(scan["summary"]) >= {"flagged_pairs", "check"}
@@ -289,3 +290,64 @@ def test_report_escapes_hostile_titles(model):
     check_html(text)
     assert "<script>alert" not in text and "&lt;script&gt;" in text
     assert esc("a://b<") == "a&#58;&#47;&#47;b&lt;"
+
+
+def test_report_groups_the_pairs_by_title(model):
+    scan = find_outliers(model, top=50, k=8)
+    items = scan["outliers"]
+    titles = {e["title"]["text"] for e in items}
+    assert len(items) > len(titles) > 1                       # some titles have several flagged pairs
+    text = render_report(scan)
+    check_html(text)
+    head, *chunks = text.split('<details class="group"')
+    assert len(chunks) == len(titles)                          # one entry per query title
+    assert head.split('id="groups"')[1].count("<tr>") == len(titles) + 1   # + the header row
+    seen = []
+    for chunk in chunks:
+        chunk = chunk.split("</summary>", 1)[1].split("<h2>")[0]  # the entry's body
+        numbers = [int(n) for n in re.findall(r'<details class="pair" id="pair-(\d+)"', chunk)]
+        mine = {items[n - 1]["title"]["text"] for n in numbers}
+        assert len(mine) == 1 and len(numbers) == sum(e["title"]["text"] in mine for e in items)
+        assert all(f'href="#pair-{n}"' in chunk for n in numbers)   # the neighbour table links them
+        seen += numbers
+    assert sorted(seen) == list(range(1, len(items) + 1))      # every pair once
+    groups = group_pairs(items)
+    worst = [max(e["suspicion"] for _, e in g) for g in groups]
+    assert worst == sorted(worst, reverse=True) and groups[0][0][0] == 1
+    first = chunks[0].split("</summary>")[0]
+    assert PLANTED[0] in first and "no shared category" in first and f"[{RARE}] (rare" in first
+
+
+class VisibleText(HTMLParser):
+    """The text a reader sees: character data outside script and style, and tooltips."""
+
+    def __init__(self):
+        super().__init__()
+        self.parts, self.hidden = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        self.hidden += tag in ("script", "style")
+        self.parts += [v for k, v in attrs if k == "title" and v]
+
+    def handle_endtag(self, tag):
+        self.hidden -= tag in ("script", "style")
+
+    def handle_data(self, data):
+        if not self.hidden:
+            self.parts.append(data)
+
+
+@pytest.mark.parametrize("inv_freq,words", [(True, "on"), (False, "off"), (None, "not recorded")])
+def test_report_writes_words_not_python_values(model, inv_freq, words):
+    scan = find_outliers(model, top=50, k=8)
+    scan["model"].update(inv_freq=inv_freq, version=None)      # e.g. an old manifest
+    scan["summary"]["check"]["rare_token_match"]["share_no_informative_category"] = None
+    scan["outliers"][-1]["suspicion"] = float("nan")
+    del scan["outliers"][-2]["list_share"]
+    text = render_report(scan)
+    p = VisibleText()
+    p.feed(text)
+    visible = " ".join(p.parts)
+    assert f"inverse-frequency scaling {words} " in visible and "suspicious neighbour" in visible
+    assert not re.findall(r"\b(?:True|False|None|nan|NaN)\b", visible)
+    assert not re.search(r'data-v="(?:True|False|None|nan)"', text)
