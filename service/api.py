@@ -2,29 +2,22 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from flask import Blueprint, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from epgembed.text.features import parse_time
 from epgembed.fsutil import utc
-from epgembed.query.related import QueryError, Related
+from epgembed.query.related import QueryError
+from epgembed.query.shapes import Batch, BatchItem, ErrorBody, ModelRef, Query, convert
+from epgembed.text.features import parse_time
 
-from .holder import Serving
 from .schema import ApiError, parse_body, parse_query, path_id
 from .search import normalize_query
+from .shapes import Found, Model, SearchQuery, TitleSearch, json_response
 from .state import check_deadline, serving, state
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
-
-
-def _answer(s: Serving, r: Related) -> dict[str, Any]:
-    # the fields of Related.to_json(), without dataclasses.asdict's deep copies (a third of a request)
-    return {"query": {"title": r.query, "known": r.known, "id": r.id}, "model": {"version": s.version},
-            "related": [{"id": h.id, "title": h.title, "score": h.score, "categories": h.categories}
-                        for h in r.hits]}
 
 
 def _filters(v: dict[str, Any]) -> dict[str, Any]:
@@ -49,7 +42,7 @@ def related_by_title():
         r = s.model.related(v["title"], **_filters(v), **_context(v))
     except QueryError as e:
         raise ApiError(400, str(e)) from None
-    return _answer(s, r)
+    return json_response(r)
 
 
 @bp.get("/titles/<show_id>/related")
@@ -63,7 +56,7 @@ def related_by_id(show_id: str):
         r = s.model.related_to_id(x, **_filters(v))
     except QueryError as e:
         raise ApiError(400, str(e)) from None
-    return _answer(s, r)
+    return json_response(r)
 
 
 def _read_body() -> bytes:
@@ -103,12 +96,11 @@ def related_batch():
     for i, title in enumerate(v["titles"]):
         check_deadline(f"{i} of {len(v['titles'])} titles answered")
         try:
-            a = _answer(s, s.model.related(title, **_filters(v), **ctx))
-            results.append({"query": a["query"], "related": a["related"]})
+            r = s.model.related(title, **_filters(v), **ctx)
+            results.append(BatchItem(r.query, r.related))
         except QueryError as e:
-            results.append({"query": {"title": title, "known": False, "id": None}, "related": [],
-                            "error": {"status": 400, "code": "bad_request", "message": str(e)}})
-    return {"model": {"version": s.version}, "results": results}
+            results.append(BatchItem(Query(title, False, None), [], ErrorBody(400, "bad_request", str(e))))
+    return json_response(Batch(ModelRef(s.version), results))
 
 
 @bp.get("/titles")
@@ -116,23 +108,9 @@ def search_titles():
     v = parse_query(state().params.search, request.args)
     s = serving()
     shows = s.model.catalog.shows
-    found = [{"id": m.id, "title": shows[m.id].title, "categories": shows[m.id].category_list(),
-              "match": m.match} for m in s.titles.search(v["q"], v["limit"])]
-    return {"query": {"q": v["q"], "normalized": normalize_query(v["q"])},
-            "model": {"version": s.version}, "titles": found}
-
-
-def finite(x: Any) -> Any:
-    """x with every NaN or infinity replaced by null: Flask would write them as the bare
-    words NaN / Infinity, which no strict JSON parser reads (a model trained without a
-    validation split has val_p_at_10 = NaN in its manifest)."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [finite(v) for v in x]
-    return x
+    found = [Found(m.id, shows[m.id].title, shows[m.id].category_list(), m.match)
+             for m in s.titles.search(v["q"], v["limit"])]
+    return json_response(TitleSearch(SearchQuery(v["q"], normalize_query(v["q"])), ModelRef(s.version), found))
 
 
 @bp.get("/model")
@@ -140,13 +118,13 @@ def model_info():
     s = serving()
     m = s.model.manifest
     t = m.get("training", {})
-    return finite({
+    return json_response(convert({
         "version": m["version"], "created": m["created"], "name": s.name, "format_version": m["format_version"],
         "shows": m["n_shows"], "counts": m.get("counts", {}), "dim": m["dim"], "vocab_size": m["vocab_size"],
-        "metric": m["metric"], "n_trees": m["n_trees"], "quality": m.get("quality", {}),
+        "metric": m["metric"], "n_trees": m["n_trees"], "quality": m.get("quality") or None,
         "training": {k: t.get(k) for k in ("epochs_run", "best_epoch", "val_p_at_10", "seconds")},
         "data": {"programmes": m.get("data", {}).get("programmes")},
         "loaded_at": utc(s.loaded_at),
         "load_seconds": round(s.load_seconds, 3),
         "reload": state().holder.status(),
-    })
+    }, Model))

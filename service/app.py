@@ -14,8 +14,11 @@ import re
 import time
 from urllib.parse import unquote_to_bytes
 
+import msgspec
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+
+from epgembed.query.shapes import Error, ErrorBody
 
 from . import api, explain, ops
 from .config import ServiceConfig
@@ -50,8 +53,8 @@ def create_app(config: ServiceConfig, *, start: bool = True) -> Flask:
 
 
 def _error(status: int, code: str, message: str) -> Response:
-    # ASCII escapes: a message may quote request text, which can hold a lone surrogate
-    resp = Response(json.dumps({"error": {"status": status, "code": code, "message": message}}),
+    # json with ASCII escapes: a message may quote request text, which can hold a lone surrogate
+    resp = Response(json.dumps(msgspec.to_builtins(Error(ErrorBody(status, code, message)))),
                     status=status, mimetype="application/json")
     return resp
 

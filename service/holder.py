@@ -35,6 +35,7 @@ from typing import Protocol
 
 from epgembed.artifact.bundle import load_model
 from epgembed.artifact.registry import current_version, versions_dir
+from epgembed.fsutil import utc
 from epgembed.query.related import RelatedModel
 
 from .search import TitleIndex
@@ -115,8 +116,8 @@ class ModelHolder:
         refused = {"name": self._refused[0], "reason": self._refused[1]} if self._refused else None
         d = None if self.single else self.shared.read()
         return {"mode": self.mode, "serving": s.name if s else None, "refused": refused,
-                "checked_at": self._checked_at, "poll_seconds": None if self.single else self.poll_seconds,
-                "decision": d.to_json() if d else None}
+                "checked_at": None if self._checked_at is None else utc(self._checked_at),
+                "poll_seconds": None if self.single else self.poll_seconds, "decision": _public(d)}
 
     def readiness(self) -> tuple[bool, dict]:
         """(ready, details) for /readyz: a model is served, its folder still exists, and it is
@@ -140,7 +141,7 @@ class ModelHolder:
                   if pid != os.getpid() and v != decided]
         if others:
             reasons.append("workers disagree: " + ", ".join(others))
-        body.update(current=current_version(self.path), decision=d.to_json() if d else None,
+        body.update(current=current_version(self.path), decision=_public(d),
                     workers={str(pid): v for pid, v in sorted(workers.items())})
         if reasons:
             body["reason"] = "; ".join(reasons)
@@ -330,3 +331,8 @@ class ModelHolder:
 def install_sighup(holder: ModelHolder) -> None:
     """SIGHUP -> holder.request_reload(). Main thread only (a gunicorn worker's post_worker_init)."""
     signal.signal(signal.SIGHUP, lambda signum, frame: holder.request_reload())
+
+
+def _public(d: Decision | None) -> dict | None:
+    """A decision as answers show it: its time in ISO 8601 (the file keeps the epoch)."""
+    return None if d is None else {**d.to_json(), "at": utc(d.at)}

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
+from epgembed.query.shapes import convert
+
+from .shapes import OK, Status, json_response
 from .state import state
 
 bp = Blueprint("ops", __name__)
@@ -10,7 +13,7 @@ bp = Blueprint("ops", __name__)
 
 @bp.get("/healthz")
 def healthz():
-    return {"status": "ok"}
+    return Response(OK, mimetype="application/json")
 
 
 @bp.get("/readyz")
@@ -18,9 +21,8 @@ def readyz():
     """200 when this worker serves a model whose folder exists and every live worker serves
     the version of the workers' shared decision; else 503 with the reason."""
     ready, details = state().holder.readiness()
-    if not ready:
-        return {"status": "not ready", **details}, 503
-    return {"status": "ready", **details}
+    body = convert({"status": "ready" if ready else "not ready", **details}, Status)
+    return json_response(body, 200 if ready else 503)
 
 
 @bp.get("/metrics")

@@ -13,6 +13,8 @@ from typing import Any, Mapping
 
 from werkzeug.datastructures import MultiDict
 
+from epgembed.config import InspectConfig
+
 from .config import Limits
 
 
@@ -248,3 +250,34 @@ def parse_body(params: tuple[Param, ...], body: Any) -> dict[str, Any]:
     _unknown(params, set(body.keys()))
     given = {p.name: _from_json(p, body[p.name]) for p in params if p.name in body and body[p.name] is not None}
     return _fill(params, given)
+
+
+# ---------------------------------------------------------------------- explain endpoints
+def tuning_params() -> tuple[Param, ...]:
+    d = InspectConfig()
+    return (
+        Param("rare_max_count", "integer", "a token is rare when at most this many labelled "
+              "training titles use it", default=d.rare_max_count, minimum=0, maximum=MAX_ID),
+        Param("collapse_share", "number", "flag a match when one rare token carries at least "
+              "this share of its score", default=d.collapse_share, minimum=0.01, maximum=1),
+    )
+
+
+def explain_params(limits: Limits) -> tuple[Param, ...]:
+    """GET /v1/titles/<id>/explain (the title's id is in the path)."""
+    return (Param("neighbor", "integer", "catalog id of the related title", required=True, minimum=0,
+                  maximum=MAX_ID, example=1),
+            *tuning_params())
+
+
+def explain_text_params(limits: Limits) -> tuple[Param, ...]:
+    """GET /v1/explain: title text, and the neighbour as text or as a catalog id."""
+    return (
+        Param("title", "string", "any title text: a catalog title or one never seen", required=True,
+              max_length=limits.max_title_chars, example="Football Tonight"),
+        Param("neighbor_title", "string", "the related title as text (or give neighbor)",
+              max_length=limits.max_title_chars, example="Tennis Tonight"),
+        Param("neighbor", "integer", "the related title's catalog id (or give neighbor_title)", minimum=0,
+              maximum=MAX_ID),
+        *tuning_params(),
+    )

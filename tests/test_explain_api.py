@@ -11,7 +11,6 @@ import pytest
 from epgembed.artifact.bundle import load_model
 from epgembed.query.inspect import explain_pair
 from handmade import PLANTED, RARE, build_handmade_model, make_app
-from service import explain as explain_bp
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +103,9 @@ def test_explorer_page_is_self_contained(client):
 
 def test_openapi_paths_describe_the_endpoints():
     from service.config import Limits
-    paths = explain_bp.openapi_paths(Limits())
-    names = {p["name"] for p in paths["/v1/explain"]["get"]["parameters"]}
+    from service.openapi import build_spec
+    spec = build_spec(Limits())
+    names = {p["name"] for p in spec["paths"]["/v1/explain"]["get"]["parameters"]}
     assert names == {"title", "neighbor_title", "neighbor", "rare_max_count", "collapse_share"}
+    token = spec["components"]["schemas"]["ExplainToken"]
+    assert token["additionalProperties"] is False and set(token["required"]) == set(token["properties"])

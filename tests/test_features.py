@@ -100,17 +100,17 @@ def series_model(tmp_path_factory):
 
 def test_answers_are_distinct_shows_of_other_series(series_model):
     r = series_model.related("Der Bergdoktor: Fall 3", 10)
-    heads = [series_head(series_model.catalog.keys[h.id]) for h in r.hits]
-    assert r.known and len(r.hits) == 10 and "der bergdoktor" not in heads
-    assert len({h.title.casefold() for h in r.hits}) == 10                 # no repeats
+    heads = [series_head(series_model.catalog.keys[h.id]) for h in r.related]
+    assert r.query.known and len(r.related) == 10 and "der bergdoktor" not in heads
+    assert len({h.title.casefold() for h in r.related}) == 10                 # no repeats
     more = series_model.related("Der Bergdoktor: Fall 3", 10, same_series=True)
-    assert sum(h.title.startswith("Der Bergdoktor") for h in more.hits) >= 5   # "more episodes"
+    assert sum(h.title.startswith("Der Bergdoktor") for h in more.related) >= 5   # "more episodes"
 
 
 def test_an_unseen_episode_of_a_known_series_resolves_to_it(series_model):
     r = series_model.related("Der Bergdoktor: Ein ganz neuer Fall", 5)
-    assert r.known and series_model.catalog.keys[r.id] == "der bergdoktor"
-    assert all(not h.title.startswith("Der Bergdoktor") for h in r.hits)
+    assert r.query.known and series_model.catalog.keys[r.query.id] == "der bergdoktor"
+    assert all(not h.title.startswith("Der Bergdoktor") for h in r.related)
 
 
 def test_a_query_without_letter_or_digit_is_refused(series_model):
@@ -124,6 +124,6 @@ def test_schedule_context_moves_an_unseen_title(series_model):
     plain = series_model.embed("Zwei Mann im Schnee")
     ctx = series_model.embed("Zwei Mann im Schnee", {"channel": "zdf", "start": "202601052015"})
     assert float(plain @ ctx) < 0.999                                    # the features count
-    near = series_model.related("Zwei Mann im Schnee", 5, context={"channel": "zdf"}).hits
+    near = series_model.related("Zwei Mann im Schnee", 5, context={"channel": "zdf"}).related
     assert sum(series_model.catalog.shows[h.id].categories.get("arztserie", 0) > 0
                for h in near) >= 3

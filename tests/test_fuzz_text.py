@@ -145,9 +145,9 @@ def test_related_answers_every_title_with_a_key(model, x):
     except QueryError:
         assert not any(c.isalnum() for c in title_key(x)), x   # only a title without a letter or digit
         return
-    assert len(r.hits) <= 5 and all(math.isfinite(h.score) and -1.001 <= h.score <= 1.001 for h in r.hits)
-    assert r.id is None or r.id not in [h.id for h in r.hits]
-    if not r.known:
+    assert len(r.related) <= 5 and all(math.isfinite(h.score) and -1.001 <= h.score <= 1.001 for h in r.related)
+    assert r.query.id is None or r.query.id not in [h.id for h in r.related]
+    if not r.query.known:
         assert np.isfinite(model.embed(x)).all()
 
 

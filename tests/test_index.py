@@ -63,9 +63,9 @@ def test_catalog_titles_are_answered_from_the_table_exactly(tiny_model_dir):
     for i in range(len(model)):
         for kw in ({}, {"offset": 3}, {"include_self": True}, {"category": "sport"}, {"min_score": 0.5}):
             a, b = model.related_to_id(i, 5, **kw), exhaustive.related_to_id(i, 5, **kw)
-            assert [h.score for h in a.hits] == pytest.approx([h.score for h in b.hits], abs=1e-5)
-            last = a.hits[-1].score if a.hits else 0.0   # ids agree except among tied scores
-            assert {h.id for h in a.hits if h.score > last + 1e-5} <= {h.id for h in b.hits}
+            assert [h.score for h in a.related] == pytest.approx([h.score for h in b.related], abs=1e-5)
+            last = a.related[-1].score if a.related else 0.0   # ids agree except among tied scores
+            assert {h.id for h in a.related if h.score > last + 1e-5} <= {h.id for h in b.related}
 
 
 def test_past_the_exact_limit_the_table_is_clustered_or_none(tiny_dump, tmp_path):
@@ -78,7 +78,7 @@ def test_past_the_exact_limit_the_table_is_clustered_or_none(tiny_dump, tmp_path
     train_model([tiny_dump], tmp_path / "m", cfg.replace(index={"neighbours_probe": 0}), threads=1)
     assert read_manifest(tmp_path / "m")["neighbours"] == 0 and not (tmp_path / "m" / "neighbours.npy").exists()
     model = load_model(tmp_path / "m")
-    assert model.neighbours is None and len(model.related_to_id(0, 5).hits) == 5   # Annoy alone
+    assert model.neighbours is None and len(model.related_to_id(0, 5).related) == 5   # Annoy alone
 
 
 def blobs(n_per: int, centres: int, dim: int = 16, spread: float = 0.05) -> np.ndarray:

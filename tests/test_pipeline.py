@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -12,6 +13,7 @@ from conftest import GENRES, TINY_CONFIG, programme_xml, tiny_programmes, write_
 from epgembed.artifact.bundle import ModelError, load_model, read_manifest
 from epgembed.ingest.epg import DumpError
 from epgembed.pipeline import train_model
+from epgembed.query.shapes import Related
 
 pytestmark = pytest.mark.integration
 
@@ -23,24 +25,24 @@ def test_neighbours_make_sense(tiny_model_dir):
     precision = []
     for genre, titles in GENRES.items():
         for t in titles[1:]:
-            hits = model.related(t, 5).hits
+            hits = model.related(t, 5).related
             assert all(h.title != t for h in hits)             # the show itself is no answer
             precision.append(np.mean([GENRE_OF.get(h.title) == genre for h in hits]))
     assert np.mean(precision) > 0.8
     unseen = model.related("Saturday Football Tonight", 5)       # never seen: embedded on the fly
-    assert not unseen.known and unseen.id is None
-    assert sum(GENRE_OF.get(h.title) == "sport" for h in unseen.hits) >= 4
+    assert not unseen.query.known and unseen.query.id is None
+    assert sum(GENRE_OF.get(h.title) == "sport" for h in unseen.related) >= 4
     episode = model.related("Football Tonight S1 Ep. 7", 3)      # an episode of a known show
-    assert episode.known and model.catalog.shows[episode.id].title == "Football Tonight"
+    assert episode.query.known and model.catalog.shows[episode.query.id].title == "Football Tonight"
 
 
 def test_scores_are_cosines_of_stored_vectors(tiny_model_dir):
     model = load_model(tiny_model_dir)
     r = model.related_to_id(3, 5)
-    for h in r.hits:
+    for h in r.related:
         cos = float(np.dot(model.vectors[3], model.vectors[h.id]))
         assert h.score == pytest.approx(cos, abs=1e-4)
-    assert [h.score for h in r.hits] == sorted((h.score for h in r.hits), reverse=True)
+    assert [h.score for h in r.related] == sorted((h.score for h in r.related), reverse=True)
 
 
 def test_manifest_describes_the_folder(tiny_model_dir):
@@ -58,7 +60,7 @@ def test_save_load_round_trip(tiny_model_dir, tmp_path):
     a, b = load_model(tiny_model_dir), load_model(copy)
     assert np.array_equal(a.embeddings, b.embeddings) and a.version == b.version
     for q in ["Football Weekly", "A Title Nobody Has Seen"]:
-        assert a.related(q, 5).to_json() == b.related(q, 5).to_json()
+        assert a.related(q, 5) == b.related(q, 5)
 
 
 def test_two_seeded_runs_give_identical_vectors(tiny_dump, tmp_path):
@@ -121,9 +123,10 @@ def test_cli_train_related_info(tmp_path):
     r = _cli("related", out, "--titles-file", queries, "-k", 4, "--json")
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in r.stdout.splitlines()]
-    assert [x["query"] for x in lines] == ["Football Weekly", "Never Seen Before Title"]
-    assert all(len(x["related"]) == 4 and {"title", "score", "categories"} <= set(x["related"][0]) for x in lines)
-    assert lines[0]["known"] and not lines[1]["known"]
+    answers = [msgspec.convert(x, Related) for x in lines]     # the HTTP answer's shape, no field more
+    assert [a.query.title for a in answers] == ["Football Weekly", "Never Seen Before Title"]
+    assert all(len(a.related) == 4 and a.model.version == lines[0]["model"]["version"] for a in answers)
+    assert answers[0].query.known and not answers[1].query.known
     r = _cli("info", out)
     assert r.returncode == 0 and "shows" in r.stdout and "sha256" in r.stdout
 

@@ -23,10 +23,10 @@ from service import ServiceConfig, create_app
 
 m = load_model(model_dir)
 answers = {
-    "known": [h.title for h in m.related(known, 3).hits],
-    "by_id": [h.id for h in m.related_to_id(0, 3).hits],
+    "known": [h.title for h in m.related(known, 3).related],
+    "by_id": [h.id for h in m.related_to_id(0, 3).related],
     "unseen": [h.title for h in m.related(unseen, 3, context={"channel": "ch1",
-                                                              "start": "202207212015"}).hits],
+                                                              "start": "202207212015"}).related],
     "inspect": len(inspect_title(m, known, 3)["neighbors"]),
     "explain": explain_pair(m, known, unseen)["score"],
 }

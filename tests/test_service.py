@@ -9,6 +9,7 @@ import signal
 import threading
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -92,7 +93,7 @@ def test_same_series_and_schedule_context(client, tiny_model_dir):
     for same in (False, True):
         got = get_json(client, f"/v1/related?title=Football+Weekly&k=8&same_series={str(same).lower()}")
         want = model.related("Football Weekly", 8, same_series=same)
-        assert [h["id"] for h in got["related"]] == [h.id for h in want.hits]
+        assert [h["id"] for h in got["related"]] == [h.id for h in want.related]
     params = {p["name"] for p in get_json(client, "/openapi.json")["paths"]["/v1/related"]["get"]["parameters"]}
     assert params >= {"same_series", "channel", "start", "minutes"}
     unseen = "/v1/related?title=Saturday+Puppy+Party&k=5"
@@ -100,7 +101,7 @@ def test_same_series_and_schedule_context(client, tiny_model_dir):
     assert ctx["query"]["known"] is False and len(ctx["related"]) == 5
     want = model.related("Saturday Puppy Party", 5, context={"channel": "ch2", "start": "202601010600",
                                                              "minutes": 30.0})
-    assert [h["id"] for h in ctx["related"]] == [h.id for h in want.hits]
+    assert [h["id"] for h in ctx["related"]] == [h.id for h in want.related]
     err = get_json(client, unseen + "&start=tomorrow", status=400)["error"]
     assert "is not a time YYYYmmddHHMM" in err["message"]
 
@@ -109,7 +110,7 @@ def test_related_by_id_matches_model(client, tiny_model_dir):
     model = load_model(tiny_model_dir)
     body = get_json(client, "/v1/titles/3/related?k=4")
     assert body["query"] == {"title": model.catalog.shows[3].title, "known": True, "id": 3}
-    assert body["related"] == model.related_to_id(3, 4).to_json()["related"]
+    assert body["related"] == msgspec.to_builtins(model.related_to_id(3, 4))["related"]
 
 
 def test_batch_answers_in_order_like_single_queries(client):
@@ -325,7 +326,7 @@ def test_request_in_flight_finishes_on_its_model(app, root, tiny_model_b):
     t.join()
     r = result["r"]
     assert r.status_code == 200 and r.get_json()["model"]["version"] == old.version
-    assert r.get_json()["related"] == original("News", k=3).to_json()["related"]
+    assert r.get_json()["related"] == msgspec.to_builtins(original("News", k=3))["related"]
     assert app.test_client().get("/v1/related?title=News").get_json()["model"]["version"] == version_of(tiny_model_b)
 
 

@@ -381,8 +381,12 @@ def test_a_parameter_with_one_bound_is_a_400_not_a_500():
 
 
 def test_model_description_is_strict_json(client):
-    """A model trained without a validation split has val_p_at_10 = NaN: null, not a bare NaN."""
+    """A model trained without a validation split has no val_p_at_10: null in its manifest and
+    in /v1/model, never a bare NaN, which no strict JSON parser reads."""
     def no_constants(name):
         raise ValueError(f"not JSON: {name}")
     body = json.loads(client.get("/v1/model").get_data(), parse_constant=no_constants)
     assert body["training"]["val_p_at_10"] is None
+    folder = client.application.extensions["epgembed"].holder.get().model.path
+    for name in ("manifest.json", "history.json"):
+        json.loads((folder / name).read_text(encoding="utf-8"), parse_constant=no_constants)

@@ -125,7 +125,7 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog | Serial
         del table
         build_index(vectors, index_cfg, tmp / "index.ann")
         t_index = time.perf_counter() - t_index
-        (tmp / "history.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
+        (tmp / "history.json").write_text(json.dumps(history, indent=1, allow_nan=False), encoding="utf-8")
         hashes = {f: {"sha256": sha256_file(tmp / f), "bytes": (tmp / f).stat().st_size} for f in files}
         created = utc()
         content = hashlib.sha256("".join(hashes[f]["sha256"] for f in sorted(hashes)).encode()).hexdigest()
@@ -139,7 +139,8 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog | Serial
             "data": data, "training": training, "quality": quality or {},
             "libraries": library_versions(), "files": hashes,
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False),
+                                          encoding="utf-8")  # NaN is no JSON: a figure is a number or null
         for f in files + ["manifest.json"]:
             with open(tmp / f, "rb") as fh:
                 os.fsync(fh.fileno())

@@ -75,24 +75,27 @@ def _context(args: argparse.Namespace) -> dict | None:
 
 
 def cmd_related(args: argparse.Namespace) -> int:
+    """One answer per query; --json writes the HTTP service's shapes (query.shapes), one per line."""
     from epgembed.artifact.bundle import load_model
     from epgembed.query.related import QueryError
+    from epgembed.query.shapes import Error, ErrorBody, encode
     model = load_model(args.model_dir)
     for q in _queries(args):
         try:
-            result = model.related(q, args.k, same_series=args.same_series,
-                                   context=_context(args)).to_json()
+            result = model.related(q, args.k, same_series=args.same_series, context=_context(args))
         except QueryError as e:
-            result = {"query": q, "known": False, "id": None, "related": [], "error": str(e)}
-        if args.json:
-            print(json.dumps(result, ensure_ascii=False))
+            if args.json:
+                print(encode(Error(ErrorBody(400, "bad_request", str(e)))).decode())
+            else:
+                print(f"{q}\n  error: {e}")
             continue
-        known = f"known, id {result['id']}" if result["known"] else "not in catalog, embedded from its tokens"
+        if args.json:
+            print(encode(result).decode())
+            continue
+        known = f"known, id {result.query.id}" if result.query.known else "not in catalog, embedded from its tokens"
         print(f"{q}  ({known})")
-        for i, h in enumerate(result["related"], 1):
-            print(f"  {i:2d}. {h['score']:.3f}  {h['title']}  [{', '.join(h['categories'][:3])}]")
-        if "error" in result:
-            print(f"  error: {result['error']}")
+        for i, h in enumerate(result.related, 1):
+            print(f"  {i:2d}. {h.score:.3f}  {h.title}  [{', '.join(h.categories[:3])}]")
     return 0
 
 

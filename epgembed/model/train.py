@@ -54,10 +54,11 @@ def split_validation(show_categories: list[list[int]], cfg: TrainConfig,
 
 
 def validation_precision(vectors: np.ndarray, show_categories: list[list[int]],
-                         val: list[int], train_labelled: np.ndarray, k: int = 10) -> float:
-    """Mean share of a held-out show's k nearest labelled shows that share a category."""
+                         val: list[int], train_labelled: np.ndarray, k: int = 10) -> float | None:
+    """Mean share of a held-out show's k nearest labelled shows that share a category
+    (None when there is nothing to measure: manifests and reports never hold NaN)."""
     if not val or len(train_labelled) == 0:
-        return float("nan")
+        return None
     top, _ = top_k(vectors, k, rows=val, among=train_labelled)
     hits = sum(1 for show, row in zip(val, top) for j in row
                if set(show_categories[show]).intersection(show_categories[j]))
@@ -136,13 +137,13 @@ def _epochs(step, titles: PackedTitles, sampler: LeaveOneOutSampler, cfg: TrainC
         loss_sum, n_examples = run_epoch(step, titles, example_batches(sampler, cfg), cfg.workers)
         seconds = time.perf_counter() - t0
         result.examples += n_examples
-        val_p = validate() if validate is not None else float("nan")
+        val_p = validate() if validate is not None else None
         row = {"epoch": epoch, "loss": loss_sum / max(n_examples, 1), "val_p_at_10": val_p,
                "examples": n_examples, "seconds": round(seconds, 3),
                "examples_per_s": round(n_examples / seconds, 1) if seconds else None}
         result.history.append(row)
         progress(row)
-        if validate is None:
+        if val_p is None:       # no validation titles: every epoch counts
             result.best_epoch = epoch
             continue
         if val_p > best + 1e-4:
@@ -227,6 +228,7 @@ def _progress(cfg: TrainConfig):
             bar.close()
             return
         bar.update(1)
-        bar.set_postfix(loss=f"{row['loss']:.4f}", val=f"{row['val_p_at_10']:.3f}",
+        val = row["val_p_at_10"]
+        bar.set_postfix(loss=f"{row['loss']:.4f}", val="n/a" if val is None else f"{val:.3f}",
                         ex_s=f"{row['examples_per_s'] or 0:,.0f}")
     return update

@@ -260,7 +260,7 @@ def inspect_title(model: RelatedModel, title: str | int, k: int = 20,
     cfg = cfg or InspectConfig()
     broad = broad_categories(model)
     x = side_of(model, title, broad)
-    hits = (model.related_to_id(x.id, k) if x.id is not None else model.related(x.text, k)).hits
+    hits = (model.related_to_id(x.id, k) if x.id is not None else model.related(x.text, k)).related
     explained = explain_sides(model, x, [side_of(model, h.id, broad) for h in hits], cfg)
     for rank, (h, e) in enumerate(zip(hits, explained), 1):
         e["rank"], e["index_score"] = rank, h.score

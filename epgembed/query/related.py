@@ -10,7 +10,7 @@ and repeats are left out; `same_series=True` keeps them ("more episodes").
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,32 +19,13 @@ from epgembed.ingest.catalog import Catalog
 from epgembed.text.features import context_features
 from epgembed.index.serve import query_item, query_vector
 from epgembed.model.vectors import title_vectors
+from epgembed.query.shapes import Hit, ModelRef, Query, Related
 from epgembed.text.normalize import series_head, squash, title_forms
 from epgembed.text.tokenize import Tokenizer
 
 
 class QueryError(ValueError):
     """A query that cannot be answered (empty title, unknown id, bad k)."""
-
-
-@dataclass
-class Hit:
-    id: int
-    title: str
-    score: float
-    categories: list[str]
-
-
-@dataclass
-class Related:
-    query: str
-    known: bool
-    id: int | None
-    hits: list[Hit] = field(default_factory=list)
-
-    def to_json(self) -> dict:
-        return {"query": self.query, "known": self.known, "id": self.id,
-                "related": [asdict(h) for h in self.hits]}
 
 
 class RelatedModel:
@@ -125,7 +106,7 @@ class RelatedModel:
         out = []
         for t in titles:
             try:
-                out.append([h.title for h in self.related(t, k).hits])
+                out.append([h.title for h in self.related(t, k).related])
             except QueryError:
                 out.append([])
         return out
@@ -175,7 +156,8 @@ class RelatedModel:
             if len(hits) >= k + offset or exhausted:
                 break
             fetch *= 4
-        return Related(title, show_id is not None, show_id, hits[offset: offset + k])
+        return Related(Query(title, show_id is not None, show_id), ModelRef(self.version),
+                       hits[offset: offset + k])
 
 
 @dataclass(frozen=True)
