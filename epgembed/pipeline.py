@@ -1,4 +1,7 @@
-"""One call from dumps to a model directory: ingest -> catalog -> tokenizer -> train -> index.
+"""One call from dumps to a model directory, in four stages:
+
+    prepare (ingest -> catalog -> tokenizer) -> fit (train) -> vectors and summaries
+    -> write_model (bundle.save_model: neighbour table, Annoy forest, the folder)
 
     manifest = train_model(["dump.xml.gz"], "MODEL_DIR", Config())
 
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -27,8 +30,10 @@ from epgembed.text.tokenize import Tokenizer
 from epgembed.model.train import TrainResult, train
 
 
-@dataclass
+@dataclass(frozen=True)
 class Prepared:
+    """Everything training needs, read once; a stage that needs less makes a new one
+    (dataclasses.replace), it never edits this one."""
     catalog: Catalog | SerializedCatalog
     tokenizer: Tokenizer
     token_ids: np.ndarray             # [S, L] padded ids of every show
@@ -89,44 +94,53 @@ def train_model(paths: Iterable[str | Path], out_dir: str | Path, cfg: Config | 
         torch.set_num_threads(threads)
     paths = [Path(p) for p in paths]
     prep = prepare(paths, cfg, skip_bad_input=skip_bad_input, limits=limits)
-    prep.catalog = prep.catalog.serialized()   # training needs only its file: 1.5 GB less at 1M shows
+    prep = replace(prep, catalog=prep.catalog.serialized())   # training needs only its file: 1.5 GB less at 1M
     t0 = time.perf_counter()
     result = fit(prep, cfg)
-    prep.timings["train_s"] = time.perf_counter() - t0
+    timings = {**prep.timings, "train_s": time.perf_counter() - t0}
     t0 = time.perf_counter()
-    manifest = write_model(prep, result, out_dir, cfg, data={"inputs": [str(p) for p in paths]},
-                           quality=quality, free_tokens=True)
-    prep.timings["index_and_save_s"] = time.perf_counter() - t0
+    vectors, center = catalog_vectors(result.embeddings, prep.token_ids, prep.token_weights,
+                                      centred=cfg.index.center)
+    summary, training = summaries(prep, result, {"inputs": [str(p) for p in paths]}, timings)
+    tokenizer, catalog = prep.tokenizer, prep.catalog
+    del prep    # its token arrays go before the index is built (gigabytes at 1M shows)
+    manifest = save_model(Path(out_dir), tokenizer=tokenizer, catalog=catalog, embeddings=result.embeddings,
+                          vectors=vectors, token_counts=result.token_counts, config=cfg.to_dict(),
+                          history=result.history, data=summary, training=training, index_cfg=cfg.index,
+                          quality=quality, center=center)
+    manifest["training"]["timings"]["index_and_save_s"] = time.perf_counter() - t0   # the caller's copy
     return manifest
 
 
-def write_model(prep: Prepared, result: TrainResult, out_dir: str | Path, cfg: Config, *,
-                data: dict | None = None, quality: dict | None = None,
-                timings: dict | None = None, free_tokens: bool = False) -> dict:
-    """Everything after training: show vectors (centred when configured), the data and
-    training summaries, and bundle.save_model (complete, fsynced, renamed into place).
-    `data` entries are added to (or override) the data summary; `timings` as in save_model;
-    `free_tokens`: drop prep's token arrays once the vectors are made (before the index)."""
-    vectors, center = catalog_vectors(result.embeddings, prep.token_ids, prep.token_weights,
-                                      centred=cfg.index.center)
-    labelled = int(sum(1 for c in prep.show_categories if c))
-    if free_tokens:
-        prep.token_ids = prep.token_weights = prep.show_categories = None
-    summary = {**(data or {}), "files": prep.report.files,
+def summaries(prep: Prepared, result: TrainResult, data: dict | None, timings: dict) -> tuple[dict, dict]:
+    """The manifest's data summary (`data` entries added or overriding) and training summary."""
+    summary = {"files": prep.report.files,
                "programmes": prep.report.programmes,
                "skipped": [list(s) for s in prep.report.skipped],
                "skip_counts": prep.report.skip_counts(),
                "empty_titles": prep.report.empty_titles(),  # cleaned to nothing: reader + catalog
                "dropped_programmes": prep.dropped,           # no item: empty key, bare episode
                "supervising_categories": len(prep.categories),
-               "labelled_for_training": labelled}
-    summary.update(data or {})
+               "labelled_for_training": int(sum(1 for c in prep.show_categories if c)),
+               **(data or {})}
     last = result.history[-1] if result.history else {}
     best = next((h for h in result.history if h["epoch"] == result.best_epoch), last)
     training = {"best_epoch": result.best_epoch, "epochs_run": len(result.history),
                 "seconds": round(result.seconds, 3), "examples": result.examples,
                 "examples_per_s": round(result.examples_per_second, 1),
-                "val_p_at_10": best.get("val_p_at_10"), "timings": prep.timings}
+                "val_p_at_10": best.get("val_p_at_10"), "timings": timings}
+    return summary, training
+
+
+def write_model(prep: Prepared, result: TrainResult, out_dir: str | Path, cfg: Config, *,
+                data: dict | None = None, quality: dict | None = None,
+                timings: dict | None = None) -> dict:
+    """Everything after training: show vectors (centred when configured), the data and
+    training summaries, and bundle.save_model (complete, fsynced, renamed into place).
+    `data` entries are added to (or override) the data summary; `timings` as in save_model."""
+    vectors, center = catalog_vectors(result.embeddings, prep.token_ids, prep.token_weights,
+                                      centred=cfg.index.center)
+    summary, training = summaries(prep, result, data, dict(prep.timings))
     return save_model(Path(out_dir), tokenizer=prep.tokenizer, catalog=prep.catalog,
                       embeddings=result.embeddings, vectors=vectors,
                       token_counts=result.token_counts, config=cfg.to_dict(),

@@ -20,14 +20,16 @@ import unicodedata
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from conftest import GENRES
 from epgembed.config import TokenizerConfig
 from epgembed.text.normalize import (MAX_TITLE_CHARS, clean_text, fold, normalize_category, split_series,
-                                     strip_episode, title_key)
+                                     is_bare_episode, strip_episode, title_forms, title_key)
+from epgembed.ingest.catalog_build import build_catalog
+from epgembed.ingest.epg import Programme
 from epgembed.query.related import QueryError
 from epgembed.text.tokenize import PAD_ID, Tokenizer, token_text
 
@@ -111,6 +113,17 @@ def test_fold_idempotent(x):
 
 
 # ---------------------------------------------------------------- tokenizer
+@TEXT
+@given(any_text)
+def test_ingest_key_is_lookup_key(x):
+    """A title becomes the item whose key its lookup computes (normalize.title_forms is the one
+    entry point of both): built alone into a catalog, it is found again by its own text."""
+    forms = title_forms(x)
+    assume(forms.key and not is_bare_episode(forms.key))
+    catalog = build_catalog([Programme(x, None, None, ("news",), "c1", "20260101000000 +0000", "x.xml", 1)])
+    assert catalog.keys == [forms.key] and catalog.lookup(x) == 0
+
+
 @pytest.fixture(scope="module")
 def tokenizer() -> Tokenizer:
     titles = [t for ts in GENRES.values() for t in ts]

@@ -246,7 +246,7 @@ def test_quality_drop_is_gated(root, dumps):
 
 
 def test_artifact_validation_failure_is_gated(root, dumps, monkeypatch):
-    import epgembed.nightly.run
+    import epgembed.nightly.stages
     from epgembed.artifact.bundle import ModelError
     before = registry.current_version(root)
 
@@ -254,7 +254,7 @@ def test_artifact_validation_failure_is_gated(root, dumps, monkeypatch):
         if ".build-" not in str(path):
             return load_model(path)
         raise ModelError(f"{path}: index.ann does not match its sha256 in the manifest")
-    monkeypatch.setattr(epgembed.nightly.run, "load_model", corrupt_new_model)
+    monkeypatch.setattr(epgembed.nightly.stages, "load_model", corrupt_new_model)
     result = run_nightly([dumps[-1]], root, replace(NCFG, night="2022-07-26"), CFG)
     assert result.exit_code == EXIT_GATED and result.report["gate"]["stage"] == "validation"
     assert "sha256" in result.report["gate"]["reasons"][0] and "current_error" not in result.report

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import time
 from pathlib import Path
 
 from epgembed.artifact import registry
@@ -35,7 +34,7 @@ def medians(recent: list[dict]) -> dict:
 
 
 def new_report(dumps: list, root: Path, config: dict) -> dict:
-    return {"format": REPORT_FORMAT, "started": utc(), "_t0": time.perf_counter(),
+    return {"format": REPORT_FORMAT, "started": utc(),
             "root": str(root), "dumps": [str(d) for d in dumps], "night": None,
             "previous": registry.current_version(root), "version": None, "pid": os.getpid(),
             "config": config}

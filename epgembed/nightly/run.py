@@ -24,7 +24,8 @@ One run, under ROOT/.lock:
 
 A crash at any point leaves `current` on a complete version; hidden folders are removed by
 the next run. `force` accepts a night that only the consistency gates (dates, categories,
-catalog drop) refuse; the reasons are kept in the report under "forced". The CLI is in nightly_cli.py, the report in nightly_report.py.
+catalog drop) refuse; the reasons are kept in the report under "forced". The stages before
+and after training are in stages.py, the report in report.py, the CLI in epgembed/cli/nightly.py.
 """
 from __future__ import annotations
 
@@ -34,25 +35,20 @@ import shutil
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 
-from epgembed.nightly import history
-
 from epgembed.artifact import registry
-from epgembed.artifact.bundle import ModelError, load_model, read_manifest, sha256_file
+from epgembed.artifact.bundle import ModelError, read_manifest, sha256_file
 from epgembed.config import Config
-from epgembed.ingest.epg import Programme, ReadReport, expand_paths, read_programmes
 from epgembed.fsutil import utc
-from epgembed.nightly.gates import (NightlyConfig, catalog_reasons, consistency_reasons, input_reasons,
-                                    quality_reasons)
-from epgembed.nightly.quality import (catalog_changes, evaluate_model, holdout_split, neighbour_stability,
-                                      random_answers, strip_holdout, warm_start_table)
-from epgembed.nightly.report import file_info, medians, new_report, summary_line, write_reports
-from epgembed.pipeline import Prepared, fit, prepare_programmes, write_model
-from epgembed.query.related import RelatedModel
+from epgembed.ingest.epg import expand_paths
+from epgembed.nightly import history
+from epgembed.nightly.gates import NightlyConfig
+from epgembed.nightly.report import new_report, summary_line, write_reports
+from epgembed.nightly.stages import Gated, InputCheck, check_input, check_quality, ingest
+from epgembed.pipeline import Prepared, fit, write_model
 
 EXIT_PUBLISHED, EXIT_ERROR, EXIT_GATED = 0, 2, 3
 
@@ -71,14 +67,6 @@ class Unchanged(Exception):
     retry publishes nothing (exit 0) unless forced."""
 
 
-class Gated(Exception):
-    """The night is refused; nothing is published."""
-
-    def __init__(self, stage: str, reasons: list[str]):
-        super().__init__("; ".join(reasons))
-        self.stage, self.reasons = stage, reasons
-
-
 @dataclass
 class _Clock:
     """Wall time per stage, and the process's CPU time per stage (all its threads: torch,
@@ -95,56 +83,7 @@ class _Clock:
         self.t0, self.c0 = now, cnow
 
 
-# ---------------------------------------------------------------- stages
-def read_tonight(dumps: list[Path]) -> tuple[list[Programme], ReadReport, list[str]]:
-    """Tonight's programmes (duplicate airings merged) and the files that failed to parse."""
-    report = ReadReport()
-    programmes = history.merge([read_programmes(dumps, skip_bad_input=True, report=report)])
-    errors = [f"{p}:{ln}: {why}" if ln else f"{p}: {why}" for p, ln, why in report.file_errors]
-    return programmes, report, errors
-
-
-def tonight_date(programmes: list[Programme], files: list[Path], ncfg: NightlyConfig) -> date:
-    if ncfg.night:
-        return history.parse_night(ncfg.night)
-    mtimes = [f.stat().st_mtime for f in files if f.is_file()]
-    return history.night_of((p.start for p in programmes),
-                            max(mtimes) if mtimes else time.time())  # no file: gated anyway
-
-
-def load_current(root: Path, report: dict) -> RelatedModel | None:
-    cur = registry.current_dir(root)
-    if cur is None:
-        return None
-    try:
-        return load_model(cur)
-    except ModelError as e:  # publishing a good version over a broken current is a repair
-        report["current_error"] = str(e)
-        return None
-
-
-def warm_init(prep: Prepared, cur: RelatedModel | None, cfg: Config, ncfg: NightlyConfig,
-              report: dict) -> np.ndarray | None:
-    info = {"enabled": ncfg.warm_start, "used": False, "tokens_carried": 0,
-            "vocab_size": prep.tokenizer.vocab_size}
-    report["warm_start"] = info
-    if not ncfg.warm_start or cur is None:
-        return None
-    if cur.embeddings.shape[1] != cfg.train.dim:
-        info["skipped"] = f"dimension changed ({cur.embeddings.shape[1]} -> {cfg.train.dim})"
-        return None
-    table, carried = warm_start_table(prep.tokenizer, cur.tokenizer, cur.embeddings,
-                                      cfg.train.init_std, cfg.train.seed)
-    info.update(used=True, tokens_carried=carried)
-    return table
-
-
-def warm_overrides(ncfg: NightlyConfig) -> dict:
-    """Training options of a warm-started run: a short, gentle fine-tune."""
-    return {k: v for k, v in {"lr": ncfg.warm_lr, "patience": ncfg.warm_patience}.items()
-            if v is not None}
-
-
+# ---------------------------------------------------------------- training
 def train_and_write(prep: Prepared, init: np.ndarray | None, cfg: Config, out: Path,
                     data: dict, clock: _Clock) -> dict:
     """Train, then write the complete model folder `out` (pipeline.write_model, fsynced)."""
@@ -158,36 +97,12 @@ def train_and_write(prep: Prepared, init: np.ndarray | None, cfg: Config, out: P
     return manifest["training"]
 
 
-def evaluate_night(new: RelatedModel, cur: RelatedModel | None, merged: list[Programme],
-                   tonight: list[Programme], ncfg: NightlyConfig) -> dict:
-    splits = [holdout_split(merged, tonight, ncfg.holdout_seed, ncfg.holdout_fraction)]
-    titles = [s.title for s in new.catalog.shows]
-    quality = {"new": evaluate_model(new, splits),
-               "current": evaluate_model(cur, splits) if cur is not None else None,
-               "random": random_answers(titles, splits, ncfg.holdout_seed),
-               "split": {"holdout_fraction": ncfg.holdout_fraction, "seed": ncfg.holdout_seed,
-                         "items": sum(s.n_items for s in splits),
-                         "test_keys": sum(len(s.test_keys) for s in splits)}}
-    if quality["current"] and quality["current"]["p_at_10"] is not None \
-            and quality["new"]["p_at_10"] is not None:
-        quality["delta_p_at_10"] = round(quality["new"]["p_at_10"] - quality["current"]["p_at_10"], 4)
-    return quality
-
-
-def stability_of(new: RelatedModel, cur: RelatedModel | None, k: int) -> dict | None:
-    if cur is None:
-        return None
-    return neighbour_stability(
-        list(cur.catalog.keys), np.asarray(cur.vectors), list(new.catalog.keys), np.asarray(new.vectors), k,
-        old_table=cur.neighbours[0] if cur.neighbours is not None else None,
-        new_table=new.neighbours[0] if new.neighbours is not None else None)
-
-
 # ---------------------------------------------------------------- the run
 def run_nightly(dumps: list[str | Path], root: str | Path, ncfg: NightlyConfig,
                 cfg: Config) -> NightlyResult:
     """One nightly run; raises registry.RootLocked when another run holds the root."""
     root = Path(root)
+    t0 = time.perf_counter()
     with registry.locked(root):
         report = new_report(dumps, root, {"nightly": asdict(ncfg), "model": cfg.to_dict()})
         report["cleaned"] = registry.clean_stale(root) + history.clean_tmp(root)
@@ -199,6 +114,7 @@ def run_nightly(dumps: list[str | Path], root: str | Path, ncfg: NightlyConfig,
         except Unchanged:
             status, code = "unchanged", EXIT_PUBLISHED
         except Gated as g:
+            report.update(g.part)
             report["gate"] = {"decision": "refuse", "stage": g.stage, "reasons": g.reasons}
             status, code = "gated", EXIT_GATED
         except Exception as e:  # noqa: BLE001 - any failure: report it, publish nothing
@@ -206,7 +122,7 @@ def run_nightly(dumps: list[str | Path], root: str | Path, ncfg: NightlyConfig,
             status, code = "error", EXIT_ERROR
         finally:
             shutil.rmtree(build, ignore_errors=True)
-        report["timings"] = {**clock.timings, "total_s": round(time.perf_counter() - report.pop("_t0"), 3)}
+        report["timings"] = {**clock.timings, "total_s": round(time.perf_counter() - t0, 3)}
         report["cpu_timings"] = {**clock.cpu, "total_s": round(sum(clock.cpu.values()), 3),
                                  "note": "process CPU seconds per stage; write_s includes index_s"}
         report.update(status=status, exit_code=code, current_after=registry.current_version(root),
@@ -221,26 +137,32 @@ def run_nightly(dumps: list[str | Path], root: str | Path, ncfg: NightlyConfig,
 
 def _run(dumps: list[str | Path], root: Path, ncfg: NightlyConfig, cfg: Config, report: dict,
          build: Path, clock: _Clock) -> str:
+    """The stages in order; each returns its result, and only this function adds their
+    parts to the report (a stage that refuses carries its part in Gated)."""
     files = expand_paths(dumps)
     report["input_digest"] = input_digest(files, ncfg, cfg)
     if not ncfg.force and report["input_digest"] is not None \
             and report["input_digest"] == current_digest(root):
         raise Unchanged()
-    night, tonight, read_report, stats = check_input(files, root, ncfg, report)
-    merged, prep, cur, init = ingest(night, tonight, read_report, root, ncfg, cfg, report)
+    checked = check_input(files, root, ncfg)
+    report.update(checked.report())
+    ingested = ingest(checked, root, ncfg, cfg)
+    report.update(ingested.report())
+    forced = [*checked.forced, *ingested.forced]
+    if forced:
+        report["forced"] = forced
     clock.lap("ingest_s")
-    data = {"night": night.isoformat(), "inputs": [str(f) for f in files],
-            "history_nights": report["history"]["nights_used"], "programmes": len(merged),
-            "programmes_tonight": len(tonight)}
-    if init is not None:
-        cfg = cfg.replace(train=warm_overrides(ncfg))
-        report["warm_start"]["train_overrides"] = warm_overrides(ncfg)
-    report["training"] = train_and_write(prep, init, cfg, build, data, clock)
-    check_quality(build, cur, merged, tonight, ncfg, report)
+    data = {"night": checked.night.isoformat(), "inputs": [str(f) for f in files],
+            "history_nights": ingested.history["nights_used"], "programmes": len(ingested.merged),
+            "programmes_tonight": len(checked.tonight)}
+    if ingested.warm.train_overrides:
+        cfg = cfg.replace(train=ingested.warm.train_overrides)
+    report["training"] = train_and_write(ingested.prep, ingested.warm.init, cfg, build, data, clock)
+    report.update(check_quality(build, ingested, checked, ncfg).report())
     clock.lap("evaluate_s")
-    version = publish_with_history(root, build, night, tonight, stats, report)
+    version = publish_with_history(root, build, checked, report["previous"])
     report["gate"] = {"decision": "publish", "stage": None, "reasons": []}
-    housekeeping(root, ncfg, report)
+    report.update(housekeeping(root, ncfg))
     clock.lap("publish_s")
     return version
 
@@ -270,83 +192,14 @@ def current_digest(root: Path) -> str | None:
         return None
 
 
-def gate(stage: str, reasons: list[str], ncfg: NightlyConfig, report: dict) -> None:
-    """Raise Gated for `reasons`; with `force`, record them as overridden instead."""
-    if reasons and ncfg.force:
-        report.setdefault("forced", []).extend(reasons)
-    elif reasons:
-        raise Gated(stage, reasons)
-
-
-def check_input(files: list[Path], root: Path, ncfg: NightlyConfig,
-                report: dict) -> tuple[date, list[Programme], ReadReport, dict]:
-    """Read tonight's dumps and apply the input gate (raises Gated)."""
-    report["inputs"] = [file_info(f) for f in files]
-    tonight, read_report, file_errors = read_tonight(files)
-    night = tonight_date(tonight, files, ncfg)
-    stats = history.input_stats(tonight)
-    recent = history.recent_metas(root, night, ncfg.recent_nights)
-    recent_stats = [m.get("stats", {}) for m in recent]
-    report.update(night=night.isoformat(), input_stats=stats,
-                  read={"programmes": read_report.programmes,
-                        "skipped": [list(s) for s in read_report.skipped[:50]],
-                        "skipped_total": len(read_report.skipped)},
-                  recent_nights={"n": len(recent), "median": medians(recent_stats)})
-    reasons = input_reasons(stats, recent_stats, file_errors, ncfg.min_input_ratio)
-    if reasons:
-        raise Gated("input", reasons)
-    gate("input", consistency_reasons(night, stats, history.category_names(tonight), recent, ncfg),
-         ncfg, report)
-    return night, tonight, read_report, stats
-
-
-def ingest(night: date, tonight: list[Programme], read_report: ReadReport, root: Path,
-           ncfg: NightlyConfig, cfg: Config, report: dict
-           ) -> tuple[list[Programme], Prepared, RelatedModel | None, np.ndarray | None]:
-    """Tonight + retained history -> catalog, tokenizer, changes, warm-start table; the
-    catalog gate (labels that no longer agree, a large drop) before any training."""
-    past_nights = history.retained(root, night, ncfg.history_nights)
-    past = history.merge(history.read_night(root, n) for n in past_nights)
-    merged = history.merge([past, tonight])
-    agreement, compared = history.label_agreement(tonight, past)
-    report["history"] = {"nights_used": [n.isoformat() for n in past_nights],
-                         "programmes_merged": len(merged),
-                         "label_agreement": agreement, "labelled_shows_compared": compared}
-    prep = prepare_programmes(strip_holdout(merged, ncfg.holdout_seed, ncfg.holdout_fraction),
-                              cfg, read_report)
-    cur = load_current(root, report)
-    report["catalog"] = prep.catalog.summary()
-    report["changes"] = catalog_changes(cur.catalog if cur else None, prep.catalog)
-    gate("catalog", catalog_reasons(agreement, report["changes"], len(cur.catalog) if cur else 0,
-                                    ncfg), ncfg, report)
-    return merged, prep, cur, warm_init(prep, cur, cfg, ncfg, report)
-
-
-def check_quality(build: Path, cur: RelatedModel | None, merged: list[Programme],
-                  tonight: list[Programme], ncfg: NightlyConfig, report: dict) -> None:
-    """Load (validate) the new model, evaluate it and the current one, measure stability;
-    raises Gated when validation or the quality gate fails."""
-    try:
-        new = load_model(build)
-    except ModelError as e:
-        raise Gated("validation", [f"new model failed validation: {e}"]) from None
-    report["quality"] = evaluate_night(new, cur, merged, tonight, ncfg)
-    report["stability"] = stability_of(new, cur, ncfg.stability_k)
-    q = report["quality"]
-    reasons = quality_reasons(q["new"], q["current"], q["random"], ncfg)
-    if reasons:
-        raise Gated("quality", reasons)
-
-
-def publish_with_history(root: Path, build: Path, night: date, tonight: list[Programme],
-                         stats: dict, report: dict) -> str:
+def publish_with_history(root: Path, build: Path, checked: InputCheck, previous: str | None) -> str:
     """Publish the build and commit tonight to the history: both or neither. The night is
     staged (written, fsynced) first, so a full disk stops the run before the swap; should
     the commit itself fail after the swap, `current` goes back to what it was."""
     version = read_manifest(build)["version"]
-    staged = history.stage_night(root, night, tonight, {
-        "inputs": report["inputs"], "stats": stats, "version": version,
-        "category_names": history.category_names(tonight)})
+    staged = history.stage_night(root, checked.night, checked.tonight, {
+        "inputs": checked.inputs, "stats": checked.stats, "version": version,
+        "category_names": history.category_names(checked.tonight)})
     try:
         registry.publish(root, build)  # validates by loading, then swaps current
     except BaseException as e:
@@ -358,20 +211,20 @@ def publish_with_history(root: Path, build: Path, night: date, tonight: list[Pro
         staged.commit()
     except BaseException:
         staged.discard()
-        registry.restore_current(root, report["previous"])
+        registry.restore_current(root, previous)
         raise
     return version
 
 
-def housekeeping(root: Path, ncfg: NightlyConfig, report: dict) -> None:
+def housekeeping(root: Path, ncfg: NightlyConfig) -> dict:
     """After the swap: prune versions and the nights past the retained count. Both only
     delete what is no longer needed, so a failure here is a warning, not an error."""
-    report["pruned"], report["warnings"] = {}, []
-    steps = [("versions", lambda: report["pruned"].update(versions=registry.prune(root, ncfg.keep))),
-             ("history_nights", lambda: report["pruned"].update(
-                 history_nights=history.prune_nights(root, ncfg.history_nights)))]
+    pruned, warnings = {}, []
+    steps = [("versions", lambda: registry.prune(root, ncfg.keep)),
+             ("history_nights", lambda: history.prune_nights(root, ncfg.history_nights))]
     for name, step in steps:
         try:
-            step()
+            pruned[name] = step()
         except OSError as e:
-            report["warnings"].append(f"{name}: {e}")
+            warnings.append(f"{name}: {e}")
+    return {"pruned": pruned, "warnings": warnings}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from epgembed.config import Config
 from epgembed.ingest.catalog import Catalog
 from epgembed.text.features import context_features
 from epgembed.index.serve import query_item, query_vector
@@ -42,7 +43,8 @@ class RelatedModel:
         self.index = index
         self.token_counts = token_counts
         self.center = center if center is not None and np.any(center) else None
-        self.search_k = int(manifest.get("config", {}).get("index", {}).get("search_k", -1))
+        self.config = Config.from_manifest(manifest.get("config", {}))   # as built
+        self.search_k = self.config.index.search_k
         self.n_trees = int(manifest.get("n_trees", 0) or 0)
         self.neighbours = neighbours   # (ids [S, K], cosines [S, K]): exact, for catalog titles
 

@@ -1,0 +1,28 @@
+"""Configs: a user's file is strict, a model folder's manifest is read as built."""
+import json
+
+import pytest
+
+from epgembed.config import Config
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_config_file_with_an_unknown_option_is_an_error(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"train": {"dim": 8, "optimizer": "adagrad"}}))
+    with pytest.raises(ValueError, match="unknown train option"):
+        Config.load(path)
+
+
+def test_from_manifest_rebuilds_the_config_a_model_was_built_with():
+    built = Config().replace(train={"dim": 8, "epochs": 2}, index={"search_k": 123, "center": False})
+    assert Config.from_manifest(json.loads(json.dumps(built.to_dict()))) == built
+
+
+def test_from_manifest_leaves_out_options_this_version_no_longer_has():
+    old = {"train": {"dim": 8, "optimizer": "sparse_adam", "context_task": 0.0},
+           "index": {"search_k": 5}, "retired_section": {"x": 1}}
+    c = Config.from_manifest(old)
+    assert (c.train.dim, c.index.search_k) == (8, 5)
+    assert c.train.lr == Config().train.lr          # what the manifest does not say: today's default
