@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import time
+from functools import lru_cache
 from urllib.parse import unquote_to_bytes
 
 import msgspec
@@ -122,9 +123,20 @@ def _check_query_string(raw: bytes, max_bytes: int) -> None:
         raise ApiError(400, "the query string is not valid UTF-8 once percent-decoded") from None
 
 
+_PATH_PARAM = re.compile(r"<(?:[^<>:]+:)?([^<>:]+)>")
+OPENAPI_NAMES = {"show_id": "id"}     # a path parameter's name in /openapi.json, where it differs
+
+
+@lru_cache(maxsize=256)
+def route_label(rule: str) -> str:
+    """A Flask route as /openapi.json writes its path, for the metrics' and the access log's
+    `endpoint`: "/v1/titles/<int:show_id>/related" -> "/v1/titles/{id}/related"."""
+    return _PATH_PARAM.sub(lambda m: "{" + OPENAPI_NAMES.get(m.group(1), m.group(1)) + "}", rule)
+
+
 def _finish(resp: Response) -> Response:
     seconds = time.perf_counter() - g.get("t0", time.perf_counter())
-    endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    endpoint = route_label(request.url_rule.rule) if request.url_rule is not None else "unmatched"
     state().metrics.observe(endpoint, request.method, resp.status_code, seconds)
     served = g.get("serving")
     if served is not None:

@@ -30,7 +30,8 @@ class Metrics:
                                "PROMETHEUS_MULTIPROC_DIR: set it before the app is imported")
         self.multiproc_dir = multiproc_dir
         r = self.registry = CollectorRegistry()
-        self.requests = Counter("epgembed_http_requests", "HTTP requests by endpoint and status",
+        self.requests = Counter("epgembed_http_requests", "HTTP requests by endpoint (the route's /openapi.json path, or "
+                                "unmatched) and status",
                                 ["endpoint", "method", "status"], registry=r)
         self.latency = Histogram("epgembed_http_request_duration_seconds",
                                  "Request latency inside the app by endpoint", ["endpoint"],

@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from typing import get_args
+
 from epgembed.artifact.bundle import load_model
-from epgembed.query.inspect import explain_pair
+from epgembed.config import TokenizerConfig
+from epgembed.query.inspect import PARTS, explain_pair, side_of, token_parts
+from epgembed.query.shapes import FeatureKind
+from epgembed.text.features import KINDS
+from epgembed.text.tokenize import Tokenizer
 from handmade import PLANTED, RARE, build_handmade_model, make_app
 
 pytestmark = pytest.mark.integration
@@ -95,7 +101,8 @@ def test_explorer_page_is_self_contained(client):
     assert "default-src 'none'" in csp and "script-src 'self'" in csp and "http" not in csp
     html = r.get_data(as_text=True)
     assert 'src="explorer/explorer.js"' in html and "http" not in html.replace("http-equiv", "")
-    for asset, kind in (("explorer.js", "javascript"), ("explorer.css", "css")):
+    assert 'src="explorer/explorer-why.js"' in html
+    for asset, kind in (("explorer.js", "javascript"), ("explorer-why.js", "javascript"), ("explorer.css", "css")):
         a = client.get(f"/explorer/{asset}")
         assert a.status_code == 200 and kind in a.mimetype
         assert "http:" not in a.get_data(as_text=True) and "https:" not in a.get_data(as_text=True)
@@ -109,3 +116,74 @@ def test_openapi_paths_describe_the_endpoints():
     assert names == {"title", "neighbor_title", "neighbor", "rare_max_count", "collapse_share"}
     token = spec["components"]["schemas"]["ExplainToken"]
     assert token["additionalProperties"] is False and set(token["required"]) == set(token["properties"])
+    assert {"kind", "word", "feature"} <= set(token["properties"])
+    assert "words" in spec["components"]["schemas"]["ExplainSide"]["required"]
+    assert spec["components"]["schemas"]["PartShare"]["additionalProperties"] is False
+
+
+# ---------------------------------------------------------------- tokens -> words, parts
+def test_token_parts_by_hand():
+    """Whole words, then description words, then guide features, as Tokenizer.item_tokens
+    builds a catalog title's bag."""
+    tok = Tokenizer(None, ["club", "dragon", "puppy", "tales"], TokenizerConfig(pieces=False, min_word_count=1),
+                    context_words=["dragon", "tales"], features=["channel=ch1", "slot=2"])
+    bag = tok.item_tokens("Puppy Club", "Dragon tales, puppy!", {"channel=ch1": 1.0, "slot=2": 0.5})
+    assert [s for _, s, _ in bag] == ["[puppy]", "[club]", "[dragon]", "[tales]", "<channel=ch1>", "<slot=2>"]
+    words, parts = token_parts(tok, "puppy club", [i for i, _, _ in bag])
+    assert words == ["puppy", "club"]
+    assert parts == [("word", 0, None), ("word", 1, None), ("context", None, None), ("context", None, None),
+                     ("feature", None, "channel"), ("feature", None, "slot")]
+    assert set(get_args(FeatureKind)) == set(KINDS) and PARTS == ("text", "context", *KINDS)
+
+
+def test_pieces_belong_to_their_words(tiny_model_dir):
+    """A word's pieces decode to the word (with the punctuation after it in its chunk); the
+    whole-word tokens point at their words."""
+    model = load_model(tiny_model_dir)
+    side = side_of(model, "Kitchen: Puppy-Club", set())
+    assert side.words == ["kitchen", "puppy", "club"]
+    pieces = [(i, p[1]) for i, p in zip(side.ids, side.parts) if p[0] == "piece"]
+    spelled = [model.tokenizer.sp.DecodeIds([i - 1 for i, w in pieces if w == k]) for k in range(3)]
+    assert spelled == ["kitchen:", "puppy-", "club"]
+    assert [(s, p[1]) for s, p in zip(side.surfaces, side.parts) if p[0] == "word"] == \
+        [("[kitchen]", 0), ("[puppy]", 1), ("[club]", 2)]
+
+
+def check_parts(e: dict) -> None:
+    """carried_by sums the tokens' shares by part; a side's parts + its center = the score."""
+    for side in ("title", "neighbor"):
+        toks = e["tokens"][side]
+        for p in e["carried_by"]:
+            mine = [t for t in toks if (t["feature"] if t["kind"] == "feature" else
+                                         "context" if t["kind"] == "context" else "text") == p["part"]]
+            assert p[side] == pytest.approx(sum(t["share"] for t in mine), abs=1e-5)
+        total = sum(p[side] for p in e["carried_by"]) + e["center_share"][side]
+        assert total == pytest.approx(e["score"], abs=1e-4)
+    assert [p["part"] for p in e["carried_by"]] == [p for p in PARTS if p in {q["part"] for q in e["carried_by"]}]
+
+
+def test_handmade_tokens_are_whole_words(client, ids):
+    e = client.get(f"/v1/titles/{ids[0]}/explain?neighbor={ids[1]}").get_json()
+    assert e["title"]["words"] == [RARE, "puppy"] and e["neighbor"]["words"] == [RARE, "kitchen"]
+    assert [(t["token"], t["kind"], t["word"], t["feature"]) for t in e["tokens"]["title"]] == \
+        [(f"[{RARE}]", "word", 0, None), ("[puppy]", "word", 1, None)]
+    assert [p["part"] for p in e["carried_by"]] == ["text"]          # no description, no features
+    check_parts(e)
+
+
+def test_feature_tokens_and_their_parts(tiny_model_dir):
+    client = make_app(tiny_model_dir).test_client()
+    found = client.get("/v1/titles?q=baking&limit=2").get_json()["titles"]
+    e = client.get(f"/v1/titles/{found[0]['id']}/explain?neighbor={found[1]['id']}").get_json()
+    assert e["title"]["words"][0] == "baking"
+    for t in e["tokens"]["title"] + e["tokens"]["neighbor"]:
+        is_feature = t["token"].startswith("<") and "=" in t["token"]   # "<channel=ch1>"
+        assert (t["kind"] == "feature") == is_feature
+        if is_feature:
+            assert t["feature"] == t["token"][1:].split("=")[0] and t["word"] is None
+        else:
+            assert t["feature"] is None and t["kind"] in ("piece", "word")
+            assert e["title"]["words"] or e["neighbor"]["words"]
+    parts = {p["part"] for p in e["carried_by"]}
+    assert {"text", "channel", "slot"} <= parts and "context" not in parts     # the dump has no descriptions
+    check_parts(e)

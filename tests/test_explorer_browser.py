@@ -1,18 +1,25 @@
 """The explorer page in a real headless browser: Debian's chromium driven by Playwright.
 
-Type a title, pick it from the suggestions, see the related titles, click one, see why.
-The screenshot is written to test-artifacts/explorer.png (git-ignored). `make test`
-installs chromium when /usr/bin/chromium is missing; without it this test fails, loudly.
+The serving model's version, age and counts in the header; type a title, pick it from the
+suggestions, see the related titles, click one, see why: the words of both titles
+highlighted by their share of the score, what the guide features carried (a model with
+features), the tokenizer pieces behind a disclosure. The screenshot is written to
+test-artifacts/explorer.png (git-ignored). `make test` installs chromium when
+/usr/bin/chromium is missing; without it this test fails, loudly.
 """
 from __future__ import annotations
 
+import re
 import shutil
 import threading
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
 
+from epgembed.artifact.bundle import load_model
 from handmade import PLANTED, RARE, build_handmade_model, make_app
 
 pytestmark = pytest.mark.system
@@ -23,15 +30,31 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    app = make_app(build_handmade_model(tmp_path_factory.mktemp("handmade-browser") / "m"))
-    srv = make_server("127.0.0.1", 0, app, threaded=True)        # port 0: a free port
+@contextmanager
+def serving(model_dir: Path):
+    srv = make_server("127.0.0.1", 0, make_app(model_dir), threaded=True)   # port 0: a free port
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{srv.server_port}"
     srv.shutdown()
     thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def handmade_dir(tmp_path_factory) -> Path:
+    return build_handmade_model(tmp_path_factory.mktemp("handmade-browser") / "m")
+
+
+@pytest.fixture(scope="module")
+def server(handmade_dir):
+    with serving(handmade_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def tiny_server(tiny_model_dir):           # a trained model: pieces and guide features
+    with serving(tiny_model_dir) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +72,56 @@ def browser():
         b.close()
 
 
-def test_type_pick_click_and_see_why(server, browser, tmp_path):
+def watched_page(browser, problems: list[str], requests: list[str] | None = None):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    problems: list[str] = []
-    requests: list[str] = []
     page.on("console", lambda m: m.type in ("error", "warning") and problems.append(m.text))
     page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("request", lambda r: requests.append(r.url))
+    if requests is not None:
+        page.on("request", lambda r: requests.append(r.url))
+    return page
+
+
+def alpha(locator) -> float:
+    """The opacity of an element's background colour (0: none)."""
+    color = locator.evaluate("e => getComputedStyle(e).backgroundColor")
+    parts = re.findall(r"[\d.]+", color)
+    return float(parts[3]) if len(parts) == 4 else (1.0 if parts and color.startswith("rgb(") else 0.0)
+
+
+def words_of_line(page, side: str) -> list[str]:
+    return page.locator(f"#why-words .words-line.{side}:not(.context) .w").all_inner_texts()
+
+
+def check_model_line(page, model_dir: Path) -> None:
+    model = load_model(model_dir)
+    page.locator("#model-status .version").wait_for(timeout=10_000)
+    assert page.locator("#model-status .version").inner_text() == model.version
+    assert re.fullmatch(r"built (just now|\d+ min ago)", page.locator("#model-status .age").inner_text())
+    assert page.locator("#model-status .counts").inner_text().startswith(f"{len(model)} shows (")
+
+
+def check_readable_why(page) -> None:
+    """Both titles' words, the rare word darkest; the tokenizer pieces hidden until asked for."""
+    page.locator("#why-words .w").first.wait_for(timeout=10_000)
+    assert words_of_line(page, "title") == ["Zorblax", "Puppy"]          # as written, not as tokens
+    assert words_of_line(page, "neighbor") == ["Zorblax", "Kitchen"]
+    rare, other = (page.locator("#why-words .words-line.title .w", has_text=w) for w in ("Zorblax", "Puppy"))
+    assert float(rare.get_attribute("data-share")) > 0.5 and alpha(rare) > 0.5
+    assert alpha(rare) > alpha(other) + 0.2
+    assert not page.locator("#why-parts").is_visible()                 # no features, no description
+    assert not page.locator("#why-x .tok").first.is_visible()           # pieces: on demand
+    assert page.locator("#why-pieces").get_attribute("open") is None
+    page.locator("#why-pieces summary").click()
+    page.locator("#why-x .tok").first.wait_for(timeout=10_000)
+
+
+def test_type_pick_click_and_see_why(server, handmade_dir, browser, tmp_path):
+    problems: list[str] = []
+    requests: list[str] = []
+    page = watched_page(browser, problems, requests)
 
     page.goto(server + "/")
+    check_model_line(page, handmade_dir)
     page.fill("#q", "zorb")                                   # catalog lookup as you type
     suggestion = page.locator("#suggestions li", has_text=PLANTED[0])
     suggestion.wait_for(timeout=10_000)
@@ -71,8 +135,10 @@ def test_type_pick_click_and_see_why(server, browser, tmp_path):
     assert page.locator("#related li").count() >= 5
 
     first.click()                                             # why?
-    page.locator("#why-x .tok").first.wait_for(timeout=10_000)
+    check_readable_why(page)
     assert page.locator("#why .carrier").inner_text() == f"[{RARE}]"
+    assert re.search(f"carried most by the word “{RARE}” of “({PLANTED[0]}|{PLANTED[1]})”",
+                     page.locator("#why-summary").inner_text())
     assert "no shared category" in page.locator("#why-summary").inner_text()
     rare_bar = page.locator("#why-x .tok.rare").first
     assert f"[{RARE}]" in rare_bar.inner_text()
@@ -99,4 +165,57 @@ def test_type_pick_click_and_see_why(server, browser, tmp_path):
     assert not problems, problems                             # no CSP violation, no script error
     assert requests and all(u.startswith(server + "/") for u in requests), requests
     assert any("/v1/titles/" in u and "/explain?neighbor=" in u for u in requests)   # known: by ids
+    page.close()
+
+
+@pytest.mark.parametrize("age, words", [(timedelta(minutes=7, seconds=5), "built 7 min ago"),
+                                        (timedelta(hours=3, minutes=5), "built 3 h ago"),
+                                        (timedelta(days=2, hours=1), "built 2 days ago")])
+def test_model_age_in_words(server, browser, age, words):
+    """The age is computed in the page from `created` (UTC): here a /v1/model answer whose
+    `created` lies `age` in the past."""
+    created = (datetime.now(timezone.utc) - age).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def older(route):
+        answer = route.fetch()
+        route.fulfill(response=answer, json={**answer.json(), "created": created})
+
+    problems: list[str] = []
+    page = watched_page(browser, problems)
+    page.route("**/v1/model", older)
+    page.goto(server + "/")
+    page.locator("#model-status .age", has_text=words).wait_for(timeout=10_000)
+    assert page.locator("#model-status .age").get_attribute("title") == f"created {created} (UTC)"
+    assert not problems, problems
+    page.close()
+
+
+def test_what_the_guide_features_carried(tiny_server, browser):
+    """A trained model's bag holds pieces, whole words and guide features: the panel says
+    what each part carried, with bars scaled to the largest and none invisible."""
+    problems: list[str] = []
+    page = watched_page(browser, problems)
+    page.goto(tiny_server + "/")
+    page.fill("#q", "Baking Kitchen")
+    page.press("#q", "Enter")
+    page.locator("#related li").first.wait_for(timeout=10_000)
+    with page.expect_response(lambda r: "/explain" in r.url) as answer:
+        page.locator("#related li").first.click()
+    e = answer.value.json()
+    page.locator("#why-parts .part").first.wait_for(timeout=10_000)
+    assert words_of_line(page, "title") == ["Baking", "Kitchen"]
+    assert words_of_line(page, "neighbor") == e["neighbor"]["text"].split()
+    text = page.locator("#why-parts-text").inner_text()
+    assert text.startswith(f"Of the score {e['score']:.3f}, most came from the ")
+    rows = page.locator("#why-parts .part")
+    assert sorted(rows.evaluate_all("rs => rs.map(r => r.dataset.part)")) == sorted(p["part"] for p in e["carried_by"])
+    assert {"channel", "time slot"} <= set(page.locator("#why-parts .part .name").all_inner_texts())
+    widths = page.locator("#why-parts .pbar i").evaluate_all("is => is.map(i => i.getBoundingClientRect().width)")
+    track = page.locator("#why-parts .pbar").first.evaluate("e => e.getBoundingClientRect().width")
+    assert max(widths) == pytest.approx(track, abs=1) and min(widths) >= 3     # scaled; small ones visible
+    feature_rows = page.locator("#why-x .tok.feature")
+    assert feature_rows.count() > 0 and not feature_rows.first.is_visible()
+    page.locator("#why-pieces summary").click()
+    assert feature_rows.first.is_visible() and feature_rows.first.inner_text().startswith("<")
+    assert not problems, problems
     page.close()

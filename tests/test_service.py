@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import threading
 from pathlib import Path
@@ -255,7 +256,7 @@ def test_metrics_count_requests_by_endpoint_and_status(client):
     text = client.get("/metrics").get_data(as_text=True)
     assert 'epgembed_http_requests_total{endpoint="/v1/related",method="GET",status="200"} 3.0' in text
     assert 'epgembed_http_requests_total{endpoint="/v1/related",method="GET",status="400"} 1.0' in text
-    assert 'endpoint="/v1/titles/<show_id>/related",method="GET",status="200"} 1.0' in text
+    assert 'endpoint="/v1/titles/{id}/related",method="GET",status="200"} 1.0' in text
     assert 'epgembed_http_request_duration_seconds_count{endpoint="/v1/related"} 4.0' in text
     assert 'epgembed_model_reloads_total{result="ok"} 1.0' in text
     assert "epgembed_model_info{version=" in text
@@ -413,3 +414,19 @@ def test_config_is_built_from_the_environment_only_in_the_entry_layer(tmp_path):
     assert c.limits.max_k == 7 and c.poll_seconds == 0.5 and c.metrics_dir is None and c.models == tmp_path
     with pytest.raises(RuntimeError, match="PROMETHEUS_MULTIPROC_DIR"):   # multiprocess needs the env first
         create_app(ServiceConfig(models=tmp_path, metrics_dir=tmp_path), start=False)
+
+
+def test_every_metric_label_is_the_routes_openapi_path(app, client):
+    """One label style for every route: the path as /openapi.json writes it ({id}, not
+    <show_id> or <int:show_id>); "/" and the explorer's files are the page, not the API."""
+    for rule in (r for r in app.url_map.iter_rules() if r.endpoint != "static"):   # Flask's own
+        url = rule.rule.replace("<show_id>", "0").replace("<path:filename>", "explorer.js")
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            client.open(url + ("?neighbor=1" if "explain" in url else ""), method=method, json={})
+    client.get("/nowhere")
+    text = client.get("/metrics").get_data(as_text=True)
+    labels = set(re.findall(r'endpoint="([^"]*)"', text))
+    paths = set(client.get("/openapi.json").get_json()["paths"])
+    assert labels == paths | {"/", "/explorer/{filename}", "unmatched"}
+    assert "/v1/titles/{id}/related" in labels and "/v1/titles/{id}/explain" in labels
+    assert not any("<" in x or ">" in x for x in labels)

@@ -21,6 +21,8 @@ import numpy as np
 from epgembed.config import InspectConfig
 from epgembed.model.vectors import EPS, title_vectors
 from epgembed.query.related import QueryError, RelatedModel
+from epgembed.text.features import KINDS, kind_of
+from epgembed.text.tokenize import Tokenizer, token_text, words_of
 
 
 # ------------------------------------------------------------------------ the math
@@ -118,7 +120,7 @@ def collapse(score: np.ndarray, drops: np.ndarray, rare: np.ndarray) -> np.ndarr
 
 def broad_categories(model: RelatedModel) -> set[str]:
     """Categories on too many shows to say anything (the model's own max_category_share)."""
-    share = model.manifest.get("config", {}).get("catalog", {}).get("max_category_share", 0.3)
+    share = model.config.catalog.max_category_share
     return model.catalog.broad_categories(float(share))
 
 
@@ -133,10 +135,66 @@ class Side:
     weights: list[float]         # 1 for title tokens; < 1 for description context words
     categories: list[str]
     informative: list[str]
+    words: list[str]             # the words of its key (what its text tokens spell)
+    parts: list[tuple[str, int | None, str | None]]   # per token: token_parts
 
     def to_json(self) -> dict:
         return {"text": self.text, "id": self.id, "known": self.id is not None,
-                "categories": self.categories, "informative_categories": self.informative}
+                "categories": self.categories, "informative_categories": self.informative,
+                "words": self.words}
+
+
+def piece_words(tok: Tokenizer, spans: list[tuple[int, int]], piece_ids: list[int]) -> list[int | None]:
+    """The key word (index into `spans`, its words' [start, end)) each sentencepiece piece of
+    the key is part of. A piece spans the text it adds to what its predecessors decode to (a
+    "▁" is the space before a word; a byte piece decodes to its character). Punctuation goes
+    with the word before it in its chunk ("tatort:", "9-1-1"), a lone "▁" with the word after."""
+    if not piece_ids:
+        return []
+    ends = [len(tok.sp.DecodeIds([p - 1 for p in piece_ids[:j]])) for j in range(len(piece_ids) + 1)]
+    full = tok.sp.DecodeIds([p - 1 for p in piece_ids])
+    out: list[int | None] = []
+    for j, i in enumerate(piece_ids):
+        at, text = ends[j], full[ends[j]: ends[j + 1]]
+        later = next((k for k, (_, e) in enumerate(spans) if e > at), None)
+        if not tok.token_name(i).startswith("▁") and not any(c.isalnum() for c in text):
+            later = next((k for k in range(len(spans) - 1, -1, -1) if spans[k][0] < at), later)
+        out.append(later if later is not None else (len(spans) - 1 if spans else None))
+    return out
+
+
+def token_parts(tok: Tokenizer, key: str, ids: list[int]) -> tuple[list[str], list[tuple]]:
+    """The words of a title's key and, per token of its bag `ids`, (kind, word, feature).
+
+    The bag is the key's tokens (Tokenizer.encode: pieces, then whole words), then for a
+    catalog title its description words and guide features (Tokenizer.item_tokens). kind:
+    "piece" (word: the key word it is part of; pieces of one word share it), "word" (a
+    whole-word token; word: which one), "context" (a description word) or "feature"
+    (feature: its kind, features.KINDS). `word` indexes the returned words.
+    """
+    words, spans, pos = words_of(key), [], 0
+    for w in words:                                     # words_of gives substrings, in order
+        pos = key.find(w, pos)
+        spans.append((pos, pos + len(w)))
+        pos += len(w)
+    n_title = len(tok.encode(key)) if key else 0
+    first_feature = 1 + tok.n_pieces + len(tok.words)
+    of_piece = iter(piece_words(tok, spans, [i for i in ids[:n_title] if 0 < i <= tok.n_pieces]))
+    out: list[tuple] = []
+    next_word = 0
+    for j, i in enumerate(ids):
+        if i >= first_feature:
+            out.append(("feature", None, kind_of(tok.features[i - first_feature])))
+        elif j >= n_title:
+            out.append(("context", None, None))
+        elif i <= tok.n_pieces:
+            out.append(("piece", next(of_piece), None))
+        else:                                           # whole words come in the key's order
+            w = tok.words[i - 1 - tok.n_pieces]
+            k = next((k for k in range(next_word, len(words)) if words[k] == w), None)
+            next_word = next_word if k is None else k + 1
+            out.append(("word", k, None))
+    return words, out
 
 
 def show_tokens(model: RelatedModel, show) -> list[tuple[int, str, float]]:
@@ -160,14 +218,16 @@ def side_of(model: RelatedModel, title_or_id: str | int, broad: set[str]) -> Sid
         show_id = model.resolve(str(title_or_id))
     if show_id is None:
         text, cats = str(title_or_id), []
-        toks = [(i, s, 1.0) for i, s in model.tokenizer.tokens(text)]
+        key, toks = token_text(text), [(i, s, 1.0) for i, s in model.tokenizer.tokens(text)]
     else:
         show = model.catalog.shows[show_id]
-        text, cats, toks = show.title, show.category_list(), show_tokens(model, show)
+        text, key, cats, toks = show.title, show.key, show.category_list(), show_tokens(model, show)
     if not toks:
         raise QueryError(f"{text!r} has no tokens after normalization")
-    return Side(text, show_id, [i for i, _, _ in toks], [s for _, s, _ in toks],
-                [w for _, _, w in toks], cats, [c for c in cats if c not in broad])
+    ids = [i for i, _, _ in toks]
+    words, parts = token_parts(model.tokenizer, key, ids)
+    return Side(text, show_id, ids, [s for _, s, _ in toks], [w for _, _, w in toks], cats,
+                [c for c in cats if c not in broad], words, parts)
 
 
 def padded(seqs: list[list], dtype=np.int64) -> np.ndarray:
@@ -182,12 +242,31 @@ def token_records(model: RelatedModel, side: Side, without: np.ndarray, share: n
     out = []
     for j, (tid, surface, weight) in enumerate(zip(side.ids, side.surfaces, side.weights)):
         count = int(model.token_counts[tid])
+        kind, word, feature = side.parts[j]
         out.append({"position": j, "id": int(tid), "token": surface, "weight": weight, "count": count,
                     "rare": count <= cfg.rare_max_count,
                     "without": round(float(without[j]), 6),
                     "drop": round(score - float(without[j]), 6),
-                    "share": round(float(share[j]), 6)})
+                    "share": round(float(share[j]), 6),
+                    "kind": kind, "word": word, "feature": feature})
     return out
+
+
+PARTS = ("text", "context", *KINDS)   # "text": the title's own pieces and words
+
+
+def carried_by(rx: list[dict], ry: list[dict]) -> list[dict]:
+    """The shares of the pair's tokens summed by part (text, context, each feature kind), per
+    side: each side's parts plus its center_share sum to the score. Parts neither side has
+    are left out; in PARTS order."""
+    sums: dict[str, dict[str, float]] = {}
+    for side, ts in (("title", rx), ("neighbor", ry)):
+        for t in ts:
+            part = t["feature"] if t["kind"] == "feature" else ("context" if t["kind"] == "context" else "text")
+            sums.setdefault(part, {"title": 0.0, "neighbor": 0.0})[side] += t["share"]
+    order = sorted(sums, key=lambda p: PARTS.index(p) if p in PARTS else len(PARTS))
+    return [{"part": p, "title": round(sums[p]["title"], 6), "neighbor": round(sums[p]["neighbor"], 6)}
+            for p in order]
 
 
 def explain_sides(model: RelatedModel, x: Side, ys: list[Side], cfg: InspectConfig) -> list[dict]:
@@ -233,7 +312,7 @@ def pair_json(x: Side, y: Side, score: float, rx: list[dict], ry: list[dict],
             "collapse": round(rare_share, 6), "carried": round(carried, 6),
             "flags": flags, "outlier": bool(flags),
             "carrier": {k: top[k] for k in ("side", "token", "id", "count", "rare", "drop")},
-            "tokens": {"title": rx, "neighbor": ry}}
+            "tokens": {"title": rx, "neighbor": ry}, "carried_by": carried_by(rx, ry)}
 
 
 def explain_pair(model: RelatedModel, title_or_id: str | int, neighbor: str | int,
@@ -274,9 +353,8 @@ def inspect_title(model: RelatedModel, title: str | int, k: int = 20,
 
 
 def model_json(model: RelatedModel) -> dict:
-    train = model.manifest.get("config", {}).get("train", {})
     return {"path": str(model.path), "version": model.manifest.get("version"),
-            "n_shows": len(model), "inv_freq": train.get("inv_freq")}
+            "n_shows": len(model), "inv_freq": model.config.train.inv_freq}
 
 
 # ------------------------------------------------------------------------ two models

@@ -70,12 +70,19 @@ class Batch(msgspec.Struct, **_SHAPE):
 
 
 # ------------------------------------------------------------------ explanations
+FeatureKind = Literal["channel", "slot", "day", "duration", "episodic", "credit", "year", "country",
+                      "rating"]      # epgembed.text.features.KINDS
+Part = Literal["text", "context", FeatureKind]
+
+
 class ExplainSide(msgspec.Struct, **_SHAPE):
     text: str
     id: Optional[int]
     known: bool
     categories: list[str]
     informative_categories: list[str]
+    words: Annotated[list[str], msgspec.Meta(
+        description="the words of its normalized text, as its tokens spell them (ExplainToken.word)")]
 
 
 class ExplainToken(msgspec.Struct, **_SHAPE):
@@ -90,6 +97,22 @@ class ExplainToken(msgspec.Struct, **_SHAPE):
     without: float
     drop: float
     share: float
+    kind: Annotated[Literal["piece", "word", "context", "feature"], msgspec.Meta(
+        description="piece: a tokenizer piece of a word; word: a whole-word token; context: a "
+                    "description word (weight < 1); feature: a guide feature (channel, slot, ...)")]
+    word: Annotated[Optional[int], msgspec.Meta(
+        description="for a piece or word: which of the side's `words` it is (part of); else null")]
+    feature: Annotated[Optional[FeatureKind], msgspec.Meta(
+        description="for a feature: its kind; else null")]
+
+
+class PartShare(msgspec.Struct, **_SHAPE):
+    """The summed `share` of one part of the bags on each side: the titles' own words and
+    pieces (text), description words (context), or one guide feature kind. A side's parts
+    plus its center_share sum to the score."""
+    part: Part
+    title: float
+    neighbor: float
 
 
 class Carrier(msgspec.Struct, **_SHAPE):
@@ -127,6 +150,7 @@ class Explain(msgspec.Struct, **_SHAPE):
     carrier: Carrier
     tokens: SideTokens
     center_share: CenterShare
+    carried_by: list[PartShare]
 
 
 ANSWERS = (Related, Batch, Error, Explain)

@@ -1,9 +1,10 @@
-// epgembed explorer: catalog lookup as you type, related titles, and why (token contributions).
+// epgembed explorer: the serving model, catalog lookup as you type, related titles; the "Why?"
+// panel is drawn by explorer-why.js.
 // Plain DOM, no dependencies; every text from the data goes in through textContent.
 (function () {
   'use strict';
   var $ = function (id) { return document.getElementById(id); };
-  var state = { query: null, seq: 0, suggestSeq: 0, active: -1, timer: null };
+  var state = { query: null, seq: 0, suggestSeq: 0, active: -1, timer: null, model: null };
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -26,6 +27,8 @@
 
   function getJSON(url) {
     return fetch(url, { headers: { Accept: 'application/json' } }).then(function (r) {
+      var served = r.headers.get('X-Model-Version');        // a reload swapped the model: show it
+      if (served && state.model && served !== state.model.version && url !== 'v1/model') loadModel();
       return r.json().catch(function () { return {}; }).then(function (body) {
         if (!r.ok) {
           var msg = body && body.error ? (body.error.message || body.error) : r.statusText;
@@ -33,6 +36,62 @@
         }
         return body;
       });
+    });
+  }
+
+  // ------------------------------------------------------------ the serving model
+  function ago(iso, now) {
+    var t = Date.parse(iso);
+    if (isNaN(t)) return 'built at an unknown time';
+    var min = Math.floor((now - t) / 60000);
+    if (min < -1) return 'built in the future (clocks disagree)';
+    if (min < 1) return 'built just now';
+    if (min < 60) return 'built ' + min + ' min ago';
+    var h = Math.floor(min / 60);
+    if (h < 48) return 'built ' + h + ' h ago';
+    return 'built ' + Math.floor(h / 24) + ' days ago';
+  }
+
+  function num(n) { return Number(n).toLocaleString('en'); }
+
+  function modelCounts(m) {
+    var c = m.counts || {}, out = [num(m.shows) + ' shows'];
+    if (c.labelled_shows !== undefined) out[0] += ' (' + num(c.labelled_shows) + ' labelled)';
+    if (c.categories !== undefined) out.push(num(c.categories) + ' categories');
+    if (c.airings !== undefined) out.push(num(c.airings) + ' airings');
+    return out.join(' · ');
+  }
+
+  function modelTraining(m) {
+    var t = m.training || {}, out = [];
+    if (t.epochs_run !== null && t.epochs_run !== undefined) out.push(t.epochs_run + ' epochs');
+    if (t.seconds !== null && t.seconds !== undefined) out.push(Number(t.seconds).toFixed(1) + ' s');
+    var q = m.quality || {}, held = typeof q.p_at_10 === 'number' ? q.p_at_10 : (q.new || {}).p_at_10;
+    if (typeof held === 'number') out.push('held-out P@10 ' + held.toFixed(3));   // the nightly's figure
+    else if (typeof t.val_p_at_10 === 'number') out.push('val P@10 ' + t.val_p_at_10.toFixed(3));
+    return out.length ? 'trained: ' + out.join(', ') : '';
+  }
+
+  function showModel() {
+    var m = state.model, s = $('model-status');
+    s.textContent = 'Model ';
+    s.appendChild(el('b', 'version', m.version));
+    var age = el('span', 'age', ago(m.created, Date.now()));
+    age.title = 'created ' + m.created + ' (UTC)';
+    [age, el('span', 'counts', modelCounts(m)), el('span', 'training', modelTraining(m))].forEach(function (x) {
+      if (!x.textContent) return;
+      s.appendChild(document.createTextNode(' · '));
+      s.appendChild(x);
+    });
+  }
+
+  function loadModel() {
+    getJSON('v1/model').then(function (m) {
+      state.model = m;
+      showModel();
+    }).catch(function (e) {
+      $('model-status').textContent = 'Model: not available (' + e.message + ')';
+      $('model-status').classList.add('error');
     });
   }
 
@@ -135,59 +194,21 @@
     $('why').hidden = false;
     $('why-title').textContent = 'Why “' + titleOf(hit) + '”?';
     $('why-summary').textContent = 'Explaining…';
-    $('why-x').textContent = '';
-    $('why-y').textContent = '';
+    ['why-words', 'why-x', 'why-y', 'why-part-bars'].forEach(function (id) { $(id).textContent = ''; });
+    $('why-parts').hidden = true;
     getJSON(explainUrl(hit)).then(function (e) {
       if (mine !== state.seq) return;
-      renderWhy(e);
+      window.epgembedWhy.render(e);               // explorer-why.js
     }).catch(function (err) {
       if (mine !== state.seq) return;
       $('why-summary').textContent = 'Error ' + err.message;
     });
   }
 
-  function renderWhy(e) {
-    var s = $('why-summary');
-    s.textContent = '';
-    var c = e.carrier;
-    s.appendChild(el('span', null, 'score ' + e.score.toFixed(3) + ' · carried most by '));
-    s.appendChild(el('b', 'carrier', c.token));
-    s.appendChild(el('span', null, ' (' + (c.side === 'title' ? 'the title' : 'the neighbour')
-      + ', ×' + c.count + '): without it the score drops by ' + c.drop.toFixed(3) + ' · ' + sharedText(e)));
-    e.flags.forEach(function (f) { s.appendChild(el('span', 'flag', f.replace(/_/g, ' '))); });
-    var toks = e.tokens.title.concat(e.tokens.neighbor);
-    var scale = Math.max.apply(null, toks.map(function (t) { return Math.abs(t.drop); }).concat([e.score, 1e-9]));
-    $('why-title-tokens').textContent = 'Tokens of “' + e.title.text + '”';
-    $('why-neighbor-tokens').textContent = 'Tokens of “' + e.neighbor.text + '”';
-    e.tokens.title.forEach(function (t) { $('why-x').appendChild(tokenBar(t, scale)); });
-    e.tokens.neighbor.forEach(function (t) { $('why-y').appendChild(tokenBar(t, scale)); });
-  }
-
-  function sharedText(e) {
-    var inf = e.shared_informative_categories, broad = e.shared_categories.filter(function (c) {
-      return inf.indexOf(c) < 0;
-    });
-    return 'shared categories: ' + (inf.length ? inf.join(', ') : 'none')
-      + (broad.length ? ' (broad: ' + broad.join(', ') + ')' : '');
-  }
-
-  function tokenBar(t, scale) {
-    var row = el('div', t.rare ? 'tok rare' : 'tok');
-    row.title = 'score without it ' + t.without.toFixed(3) + ', additive share ' + t.share.toFixed(3);
-    row.appendChild(el('span', 'name', t.token));
-    row.appendChild(el('span', 'muted', '×' + t.count));
-    var bar = el('span', 'bar'), left = el('span', 'l'), right = el('span', 'r');
-    var li = el('i'), ri = el('i');
-    var w = Math.min(100, Math.abs(t.drop) / scale * 100);
-    (t.drop < 0 ? li : ri).style.width = w.toFixed(1) + '%';   // CSSOM: allowed by the CSP
-    left.appendChild(li); right.appendChild(ri); bar.appendChild(left); bar.appendChild(right);
-    row.appendChild(bar);
-    row.appendChild(el('span', 'num', (t.drop >= 0 ? '+' : '') + t.drop.toFixed(3)));
-    return row;
-  }
-
   // ------------------------------------------------------------ wiring
   document.addEventListener('DOMContentLoaded', function () {
+    loadModel();
+    setInterval(function () { if (state.model) showModel(); }, 60000);   // the age moves on
     $('q').addEventListener('input', function () {
       clearTimeout(state.timer);
       state.timer = setTimeout(suggest, 150);
