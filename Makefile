@@ -90,8 +90,16 @@ $(CHROMIUM):
 	@echo "make test: installing Debian's chromium for the explorer page's browser test (apt-get, once)"
 	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium'
 
+# the replicas test (tests/test_replicas.py) and bench-replicas run Debian's nginx in front of
+# the service, on their own prefix folder and free ports (docs/DEPLOY.md); apt-get installs it
+# once, when missing (where systemd runs, Debian also starts its default site on port 80)
+NGINX := /usr/sbin/nginx
+$(NGINX):
+	@echo "make test: installing Debian's nginx for the replicas test (apt-get, once)"
+	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx'
+
 # every test (unit, integration, system: markers in pyproject.toml)
-test: $(STAMP) $(CHROMIUM)
+test: $(STAMP) $(CHROMIUM) $(NGINX)
 	$(BIN)/python -m pytest
 
 # the unit tests only: pure functions, no training, no subprocess, no server
@@ -120,14 +128,29 @@ bench-train: $(STAMP)
 bench-cli: $(STAMP)
 	$(BIN)/python bench/cli.py
 
+# the title search box with typos (issue 17): hit@5 of one-edit typos and p99 on the shared-data
+# catalog, exact/prefix answers unchanged, build/memory/latency at 100k and 1M synthetic keys
+# -> bench/results/search.{json,md} (about 3 minutes)
+.PHONY: bench-search
+bench-search: $(STAMP)
+	$(BIN)/python bench/search.py
+
 # every benchmark; figures printed and written to bench/results/
-bench: bench-quality bench-train bench-serve bench-nightly bench-outliers bench-scale-quick bench-index bench-cli
+bench: bench-quality bench-train bench-serve bench-nightly bench-outliers bench-scale-quick bench-index bench-cli bench-search
 
 # 5 minutes of mixed traffic at 16 connections, a model reload every minute -> bench/results/soak.json
 # (quick look: make bench-soak SOAK_ARGS="--seconds 30 --reload-every 10 --window 10")
 .PHONY: bench-soak
 bench-soak: $(STAMP)
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+
+# nginx (deploy/nginx) in front of 2 replicas x 2 workers on the shared-data model: throughput
+# through nginx to 2 vs 1 replica vs bare gunicorn, a publish and a kill -9 under load, 200 slow
+# clients against nginx and against bare gunicorn -> bench/results/replicas.json (20 s phases;
+# quick look, about a minute: make bench-replicas REPLICAS_ARGS=--quick)
+.PHONY: bench-replicas
+bench-replicas: $(STAMP) $(NGINX)
+	$(BIN)/python bench/replicas.py $(REPLICAS_ARGS)
 
 # pins = installed, pip check, pip-audit (says so when its vulnerability data is unreachable)
 .PHONY: audit

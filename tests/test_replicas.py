@@ -1,0 +1,447 @@
+"""Replicas behind nginx (issue 18; docs/DEPLOY.md): deploy/nginx/epgembed.conf.template, rendered
+by deploy/render_nginx.py, in front of two `epgembed serve` instances (1 worker each, polling
+`current` every 0.2 s, each with its own run and metrics folder, as on two hosts) reading one
+models root, all on free loopback ports:
+
+- both replicas answer through nginx, and nginx's own refusals (413, 414, 431) match the
+  service's limits and JSON error shape;
+- a new version is published: every replica switches within the poll window, and no answer
+  mixes versions (the X-Model-Version header is the body's model.version);
+- one whole instance (gunicorn master and worker) is killed with SIGKILL under load: requests
+  through nginx keep succeeding (nginx retries on the other replica); restarted on the same
+  port it answers again and gets traffic through nginx again;
+- 50 clients sending their headers one byte per second and 50 idle connections hang on
+  nginx while /healthz and a by-id query through it keep a p99 under 50 ms;
+- the models root's path disappears: both replicas keep serving the model they hold through
+  nginx, their /readyz says the served folder is missing, and all is ready again, without
+  a reload, once the root is back.
+
+Skipped only when nginx is not installed (`make test` installs Debian's nginx).
+"""
+from __future__ import annotations
+
+import http.client
+import importlib.util
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from epgembed.artifact.registry import publish
+from polling import wait_until
+from service_util import make_root, version_of
+
+pytestmark = pytest.mark.system
+
+REPO = Path(__file__).resolve().parents[1]
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
+if NGINX is None:
+    pytest.skip("nginx is not installed (make test installs it: apt-get install -y nginx)", allow_module_level=True)
+
+_spec = importlib.util.spec_from_file_location("render_nginx", REPO / "deploy" / "render_nginx.py")
+render_nginx = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(render_nginx)
+
+POLL = "0.2"          # each replica's poll of `current`
+SWITCH_WINDOW = 5.0   # poll + load + follow, with room for a busy machine
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Replica:
+    """One instance (`epgembed serve`, its own process group, run dir and metrics dir)."""
+
+    def __init__(self, root: Path, folder: Path, workers: int = 1):
+        self.root, self.folder, self.workers = root, folder, workers
+        self.port = free_port()
+        self.addr = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.addr}"
+        self.stderr = folder / "stderr.log"
+        self.proc: subprocess.Popen | None = None
+        self._log_from = 0
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("EPGEMBED_", "PROMETHEUS_"))}
+        env.update(EPGEMBED_RUN_DIR=str(self.folder / "run"), PROMETHEUS_MULTIPROC_DIR=str(self.folder / "prom"),
+                   EPGEMBED_ACCESS_LOG=str(self.folder / "access.log"))
+        argv = [sys.executable, "-m", "epgembed.cli.main", "serve", "--models", str(self.root),
+                "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
+                "--poll-seconds", POLL]
+        self._log_from = self.stderr.stat().st_size if self.stderr.exists() else 0
+        self.proc = subprocess.Popen(argv, env=env, cwd=self.folder, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.stderr, "ab"), start_new_session=True)
+
+    def log(self) -> str:
+        with open(self.stderr, "rb") as f:
+            f.seek(self._log_from)
+            return f.read().decode("utf-8", "replace")
+
+    def ready(self) -> bool:
+        assert self.proc.poll() is None, self.log()
+        if self.log().count('"event": "model_loaded"') < self.workers:
+            return False
+        try:
+            return requests.get(self.url + "/readyz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def wait_ready(self) -> None:
+        wait_until(self.ready, timeout=40, interval=0.05, what=f"replica {self.addr} to be ready")
+
+    def version(self) -> str | None:
+        try:
+            return requests.get(self.url + "/v1/model", timeout=2, headers={"Connection": "close"}).json()["version"]
+        except (requests.RequestException, ValueError, KeyError):
+            return None
+
+    def kill9(self) -> None:
+        """SIGKILL to the whole instance: the gunicorn master and its workers (one process group)."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+class Nginx:
+    """nginx in the foreground on its own prefix folder (config, logs, pid, temp files)."""
+
+    def __init__(self, replicas: list[str]):
+        # not under pytest's 0700 basetemp: started as root, nginx's workers run as nobody,
+        # which must reach the temp folders inside the prefix
+        self.prefix = Path(tempfile.mkdtemp(prefix="epgembed-nginx-"))
+        self.prefix.chmod(0o755)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        render_nginx.write_prefix(self.prefix, f"127.0.0.1:{self.port}", replicas)
+        check = subprocess.run(render_nginx.command(self.prefix, NGINX, "-t"), capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr
+        self.proc = subprocess.Popen(render_nginx.command(self.prefix, NGINX), stdout=subprocess.DEVNULL,
+                                     stderr=open(self.prefix / "logs" / "stderr.log", "wb"), start_new_session=True)
+        wait_until(self._up, timeout=10, interval=0.05, what="nginx to answer")
+
+    def _up(self) -> bool:
+        assert self.proc.poll() is None, (self.prefix / "logs" / "stderr.log").read_text()
+        try:
+            return requests.get(self.url + "/healthz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def access(self) -> list[dict]:
+        return [json.loads(line) for line in (self.prefix / "logs" / "access.log").read_text().splitlines()]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)     # fast shutdown, master and workers
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        shutil.rmtree(self.prefix, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, tiny_model_dir):
+    base = tmp_path_factory.mktemp("replicas")
+    root = base / "root"
+    make_root(root, tiny_model_dir)
+    replicas = [Replica(root, base / f"replica{i}") for i in range(2)]
+    nginx = None
+    try:
+        for r in replicas:
+            r.start()
+        for r in replicas:
+            r.wait_ready()
+        nginx = Nginx([r.addr for r in replicas])
+        yield root, replicas, nginx
+    finally:
+        if nginx is not None:
+            nginx.stop()
+        for r in replicas:
+            r.stop()
+
+
+# ---------------------------------------------------------------- traffic through nginx
+REQUESTS = [("GET", "/v1/titles/7/related?k=5", None),
+            ("GET", "/v1/related?title=Football%20Weekly&k=5", None),
+            ("GET", "/v1/related?title=Saturday%20Cartoon%20Marathon&k=5", None),     # unseen title
+            ("POST", "/v1/related", {"titles": ["Cartoon Club", "Evening News", "Unknown Thing"], "k": 3})]
+
+
+class Load:
+    """`n` threads sending REQUESTS through nginx in a loop (keep-alive sessions); every
+    answer's status, header version and body version are recorded."""
+
+    def __init__(self, url: str, n: int = 4):
+        self.url, self.stop_event = url, threading.Event()
+        self.ok: list[tuple[float, float, str, str]] = []   # (sent, answered, header version, body version)
+        self.failures: list[tuple[float, str]] = []
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(n)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, i: int) -> None:
+        with requests.Session() as s:
+            j = i
+            while not self.stop_event.is_set():
+                method, path, body = REQUESTS[j % len(REQUESTS)]
+                j += 1
+                t = time.monotonic()
+                try:
+                    r = s.request(method, self.url + path, json=body, timeout=10)
+                    if r.status_code == 200:
+                        self.ok.append((t, time.monotonic(), r.headers.get("X-Model-Version"),
+                                        r.json()["model"]["version"]))
+                    else:
+                        self.failures.append((time.monotonic(), f"{method} {path}: {r.status_code} {r.text[:200]}"))
+                except requests.RequestException as e:
+                    self.failures.append((time.monotonic(), f"{method} {path}: {e!r}"))
+
+    def close(self) -> None:
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(15)
+
+
+def spread(entries: list[dict]) -> dict[str, int]:
+    """Answers per replica in nginx access log entries (the last address tried answered)."""
+    out: dict[str, int] = {}
+    for e in entries:
+        last = e["upstream"].split(",")[-1].strip()
+        out[last] = out.get(last, 0) + 1
+    return out
+
+
+def test_both_replicas_answer_through_nginx_and_its_limits_are_the_services(cluster, tiny_model_dir):
+    root, replicas, nginx = cluster
+    before = len(nginx.access())
+    with requests.Session() as s:
+        for i in range(40):
+            method, path, body = REQUESTS[i % len(REQUESTS)]
+            r = s.request(method, nginx.url + path, json=body, timeout=5)
+            assert r.status_code == 200, r.text
+            assert r.headers["X-Model-Version"] == r.json()["model"]["version"] == version_of(tiny_model_dir)
+    answered = spread(nginx.access()[before:])
+    assert set(answered) == {r.addr for r in replicas} and min(answered.values()) >= 10, answered
+    for r in replicas:          # and each replica's own access log saw them (forwarded by nginx)
+        assert (r.folder / "access.log").read_text().count('"path": "/v1/') >= 10
+
+    # nginx refuses what the service would refuse, in the service's JSON shape
+    big = requests.post(nginx.url + "/v1/related", data="x" * 70_000, timeout=5,
+                        headers={"Content-Type": "application/json"})
+    assert big.status_code == 413 and big.json()["error"]["code"] == "payload_too_large"
+    under = requests.post(nginx.url + "/v1/related", data="x" * 60_000, timeout=5,
+                          headers={"Content-Type": "application/json"})
+    assert under.status_code == 400 and "not valid JSON" in under.json()["error"]["message"]   # the service's answer
+    long_line = requests.get(nginx.url + "/v1/related?title=" + "a" * 9000, timeout=5)
+    assert long_line.status_code == 414 and long_line.json()["error"]["code"] == "uri_too_long"
+    long_header = requests.get(nginx.url + "/healthz", headers={"X-Big": "b" * 9000}, timeout=5)
+    assert long_header.status_code == 431 and long_header.json()["error"]["code"] == "headers_too_large"
+    fits = requests.get(nginx.url + "/v1/related", params={"title": "é" * 500}, timeout=5)   # 4.5 kB line
+    assert fits.status_code == 200
+    # no nginx counterpart of gunicorn's limit_request_fields (50): the replica refuses, in JSON
+    many = requests.get(nginx.url + "/healthz", headers={f"X-H{i}": "1" for i in range(60)}, timeout=5)
+    assert many.status_code == 431 and many.json()["error"]["code"] == "headers_too_large"
+
+
+def test_a_new_version_reaches_every_replica_and_no_answer_mixes_versions(cluster, tiny_model_dir, tiny_model_b):
+    root, replicas, nginx = cluster
+    a, b = version_of(tiny_model_dir), version_of(tiny_model_b)
+    assert all(r.version() == a for r in replicas)
+    load = Load(nginx.url)
+    try:
+        wait_until(lambda: len(load.ok) >= 40, what="40 answers before the publish")
+        t0 = time.monotonic()
+        publish(root, tiny_model_b, move=False)
+        switched: dict[str, float] = {}
+
+        def all_switched() -> bool:
+            for r in replicas:
+                if r.addr not in switched and r.version() == b:
+                    switched[r.addr] = time.monotonic() - t0
+            return len(switched) == len(replicas)
+
+        wait_until(all_switched, timeout=SWITCH_WINDOW, interval=0.02, what="every replica on the new version")
+        done = time.monotonic()
+        wait_until(lambda: sum(t > done for t, *_ in load.ok) >= 40, what="40 answers after the switch")
+    finally:
+        load.close()
+    assert load.failures == []
+    assert all(h == v for *_, h, v in load.ok), [x for x in load.ok if x[2] != x[3]][:5]   # never mixed
+    assert {v for *_, v in load.ok} == {a, b} and load.ok[0][3] == a
+    assert {v for t, *_, v in load.ok if t > done} == {b}          # through nginx: only b once all switched
+    assert max(switched.values()) < SWITCH_WINDOW, switched
+    assert all(requests.get(r.url + "/readyz", timeout=2).status_code == 200 for r in replicas)
+
+
+def test_a_killed_instance_costs_no_request_and_rejoins_after_restart(cluster):
+    root, replicas, nginx = cluster
+    victim, other = replicas
+    load = Load(nginx.url)
+    try:
+        wait_until(lambda: len(load.ok) >= 40, what="40 answers before the kill")
+        victim.kill9()
+        killed_at = time.monotonic()
+        n = len(load.ok)
+        wait_until(lambda: len(load.ok) >= n + 100, timeout=20, what="100 answers after the kill")
+        assert other.version() is not None
+        mark = len(nginx.access())
+        victim.start()                               # same port, same run and metrics folders
+        victim.wait_ready()
+        assert victim.version() is not None          # answers directly
+
+        def rejoined() -> bool:
+            return spread(nginx.access()[mark:]).get(victim.addr, 0) >= 5
+
+        wait_until(rejoined, timeout=20, interval=0.1, what="nginx to send traffic to the restarted replica again")
+    finally:
+        load.close()
+    # at most the requests in flight on the killed instance may fail; nginx retries those too
+    assert len(load.failures) <= len(load.threads), load.failures
+    assert sum(t > killed_at for _, t, _, _ in load.ok) >= 100
+
+
+# ---------------------------------------------------------------- slow clients
+class SlowClients:
+    """`slow` connections sending a request head one byte per second, and `idle` ones that
+    send nothing; a connection the server closes is opened again (counted in `dropped`)."""
+
+    HEAD = b"GET /healthz HTTP/1.1\r\nHost: slow\r\nX-Slow: " + b"s" * 1000
+
+    def __init__(self, host: str, port: int, slow: int, idle: int):
+        self.addr = (host, port)
+        self.dropped = 0
+        self.conns = [[self._open(), 0, True] for _ in range(slow)] + [[self._open(), 0, False] for _ in range(idle)]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _open(self) -> socket.socket:
+        s = socket.create_connection(self.addr, timeout=5)
+        s.setblocking(False)
+        return s
+
+    def _alive(self, s: socket.socket) -> bool:
+        try:
+            return s.recv(1, socket.MSG_PEEK) != b""
+        except BlockingIOError:
+            return True            # nothing to read: still open
+        except OSError:
+            return False
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            for c in self.conns:
+                sock, sent, slow = c
+                ok = self._alive(sock)
+                if ok and slow:
+                    try:
+                        sock.send(self.HEAD[sent % len(self.HEAD):][:1])
+                        c[1] += 1
+                    except OSError:
+                        ok = False
+                if not ok:
+                    self.dropped += 1
+                    sock.close()
+                    try:
+                        c[0], c[1] = self._open(), 0
+                    except OSError:
+                        pass
+
+    def open_count(self) -> int:
+        return sum(self._alive(c[0]) for c in self.conns)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for c in self.conns:
+            c[0].close()
+
+
+def p99_ms(host: str, port: int, path: str, n: int = 100) -> tuple[float, int]:
+    """p99 (nearest rank) of `n` sequential GETs, each on a new connection; and the errors."""
+    times, errors = [], 0
+    for _ in range(n):
+        t = time.perf_counter()
+        try:
+            c = http.client.HTTPConnection(host, port, timeout=5)
+            c.request("GET", path, headers={"Connection": "close"})
+            r = c.getresponse()
+            r.read()
+            c.close()
+            errors += r.status != 200
+        except OSError:
+            errors += 1
+        times.append((time.perf_counter() - t) * 1000)
+    times.sort()
+    return times[math.ceil(0.99 * n) - 1], errors
+
+
+def test_slow_clients_hang_on_nginx_not_on_the_replicas(cluster):
+    root, replicas, nginx = cluster
+    slow = SlowClients("127.0.0.1", nginx.port, slow=50, idle=50)
+    try:
+        time.sleep(1.2)                              # every slow client has started its request head
+        assert slow.open_count() == 100
+        health, e1 = p99_ms("127.0.0.1", nginx.port, "/healthz")
+        by_id, e2 = p99_ms("127.0.0.1", nginx.port, "/v1/titles/7/related?k=10")
+        still_open = slow.open_count()
+    finally:
+        slow.close()
+    assert e1 == e2 == 0
+    assert still_open == 100 and slow.dropped == 0     # they were hanging all along (client_header_timeout 5 s)
+    assert health < 50 and by_id < 50, (health, by_id)
+
+
+# ---------------------------------------------------------------- the models root gone
+def test_a_vanished_models_root_keeps_the_held_model_serving(cluster, tiny_model_b):
+    """The root's path disappears (an unmounted share, a renamed folder): every worker keeps
+    the model it holds, /readyz says so on each replica, nginx keeps answering; when the
+    root is back, readiness returns without a reload."""
+    root, replicas, nginx = cluster
+    b = version_of(tiny_model_b)
+    loads = [r.log().count('"event": "model_loaded"') for r in replicas]
+    away = root.with_name("root-away")
+    root.rename(away)
+    try:
+        def not_ready(r: Replica) -> bool:
+            x = requests.get(r.url + "/readyz", timeout=2)
+            return x.status_code == 503 and "missing" in x.json().get("reason", "")
+
+        for r in replicas:
+            wait_until(lambda: not_ready(r), timeout=SWITCH_WINDOW, what=f"{r.addr} /readyz to report the root gone")
+        with requests.Session() as s:
+            for i in range(20):
+                method, path, body = REQUESTS[i % len(REQUESTS)]
+                x = s.request(method, nginx.url + path, json=body, timeout=5)
+                assert x.status_code == 200 and x.headers["X-Model-Version"] == b, x.text
+    finally:
+        away.rename(root)
+    for r in replicas:
+        wait_until(lambda: requests.get(r.url + "/readyz", timeout=2).status_code == 200, timeout=SWITCH_WINDOW,
+                   what=f"{r.addr} ready again")
+    assert [r.log().count('"event": "model_loaded"') for r in replicas] == loads      # no reload
