@@ -17,10 +17,8 @@ import argparse
 import hashlib
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +32,10 @@ import requests
 from epgembed.artifact.bundle import load_model, read_manifest
 from epgembed.config import Config
 from epgembed.artifact.registry import publish
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ensure_wrk, free_port, sample_titles, second_version, write_results  # noqa: E402
+from common import run_wrk as common_run_wrk  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DUMPS = REPO.parent / "shared" / "data" / "epg"
@@ -52,19 +54,6 @@ end
 
 
 # ---------------------------------------------------------------------------- setup
-def ensure_wrk() -> str:
-    path = shutil.which("wrk")
-    if path:
-        return path
-    if os.geteuid() != 0:
-        sys.exit("wrk is missing: sudo apt-get install -y wrk")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    if subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], env=env).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], env=env, check=True)
-        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], env=env, check=True)
-    return shutil.which("wrk") or sys.exit("wrk could not be installed")
-
-
 def bench_model(dumps: list[Path]) -> Path:
     """A model of all dumps, trained once per (inputs, default config) into bench/cache/."""
     h = hashlib.sha256(json.dumps(Config().to_dict(), sort_keys=True).encode())
@@ -79,22 +68,6 @@ def bench_model(dumps: list[Path]) -> Path:
             if old != out and old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
     return out
-
-
-def second_version(model_dir: Path, tmp: Path) -> Path:
-    """The same files under another version name: a real load + validate + swap of a same-size model."""
-    copy = tmp / "model-b"
-    shutil.copytree(model_dir, copy)
-    manifest = read_manifest(copy)
-    manifest["version"] = manifest["version"] + "-b"
-    (copy / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    return copy
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_gunicorn(root: Path, port: int, args: argparse.Namespace, tmp: Path) -> subprocess.Popen:
@@ -136,21 +109,6 @@ def memory(pid: int) -> dict:
 
 
 # ---------------------------------------------------------------------------- load
-def sample_titles(model, n: int) -> tuple[list[int], list[str], list[str]]:
-    """n random catalog ids, their titles, and n unseen titles (halves of two shows' words)."""
-    rng = random.Random(0)
-    shows = model.catalog.shows
-    ids = [rng.randrange(len(shows)) for _ in range(n)]
-    known = [shows[i].title for i in ids]
-    unseen: list[str] = []
-    while len(unseen) < n:
-        a, b = rng.choice(shows).title.split(), rng.choice(shows).title.split()
-        t = " ".join(a[: max(1, len(a) // 2)] + b[len(b) // 2:] + ["Spezial"])
-        if model.resolve(t) is None:
-            unseen.append(t)
-    return ids, known, unseen
-
-
 def queries(model_dir: Path, n: int = 2000) -> dict[str, list[str]]:
     """Paths for each endpoint: random ids, known titles, unseen titles (words of two shows)."""
     model = load_model(model_dir, verify=False)
@@ -179,15 +137,7 @@ def lua_script(name: str, items: list[str], tmp: Path) -> Path:
 
 
 def run_wrk(wrk: str, url: str, script: Path, args: argparse.Namespace, seconds: int) -> dict:
-    cmd = [wrk, f"-t{args.wrk_threads}", f"-c{args.connections}", f"-d{seconds}s", "--timeout", "5s",
-           "-s", str(script), url]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    r = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
-    errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
-    return {"requests": r["requests"], "rps": round(r["requests"] / (r["duration_us"] / 1e6), 1),
-            "p50_ms": r["p50_us"] / 1000, "p90_ms": r["p90_us"] / 1000, "p99_ms": r["p99_us"] / 1000,
-            "max_ms": r["max_us"] / 1000, "errors": errors,
-            "error_detail": {k: r[k] for k in ("connect", "read", "write", "status", "timeout")}}
+    return common_run_wrk(url, script, seconds, args.connections, args.wrk_threads, wrk)
 
 
 def versions_served(url: str, n: int = 20) -> set[str]:
@@ -294,8 +244,7 @@ def main() -> int:
         "reload_run": reload,
         "memory_per_worker": {"after_load_runs": mem, "after_reload": mem_after},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1))
+    write_results(args.out, report)
     print(f"-> {args.out}")
     return 0
 

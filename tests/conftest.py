@@ -1,14 +1,19 @@
-"""Shared fixtures: a tiny hand-made XMLTV dump and two models trained on it once per session
-(helpers that are not fixtures live in service_util.py and polling.py)."""
+"""Shared fixtures: a tiny hand-made XMLTV dump and two models trained on it once per session,
+and a headless chromium (helpers that are not fixtures live in service_util.py and polling.py)."""
 from __future__ import annotations
 
 import gzip
+import sys
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
 
 from epgembed.config import Config
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.append(str(REPO))          # deploy/local_stack.py, as bench/replicas.py imports it
 
 # Four genres whose titles share words, so a trained model has a known right answer.
 GENRES = {
@@ -92,3 +97,25 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium, headless, driven by Playwright (its own browser is not used); a
+    missing chromium or playwright fails the test, loudly."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make test` (installs Debian's chromium) "
+                    "or `apt-get install -y chromium`", pytrace=False)
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("playwright is not installed: pip install -e '.[dev]' (make install)", pytrace=False)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

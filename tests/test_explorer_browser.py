@@ -24,9 +24,6 @@ from handmade import PLANTED, RARE, build_handmade_model, make_app
 
 pytestmark = pytest.mark.system
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
@@ -55,21 +52,6 @@ def server(handmade_dir):
 def tiny_server(tiny_model_dir):           # a trained model: pieces and guide features
     with serving(tiny_model_dir) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make test` (installs Debian's chromium) "
-                    "or `apt-get install -y chromium`", pytrace=False)
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is not installed: pip install -e '.[dev]' (make install)", pytrace=False)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def watched_page(browser, problems: list[str], requests: list[str] | None = None):

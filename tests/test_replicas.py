@@ -21,168 +21,36 @@ Skipped only when nginx is not installed (`make test` installs Debian's nginx).
 from __future__ import annotations
 
 import http.client
-import importlib.util
-import json
 import math
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
+from deploy.local_stack import LocalStack, Replica, SlowClients, find_nginx
 from epgembed.artifact.registry import publish
 from polling import wait_until
 from service_util import make_root, version_of
 
 pytestmark = pytest.mark.system
 
-REPO = Path(__file__).resolve().parents[1]
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
+NGINX = find_nginx()
 if NGINX is None:
     pytest.skip("nginx is not installed (make test installs it: apt-get install -y nginx)", allow_module_level=True)
 
-_spec = importlib.util.spec_from_file_location("render_nginx", REPO / "deploy" / "render_nginx.py")
-render_nginx = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(render_nginx)
-
-POLL = "0.2"          # each replica's poll of `current`
+POLL = 0.2            # each replica's poll of `current`
 SWITCH_WINDOW = 5.0   # poll + load + follow, with room for a busy machine
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Replica:
-    """One instance (`epgembed serve`, its own process group, run dir and metrics dir)."""
-
-    def __init__(self, root: Path, folder: Path, workers: int = 1):
-        self.root, self.folder, self.workers = root, folder, workers
-        self.port = free_port()
-        self.addr = f"127.0.0.1:{self.port}"
-        self.url = f"http://{self.addr}"
-        self.stderr = folder / "stderr.log"
-        self.proc: subprocess.Popen | None = None
-        self._log_from = 0
-        folder.mkdir(parents=True, exist_ok=True)
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("EPGEMBED_", "PROMETHEUS_"))}
-        env.update(EPGEMBED_RUN_DIR=str(self.folder / "run"), PROMETHEUS_MULTIPROC_DIR=str(self.folder / "prom"),
-                   EPGEMBED_ACCESS_LOG=str(self.folder / "access.log"))
-        argv = [sys.executable, "-m", "epgembed.cli.main", "serve", "--models", str(self.root),
-                "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
-                "--poll-seconds", POLL]
-        self._log_from = self.stderr.stat().st_size if self.stderr.exists() else 0
-        self.proc = subprocess.Popen(argv, env=env, cwd=self.folder, stdout=subprocess.DEVNULL,
-                                     stderr=open(self.stderr, "ab"), start_new_session=True)
-
-    def log(self) -> str:
-        with open(self.stderr, "rb") as f:
-            f.seek(self._log_from)
-            return f.read().decode("utf-8", "replace")
-
-    def ready(self) -> bool:
-        assert self.proc.poll() is None, self.log()
-        if self.log().count('"event": "model_loaded"') < self.workers:
-            return False
-        try:
-            return requests.get(self.url + "/readyz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def wait_ready(self) -> None:
-        wait_until(self.ready, timeout=40, interval=0.05, what=f"replica {self.addr} to be ready")
-
-    def version(self) -> str | None:
-        try:
-            return requests.get(self.url + "/v1/model", timeout=2, headers={"Connection": "close"}).json()["version"]
-        except (requests.RequestException, ValueError, KeyError):
-            return None
-
-    def kill9(self) -> None:
-        """SIGKILL to the whole instance: the gunicorn master and its workers (one process group)."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-
-class Nginx:
-    """nginx in the foreground on its own prefix folder (config, logs, pid, temp files)."""
-
-    def __init__(self, replicas: list[str]):
-        # not under pytest's 0700 basetemp: started as root, nginx's workers run as nobody,
-        # which must reach the temp folders inside the prefix
-        self.prefix = Path(tempfile.mkdtemp(prefix="epgembed-nginx-"))
-        self.prefix.chmod(0o755)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        render_nginx.write_prefix(self.prefix, f"127.0.0.1:{self.port}", replicas)
-        check = subprocess.run(render_nginx.command(self.prefix, NGINX, "-t"), capture_output=True, text=True)
-        assert check.returncode == 0, check.stderr
-        self.proc = subprocess.Popen(render_nginx.command(self.prefix, NGINX), stdout=subprocess.DEVNULL,
-                                     stderr=open(self.prefix / "logs" / "stderr.log", "wb"), start_new_session=True)
-        wait_until(self._up, timeout=10, interval=0.05, what="nginx to answer")
-
-    def _up(self) -> bool:
-        assert self.proc.poll() is None, (self.prefix / "logs" / "stderr.log").read_text()
-        try:
-            return requests.get(self.url + "/healthz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def access(self) -> list[dict]:
-        return [json.loads(line) for line in (self.prefix / "logs" / "access.log").read_text().splitlines()]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)     # fast shutdown, master and workers
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        shutil.rmtree(self.prefix, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, tiny_model_dir):
+    """Two replicas of one worker each on one models root, nginx in front of both."""
     base = tmp_path_factory.mktemp("replicas")
     root = base / "root"
     make_root(root, tiny_model_dir)
-    replicas = [Replica(root, base / f"replica{i}") for i in range(2)]
-    nginx = None
-    try:
-        for r in replicas:
-            r.start()
-        for r in replicas:
-            r.wait_ready()
-        nginx = Nginx([r.addr for r in replicas])
-        yield root, replicas, nginx
-    finally:
-        if nginx is not None:
-            nginx.stop()
-        for r in replicas:
-            r.stop()
+    with LocalStack(root, base, 2, NGINX, workers=1, poll=POLL, ready_timeout=40) as stack:
+        yield root, stack.replicas, stack.nginx
 
 
 # ---------------------------------------------------------------- traffic through nginx
@@ -326,62 +194,6 @@ def test_a_killed_instance_costs_no_request_and_rejoins_after_restart(cluster):
 
 
 # ---------------------------------------------------------------- slow clients
-class SlowClients:
-    """`slow` connections sending a request head one byte per second, and `idle` ones that
-    send nothing; a connection the server closes is opened again (counted in `dropped`)."""
-
-    HEAD = b"GET /healthz HTTP/1.1\r\nHost: slow\r\nX-Slow: " + b"s" * 1000
-
-    def __init__(self, host: str, port: int, slow: int, idle: int):
-        self.addr = (host, port)
-        self.dropped = 0
-        self.conns = [[self._open(), 0, True] for _ in range(slow)] + [[self._open(), 0, False] for _ in range(idle)]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _open(self) -> socket.socket:
-        s = socket.create_connection(self.addr, timeout=5)
-        s.setblocking(False)
-        return s
-
-    def _alive(self, s: socket.socket) -> bool:
-        try:
-            return s.recv(1, socket.MSG_PEEK) != b""
-        except BlockingIOError:
-            return True            # nothing to read: still open
-        except OSError:
-            return False
-
-    def _run(self) -> None:
-        while not self._stop.wait(1.0):
-            for c in self.conns:
-                sock, sent, slow = c
-                ok = self._alive(sock)
-                if ok and slow:
-                    try:
-                        sock.send(self.HEAD[sent % len(self.HEAD):][:1])
-                        c[1] += 1
-                    except OSError:
-                        ok = False
-                if not ok:
-                    self.dropped += 1
-                    sock.close()
-                    try:
-                        c[0], c[1] = self._open(), 0
-                    except OSError:
-                        pass
-
-    def open_count(self) -> int:
-        return sum(self._alive(c[0]) for c in self.conns)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        for c in self.conns:
-            c[0].close()
-
-
 def p99_ms(host: str, port: int, path: str, n: int = 100) -> tuple[float, int]:
     """p99 (nearest rank) of `n` sequential GETs, each on a new connection; and the errors."""
     times, errors = [], 0
@@ -403,7 +215,7 @@ def p99_ms(host: str, port: int, path: str, n: int = 100) -> tuple[float, int]:
 
 def test_slow_clients_hang_on_nginx_not_on_the_replicas(cluster):
     root, replicas, nginx = cluster
-    slow = SlowClients("127.0.0.1", nginx.port, slow=50, idle=50)
+    slow = SlowClients(nginx.port, slow=50, idle=50)
     try:
         time.sleep(1.2)                              # every slow client has started its request head
         assert slow.open_count() == 100
@@ -413,7 +225,7 @@ def test_slow_clients_hang_on_nginx_not_on_the_replicas(cluster):
     finally:
         slow.close()
     assert e1 == e2 == 0
-    assert still_open == 100 and slow.dropped == 0     # they were hanging all along (client_header_timeout 5 s)
+    assert still_open == 100 and slow.reopened == 0    # they were hanging all along (client_header_timeout 5 s)
     assert health < 50 and by_id < 50, (health, by_id)
 
 

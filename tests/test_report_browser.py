@@ -8,7 +8,6 @@ the same report of a real dump. Without /usr/bin/chromium this test fails, loudl
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,9 +19,6 @@ from handmade import PLANTED, RARE, build_handmade_model
 
 pytestmark = pytest.mark.system
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
@@ -37,21 +33,6 @@ def report(scan, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("report") / "outliers.html"
     path.write_text(render_report(scan), encoding="utf-8")
     return path
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make test` (installs Debian's chromium) "
-                    "or `apt-get install -y chromium`", pytrace=False)
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is not installed: pip install -e '.[dev]' (make install)", pytrace=False)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def column(page, col: int) -> list[str]:
