@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -26,14 +28,20 @@ SUBCOMMANDS = ["train", "related", "info", "evaluate", "inspect", "outliers", "n
 
 
 def timed(argv: list[str], runs: int) -> dict:
-    times = []
+    """Wall seconds (median, max) and CPU seconds of the process (median: the steadier
+    figure on a shared machine, where other work stretches the wall time)."""
+    times, cpu = [], []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.run(argv, capture_output=True, text=True)
         times.append(time.perf_counter() - t0)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(argv)}: exit {proc.returncode}: {proc.stderr[-500:]}")
-    return {"median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3)}
+    return {"median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3),
+            "cpu_median_s": round(statistics.median(cpu), 3)}
 
 
 def main() -> int:
@@ -49,9 +57,11 @@ def main() -> int:
                   "related (unseen)": [exe, "related", model, "--title", "Tatort: Der Fall Zürich"],
                   "info": [exe, "info", model],
                   "inspect": [exe, "inspect", model, "--title", "Tatort"]})
+    load_before = os.getloadavg()
     rows = {name: timed(argv, args.runs) for name, argv in cases.items()}
     for name, r in rows.items():
-        print(f"{name:22s} median {r['median_s']:.3f} s  max {r['max_s']:.3f} s")
+        print(f"{name:22s} median {r['median_s']:.3f} s  max {r['max_s']:.3f} s  "
+              f"cpu {r['cpu_median_s']:.3f} s")
     helps = [r["median_s"] for n, r in rows.items() if n.endswith("--help")]
     queries = [rows[n]["median_s"] for n in ("related", "related (unseen)", "info", "inspect")]
     summary = {"help_max_median_s": max(helps), "query_max_median_s": max(queries),
@@ -60,7 +70,10 @@ def main() -> int:
     Path(args.out).write_text(json.dumps({
         "command": " ".join(["python", "bench/cli.py", *sys.argv[1:]]), "runs": args.runs,
         "model": model, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": platform.platform(), "results": rows, "summary": summary}, indent=1))
+        "machine": platform.platform(), "cpus": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "results": rows, "summary": summary}, indent=1))
     return 0
 
 

@@ -5,6 +5,9 @@
 
     manifest = train_model(["dump.xml.gz"], "MODEL_DIR", Config())
 
+`progress` (epgembed.progress.Progress, made by the CLI; silent by default) gets one stage
+each: ingest, tokenizer, train, "index, neighbour table and write".
+
 Everything is read and trained before anything is written: a dump that fails to parse
 leaves `out_dir` untouched (bundle.save_model renames a complete folder into place).
 """
@@ -14,7 +17,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -28,6 +31,7 @@ from epgembed.ingest.epg import ReadReport, read_programmes
 from epgembed.model.vectors import catalog_vectors
 from epgembed.text.tokenize import Tokenizer
 from epgembed.model.train import TrainResult, train
+from epgembed.progress import Progress, Stage
 
 
 @dataclass(frozen=True)
@@ -46,70 +50,142 @@ class Prepared:
 
 
 def prepare(paths: Iterable[str | Path], cfg: Config, *, skip_bad_input: bool = False,
-            limits: ReadLimits | None = None) -> Prepared:
+            limits: ReadLimits | None = None, progress: Progress | None = None) -> Prepared:
     """Read the dumps, build the catalog, train the tokenizer, tokenize every show."""
     report = ReadReport()
     return prepare_programmes(read_programmes(paths, skip_bad_input=skip_bad_input, report=report,
-                                              limits=limits), cfg, report)
+                                              limits=limits), cfg, report, progress)
 
 
 def prepare_programmes(programmes: Iterable[ProgrammeLike], cfg: Config,
-                       report: ReadReport | None = None) -> Prepared:
-    """`prepare` from programme records already read (e.g. the nightly history)."""
+                       report: ReadReport | None = None,
+                       progress: Progress | None = None) -> Prepared:
+    """`prepare` from programme records already read (e.g. the nightly history); stages
+    "ingest" and "tokenizer" on `progress`."""
+    progress = progress or Progress()
     timings = {}
     t0 = time.perf_counter()
     report = report if report is not None else ReadReport()
     dropped: Counter[str] = Counter()
-    catalog = build_catalog(programmes, cfg.catalog, dropped, cfg.features)
-    report.empty_keys += dropped[EMPTY_KEY]
-    if len(catalog) == 0:
-        raise ValueError(f"no programmes with a title in the input ({report.summary(limit=3)})")
-    for show in catalog.shows:   # never build a catalog that Catalog.load would refuse
-        show.checked()
+    with progress.stage("ingest") as st:
+        seen = [0]
+        catalog = build_catalog(_counted(programmes, report, st, seen), cfg.catalog, dropped,
+                                cfg.features)
+        report.empty_keys += dropped[EMPTY_KEY]
+        if len(catalog) == 0:
+            raise ValueError(nothing_read(report, seen[0], dropped))
+        for show in catalog.shows:   # never build a catalog that Catalog.load would refuse
+            show.checked()
+        st.note(ingest_line(report, seen[0], len(catalog)))
     timings["ingest_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    contexts = [s.context for s in catalog.shows]
-    features = [s.features for s in catalog.shows]
-    tokenizer = Tokenizer.train(iter_titles(catalog), cfg.tokenizer, contexts, features, cfg.features)
-    token_ids, token_weights = tokenizer.encode_items([s.key for s in catalog.shows], contexts,
-                                                      features)
+    with progress.stage("tokenizer") as st:
+        contexts = [s.context for s in catalog.shows]
+        features = [s.features for s in catalog.shows]
+        tokenizer = Tokenizer.train(iter_titles(catalog), cfg.tokenizer, contexts, features, cfg.features)
+        st.status(f"{tokenizer.vocab_size:,} tokens; encoding {len(catalog):,} shows")
+        token_ids, token_weights = tokenizer.encode_items([s.key for s in catalog.shows], contexts,
+                                                          features)
+        st.note(f"{tokenizer.vocab_size:,} tokens, {len(catalog):,} shows encoded")
     timings["tokenizer_s"] = time.perf_counter() - t0
     names, show_cats = catalog.supervision(cfg.catalog)
     return Prepared(catalog, tokenizer, token_ids, token_weights, names, show_cats, report, timings,
                     dict(dropped))
 
 
-def fit(prep: Prepared, cfg: Config, init: np.ndarray | None = None) -> TrainResult:
+def _counted(programmes: Iterable[ProgrammeLike], report: ReadReport, stage: Stage,
+             seen: list[int], every: int = 1000) -> Iterator[ProgrammeLike]:
+    """The programmes, counted into seen[0], with the count on the stage's live line."""
+    for n, p in enumerate(programmes, 1):
+        seen[0] = n
+        if n % every == 0:
+            k = len(report.files)
+            stage.status(f"{k} file{'' if k == 1 else 's'}, {n:,} programmes" if k else f"{n:,} programmes")
+        yield p
+
+
+def ingest_line(report: ReadReport, programmes: int, shows: int) -> str:
+    """E.g. "7 files, 71,234 programmes, 11,791 shows, 3 skipped"."""
+    n = len(report.files)
+    files = f"{n} file{'' if n == 1 else 's'}, " if n else ""
+    skipped = f", {len(report.skipped):,} skipped" if report.skipped else ""
+    return f"{files}{programmes:,} programmes, {shows:,} shows{skipped}"
+
+
+def nothing_read(report: ReadReport, programmes: int, dropped: Counter, examples: int = 10) -> str:
+    """Why the input made no show: what was read, every file skipped and why (up to
+    `examples`), the skipped programmes by reason with a first place, the programmes
+    the catalog dropped by reason."""
+    files = len(report.files)
+    parts = [f"read {files} file{'' if files == 1 else 's'}, {programmes:,} programmes"]
+    errors = set(report.file_errors)
+    whole = [s for s in report.skipped if s in errors or s[1] is None]      # a file or an entry
+    parts += [f"skipped {name}{f':{line}' if line else ''}: {why}" for name, line, why in whole[:examples]]
+    if len(whole) > examples:
+        parts.append(f"... and {len(whole) - examples:,} more files skipped")
+    kinds: dict[str, list] = {}
+    for s in report.skipped:
+        if s not in errors and s[1] is not None:
+            kinds.setdefault(s[2].split(" (")[0], []).append(s)
+    parts += [f"{len(found):,} programme{'' if len(found) == 1 else 's'} skipped: {kind} "
+              f"(first {found[0][0]}:{found[0][1]})" for kind, found in kinds.items()]
+    parts += [f"{n:,} programme{'' if n == 1 else 's'} dropped: {why}" for why, n in dropped.items() if n]
+    return "no programmes with a title in the input (" + "; ".join(parts) + ")"
+
+
+def fit(prep: Prepared, cfg: Config, init: np.ndarray | None = None,
+        progress: Progress | None = None) -> TrainResult:
     return train(prep.token_ids, prep.show_categories, len(prep.categories), cfg.train,
-                 prep.tokenizer.vocab_size, init=init, token_weights=prep.token_weights)
+                 prep.tokenizer.vocab_size, init=init, token_weights=prep.token_weights,
+                 progress=progress)
+
+
+SAVE_STAGE = "index, neighbour table and write"
 
 
 def train_model(paths: Iterable[str | Path], out_dir: str | Path, cfg: Config | None = None, *,
                 skip_bad_input: bool = False, threads: int | None = None,
                 limits: ReadLimits | None = None,
-                quality: dict | None = None) -> dict:
-    """Train on the dumps and write a complete model directory; returns its manifest."""
+                quality: dict | None = None, progress: Progress | None = None) -> dict:
+    """Train on the dumps and write a complete model directory; returns its manifest.
+    `progress` gets the stages: ingest, tokenizer, train, index + neighbour table + write."""
     cfg = cfg or Config()
+    progress = progress or Progress()
     if threads:
         torch.set_num_threads(threads)
     paths = [Path(p) for p in paths]
-    prep = prepare(paths, cfg, skip_bad_input=skip_bad_input, limits=limits)
+    prep = prepare(paths, cfg, skip_bad_input=skip_bad_input, limits=limits, progress=progress)
     prep = replace(prep, catalog=prep.catalog.serialized())   # training needs only its file: 1.5 GB less at 1M
     t0 = time.perf_counter()
-    result = fit(prep, cfg)
+    result = fit(prep, cfg, progress=progress)
     timings = {**prep.timings, "train_s": time.perf_counter() - t0}
     t0 = time.perf_counter()
-    vectors, center = catalog_vectors(result.embeddings, prep.token_ids, prep.token_weights,
-                                      centred=cfg.index.center)
-    summary, training = summaries(prep, result, {"inputs": [str(p) for p in paths]}, timings)
-    tokenizer, catalog = prep.tokenizer, prep.catalog
-    del prep    # its token arrays go before the index is built (gigabytes at 1M shows)
-    manifest = save_model(Path(out_dir), tokenizer=tokenizer, catalog=catalog, embeddings=result.embeddings,
-                          vectors=vectors, token_counts=result.token_counts, config=cfg.to_dict(),
-                          history=result.history, data=summary, training=training, index_cfg=cfg.index,
-                          quality=quality, center=center)
-    manifest["training"]["timings"]["index_and_save_s"] = time.perf_counter() - t0   # the caller's copy
+    with progress.stage(SAVE_STAGE) as st:
+        vectors, center = catalog_vectors(result.embeddings, prep.token_ids, prep.token_weights,
+                                          centred=cfg.index.center)
+        summary, training = summaries(prep, result, {"inputs": [str(p) for p in paths]}, timings)
+        tokenizer, catalog = prep.tokenizer, prep.catalog
+        del prep    # its token arrays go before the index is built (gigabytes at 1M shows)
+        st.status(f"{len(vectors):,} vectors")
+        saved: dict = {}
+        manifest = save_model(Path(out_dir), tokenizer=tokenizer, catalog=catalog,
+                              embeddings=result.embeddings, vectors=vectors,
+                              token_counts=result.token_counts, config=cfg.to_dict(),
+                              history=result.history, data=summary, training=training,
+                              index_cfg=cfg.index, quality=quality, center=center, timings=saved)
+        st.note(save_line(manifest, saved))
+    caller = manifest["training"]["timings"]        # the caller's copy (the file has the rest)
+    caller["index_and_save_s"] = time.perf_counter() - t0
+    caller.update({name: saved[name] for name in ("index_s", "write_s") if name in saved})
     return manifest
+
+
+def save_line(manifest: dict, saved: dict) -> str:
+    """E.g. "11,791 titles (neighbour table and index 2.1 s, write 0.8 s)" (save_model's timings)."""
+    head = f"{manifest['n_shows']:,} titles"
+    if "index_s" not in saved:
+        return head
+    return f"{head} (neighbour table and index {saved['index_s']:.1f} s, write {saved['write_s']:.1f} s)"
 
 
 def summaries(prep: Prepared, result: TrainResult, data: dict | None, timings: dict) -> tuple[dict, dict]:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+from epgembed.cli import gc_paused
 from epgembed.config import InspectConfig
+from epgembed.progress import Progress
 
 
 def _cfg(args: argparse.Namespace) -> InspectConfig:
@@ -61,9 +64,11 @@ def print_compare(c: dict) -> None:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from epgembed.artifact.bundle import load_model
     from epgembed.query.inspect import compare_title, inspect_title
-    model = load_model(args.model_dir)
-    if args.compare:
-        result = compare_title(model, load_model(args.compare), args.title, args.k, _cfg(args))
+    with gc_paused():
+        model = load_model(args.model_dir)
+        other = load_model(args.compare) if args.compare else None
+    if other is not None:
+        result = compare_title(model, other, args.title, args.k, _cfg(args))
         if args.json:
             print(json.dumps(result, ensure_ascii=False))
         else:
@@ -101,7 +106,11 @@ def cmd_outliers(args: argparse.Namespace) -> int:
     from epgembed.artifact.bundle import load_model
     from epgembed.query.outliers import find_outliers
     from epgembed.query.report import render_report
-    scan = find_outliers(load_model(args.model_dir), args.top, args.k, _cfg(args))
+    progress = Progress.for_stream(sys.stderr, quiet=args.quiet)
+    with progress.stage("load model") as st:
+        model = load_model(args.model_dir)
+        st.note(f"{len(model):,} shows")
+    scan = find_outliers(model, args.top, args.k, _cfg(args), progress=progress)
     if args.html:
         Path(args.html).parent.mkdir(parents=True, exist_ok=True)
         Path(args.html).write_text(render_report(scan), encoding="utf-8")
@@ -148,5 +157,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     o.add_argument("model_dir")
     o.add_argument("--top", type=_positive, default=100, help="pairs to rank and explain (default 100)")
     o.add_argument("--html", help="also write a self-contained HTML report here")
+    o.add_argument("--quiet", action="store_true",
+                   help="no progress on stderr (else a live line or bar per stage on a terminal, "
+                        "one line per stage with its time in a log)")
     _options(o)
     o.set_defaults(func=cmd_outliers)

@@ -13,9 +13,10 @@ import importlib.util
 import json
 import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
-from epgembed.cli import EXIT_ERROR
+from epgembed.cli import EXIT_ERROR, QUERY_COMMANDS, gc_paused, one_blas_thread
 from epgembed.config import Config
 from epgembed.ingest.dumpfiles import PIPE_TIMEOUT_S, escape_name
 
@@ -42,11 +43,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from epgembed.ingest.dumpfiles import ReadLimits
     from epgembed.ingest.epg import SKIP_EMPTY_TITLE
     from epgembed.pipeline import train_model
+    from epgembed.progress import Progress
     cfg = _config(args)
-    cfg = cfg.replace(train={"progress": not args.quiet})
     limits = ReadLimits(pipe_timeout_s=args.input_timeout or None)
     manifest = train_model(args.dumps, args.out, cfg, skip_bad_input=args.skip_bad_input,
-                           threads=args.threads, limits=limits)
+                           threads=args.threads, limits=limits,
+                           progress=Progress.for_stream(sys.stderr, quiet=args.quiet))
     data, t = manifest["data"], manifest["training"]
     print(f"model {manifest['version']} -> {escape_name(args.out)}: {manifest['n_shows']:,} shows "
           f"({manifest['counts']['labelled_shows']:,} labelled) from {data['programmes']:,} programmes; "
@@ -79,7 +81,8 @@ def cmd_related(args: argparse.Namespace) -> int:
     from epgembed.artifact.bundle import load_model
     from epgembed.query.related import QueryError
     from epgembed.query.shapes import Error, ErrorBody, encode
-    model = load_model(args.model_dir)
+    with gc_paused():
+        model = load_model(args.model_dir)
     for q in _queries(args):
         try:
             result = model.related(q, args.k, same_series=args.same_series, context=_context(args))
@@ -173,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, default=1,
                    help="torch intra-op threads (default 1: the step's kernels are too small to "
                         "gain from more; use --workers to train on several cores)")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--quiet", action="store_true",
+                   help="no progress on stderr (else a live line or bar per stage on a terminal, "
+                        "one line per stage with its time in a log)")
     t.add_argument("--input-timeout", type=float, default=PIPE_TIMEOUT_S, metavar="S",
                    help="longest wait for data from a pipe or FIFO before it is an error "
                         "(default %(default)g s; 0: no limit)")
@@ -227,14 +232,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)     # before any heavy import: --help answers at once
-    from epgembed.artifact.bundle import ModelError
-    from epgembed.ingest.epg import DumpError
-    try:
+    if args.command in QUERY_COMMANDS:
+        one_blas_thread()
+    with gc_paused() if args.command in QUERY_COMMANDS else nullcontext():
+        from epgembed.artifact.bundle import ModelError
+    try:    # ingest.epg's DumpError is a ValueError: caught without importing lxml for queries
         return args.func(args)
     except BrokenPipeError:                    # `epgembed info DIR | head`: silent, like any tool
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (DumpError, ModelError, ValueError, OSError) as e:
+    except (ModelError, ValueError, OSError) as e:
         print(f"epgembed {args.command}: error: {escape_name(str(e))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -14,11 +14,15 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from epgembed.cli import EXIT_ERROR
 from epgembed.config import Config
 from epgembed.ingest.dumpfiles import escape_name
-from epgembed.nightly.gates import NightlyConfig
+from epgembed.progress import Progress, stage_line
+
+if TYPE_CHECKING:
+    from epgembed.nightly.gates import NightlyConfig
 
 __all__ = ["add_commands"]
 EXIT_PROBLEMS = 1  # `versions`: a version is broken or `current` dangles
@@ -27,6 +31,7 @@ EXIT_PROBLEMS = 1  # `versions`: a version is broken or `current` dangles
 def load_configs(path: str | None) -> tuple[NightlyConfig, Config]:
     """A JSON file with model sections (catalog, tokenizer, train, index) and an optional
     "nightly" section (NightlyConfig fields)."""
+    from epgembed.nightly.gates import NightlyConfig   # here: every other command loads faster
     if not path:
         return NightlyConfig(), Config()
     data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -59,8 +64,12 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
+    progress = Progress.for_stream(sys.stderr, quiet=args.quiet)
     try:
-        result = run_nightly(args.dumps, args.models_root, ncfg, cfg)
+        with progress.stage("nightly") as st:   # on a terminal: a live line while it runs
+            result = run_nightly(args.dumps, args.models_root, ncfg, cfg)
+            print_laps(progress, result.report.get("timings") or {})
+            st.note(result.status)
     except registry.RootLocked as e:
         print(f"epgembed nightly: error: {e}", file=sys.stderr)
         return EXIT_ERROR
@@ -71,6 +80,18 @@ def cmd_nightly(args: argparse.Namespace) -> int:
         print(f"epgembed nightly: error: {result.report.get('error')} (report {result.report_path})",
               file=sys.stderr)
     return result.exit_code
+
+
+LAPS = (("ingest_s", "ingest"), ("train_s", "train"), ("index_s", "index and neighbour table"),
+        ("write_s", "write"), ("evaluate_s", "evaluate"), ("publish_s", "publish"))
+
+
+def print_laps(progress: Progress, timings: dict) -> None:
+    """One line per stage the run reached, from its report's timings (run_nightly keeps
+    its own clock; the lines come when it returns)."""
+    for key, name in LAPS:
+        if key in timings:
+            progress.line(stage_line(name, "", timings[key]))
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -159,6 +180,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ws.add_argument("--cold-start", dest="warm_start", action="store_false",
                     help="train from a random initialisation")
     n.add_argument("--json", action="store_true", help="also print the full report")
+    n.add_argument("--quiet", action="store_true",
+                   help="no stage lines on stderr (else one per stage with its time, and a live "
+                        "line while it runs on a terminal)")
     n.set_defaults(func=cmd_nightly)
 
     r = sub.add_parser("rollback", help="point current at an earlier version (validated first)",

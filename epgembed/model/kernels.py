@@ -11,13 +11,14 @@ it and applies the row-wise Adagrad step in place. The one dense product (bags x
 candidate pool) stays a BLAS matmul.
 
 Every kernel releases the GIL (`nogil`), so Hogwild! workers (`train.run_epoch`) run on
-all cores. Kernels are compiled on first use and cached beside this file.
+all cores. Kernels are compiled on first use and cached on disk (`_jit`).
 
     step = CompiledStep(table, accum, row_weights, k, margin, lr)
     loss = step(titles, shows, b, allowed, n)
 """
 from __future__ import annotations
 
+import logging
 import threading
 
 import numba as nb
@@ -26,9 +27,26 @@ import torch
 from torch.profiler import record_function
 
 _JIT = dict(nogil=True, fastmath=True, cache=True)
+log = logging.getLogger("epgembed.model.kernels")
+_NO_CACHE: list[str] = []   # kernels compiled without a disk cache (then warned about once)
 
 
-@nb.njit(**_JIT)
+def _jit(fn):
+    """nb.njit(**_JIT): compiled on first use and cached on disk, in __pycache__ beside this
+    file, or where that is read-only in the user's cache directory (~/.cache/numba), or in
+    NUMBA_CACHE_DIR when set (deploy/systemd sets it). Where none is writable numba refuses
+    cache=True with a RuntimeError at import: then the kernels compile in every process."""
+    try:
+        return nb.njit(**_JIT)(fn)
+    except RuntimeError as e:
+        if not _NO_CACHE:
+            log.warning("numba kernels not cached (%s): each process compiles them (2-5 s); "
+                        "set NUMBA_CACHE_DIR to a writable directory", e)
+        _NO_CACHE.append(fn.__name__)
+        return nb.njit(**{**_JIT, "cache": False})(fn)
+
+
+@_jit
 def unit_title_sums(table, tokens, start, length, weights, titles, out, norms):
     """out[i] = unit vector of the weighted sum of title titles[i]'s rows (model.title_vectors,
     fused into the step); norms[i] its norm."""
@@ -46,7 +64,7 @@ def unit_title_sums(table, tokens, start, length, weights, titles, out, norms):
         norms[i] = normalize_row(out, i, np.float32(1.0))
 
 
-@nb.njit(**_JIT)
+@_jit
 def normalize_row(x, i, scale):
     """x[i] = x[i] * scale, then divided by its norm (at least 1e-12); returns that norm."""
     sq = np.float32(0.0)
@@ -60,7 +78,7 @@ def normalize_row(x, i, scale):
     return norm
 
 
-@nb.njit(**_JIT)
+@_jit
 def context_bags(u, slots, b, n, bag, bag_norm):
     """bag[e] = unit mean of the n-1 context title vectors of example e (slots example-major)."""
     dim = u.shape[1]
@@ -74,7 +92,7 @@ def context_bags(u, slots, b, n, bag, bag_norm):
         bag_norm[e] = normalize_row(bag, e, np.float32(1.0 / (n - 1)))
 
 
-@nb.njit(**_JIT)
+@_jit
 def hardest_allowed(scores_row, allowed_row, k, out):
     """Indices of the k highest scores among allowed entries, best first; returns how many
     were found (fewer than k when fewer are allowed)."""
@@ -95,7 +113,7 @@ def hardest_allowed(scores_row, allowed_row, k, out):
     return found
 
 
-@nb.njit(**_JIT)
+@_jit
 def triplet_grad(u, norms, slots, b, n, bag, bag_norm, scores, rank, allowed, k, margin,
                  d_u, d_sums):
     """Margin ranking loss of the batch (mean over examples) and d loss / d title sums.
@@ -155,7 +173,7 @@ def triplet_grad(u, norms, slots, b, n, bag, bag_norm, scores, rank, allowed, k,
     return loss / b
 
 
-@nb.njit(**_JIT)
+@_jit
 def scatter_adagrad(table, accum, tokens, start, length, weights, titles, d_sums, lr,
                     row_weights, slot_of, occ_slot, counts, occ_title, occ_w, rows, grad):
     """Row-wise Adagrad on the rows of the titles' tokens: each distinct row's gradient is
@@ -295,7 +313,7 @@ class CompiledStep:
         return float(loss)
 
 
-@nb.njit(**_JIT)
+@_jit
 def merge_top_k(scores, rows, cands, ids, best):
     """Merge a block of exact scores into running top lists, in place.
 
@@ -331,7 +349,7 @@ def merge_top_k(scores, rows, cands, ids, best):
             worst = best[r, 1]
 
 
-@nb.njit(**_JIT)
+@_jit
 def sort_top_k(ids, best):
     """Order columns 1..k-1 of every row best first (after `merge_top_k`)."""
     for r in range(ids.shape[0]):

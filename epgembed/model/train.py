@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from epgembed.model.fused import FusedStep, inverse_frequency_weights
 from epgembed.model.kernels import CompiledStep
 from epgembed.model.vectors import PAD_ID, title_vectors, top_k
 from epgembed.model.sampling import LeaveOneOutSampler, PackedTitles
+from epgembed.progress import Progress, Stage
 
 
 @dataclass
@@ -88,10 +90,33 @@ def make_step(table: torch.Tensor, row_weights: torch.Tensor | None, cfg: TrainC
 
 def train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories: int,
           cfg: TrainConfig, vocab_size: int, init: np.ndarray | None = None,
-          token_weights: np.ndarray | None = None) -> TrainResult:
+          token_weights: np.ndarray | None = None, progress: Progress | None = None) -> TrainResult:
     """Train the token table. token_ids: [S, L] padded ids of every show's tokens;
     token_weights: optional [S, L] weights of those tokens in the title's sum; init: a
-    [V, D] table to start from instead of the seeded one."""
+    [V, D] table to start from instead of the seeded one. One "train" stage on `progress`
+    (an epoch bar on a terminal); without one, cfg.progress draws that bar on stderr."""
+    if progress is None and cfg.progress:
+        progress = Progress(sys.stderr, live=True)
+    with (progress or Progress()).stage("train") as stage:
+        result = _train(token_ids, show_categories, n_categories, cfg, vocab_size, init,
+                        token_weights, stage)
+        stage.note(describe(result))
+    return result
+
+
+def describe(result: TrainResult) -> str:
+    """E.g. "12 epochs (best 9), 1,234,567 examples, 45,678 examples/s, val P@10 0.412"."""
+    last = result.history[-1] if result.history else {}
+    best = next((h for h in result.history if h["epoch"] == result.best_epoch), last)
+    val = best.get("val_p_at_10")
+    return (f"{len(result.history)} epochs (best {result.best_epoch}), {result.examples:,} examples, "
+            f"{result.examples_per_second:,.0f} examples/s, "
+            f"val P@10 {'n/a' if val is None else f'{val:.3f}'}")
+
+
+def _train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories: int,
+           cfg: TrainConfig, vocab_size: int, init: np.ndarray | None,
+           token_weights: np.ndarray | None, stage: Stage) -> TrainResult:
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     val = split_validation(show_categories, cfg, rng)
@@ -119,20 +144,20 @@ def train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories:
         vectors = title_vectors(table.numpy(), token_ids, token_weights)
         return validation_precision(vectors, show_categories, val, sampler.labelled)
 
-    final = _epochs(step, titles, sampler, cfg, table, validate if val else None, result)
+    final = _epochs(step, titles, sampler, cfg, table, validate if val else None, result, stage)
     result.embeddings = final.numpy().astype(np.float32).copy()
     return result
 
 
 def _epochs(step, titles: PackedTitles, sampler: LeaveOneOutSampler, cfg: TrainConfig,
-            table: torch.Tensor, validate, result: TrainResult) -> torch.Tensor:
+            table: torch.Tensor, validate, result: TrainResult, stage: Stage) -> torch.Tensor:
     """Epochs until cfg.epochs, or cfg.patience epochs in a row without a better `validate()`
     figure (None: no validation, every epoch counts); each epoch's row is appended to
     result.history. Returns the table of the best epoch."""
     best, best_state, bad_epochs = -1.0, None, 0
-    progress = _progress(cfg)
     t_start = time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
+    epochs = stage.bar(range(1, cfg.epochs + 1), total=cfg.epochs, unit="epoch")
+    for epoch in epochs:
         t0 = time.perf_counter()
         loss_sum, n_examples = run_epoch(step, titles, example_batches(sampler, cfg), cfg.workers)
         seconds = time.perf_counter() - t0
@@ -142,7 +167,8 @@ def _epochs(step, titles: PackedTitles, sampler: LeaveOneOutSampler, cfg: TrainC
                "examples": n_examples, "seconds": round(seconds, 3),
                "examples_per_s": round(n_examples / seconds, 1) if seconds else None}
         result.history.append(row)
-        progress(row)
+        epochs.set_postfix(loss=f"{row['loss']:.4f}", val="n/a" if val_p is None else f"{val_p:.3f}",
+                           ex_s=f"{row['examples_per_s'] or 0:,.0f}")
         if val_p is None:       # no validation titles: every epoch counts
             result.best_epoch = epoch
             continue
@@ -153,7 +179,6 @@ def _epochs(step, titles: PackedTitles, sampler: LeaveOneOutSampler, cfg: TrainC
             bad_epochs += 1
             if bad_epochs >= cfg.patience:
                 break
-    progress(None)
     result.seconds = time.perf_counter() - t_start
     return best_state if best_state is not None else table
 
@@ -214,21 +239,3 @@ def run_epoch(step, titles: PackedTitles, batches, workers: int = 1) -> tuple[fl
     if errors:
         raise errors[0]
     return sum(t[0] for t in totals), sum(t[1] for t in totals)
-
-
-def _progress(cfg: TrainConfig):
-    """update(row) after each epoch; update(None) when training ends (closes the bar)."""
-    if not cfg.progress:
-        return lambda row: None
-    from tqdm import tqdm
-    bar = tqdm(total=cfg.epochs, unit="epoch", dynamic_ncols=True)
-
-    def update(row: dict | None) -> None:
-        if row is None:
-            bar.close()
-            return
-        bar.update(1)
-        val = row["val_p_at_10"]
-        bar.set_postfix(loss=f"{row['loss']:.4f}", val="n/a" if val is None else f"{val:.3f}",
-                        ex_s=f"{row['examples_per_s'] or 0:,.0f}")
-    return update

@@ -31,6 +31,7 @@ from epgembed.query.inspect import (InspectConfig, LeaveOneOut, TitleStats, broa
                                     model_center, model_json, padded, pair_scores, show_tokens, side_of, title_stats,
                                     token_rows)
 from epgembed.model.vectors import nearest_others
+from epgembed.progress import Progress, Stage
 from epgembed.query.related import QueryError, RelatedModel
 
 WEIGHTS = {"collapse": 0.3, "carried": 0.3, "no_shared_category": 0.3, "list_disagreement": 0.1}
@@ -98,8 +99,11 @@ class Tokens:
     weights: np.ndarray
 
 
-def catalog_tokens(model: RelatedModel) -> Tokens:
-    toks = [show_tokens(model, s) for s in model.catalog.shows]
+def catalog_tokens(model: RelatedModel, stage: Stage | None = None) -> Tokens:
+    shows = model.catalog.shows
+    if stage is not None:
+        shows = stage.bar(shows, total=len(model.catalog), unit="show")
+    toks = [show_tokens(model, s) for s in shows]
     return Tokens(padded([[i for i, _, _ in t] for t in toks]),
                   padded([[w for _, _, w in t] for t in toks], np.float64))
 
@@ -159,29 +163,32 @@ def block_pairs(emb: np.ndarray, tok: Tokens, stats: TitleStats, rare_tok: np.nd
     return (score, np.maximum(coll, coll_y.reshape(b, k)), np.maximum(carried, carried_y.reshape(b, k)))
 
 
-def scan_pairs(model: RelatedModel, k: int, cfg: InspectConfig,
-               block: int = 128) -> tuple[PairArrays, dict, dict]:
-    """All (title, neighbour) pairs of the catalog with their signals; plus per-title data."""
+def scan_pairs(model: RelatedModel, k: int, cfg: InspectConfig, block: int = 128,
+               progress: Progress | None = None) -> tuple[PairArrays, dict, dict]:
+    """All (title, neighbour) pairs of the catalog with their signals; plus per-title data.
+    Stages on `progress`: tokens, neighbours, leave-one-out."""
+    progress = progress or Progress()
     t0 = time.perf_counter()
-    tok = catalog_tokens(model)
-    broad = broad_categories(model)
-    cats = category_matrix([[c for c in s.category_list() if c not in broad] for s in model.catalog.shows])
-    has = (cats >= 0).any(axis=1)
-    rare_tok = np.asarray(model.token_counts) <= cfg.rare_max_count
-    rare_tok[0] = False
+    with progress.stage("tokens") as st:
+        tok = catalog_tokens(model, st)
+        broad = broad_categories(model)
+        cats = category_matrix([[c for c in s.category_list() if c not in broad] for s in model.catalog.shows])
+        has = (cats >= 0).any(axis=1)
+        rare_tok = np.asarray(model.token_counts) <= cfg.rare_max_count
+        rare_tok[0] = False
+        st.note(f"{len(tok.ids):,} shows")
     t1 = time.perf_counter()
-    vectors = np.asarray(model.vectors, dtype=np.float32)
-    table = getattr(model, "neighbours", None)
-    table = None if table is None else table[0]
-    nbrs = nearest_others(vectors, k, table=table).astype(np.int64)
+    with progress.stage("neighbours") as st:
+        vectors = np.asarray(model.vectors, dtype=np.float32)
+        table = getattr(model, "neighbours", None)
+        table = None if table is None else table[0]
+        nbrs = nearest_others(vectors, k, table=table).astype(np.int64)
+        st.note(f"{nbrs.shape[1]} per show")
     t2 = time.perf_counter()
-    emb, center = np.asarray(model.embeddings), model_center(model)
+    with progress.stage("leave-one-out") as st:
+        score, coll, carried = leave_one_out(model, tok, rare_tok, vectors, nbrs, block, st)
+        st.note(f"{score.size:,} pairs")
     s, kk = nbrs.shape
-    stats = catalog_stats(emb, tok, center)
-    score, coll, carried = (np.zeros(nbrs.shape) for _ in range(3))
-    for start in range(0, s, block):
-        x = np.arange(start, min(start + block, s))
-        score[x], coll[x], carried[x] = block_pairs(emb, tok, stats, rare_tok, vectors, center, x, nbrs[x])
     title, coll, carried = np.repeat(np.arange(s), kk), coll.ravel(), carried.ravel()
     t3 = time.perf_counter()
     shared = share_any(cats[title], cats[nbrs.ravel()]).reshape(s, kk)
@@ -194,6 +201,19 @@ def scan_pairs(model: RelatedModel, k: int, cfg: InspectConfig,
     timings = {"tokenize_s": t1 - t0, "neighbors_s": t2 - t1, "leave_one_out_s": t3 - t2,
                "categories_s": time.perf_counter() - t3}
     return pairs, titles, timings
+
+
+def leave_one_out(model: RelatedModel, tok: Tokens, rare_tok: np.ndarray, vectors: np.ndarray,
+                  nbrs: np.ndarray, block: int, stage: Stage) -> tuple[np.ndarray, ...]:
+    """Score, rare collapse and carried share [S, k] of every pair, in blocks of titles."""
+    emb, center = np.asarray(model.embeddings), model_center(model)
+    s = len(nbrs)
+    stats = catalog_stats(emb, tok, center)
+    score, coll, carried = (np.zeros(nbrs.shape) for _ in range(3))
+    for start in stage.bar(range(0, s, block), total=-(-s // block), unit="block"):
+        x = np.arange(start, min(start + block, s))
+        score[x], coll[x], carried[x] = block_pairs(emb, tok, stats, rare_tok, vectors, center, x, nbrs[x])
+    return score, coll, carried
 
 
 def most_suspicious(pairs: PairArrays, flagged: np.ndarray, top: int) -> np.ndarray:
@@ -228,18 +248,34 @@ def summarize(pairs: PairArrays, titles: dict, cfg: InspectConfig) -> dict:
 
 
 def find_outliers(model: RelatedModel, top: int = 100, k: int = 20,
-                  cfg: InspectConfig | None = None) -> dict:
-    """Scan, rank by suspicion, explain the `top` pairs. JSON-ready."""
+                  cfg: InspectConfig | None = None, progress: Progress | None = None) -> dict:
+    """Scan, rank by suspicion, explain the `top` pairs. JSON-ready. Stages on `progress`:
+    those of scan_pairs, then explain."""
     cfg = cfg or InspectConfig()
+    progress = progress or Progress()
     t0 = time.perf_counter()
-    pairs, titles, timings = scan_pairs(model, k, cfg)
+    pairs, titles, timings = scan_pairs(model, k, cfg, progress=progress)
     flagged = pairs.no_category | pairs.rare_match(cfg)
     chosen = most_suspicious(pairs, flagged, top)
     t1 = time.perf_counter()
+    with progress.stage("explain") as st:
+        items = explain_pairs(model, pairs, chosen, cfg, st)
+        st.note(f"{len(items):,} of {int(flagged.sum()):,} flagged pairs")
+    timings["explain_s"] = time.perf_counter() - t1
+    timings["total_s"] = time.perf_counter() - t0
+    return {"model": model_json(model), "k": int(titles["nbrs"].shape[1]), "config": cfg.to_dict(),
+            "weights": WEIGHTS, "summary": summarize(pairs, titles, cfg),
+            "timings": {a: round(b, 3) for a, b in timings.items()},
+            "outliers": items, "titles": disagreeing_titles(model, titles, top)}
+
+
+def explain_pairs(model: RelatedModel, pairs: PairArrays, chosen: np.ndarray, cfg: InspectConfig,
+                  stage: Stage) -> list[dict]:
+    """inspect.explain_sides of each chosen pair, with its rank, position and suspicion."""
     broad = broad_categories(model)
     suspicion = pairs.suspicion()
     items = []
-    for p in chosen:
+    for p in stage.bar(chosen, total=len(chosen), unit="pair"):
         try:
             x, y = side_of(model, int(pairs.title[p]), broad), side_of(model, int(pairs.neighbor[p]), broad)
         except QueryError:       # a show without tokens has nothing to explain
@@ -248,12 +284,7 @@ def find_outliers(model: RelatedModel, top: int = 100, k: int = 20,
         e.update(rank=int(pairs.rank[p]), position=len(items) + 1, suspicion=round(float(suspicion[p]), 6),
                  list_share=round(float(pairs.list_share[p]), 6))
         items.append(e)
-    timings["explain_s"] = time.perf_counter() - t1
-    timings["total_s"] = time.perf_counter() - t0
-    return {"model": model_json(model), "k": int(titles["nbrs"].shape[1]), "config": cfg.to_dict(),
-            "weights": WEIGHTS, "summary": summarize(pairs, titles, cfg),
-            "timings": {a: round(b, 3) for a, b in timings.items()},
-            "outliers": items, "titles": disagreeing_titles(model, titles, top)}
+    return items
 
 
 def disagreeing_titles(model: RelatedModel, titles: dict, top: int) -> list[dict]:
