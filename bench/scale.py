@@ -43,7 +43,7 @@ def model_dir(shows: int) -> Path:
 
 def synth_path(shows: int, seed: int = 0) -> Path:
     """The cached synthetic dump of `shows` shows; generated (in a child) when missing."""
-    src = hashlib.sha256((REPO / "epgembed" / "synth.py").read_bytes()).hexdigest()[:8]
+    src = hashlib.sha256((REPO / "epgembed" / "gen" / "synth.py").read_bytes()).hexdigest()[:8]
     path = CACHE / "synth" / f"synth-{shows}-s{seed}-{src}.xml.gz"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -127,7 +127,24 @@ class IndexConfig:
     neighbours_probe: int = 256
     # Threads that build the neighbour table (the result does not depend on them).
     neighbours_threads: int = 2
+    # Searches for vectors that are no catalog row (unseen titles, pages past the table):
+    # "auto": exact over every vector up to `search_exact_max_shows` titles (~0.1 ms at 12k),
+    # beyond that a cluster probe: spherical k-means into `search_clusters` * sqrt(S)
+    # clusters (8,000 at 1M), the clusters nearest the query until they hold `search_rows`
+    # titles, every one scored exactly (centroids.npy, order.npy, bounds.npy,
+    # cluster_vectors.npy; docs/SCALE.md). "annoy": Annoy for all, as before.
+    # At 1M synthetic titles 8,192 rows find 0.71 of the true 10 of unseen titles (p50
+    # 0.57 ms, p99 1.8 ms), Annoy at search_k 10000 0.56 (1.8 / 5.1 ms); 0.95 would need
+    # ~10x the rows (docs/SCALE.md; bench/results/index-search.md).
+    search: str = "auto"
+    search_exact_max_shows: int = 50_000
+    search_clusters: float = 8.0
+    search_rows: int = 8_192
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.search not in ("auto", "annoy"):
+            raise ValueError(f"index.search must be 'auto' or 'annoy', not {self.search!r}")
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,26 @@
-"""The Annoy index and the exact neighbour table: tiny hand-made vectors with a known answer,
-a seeded build, and the table answering catalog titles exactly like an exhaustive search."""
+"""The Annoy index, the neighbour table and the search of unseen titles (exact, or the
+cluster probe): tiny hand-made vectors with a known answer, seeded builds, the table and the
+probe answering like an exhaustive search, and model folders with and without the probe's
+files."""
 from __future__ import annotations
 
+import json
 import math
+import shutil
 
 import numpy as np
 import pytest
 
 from conftest import TINY_CONFIG
-from epgembed.artifact.bundle import load_model, read_manifest
+import epgembed.artifact.bundle
+from epgembed.artifact.bundle import ModelError, load_model, read_manifest, verify_files
 from epgembed.config import IndexConfig
 import epgembed.model.vectors
 from epgembed.index.serve import open_index, query_item
-from epgembed.index.clustered import clustered_neighbours
-from epgembed.index.build import build_index, neighbour_table, sampled_recall
+from epgembed.index.clustered import clustered_neighbours, spherical_kmeans
+from epgembed.index.build import (build_index, neighbour_table, probe_recall, sampled_recall,
+                                  search_recall, write_search)
+from epgembed.index.probe import ClusterProbe, ExactSearch
 from epgembed.model.vectors import top_k
 from epgembed.pipeline import train_model
 
@@ -122,3 +129,117 @@ def test_clustered_table_is_the_same_for_any_number_of_threads():
     one = clustered_neighbours(v, 11, probe=4, chunk=100)
     two = clustered_neighbours(v, 11, probe=4, chunk=100, threads=2)
     assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
+
+
+# ------------------------------------------------------------------ the search of unseen titles
+def probe_of(v: np.ndarray, rows: int, seed: int = 0) -> ClusterProbe:
+    centroids, order, bounds = spherical_kmeans(v, seed)
+    return ClusterProbe(np.ascontiguousarray(v[order]), centroids, order, bounds, rows)
+
+
+def test_probe_search_hand_made_clusters_far_apart():
+    """Three tight groups on the axes of R^3 (+ a little of the other axes), a query near
+    the second group: probing one cluster finds exactly the group, best first."""
+    rng = np.random.default_rng(3)
+    groups = [np.eye(3)[g] + 0.05 * rng.standard_normal((12, 3)) for g in range(3)]
+    v = np.concatenate(groups).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    centroids, order, bounds = spherical_kmeans(v)
+    assert len(centroids) == int(4 * math.sqrt(len(v)))
+    search = ClusterProbe(np.ascontiguousarray(v[order]), centroids, order, bounds, rows=len(v))
+    q = np.array([0.1, 1.0, 0.05], np.float32) / np.linalg.norm([0.1, 1.0, 0.05])
+    ids, cos = search(q, 10)
+    exact = np.argsort(-(v @ q), kind="stable")[:10]
+    assert ids == exact.tolist() and set(ids) <= set(range(12, 24))          # the second group
+    assert np.allclose(cos, v[exact] @ q, atol=1e-6) and np.all(np.diff(cos) <= 0)
+    # one cluster per group: probing the single nearest cluster (a budget of 1 row) is enough
+    c3, order3, bounds3 = _three_clusters(v)
+    one = ClusterProbe(np.ascontiguousarray(v[order3]), c3, order3, bounds3, rows=1)
+    assert one.clusters_for(q, 10).tolist() == [1]
+    assert one(q, 10)[0] == exact.tolist()
+    assert one(q, 30)[0] == np.argsort(-(v @ q), kind="stable")[:30].tolist()   # widened past 1
+
+
+def _three_clusters(v: np.ndarray):
+    owner = np.argmax(v, axis=1)                       # the group = the axis a row is nearest
+    order = np.argsort(owner, kind="stable").astype(np.int32)
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=3))]).astype(np.int32)
+    return np.eye(3, dtype=np.float32), order, bounds
+
+
+def test_probe_search_of_every_cluster_is_exact_search():
+    v = np.random.default_rng(5).standard_normal((900, 16)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    search, exact = probe_of(v, rows=len(v)), ExactSearch(v)
+    for q in np.random.default_rng(6).standard_normal((20, 16)).astype(np.float32):
+        for k in (1, 10, 900):
+            a, b = search(q, k), exact(q, k)
+            assert a[0] == b[0] and np.allclose(a[1], b[1], atol=1e-6)
+    small = probe_of(v, rows=60)
+    assert search_recall(v, small) == pytest.approx(probe_recall(v, small), abs=0.01)
+    assert search_recall(v, small) < 1.0
+    assert search_recall(v, search) == probe_recall(v, search) == 1.0
+
+
+def test_seeded_clusters_and_their_files_are_deterministic(tmp_path):
+    v = blobs(30, 40)
+    a, b, two = spherical_kmeans(v, 7), spherical_kmeans(v, 7), spherical_kmeans(v, 7, threads=2)
+    for x, y, z in zip(a, b, two):
+        assert np.array_equal(x, y) and np.array_equal(x, z)
+    order, bounds = a[1], a[2]
+    assert a[0].dtype == np.float32 and order.dtype == np.int32 and bounds.dtype == np.int32
+    assert sorted(order.tolist()) == list(range(len(v))) and bounds[0] == 0 and bounds[-1] == len(v)
+    cfg = IndexConfig(search_exact_max_shows=100, search_clusters=4, search_rows=120, seed=7)
+    for d in ("x", "y"):
+        (tmp_path / d).mkdir()
+        files, info = write_search(tmp_path / d, v, spherical_kmeans(v, 7), cfg)
+        assert info["method"] == "probe" and info["rows"] == 120 and 0 < info["recall_at_10"] <= 1
+    for f in files:
+        assert (tmp_path / "x" / f).read_bytes() == (tmp_path / "y" / f).read_bytes()
+    assert np.array_equal(np.load(tmp_path / "x" / "cluster_vectors.npy"), v[order])
+    # the table over the kept clusters is the table that makes its own (same seed)
+    kept = clustered_neighbours(v, 11, probe=4, seed=7, clusters=a)
+    own = clustered_neighbours(v, 11, probe=4, seed=7)
+    assert np.array_equal(kept[0], own[0]) and np.array_equal(kept[1], own[1])
+
+
+def test_a_model_with_the_probe_files_round_trips(tiny_dump, tmp_path):
+    cfg = TINY_CONFIG.replace(train={"epochs": 1}, index={"search_exact_max_shows": 10, "search_rows": 1000})
+    train_model([tiny_dump], tmp_path / "p", cfg, threads=1)
+    m = read_manifest(tmp_path / "p")
+    assert m["search"]["method"] == "probe" and m["search"]["rows"] == 1000 and m["search"]["recall_at_10"] == 1.0
+    for f in ("centroids.npy", "order.npy", "bounds.npy", "cluster_vectors.npy"):
+        assert m["files"][f]["bytes"] == (tmp_path / "p" / f).stat().st_size   # hashed like the others
+    verify_files(tmp_path / "p", m)
+    model = load_model(tmp_path / "p")
+    assert isinstance(model.search, ClusterProbe)
+    exact = load_model(tmp_path / "p")
+    exact.search = ExactSearch(exact.vectors)                  # every cluster probed: the same answers
+    for title in ("Puppy Kitchen Tonight", "Tatort Spezial", "Evening News Kitchen"):
+        a, b = model.related(title, 5), exact.related(title, 5)
+        assert [h.id for h in a.related] == [h.id for h in b.related]
+    assert [h.id for h in model.related_to_id(0, 5, offset=44).related] == \
+        [h.id for h in exact.related_to_id(0, 5, offset=44).related]           # a page past the table
+    order = np.load(tmp_path / "p" / "order.npy")
+    np.save(tmp_path / "p" / "order.npy", order[::-1].copy())                   # another model's order
+    with pytest.raises(ModelError, match="cluster order"):
+        load_model(tmp_path / "p", verify=False)
+    with pytest.raises(ModelError, match="order.npy"):
+        load_model(tmp_path / "p")
+
+
+def test_models_without_the_probe_files_still_load(tiny_dump, tiny_model_dir, tmp_path, monkeypatch):
+    assert read_manifest(tiny_model_dir)["search"]["method"] == "exact"      # 49 titles
+    old = tmp_path / "old"
+    shutil.copytree(tiny_model_dir, old)
+    manifest = read_manifest(old)
+    del manifest["search"]                                     # as written before the entry existed
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    model = load_model(old)
+    assert isinstance(model.search, ExactSearch)               # small catalog: exact search
+    answer = [h.id for h in model.related("Puppy Kitchen Tonight", 5).related]
+    monkeypatch.setattr(epgembed.artifact.bundle, "IndexConfig", lambda: IndexConfig(search_exact_max_shows=10))
+    big = load_model(old)                                      # "large" without files: Annoy as before
+    assert big.search is None and len(big.related("Puppy Kitchen Tonight", 5).related) == 5
+    big.search_k = len(big) * 100
+    assert [h.id for h in big.related("Puppy Kitchen Tonight", 5).related] == answer

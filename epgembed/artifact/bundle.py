@@ -14,6 +14,9 @@
       neighbours.npy     [S, K] int32 nearest titles of every title, best first, and
       neighbour_scores.npy  [S, K] float32 their cosines (exact search up to
                          IndexConfig.neighbours_max_shows titles, clustered beyond)
+      centroids.npy, order.npy, bounds.npy, cluster_vectors.npy   the cluster probe that
+                         searches unseen titles in large catalogs (index/probe.py, manifest
+                         "search"; absent: exact search up to 50k titles, else Annoy)
       history.json       per-epoch training history
 
 Writes go to a temporary sibling folder that is fsynced and renamed into place, so a
@@ -34,10 +37,13 @@ from pathlib import Path
 
 import numpy as np
 
+from epgembed.config import IndexConfig
 from epgembed.ingest.catalog import Catalog, SerializedCatalog
 from epgembed.fsutil import fsync_dir, utc
 from epgembed.index.serve import METRIC, open_index
-from epgembed.index.build import build_index, neighbour_table
+from epgembed.index.build import (build_index, neighbour_table, search_clusters, search_method,
+                                   write_search)
+from epgembed.index.probe import ExactSearch, check_search, open_probe
 from epgembed.model.vectors import top_k
 from epgembed.query.related import RelatedModel
 from epgembed.text.tokenize import Tokenizer
@@ -114,16 +120,8 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog | Serial
         files += ["embeddings.npy", "token_counts.npy", "vectors.npy", "center.npy", "catalog.jsonl",
                   "index.ann", "history.json"]
         t_index = time.perf_counter()
-        n_neighbours, table_info = 0, None
-        table = neighbour_table(vectors, index_cfg)   # before Annoy: the two never share memory
-        if table is not None:
-            np.save(tmp / "neighbours.npy", table[0])
-            np.save(tmp / "neighbour_scores.npy", table[1])
-            files += ["neighbours.npy", "neighbour_scores.npy"]
-            n_neighbours = table[0].shape[1]
-            table_info = {**table[2], "build_s": round(time.perf_counter() - t_index, 2)}
-        del table
-        build_index(vectors, index_cfg, tmp / "index.ann")
+        more, n_neighbours, table_info, search_info = _write_indexes(tmp, vectors, index_cfg)
+        files += more
         t_index = time.perf_counter() - t_index
         (tmp / "history.json").write_text(json.dumps(history, indent=1, allow_nan=False), encoding="utf-8")
         hashes = {f: {"sha256": sha256_file(tmp / f), "bytes": (tmp / f).stat().st_size} for f in files}
@@ -135,7 +133,8 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog | Serial
             "created": created, "metric": METRIC, "dim": int(embeddings.shape[1]),
             "vocab_size": int(embeddings.shape[0]), "n_shows": len(catalog),
             "n_trees": index_cfg.n_trees, "neighbours": n_neighbours,
-            "neighbour_table": table_info, "counts": catalog.summary(), "config": config,
+            "neighbour_table": table_info, "search": search_info, "counts": catalog.summary(),
+            "config": config,
             "data": data, "training": training, "quality": quality or {},
             "libraries": library_versions(), "files": hashes,
         }
@@ -165,6 +164,29 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog | Serial
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _write_indexes(tmp: Path, vectors: np.ndarray, index_cfg) -> tuple[list[str], int, dict | None, dict]:
+    """The probe search's files, the neighbour table and the Annoy forest, one after the
+    other (the table and Annoy's build never share memory): (files, table width, the
+    manifest's "neighbour_table" and "search" entries)."""
+    t0 = time.perf_counter()
+    clusters = search_clusters(vectors, index_cfg)
+    files, search_info = write_search(tmp, vectors, clusters, index_cfg)
+    search_info["build_s"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    table = neighbour_table(vectors, index_cfg, clusters)   # over them when they are the table's own
+    del clusters
+    n_neighbours, table_info = 0, None
+    if table is not None:
+        np.save(tmp / "neighbours.npy", table[0])
+        np.save(tmp / "neighbour_scores.npy", table[1])
+        files += ["neighbours.npy", "neighbour_scores.npy"]
+        n_neighbours = table[0].shape[1]
+        table_info = {**table[2], "build_s": round(time.perf_counter() - t0, 2)}
+    del table
+    build_index(vectors, index_cfg, tmp / "index.ann")
+    return files, n_neighbours, table_info, search_info
 
 
 def read_manifest(model_dir: Path) -> dict:
@@ -237,6 +259,7 @@ def load_model(model_dir: str | Path, *, verify: bool = True) -> RelatedModel:
             table = tuple(np.load(model_dir / (step := f"{name}.npy"), mmap_mode="r", allow_pickle=False)
                           for name in ("neighbours", "neighbour_scores"))
         step, dim = "manifest.json", manifest["dim"]
+        search = _open_search(model_dir, manifest, vectors, dim)
         if embeddings.ndim != 2 or embeddings.shape[1] != dim:
             raise ModelError(f"{model_dir}: inconsistent model: embeddings {embeddings.shape}, "
                              f"manifest says dimension {dim}")
@@ -272,9 +295,27 @@ def load_model(model_dir: str | Path, *, verify: bool = True) -> RelatedModel:
         if not ok:
             raise ModelError(f"{model_dir}: inconsistent model: {why}")
     model = RelatedModel(model_dir, manifest, tokenizer, catalog, embeddings, vectors, index, counts,
-                         center, table)
+                         center, table, search)
     self_test(model)
     return model
+
+
+def _open_search(model_dir: Path, manifest: dict, vectors: np.ndarray, dim: int):
+    """The search for vectors that are no catalog row: the manifest's "search" entry (a model
+    without one, built before it existed: exact search up to the default size, else Annoy);
+    None = Annoy. Raises ModelError for probe files that do not fit the catalog."""
+    n = len(vectors)
+    cfg = IndexConfig()
+    entry = manifest.get("search") or {"method": "annoy" if search_method(n, cfg) == "probe"
+                                       else search_method(n, cfg)}
+    if entry["method"] == "exact":
+        return ExactSearch(vectors)
+    if entry["method"] != "probe":
+        return None
+    try:
+        return open_probe(model_dir, entry, n, dim)
+    except ValueError as e:
+        raise ModelError(f"{model_dir}: inconsistent model: {e}") from None
 
 
 SELF_TEST_ITEMS = 64  # items checked against the index and rebuilt from their tokens
@@ -324,6 +365,10 @@ def _content_checks(model: RelatedModel) -> None:
                  "(embeddings, tokenizer or catalog of another model?)")
     if model.neighbours is not None:
         _check_neighbours(model, fail)
+    if model.search is not None:
+        why = check_search(model.search, model.vectors, np.linspace(0, n - 1, min(n, 16)).astype(int).tolist())
+        if why:
+            fail(why)
     v = np.asarray(model.vectors[0], dtype=np.float32)
     if np.linalg.norm(v) > 0:
         _, dist = model.index.get_nns_by_vector(v.tolist(), 1, include_distances=True)

@@ -6,6 +6,8 @@ clustered table (clustered.py) is imported when a catalog needs one.
     ids, cos, info = neighbour_table(vectors, cfg)   # exact (model.top_k), or clustered past
                                                      # cfg.neighbours_max_shows titles
     recall = sampled_recall(vectors, ids)        # of a clustered table, against exact search
+    clusters = search_clusters(vectors, cfg)     # k-means for the probe search, or None
+    files, info = write_search(folder, vectors, clusters, cfg)   # its files (probe.FILES)
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from epgembed.config import IndexConfig
+from epgembed.index.probe import FILES as PROBE_FILES, ClusterProbe
 from epgembed.index.serve import METRIC
 from epgembed.model.vectors import top_k
 
@@ -44,9 +47,11 @@ def sampled_recall(vectors: np.ndarray, ids: np.ndarray, k: int = 10, samples: i
     return float(found / max(1, truth.size))
 
 
-def neighbour_table(vectors: np.ndarray, cfg: IndexConfig) -> tuple[np.ndarray, np.ndarray, dict] | None:
+def neighbour_table(vectors: np.ndarray, cfg: IndexConfig,
+                    clusters: tuple | None = None) -> tuple[np.ndarray, np.ndarray, dict] | None:
     """(ids, cosines, description) of the neighbour table `cfg` asks for, or None: exact up to
-    `neighbours_max_shows` titles, clustered beyond (when `neighbours_probe` > 0)."""
+    `neighbours_max_shows` titles, clustered beyond (when `neighbours_probe` > 0; over
+    `clusters` when given: those of search_clusters, the same seed)."""
     if not cfg.neighbours:
         return None
     if len(vectors) <= cfg.neighbours_max_shows:
@@ -54,8 +59,79 @@ def neighbour_table(vectors: np.ndarray, cfg: IndexConfig) -> tuple[np.ndarray, 
         return ids, scores, {"method": "exact", "recall_at_10": 1.0}
     if cfg.neighbours_probe <= 0:
         return None
-    from epgembed.index.clustered import clustered_neighbours     # torch and the compiled merge load here
+    from epgembed.index.clustered import clustered_neighbours, n_clusters   # torch, the compiled merge
+    if clusters is not None and len(clusters[0]) != n_clusters(len(vectors)):
+        clusters = None                                          # the search's own, finer clusters
     ids, scores = clustered_neighbours(vectors, cfg.neighbours, cfg.neighbours_probe, cfg.seed,
-                                       threads=cfg.neighbours_threads)
+                                       threads=cfg.neighbours_threads, clusters=clusters)
     return ids, scores, {"method": "clustered", "probe": cfg.neighbours_probe,
                          "recall_at_10": round(sampled_recall(vectors, ids), 4)}
+
+
+def search_method(n: int, cfg: IndexConfig) -> str:
+    """How a catalog of n titles answers vectors that are no catalog row: "exact", "probe"
+    (cluster probe, files written at build) or "annoy"."""
+    if cfg.search == "annoy":
+        return "annoy"
+    return "exact" if n <= cfg.search_exact_max_shows else "probe"
+
+
+def search_clusters(vectors: np.ndarray, cfg: IndexConfig) -> tuple | None:
+    """The spherical k-means (centroids, order, bounds) of the probe search, or None when
+    the catalog is searched exactly or with Annoy. Seeded; with search_clusters = 4 they
+    are the clustered table's clusters (the table then reuses them)."""
+    if search_method(len(vectors), cfg) != "probe":
+        return None
+    from epgembed.index.clustered import spherical_kmeans   # torch loads here
+    return spherical_kmeans(vectors, cfg.seed, threads=cfg.neighbours_threads,
+                            lists=max(1, int(cfg.search_clusters * np.sqrt(len(vectors)))))
+
+
+def write_search(folder: Path, vectors: np.ndarray, clusters: tuple | None, cfg: IndexConfig,
+                 chunk: int = 65536) -> tuple[list[str], dict]:
+    """Write the probe search's files into `folder` (none for "exact" / "annoy"); returns
+    (file names, the manifest's "search" entry). cluster_vectors.npy = vectors[order] is
+    written a chunk of rows at a time (no second [S, D] array in memory)."""
+    method = search_method(len(vectors), cfg)
+    if method != "probe" or clusters is None:
+        return [], {"method": method}
+    centroids, order, bounds = clusters
+    np.save(folder / "centroids.npy", np.ascontiguousarray(centroids, dtype=np.float32))
+    np.save(folder / "order.npy", np.ascontiguousarray(order, dtype=np.int32))
+    np.save(folder / "bounds.npy", np.ascontiguousarray(bounds, dtype=np.int32))
+    with open(folder / "cluster_vectors.npy", "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                                                 "fortran_order": False, "shape": vectors.shape})
+        for lo in range(0, len(order), chunk):
+            f.write(np.ascontiguousarray(vectors[order[lo: lo + chunk]], dtype=np.float32).tobytes())
+    search = ClusterProbe(None, centroids, order, bounds, cfg.search_rows)
+    return list(PROBE_FILES), {**search.describe(), "recall_at_10": round(probe_recall(vectors, search), 4)}
+
+
+def probe_recall(vectors: np.ndarray, search, k: int = 10, samples: int = 200, seed: int = 0) -> float:
+    """recall@k of a ClusterProbe for catalog rows taken as queries, each row left out of
+    its own truth (held out): the share of the true k nearest other rows (exact search) in
+    the clusters the probe scores. Members are scored exactly, so that is the probe's
+    recall, counted from the cluster memberships alone (cluster_vectors.npy is not read
+    back: its pages would add to the build's resident memory)."""
+    sizes = np.diff(search.bounds)
+    owner = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)[np.argsort(search.order)]
+    n = len(vectors)
+    rows = np.random.default_rng(seed).choice(n, size=min(samples, n), replace=False)
+    truth, _ = top_k(vectors, k, rows=rows, skip_self=True)
+    found = sum(np.isin(owner[t], search.clusters_for(np.asarray(vectors[r], np.float32), k + 1)).sum()
+                for r, t in zip(rows.tolist(), truth))
+    return float(found / max(1, truth.size))
+
+
+def search_recall(vectors: np.ndarray, search, k: int = 10, samples: int = 200, seed: int = 0) -> float:
+    """Share of the true k nearest other rows (exact search) that `search` finds for catalog
+    rows taken as queries, each row itself left out of both lists (held out)."""
+    n = len(vectors)
+    rows = np.random.default_rng(seed).choice(n, size=min(samples, n), replace=False)
+    truth, _ = top_k(vectors, k, rows=rows, skip_self=True)
+    found = 0
+    for r, t in zip(rows.tolist(), truth):
+        ids, _ = search(np.asarray(vectors[r]), k + 1)
+        found += len(set(t.tolist()) & set([i for i in ids if i != r][:k]))
+    return float(found / max(1, truth.size))

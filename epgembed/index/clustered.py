@@ -2,6 +2,10 @@
 search (as IVF indexes do) in torch, with the compiled top-k merge of kernels.py.
 
     ids, cos = clustered_neighbours(vectors, k, probe)   # as model.top_k(vectors, k), approximately
+    centroids, order, bounds = spherical_kmeans(vectors)   # the clusters alone (numpy, CSR)
+
+The clusters are kept in the model folder for the probe search of query vectors
+(probe.py); clustered_neighbours(..., clusters=spherical_kmeans(...)) reuses them.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from epgembed.model.vectors import top_k
 
 def clustered_neighbours(vectors: np.ndarray, k: int, probe: int, seed: int = 0, iters: int = 6,
                          block: int | None = None, chunk: int = 16384, train_per_list: int = 64,
-                         threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                         threads: int = 1, clusters: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The neighbour table (as `top_k` gives it) of unit rows grouped into 4 * sqrt(S)
     clusters (`_clusters`): each row is compared exactly with every row of the `probe`
     clusters whose centres are nearest the row itself. Rows are taken a chunk at a time in
@@ -26,32 +30,27 @@ def clustered_neighbours(vectors: np.ndarray, k: int, probe: int, seed: int = 0,
     MB per thread at most (no copy of the vectors). Cosines are exact; a true neighbour in a
     cluster not probed is missed (recall: `index_build.sampled_recall`). Time ~ S * probe *
     sqrt(S); `threads` scan chunks in parallel (torch matmuls and the merge release the
-    GIL). Rows whose probed clusters hold fewer than k rows get an exact search."""
+    GIL). Rows whose probed clusters hold fewer than k rows get an exact search. `clusters`:
+    (centroids, order, bounds) of `spherical_kmeans` with the same seed, computed once."""
     arr = np.ascontiguousarray(vectors, dtype=np.float32)
     x = torch.from_numpy(arr if arr.flags.writeable else arr.copy())   # shared, not copied, when it can be
     n = len(x)
     k = min(k, n)
-    lists = max(1, min(n, int(4 * math.sqrt(n))))
+    lists = n_clusters(n) if clusters is None else len(clusters[0])
     probe = max(1, min(probe, lists))
-    # rows per [block, lists] score matrix: 64 MiB, above glibc's largest mmap threshold
-    # (32 MiB), so each is given back when freed instead of piling up in the threads' arenas
-    block = block or max(1024, (1 << 24) // lists)
-    gen = torch.Generator().manual_seed(seed)
-
+    block = block or _block(lists)
     pool = ThreadPoolExecutor(threads) if threads > 1 else None
-
-    def each(fn, items) -> list:
-        return list(pool.map(fn, items) if pool else map(fn, items))
-
-    def assign(rows: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return torch.cat(each(lambda s: (rows[s: s + block] @ c.T).max(1).indices,
-                              range(0, len(rows), block)))
-
+    each = _each(pool)
     ids = np.full((n, k), -1, dtype=np.int32)
     best = np.full((n, k), -np.inf, dtype=np.float32)
     try:
         with torch.no_grad():
-            centres, order, bounds = _clusters(x, lists, iters, train_per_list, gen, assign)
+            if clusters is None:
+                centres, order, bounds = _clusters(x, lists, iters, train_per_list,
+                                                   torch.Generator().manual_seed(seed), _assign(each, block))
+            else:
+                centres, order = torch.from_numpy(clusters[0]), torch.from_numpy(clusters[1].astype(np.int64))
+                bounds = np.asarray(clusters[2]).tolist()
             ids[:, 0] = np.arange(n)                 # each row first in its own list (as exact)
             scan = _ClusterScan(x, centres, order, bounds, probe, block, chunk, ids, best)
             # chunks own disjoint rows, and each row's merges run in one fixed order: the
@@ -66,6 +65,52 @@ def clustered_neighbours(vectors: np.ndarray, k: int, probe: int, seed: int = 0,
     if len(short):
         ids[short], best[short] = top_k(arr, k, rows=short)
     return ids, best
+
+
+def n_clusters(n: int) -> int:
+    """4 * sqrt(S) clusters (4,000 at 1M titles), at most one per row."""
+    return max(1, min(n, int(4 * math.sqrt(n))))
+
+
+def _block(lists: int) -> int:
+    # rows per [block, lists] score matrix: 64 MiB, above glibc's largest mmap threshold
+    # (32 MiB), so each is given back when freed instead of piling up in the threads' arenas
+    return max(1024, (1 << 24) // lists)
+
+
+def _each(pool):
+    def each(fn, items) -> list:
+        return list(pool.map(fn, items) if pool else map(fn, items))
+    return each
+
+
+def _assign(each, block: int):
+    def assign(rows: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return torch.cat(each(lambda s: (rows[s: s + block] @ c.T).max(1).indices,
+                              range(0, len(rows), block)))
+    return assign
+
+
+def spherical_kmeans(vectors: np.ndarray, seed: int = 0, iters: int = 6, train_per_list: int = 64,
+                     threads: int = 1, lists: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The clusters clustered_neighbours uses (same seed, same clusters; `lists` clusters
+    instead of n_clusters(S) when given), as numpy:
+    (centroids [C, D] float32 unit rows, order [S] int32: the rows cluster by cluster,
+    bounds [C + 1] int32: cluster c is order[bounds[c]:bounds[c + 1]])."""
+    arr = np.ascontiguousarray(vectors, dtype=np.float32)
+    x = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+    lists = min(len(x), lists or n_clusters(len(x)))
+    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+    try:
+        with torch.no_grad():
+            centres, order, bounds = _clusters(x, lists, iters, train_per_list,
+                                               torch.Generator().manual_seed(seed),
+                                               _assign(_each(pool), _block(lists)))
+    finally:
+        if pool:
+            pool.shutdown()
+    return (centres.numpy().astype(np.float32), order.numpy().astype(np.int32),
+            np.asarray(bounds, dtype=np.int32))
 
 
 class _ClusterScan:

@@ -33,7 +33,7 @@ class RelatedModel:
     def __init__(self, path: Path, manifest: dict, tokenizer: Tokenizer, catalog: Catalog,
                  embeddings: np.ndarray, vectors: np.ndarray, index, token_counts: np.ndarray,
                  center: np.ndarray | None = None,
-                 neighbours: tuple[np.ndarray, np.ndarray] | None = None):
+                 neighbours: tuple[np.ndarray, np.ndarray] | None = None, search=None):
         self.path = Path(path)
         self.manifest = manifest
         self.tokenizer = tokenizer
@@ -47,6 +47,7 @@ class RelatedModel:
         self.search_k = self.config.index.search_k
         self.n_trees = int(manifest.get("n_trees", 0) or 0)
         self.neighbours = neighbours   # (ids [S, K], cosines [S, K]): exact, for catalog titles
+        self.search = search           # index/probe.py: exact or cluster probe; None: Annoy
 
     @property
     def version(self) -> str:
@@ -117,6 +118,16 @@ class RelatedModel:
         """The configured search budget, never below Annoy's own default for `fetch` results."""
         return -1 if self.search_k < 0 else max(self.search_k, self.n_trees * fetch)
 
+    def _search(self, vector, show_id: int | None, fetch: int) -> tuple[list[int], np.ndarray]:
+        """The `fetch` nearest titles of an unseen title's vector, or of catalog title
+        `show_id` past its table row: the model's exact or cluster-probe search (exact
+        cosines; index/probe.py), else Annoy."""
+        if self.search is not None:
+            return self.search(self.vectors[show_id] if vector is None else vector, fetch)
+        if vector is None:
+            return query_item(self.index, show_id, fetch, self._search_k(fetch))
+        return query_vector(self.index, vector, fetch, self._search_k(fetch))
+
     def _related(self, title: str, show_id: int | None, vector, o: "Options") -> Related:
         k, offset, min_score = o.k, o.offset, o.min_score
         if k < 1:
@@ -132,10 +143,8 @@ class RelatedModel:
             fetch = min(fetch, n)
             if vector is None and self.neighbours is not None and fetch <= self.neighbours[0].shape[1]:
                 ids, scores = self.neighbours[0][show_id, :fetch].tolist(), self.neighbours[1][show_id, :fetch]
-            elif vector is None:
-                ids, scores = query_item(self.index, show_id, fetch, self._search_k(fetch))
             else:
-                ids, scores = query_vector(self.index, vector, fetch, self._search_k(fetch))
+                ids, scores = self._search(vector, show_id, fetch)
             hits = []
             keep.reset()
             for i, s in zip(ids, scores):
