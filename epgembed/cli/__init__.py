@@ -1,28 +1,13 @@
 """Command line: one library call per subcommand (`epgembed --help`)."""
 from __future__ import annotations
 
-import gc
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 EXIT_ERROR = 2  # bad input or a failed step: nothing was changed
 QUERY_COMMANDS = ("related", "info", "inspect")   # a second's work: imports and one model load
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Cyclic garbage collection off inside (restored after): the imports and the model
-    load of a query command make a few hundred thousand objects and no garbage cycles,
-    and the collector's passes over them cost the command 5-10% of its time."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def one_blas_thread() -> None:

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from epgembed.cli import gc_paused
+from epgembed.fsutil import gc_paused
 from epgembed.config import InspectConfig
 from epgembed.progress import Progress
 

@@ -16,7 +16,8 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from epgembed.cli import EXIT_ERROR, QUERY_COMMANDS, gc_paused, one_blas_thread
+from epgembed.cli import EXIT_ERROR, QUERY_COMMANDS, one_blas_thread
+from epgembed.fsutil import gc_paused
 from epgembed.config import Config
 from epgembed.ingest.dumpfiles import PIPE_TIMEOUT_S, escape_name
 

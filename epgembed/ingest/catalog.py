@@ -8,14 +8,12 @@ shown with the same suffix, stays whole. Nothing here knows about any provider.
 """
 from __future__ import annotations
 
-import gc
 import json
 import mmap
 import operator
 import os
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Iterator
 import numpy as np
 
 from epgembed.config import CatalogConfig
+from epgembed.fsutil import gc_paused
 from epgembed.ingest.dumpfiles import ReadLimits
 from epgembed.text.normalize import MAX_TITLE_CHARS, title_forms
 
@@ -200,7 +199,7 @@ class Catalog:
         path = Path(path)
         if lazy is None:
             lazy = path.stat().st_size > LAZY_BYTES
-        with _gc_paused():   # tens of thousands of new objects, no cycle among them
+        with gc_paused():   # tens of thousands of new objects, no cycle among them
             shows: Sequence[Show] = LazyShows(path) if lazy else read_shows(path.read_bytes())
             catalog = cls(_in_order(shows, path))
         catalog.shows = shows
@@ -225,17 +224,6 @@ def _show_decoder():
     return msgspec, msgspec.json.Decoder(Show)
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection inside (its passes over the young objects cost a load a
-    third of its time); the collector's state is restored on the way out."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def read_shows(data: bytes) -> list[Show]:
@@ -246,7 +234,7 @@ def read_shows(data: bytes) -> list[Show]:
     Show.from_json, which say what is wrong where."""
     msgspec, decoder = _show_decoder()
     try:
-        with _gc_paused():
+        with gc_paused():
             shows = decoder.decode_lines(data)
     except msgspec.DecodeError:
         return [Show.from_json(json.loads(line)) for line in data.splitlines() if line.strip()]
