@@ -54,7 +54,7 @@ def main() -> int:
     cases = {"--help": [exe, "--help"]}
     cases.update({f"{c} --help": [exe, c, "--help"] for c in SUBCOMMANDS})
     cases.update({"related": [exe, "related", model, "--title", "Tatort", "-k", "10"],
-                  "related (unseen)": [exe, "related", model, "--title", "Tatort: Der Fall Zürich"],
+                  "related (unseen)": [exe, "related", model, "--title", "Mordfall im Zürcher Hafen"],
                   "info": [exe, "info", model],
                   "inspect": [exe, "inspect", model, "--title", "Tatort"]})
     load_before = os.getloadavg()

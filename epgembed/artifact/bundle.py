@@ -31,14 +31,13 @@ import os
 import shutil
 import time
 import uuid
-from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from epgembed.config import IndexConfig
 from epgembed.ingest.catalog import Catalog, SerializedCatalog
+from epgembed.artifact.libraries import library_versions, warn_library_drift
 from epgembed.fsutil import fsync_dir, utc
 from epgembed.index.serve import METRIC, open_index
 from epgembed.index.build import (build_index, neighbour_table, search_clusters, search_method,
@@ -55,36 +54,6 @@ log = logging.getLogger("epgembed.artifact.bundle")
 
 class ModelError(Exception):
     """A model directory that is missing, incomplete, corrupt or inconsistent."""
-
-
-LIBRARIES = ("torch", "numpy", "sentencepiece", "annoy", "numba")   # what the files' bytes depend on
-
-
-@lru_cache(maxsize=1)
-def _running_libraries() -> tuple[tuple[str, str | None], ...]:
-    def version(name: str) -> str | None:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
-    return tuple((name, version(name)) for name in LIBRARIES)
-
-
-def library_versions() -> dict[str, str | None]:
-    """The installed versions of LIBRARIES (package metadata: nothing is imported)."""
-    return dict(_running_libraries())
-
-
-def warn_library_drift(model_dir: Path, manifest: dict) -> dict[str, tuple[str | None, str | None]]:
-    """Log a warning when the libraries that built the model differ from the running ones;
-    returns {name: (built, running)} of the differences (models without the entry: none)."""
-    running = library_versions()
-    drift = {name: (built, running.get(name)) for name, built in (manifest.get("libraries") or {}).items()
-             if name in running and built != running[name]}
-    if drift:
-        log.warning("%s: built with other library versions than these: %s", model_dir,
-                    ", ".join(f"{name} {built} (running {now})" for name, (built, now) in sorted(drift.items())))
-    return drift
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -117,15 +117,17 @@ class Catalog:
         self.shows = shows
         self.by_key: dict[str, int] = {}
         self.keys: list[str] = []                  # key of every id (a lazy catalog keeps no shows)
-        counts: Counter[str] = Counter()
+        categories: list[str] = []                 # counted once at the end (Counter's C loop)
         aliases: list[tuple[str, int]] = []
         self.series_keys: set[str] = set()         # keys that name a series of other items
         for s in shows:                            # one pass: a lazy catalog parses each line once
             self.keys.append(s.key)
-            aliases.extend((a, s.id) for a in s.aliases)
-            counts.update(s.categories.keys())
+            if s.aliases:
+                aliases.extend((a, s.id) for a in s.aliases)
+            categories.extend(s.categories)
             if s.series and s.series != s.key:
                 self.series_keys.add(s.series)
+        counts = Counter(categories)
         for alias, i in aliases:
             self.by_key.setdefault(alias, i)
         for i, key in enumerate(self.keys):        # a show's own key wins over another show's alias
