@@ -1,7 +1,8 @@
 """One call from dumps to a model directory, in four stages:
 
     prepare (ingest -> catalog -> tokenizer) -> fit (train) -> vectors and summaries
-    -> write_model (bundle.save_model: neighbour table, Annoy forest, the folder)
+    -> write_model (index.build.write_indexes: search files, neighbour table, Annoy forest;
+       bundle.save_model: the folder, its manifest and hashes)
 
     manifest = train_model(["dump.xml.gz"], "MODEL_DIR", Config())
 
@@ -13,6 +14,7 @@ leaves `out_dir` untouched (bundle.save_model renames a complete folder into pla
 """
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -28,6 +30,7 @@ from epgembed.ingest.catalog_build import EMPTY_KEY, ProgrammeLike, build_catalo
 from epgembed.config import Config
 from epgembed.ingest.dumpfiles import ReadLimits
 from epgembed.ingest.epg import ReadReport, read_programmes
+from epgembed.index.build import write_indexes
 from epgembed.model.vectors import catalog_vectors
 from epgembed.text.tokenize import Tokenizer
 from epgembed.model.train import TrainResult, train
@@ -172,7 +175,8 @@ def train_model(paths: Iterable[str | Path], out_dir: str | Path, cfg: Config | 
                               embeddings=result.embeddings, vectors=vectors,
                               token_counts=result.token_counts, config=cfg.to_dict(),
                               history=result.history, data=summary, training=training,
-                              index_cfg=cfg.index, quality=quality, center=center, timings=saved)
+                              indexes=functools.partial(write_indexes, vectors=vectors, cfg=cfg.index),
+                              quality=quality, center=center, timings=saved)
         st.note(save_line(manifest, saved))
     caller = manifest["training"]["timings"]        # the caller's copy (the file has the rest)
     caller["index_and_save_s"] = time.perf_counter() - t0
@@ -221,4 +225,5 @@ def write_model(prep: Prepared, result: TrainResult, out_dir: str | Path, cfg: C
                       embeddings=result.embeddings, vectors=vectors,
                       token_counts=result.token_counts, config=cfg.to_dict(),
                       history=result.history, data=summary, training=training,
-                      index_cfg=cfg.index, quality=quality, center=center, timings=timings)
+                      indexes=functools.partial(write_indexes, vectors=vectors, cfg=cfg.index),
+                      quality=quality, center=center, timings=timings)

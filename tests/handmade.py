@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from epgembed.artifact.bundle import save_model
+from epgembed.index.build import write_indexes
 from epgembed.ingest.catalog import Catalog, Show
 from epgembed.config import Config, IndexConfig, TokenizerConfig
 from epgembed.query.inspect import padded
@@ -72,7 +73,8 @@ def build_handmade_model(out_dir: Path, seed: int = 0, center: bool = False) -> 
     cfg = Config().replace(index={"n_trees": 5})
     save_model(out_dir, tokenizer=tokenizer, catalog=catalog, embeddings=table, vectors=vectors,
                token_counts=counts, config=cfg.to_dict(), history=[], data={"inputs": []},
-               training={"note": "hand-made"}, index_cfg=IndexConfig(n_trees=5), center=mean)
+               training={"note": "hand-made"}, center=mean,
+               indexes=lambda folder: write_indexes(folder, vectors, IndexConfig(n_trees=5)))
     return out_dir
 
 

@@ -279,7 +279,7 @@ CRASH = r"""
 import json, os, signal, sys
 from pathlib import Path
 import torch
-import epgembed.artifact.bundle, epgembed.nightly.run, epgembed.artifact.registry
+import epgembed.index.build, epgembed.nightly.run, epgembed.artifact.registry
 from epgembed.config import Config
 from epgembed.nightly.run import NightlyConfig, run_nightly
 point, root, dump, cfg, ncfg = sys.argv[1:6]
@@ -289,7 +289,7 @@ def die(*args, **kwargs):
 if point == "train":        # mid-training
     epgembed.nightly.run.fit = die
 elif point == "write":      # mid-write: tokenizer, arrays, catalog written, index not yet
-    epgembed.artifact.bundle.build_index = die
+    epgembed.index.build.build_index = die
 elif point == "validate":   # written and fsynced, moved to staging, before validation
     epgembed.artifact.registry.load_model = die
 elif point == "swap":       # version complete, temp symlink made, `current` not yet replaced

@@ -32,6 +32,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -40,9 +41,7 @@ from epgembed.ingest.catalog import Catalog, SerializedCatalog
 from epgembed.artifact.libraries import library_versions, warn_library_drift
 from epgembed.fsutil import fsync_dir, utc
 from epgembed.index.serve import METRIC, open_index
-from epgembed.index.build import (build_index, neighbour_table, search_clusters, search_method,
-                                   write_search)
-from epgembed.index.probe import ExactSearch, check_search, open_probe
+from epgembed.index.probe import ExactSearch, check_search, open_probe, search_method
 from epgembed.model.vectors import top_k
 from epgembed.query.related import RelatedModel
 from epgembed.text.tokenize import Tokenizer
@@ -64,14 +63,20 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+IndexWriter = Callable[[Path], "tuple[list[str], dict]"]
+"""Writes a model's index files into a folder: (their names, their manifest entries); the
+build side's is index.build.write_indexes (the bundle writes, reads and verifies only)."""
+
+
 def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog | SerializedCatalog,
                embeddings: np.ndarray,
                vectors: np.ndarray, token_counts: np.ndarray, config: dict, history: list[dict],
-               data: dict, training: dict, index_cfg, quality: dict | None = None,
+               data: dict, training: dict, indexes: IndexWriter, quality: dict | None = None,
                timings: dict | None = None, center: np.ndarray | None = None) -> dict:
-    """Write a complete model directory atomically; returns the manifest.
+    """Write a complete model directory atomically; returns the manifest. `indexes` writes
+    the index files (index.ann among them) into the staging folder, after the model's own.
 
-    `timings`, when given, receives "index_s" (Annoy build) and "write_s" (everything else).
+    `timings`, when given, receives "index_s" (`indexes`) and "write_s" (everything else).
     """
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -87,9 +92,9 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog | Serial
                 else np.ascontiguousarray(center, dtype=np.float32))
         catalog.save(tmp / "catalog.jsonl")
         files += ["embeddings.npy", "token_counts.npy", "vectors.npy", "center.npy", "catalog.jsonl",
-                  "index.ann", "history.json"]
+                  "history.json"]
         t_index = time.perf_counter()
-        more, n_neighbours, table_info, search_info = _write_indexes(tmp, vectors, index_cfg)
+        more, index_entries = indexes(tmp)
         files += more
         t_index = time.perf_counter() - t_index
         (tmp / "history.json").write_text(json.dumps(history, indent=1, allow_nan=False), encoding="utf-8")
@@ -101,8 +106,7 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog | Serial
             "version": f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{content[:8]}",
             "created": created, "metric": METRIC, "dim": int(embeddings.shape[1]),
             "vocab_size": int(embeddings.shape[0]), "n_shows": len(catalog),
-            "n_trees": index_cfg.n_trees, "neighbours": n_neighbours,
-            "neighbour_table": table_info, "search": search_info, "counts": catalog.summary(),
+            **index_entries, "counts": catalog.summary(),
             "config": config,
             "data": data, "training": training, "quality": quality or {},
             "libraries": library_versions(), "files": hashes,
@@ -133,29 +137,6 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog | Serial
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _write_indexes(tmp: Path, vectors: np.ndarray, index_cfg) -> tuple[list[str], int, dict | None, dict]:
-    """The probe search's files, the neighbour table and the Annoy forest, one after the
-    other (the table and Annoy's build never share memory): (files, table width, the
-    manifest's "neighbour_table" and "search" entries)."""
-    t0 = time.perf_counter()
-    clusters = search_clusters(vectors, index_cfg)
-    files, search_info = write_search(tmp, vectors, clusters, index_cfg)
-    search_info["build_s"] = round(time.perf_counter() - t0, 2)
-    t0 = time.perf_counter()
-    table = neighbour_table(vectors, index_cfg, clusters)   # over them when they are the table's own
-    del clusters
-    n_neighbours, table_info = 0, None
-    if table is not None:
-        np.save(tmp / "neighbours.npy", table[0])
-        np.save(tmp / "neighbour_scores.npy", table[1])
-        files += ["neighbours.npy", "neighbour_scores.npy"]
-        n_neighbours = table[0].shape[1]
-        table_info = {**table[2], "build_s": round(time.perf_counter() - t0, 2)}
-    del table
-    build_index(vectors, index_cfg, tmp / "index.ann")
-    return files, n_neighbours, table_info, search_info
 
 
 def read_manifest(model_dir: Path) -> dict:

@@ -8,16 +8,18 @@ clustered table (clustered.py) is imported when a catalog needs one.
     recall = sampled_recall(vectors, ids)        # of a clustered table, against exact search
     clusters = search_clusters(vectors, cfg)     # k-means for the probe search, or None
     files, info = write_search(folder, vectors, clusters, cfg)   # its files (probe.FILES)
+    files, entries = write_indexes(folder, vectors, cfg)   # all of them: a model's IndexWriter
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 from annoy import AnnoyIndex
 
 from epgembed.config import IndexConfig
-from epgembed.index.probe import FILES as PROBE_FILES, ClusterProbe
+from epgembed.index.probe import FILES as PROBE_FILES, ClusterProbe, search_method
 from epgembed.index.serve import METRIC
 from epgembed.model.vectors import top_k
 
@@ -66,14 +68,6 @@ def neighbour_table(vectors: np.ndarray, cfg: IndexConfig,
                                        threads=cfg.neighbours_threads, clusters=clusters)
     return ids, scores, {"method": "clustered", "probe": cfg.neighbours_probe,
                          "recall_at_10": round(sampled_recall(vectors, ids), 4)}
-
-
-def search_method(n: int, cfg: IndexConfig) -> str:
-    """How a catalog of n titles answers vectors that are no catalog row: "exact", "probe"
-    (cluster probe, files written at build) or "annoy"."""
-    if cfg.search == "annoy":
-        return "annoy"
-    return "exact" if n <= cfg.search_exact_max_shows else "probe"
 
 
 def search_clusters(vectors: np.ndarray, cfg: IndexConfig) -> tuple | None:
@@ -135,3 +129,28 @@ def search_recall(vectors: np.ndarray, search, k: int = 10, samples: int = 200, 
         ids, _ = search(np.asarray(vectors[r]), k + 1)
         found += len(set(t.tolist()) & set([i for i in ids if i != r][:k]))
     return float(found / max(1, truth.size))
+
+
+def write_indexes(folder: Path, vectors: np.ndarray, cfg: IndexConfig) -> tuple[list[str], dict]:
+    """Every index file of a model of `vectors` into `folder`: the probe search's files, the
+    neighbour table and the Annoy forest, one after the other (the table and Annoy's build
+    never share memory). Returns (file names, the manifest's "n_trees", "neighbours",
+    "neighbour_table" and "search" entries): bundle.save_model's IndexWriter."""
+    t0 = time.perf_counter()
+    clusters = search_clusters(vectors, cfg)
+    files, search_info = write_search(folder, vectors, clusters, cfg)
+    search_info["build_s"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    table = neighbour_table(vectors, cfg, clusters)   # over them when they are the table's own
+    del clusters
+    n_neighbours, table_info = 0, None
+    if table is not None:
+        np.save(folder / "neighbours.npy", table[0])
+        np.save(folder / "neighbour_scores.npy", table[1])
+        files += ["neighbours.npy", "neighbour_scores.npy"]
+        n_neighbours = table[0].shape[1]
+        table_info = {**table[2], "build_s": round(time.perf_counter() - t0, 2)}
+    del table
+    build_index(vectors, cfg, folder / "index.ann")
+    return files + ["index.ann"], {"n_trees": cfg.n_trees, "neighbours": n_neighbours,
+                                   "neighbour_table": table_info, "search": search_info}

@@ -19,7 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
+from epgembed.config import IndexConfig
+
 FILES = ("centroids.npy", "order.npy", "bounds.npy", "cluster_vectors.npy")
+
+
+def search_method(n: int, cfg: IndexConfig) -> str:
+    """How a catalog of n titles answers vectors that are no catalog row: "exact", "probe"
+    (cluster probe, files written at build) or "annoy"."""
+    if cfg.search == "annoy":
+        return "annoy"
+    return "exact" if n <= cfg.search_exact_max_shows else "probe"
 
 
 def _best(scores: np.ndarray, k: int) -> np.ndarray:
