@@ -18,8 +18,11 @@ self-test), its title search index is built, and only then is the single `_servi
 reference replaced. A request takes `get()` once and keeps that object, so requests in
 flight finish on the model they started with. A refused version is logged, reported to the
 listener (a metric) and not retried until `current` changes or a reload is forced.
-`readiness()` is what /readyz answers: not ready while the served folder is missing or any
-live worker serves another version than the decision.
+`readiness()` is what /readyz answers: not ready while the served folder is missing, any
+live worker serves another version than the decision, or a check of the models root has
+hung. It never touches the models root itself (a hung NFS mount would hold the request
+thread): it answers from what the watcher saw at its last check (`RootView`, at most a tick
+old) and the run directory's files, which are local.
 """
 from __future__ import annotations
 
@@ -44,6 +47,16 @@ from .shared import Decision, Shared
 log = logging.getLogger("epgembed.service")
 
 FOLLOW_SECONDS = 1.0     # how often a worker re-reads the shared decision (cheap: one small file)
+STUCK_SECONDS = 10.0     # a check of the root running longer (no model load in it): storage hangs
+LOAD_STUCK_SECONDS = 600.0   # a model load running longer (a 1M-title model loads in about a minute)
+
+
+@dataclass(frozen=True)
+class RootView:
+    """What the watcher last saw of the models root (readiness answers from it)."""
+    current: str | None          # the version `current` named
+    served_folder_missing: bool  # the served version's folder was gone
+    at: float                    # unix time of that check
 
 
 @dataclass(frozen=True)
@@ -76,7 +89,8 @@ def is_model_dir(path: Path) -> bool:
 
 class ModelHolder:
     def __init__(self, path: Path, *, poll_seconds: float = 5.0, verify: bool = True,
-                 listener: ReloadListener | None = None, run_dir: Path | None = None):
+                 listener: ReloadListener | None = None, run_dir: Path | None = None,
+                 stuck_seconds: float = STUCK_SECONDS, load_stuck_seconds: float = LOAD_STUCK_SECONDS):
         self.path = Path(path)
         self.single = is_model_dir(self.path)
         self.poll_seconds = poll_seconds
@@ -93,6 +107,9 @@ class ModelHolder:
         self._refused: tuple[str, str] | None = None   # (name, reason) of the last refusal
         self._checked_at: float | None = None
         self._flags: dict[str, bool] = {}
+        self._view: RootView | None = None     # the last completed check's view of the root
+        self._busy: tuple[float, float | None] | None = None   # (check began, load began) while running
+        self.stuck_seconds, self.load_stuck_seconds = stuck_seconds, load_stuck_seconds
 
     # ------------------------------------------------------------------ reading
     def get(self) -> Serving | None:
@@ -103,13 +120,33 @@ class ModelHolder:
         return "model_dir" if self.single else "models_root"
 
     def not_ready_reason(self) -> str | None:
+        """Why nothing is served (None when a model is), from the last check's view."""
         if self._serving is not None:
             return None
         if self._refused:
             return f"model {self._refused[0]} refused: {self._refused[1]}"
-        if not self.single and current_version(self.path) is None:
+        hung = self.hung()
+        if hung:
+            return hung
+        if not self.single and self._view is not None and self._view.current is None:
             return f"no model published yet ({self.path.name}/current is missing)"
         return "no model loaded"
+
+    def hung(self, now: float | None = None) -> str | None:
+        """Why the running check of the root counts as hung (storage that does not answer),
+        or None: a check past stuck_seconds that loads no model, or a load past
+        load_stuck_seconds."""
+        busy, now = self._busy, time.time() if now is None else now
+        if busy is None:
+            return None
+        began, load = busy
+        if load is not None and now - load > self.load_stuck_seconds:
+            return (f"a model load has run for {now - load:.0f} s (the models root slow or hung; "
+                    "the held model serves on)")
+        if load is None and now - began > self.stuck_seconds:
+            return (f"the models root has not answered for {now - began:.0f} s (storage hung?; "
+                    "the held model serves on)")
+        return None
 
     def status(self) -> dict:
         s = self._serving
@@ -120,8 +157,9 @@ class ModelHolder:
                 "poll_seconds": None if self.single else self.poll_seconds, "decision": _public(d)}
 
     def readiness(self) -> tuple[bool, dict]:
-        """(ready, details) for /readyz: a model is served, its folder still exists, and it is
-        the shared decision's version in this and every other live worker."""
+        """(ready, details) for /readyz: a model is served, its folder was there at the last
+        check, it is the shared decision's version in this and every other live worker, and
+        no check of the root hangs. Reads the run directory only, never the models root."""
         s = self._serving
         if s is None:
             return False, {"reason": self.not_ready_reason()}
@@ -129,20 +167,24 @@ class ModelHolder:
         if self.single:
             return True, body
         d = self.shared.read()
-        flags = self._report(d)
         workers = self.shared.workers()
         decided = d.serve if d else None
+        view = self._view
         reasons = []
-        if flags["served_folder_missing"]:
+        hung = self.hung()
+        if hung:
+            reasons.append(hung)
+        if view is not None and view.served_folder_missing:
             reasons.append(f"the served folder versions/{s.name} is missing (deleted while served)")
-        if flags["version_disagreement"]:
+        if decided != s.name:
             reasons.append(f"this worker serves {s.name}, the workers' shared decision is {decided or 'none'}")
         others = [f"pid {pid} serves {v or 'nothing'}" for pid, v in sorted(workers.items())
                   if pid != os.getpid() and v != decided]
         if others:
             reasons.append("workers disagree: " + ", ".join(others))
-        body.update(current=current_version(self.path), decision=_public(d),
-                    workers={str(pid): v for pid, v in sorted(workers.items())})
+        body.update(current=view.current if view else None, decision=_public(d),
+                    workers={str(pid): v for pid, v in sorted(workers.items())},
+                    root_checked_at=utc(view.at) if view else None)
         if reasons:
             body["reason"] = "; ".join(reasons)
         return not reasons, body
@@ -204,20 +246,31 @@ class ModelHolder:
             return False
         with self._lock:
             self._checked_at = time.time()
-            before = self._serving
-            if force:
-                since = time.time() if since is None else since
-                log_event("reload_requested", current=current_version(self.path),
-                          serving=before.name if before else None)
-            d = self._decide(since, pointer)
-            reason = self._follow(d)
-            if reason is not None:          # the decided version does not load here: decide without it
-                d = self._decide(since, pointer, avoid=(d.serve, reason))
-                self._follow(d)
-            if not self.shared.recorded():
-                self.shared.record(self._serving.name if self._serving else None)
-            self._report(d)
-            return self._serving is not before
+            self._busy = (self._checked_at, None)
+            try:
+                return self._check(force, since, pointer)
+            except Exception:
+                self._report(self.shared.read())    # readiness still learns what the root shows
+                raise
+            finally:
+                self._busy = None
+
+    def _check(self, force: bool, since: float | None, pointer: bool) -> bool:
+        """check() under the lock: follow the decision, then record what the root showed."""
+        before = self._serving
+        if force:
+            since = time.time() if since is None else since
+            log_event("reload_requested", current=current_version(self.path),
+                      serving=before.name if before else None)
+        d = self._decide(since, pointer)
+        reason = self._follow(d)
+        if reason is not None:          # the decided version does not load here: decide without it
+            d = self._decide(since, pointer, avoid=(d.serve, reason))
+            self._follow(d)
+        if not self.shared.recorded():
+            self.shared.record(self._serving.name if self._serving else None)
+        self._report(d)
+        return self._serving is not before
 
     def _valid(self, d: Decision | None, cur: str | None, since: float | None, avoid: str | None) -> bool:
         return (d is not None and d.current == cur and (since is None or d.at > since)
@@ -292,7 +345,9 @@ class ModelHolder:
         return self._load(folder, name)
 
     def _report(self, d: Decision | None) -> dict[str, bool]:
+        """The problem flags (the listener's gauges) and the RootView readiness answers from."""
         s = self._serving
+        cur = current_version(self.path)
         flags = {"served_folder_missing": s is not None and not is_model_dir(versions_dir(self.path) / s.name),
                  "version_disagreement": d is None or (s.name if s else None) != d.serve,
                  "current_refused": d is not None and d.refused is not None}
@@ -301,12 +356,15 @@ class ModelHolder:
         if flags != self._flags and self.listener:
             self.listener.problems(flags)
         self._flags = flags
+        self._view = RootView(cur, flags["served_folder_missing"], time.time())
         return flags
 
     # ------------------------------------------------------------------ loading
     def _load(self, folder: Path, name: str) -> str | None:
         """Load, validate and swap in `folder`; None when served now, else the reason."""
         t0 = time.perf_counter()
+        if self._busy is not None:
+            self._busy = (self._busy[0], time.time())
         try:
             model = load_model(folder, verify=self.verify)
             titles = TitleIndex.from_catalog(model.catalog)
@@ -317,6 +375,9 @@ class ModelHolder:
             if self.listener:
                 self.listener.refused(name, reason)
             return reason
+        finally:
+            if self._busy is not None:                     # the rest of the check: its own clock
+                self._busy = (time.time(), None)
         new = Serving(model, titles, name, time.time(), time.perf_counter() - t0)
         previous, self._serving = self._serving, new      # the one atomic swap
         log_event("model_loaded", name=name, version=new.version, shows=len(model),

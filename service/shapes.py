@@ -94,10 +94,14 @@ class Status(msgspec.Struct, omit_defaults=True, **_SHAPE):
     status: Literal["ok", "ready", "not ready"]
     reason: Optional[str] = None
     model: Optional[ModelRef] = None
-    current: Optional[str] = None
+    current: Annotated[Optional[str], msgspec.Meta(
+        description="the version `current` named at the last check of the models root")] = None
     decision: Optional[Decision] = None
     workers: Annotated[Optional[dict[str, Optional[str]]], msgspec.Meta(
         description="pid -> the version each live worker serves")] = None
+    root_checked_at: Annotated[Optional[str], msgspec.Meta(
+        description="when this worker last finished a check of the models root (ISO 8601); "
+                    "readiness answers from it and never reads the root itself")] = None
 
 
 SHAPES = (*ANSWERS, TitleSearch, Model, Status)

@@ -1,8 +1,9 @@
 """All workers serve one version (issue 14.5): the shared decision in the run directory.
 
-- in process: a served folder that is deleted is visible at once (/readyz 503 with the
-  reason, the `served_folder_missing` gauge), and the next check moves to the newest other
-  version that loads, recorded as a refusal of `current`; a second holder that starts later
+- in process: a served folder that is deleted moves the workers, within a tick, to the
+  newest other version that loads, recorded as a refusal of `current`; with no other
+  version, /readyz says the folder is missing (503, the `served_folder_missing` gauge) while
+  the held model answers on; /readyz never waits for a hung models root; a second holder that starts later
   follows the recorded decision instead of choosing for itself; a worker record that names
   another version makes /readyz not ready until that worker is gone.
 - real gunicorn (2 workers): the current version's folder is deleted, an older version
@@ -27,6 +28,7 @@ from epgembed.artifact.registry import point_current, publish, versions_dir
 from service.holder import ModelHolder
 from service.shared import Shared
 from service.state import state
+from polling import wait_until
 from service_util import make_root, publish_corrupt, serving_app
 from test_faults_process import children
 from test_service_gunicorn import start
@@ -51,19 +53,16 @@ def gauge(text: str, problem: str) -> float:
 
 
 # ---------------------------------------------------------------- in process
-def test_a_deleted_served_folder_is_visible_then_the_older_version_is_served(two_versions, tmp_path):
+def test_a_deleted_served_folder_moves_every_worker_to_the_older_version(two_versions, tmp_path):
     root, a, b = two_versions
     with serving_app(root, run_dir=tmp_path / "run") as app:
         c, holder = app.test_client(), state(app).holder
         assert c.get("/readyz").get_json()["model"]["version"] == b
         shutil.rmtree(versions_dir(root) / b)
-        r = c.get("/readyz")
-        assert r.status_code == 503 and f"versions/{b} is missing" in r.get_json()["reason"], r.get_json()
-        assert gauge(c.get("/metrics").get_data(as_text=True), "served_folder_missing") == 1
-        assert holder.check() is True and holder.get().name == a
-        ready = c.get("/readyz").get_json()
-        assert ready["status"] == "ready" and ready["model"]["version"] == a, ready
-        assert ready["current"] == b and ready["decision"]["serve"] == a
+        wait_until(lambda: holder.get().name == a, timeout=5, what="the watcher to move to the older version")
+        ready = wait_until(lambda: (r := c.get("/readyz")).status_code == 200 and r.get_json(), timeout=5,
+                           what="/readyz to be ready on the older version")
+        assert ready["model"]["version"] == a and ready["current"] == b and ready["decision"]["serve"] == a
         assert ready["decision"]["refused"]["name"] == b and "no manifest.json" in ready["decision"]["refused"]["reason"]
         text = c.get("/metrics").get_data(as_text=True)
         assert gauge(text, "served_folder_missing") == 0 and gauge(text, "current_refused") == 1
@@ -72,6 +71,55 @@ def test_a_deleted_served_folder_is_visible_then_the_older_version_is_served(two
         point_current(root, a)                          # the operator points `current` back
         assert holder.check() is False and holder.get().name == a
         assert gauge(c.get("/metrics").get_data(as_text=True), "current_refused") == 0
+
+
+def test_a_deleted_served_folder_with_no_other_version_is_reported_and_serves_on(tmp_path, tiny_model_dir):
+    """The only version's folder goes: the held model answers on, and within a tick of the
+    watcher /readyz says the folder is missing and the gauge is 1."""
+    root = tmp_path / "root"
+    a = make_root(root, tiny_model_dir)
+    with serving_app(root, run_dir=tmp_path / "run") as app:
+        c = app.test_client()
+        assert c.get("/readyz").status_code == 200
+        shutil.rmtree(versions_dir(root) / a)
+        r = wait_until(lambda: (x := c.get("/readyz")).status_code == 503 and x, timeout=5,
+                       what="/readyz to report the missing folder")
+        assert f"versions/{a} is missing" in r.get_json()["reason"], r.get_json()
+        assert gauge(c.get("/metrics").get_data(as_text=True), "served_folder_missing") == 1
+        assert c.get("/v1/titles/0/related?k=3").status_code == 200
+
+
+def test_readiness_never_waits_for_a_hung_models_root(two_versions, tmp_path, monkeypatch):
+    """A hung mount (every read of the root blocks) holds the watcher, not /readyz: the probe
+    answers at once from the last check, and once the check has run past stuck_seconds it
+    says not ready, naming the root; the held model answers on; when the storage answers
+    again, readiness returns."""
+    import threading
+    import service.holder as holder_module
+    root, a, b = two_versions
+    holder = ModelHolder(root, poll_seconds=0, run_dir=tmp_path / "run", stuck_seconds=0.5)
+    holder.start()
+    try:
+        assert holder.readiness()[0] is True
+        release = threading.Event()
+        real = holder_module.current_version
+        monkeypatch.setattr(holder_module, "current_version",
+                            lambda path: release.wait(30) and real(path))    # readlink on a hung mount
+        checking = threading.Thread(target=holder.check, daemon=True)
+        checking.start()
+        time.sleep(0.1)
+        t0 = time.perf_counter()
+        ready, body = holder.readiness()
+        assert time.perf_counter() - t0 < 0.1 and ready is True, body     # the check runs, not yet stuck
+        time.sleep(0.6)
+        ready, body = holder.readiness()
+        assert ready is False and "the models root has not answered" in body["reason"], body
+        assert holder.get().name == b and holder.get().model.related_to_id(0, 3).related
+        release.set()
+        checking.join(5)
+        assert not checking.is_alive() and holder.readiness()[0] is True
+    finally:
+        holder.stop()
 
 
 def test_a_later_worker_follows_the_recorded_decision(two_versions, tiny_model_dir, tmp_path, caplog):
