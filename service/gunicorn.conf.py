@@ -70,7 +70,9 @@ control_socket_disable = True  # gunicorn's runtime control socket: one fixed pa
 limit_request_line = 8190     # titles up to 500 characters, percent-encoded
 limit_request_fields = 50
 limit_request_field_size = 8190
-forwarded_allow_ips = "127.0.0.1"
+# whose X-Forwarded-Proto gunicorn trusts: the proxy's address (a comma-separated list), by
+# default nginx on the same host; a replica behind nginx on another host sets its address
+forwarded_allow_ips = os.environ.get("EPGEMBED_FORWARDED_ALLOW_IPS", "127.0.0.1")
 loglevel = os.environ.get("EPGEMBED_LOG_LEVEL", "info")
 
 

@@ -234,11 +234,14 @@ def test_no_debug_pages(app, client, monkeypatch):
 
 
 def test_binds_to_loopback_unless_configured(tmp_path, monkeypatch):
-    for name in ("EPGEMBED_BIND", "EPGEMBED_LOG_LEVEL", "EPGEMBED_ACCESS_LOG"):
+    for name in ("EPGEMBED_BIND", "EPGEMBED_LOG_LEVEL", "EPGEMBED_ACCESS_LOG", "EPGEMBED_FORWARDED_ALLOW_IPS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     conf = runpy.run_path(str(REPO / "service" / "gunicorn.conf.py"))
     assert conf["bind"] == ["127.0.0.1:8000"] and conf.get("reload", False) is False
+    assert conf["forwarded_allow_ips"] == "127.0.0.1"          # trusts only a proxy on this host
+    monkeypatch.setenv("EPGEMBED_FORWARDED_ALLOW_IPS", "10.0.0.5")   # nginx on another host
+    assert runpy.run_path(str(REPO / "service" / "gunicorn.conf.py"))["forwarded_allow_ips"] == "10.0.0.5"
     assert conf["timeout"] == 30 and conf["limit_request_line"] == Limits().max_query_bytes
     from epgembed.cli.main import build_parser
     args = build_parser().parse_args(["serve", "--models", str(tmp_path)])
