@@ -79,6 +79,10 @@ def test_top_k_of_some_rows_among_others_and_ties():
     assert top_k(V, 3, rows=[3], skip_self=True)[0].tolist() == [[2, 1, 0]]
     same = np.ones((4, 2), np.float32) / math.sqrt(2)               # all tied: by id
     assert top_k(same, 2, skip_self=True)[0].tolist() == [[1, 2], [0, 2], [0, 1], [0, 1]]
+    # `among` a run of rows (read as a view, no copy): the same answers as spelled out
+    assert top_k(V, 2, rows=[0, 4], among=[1, 2, 3])[0].tolist() == [[1, 2], [3, 2]]
+    assert top_k(V, 2, rows=[0, 4], among=np.arange(1, 4))[0].tolist() == [[1, 2], [3, 2]]
+    assert top_k(V, 2, rows=[3], among=[3, 4], skip_self=True)[0].tolist() == [[4]]
 
 
 def test_top_k_in_blocks_and_threads_is_the_same(monkeypatch):

@@ -189,3 +189,25 @@ def test_serialized_catalog_saves_the_same_file(tiny_dump, tmp_path):
         serialized.save(tmp_path / "c.jsonl")           # never a silently empty second file
     again = Catalog.load(tmp_path / "b.jsonl")
     assert [s.to_json() for s in again.shows] == [s.to_json() for s in catalog.shows]
+
+
+def test_a_spooled_serialized_catalog_saves_the_same_file_and_leaves_nothing(tiny_dump, tmp_path):
+    """train_model spools the catalog into an unlinked temporary file beside the model (no
+    memory while training): the saved file is the same, the spool is closed after, and
+    training leaves no file in the model's parent folder but the model."""
+    import tempfile
+    from epgembed.ingest.catalog_build import build_catalog
+    from epgembed.ingest.epg import read_programmes
+    from epgembed.pipeline import train_model
+    catalog = build_catalog(read_programmes([tiny_dump]), TINY_CONFIG.catalog)
+    spool = tempfile.TemporaryFile(dir=tmp_path)
+    serialized = catalog.serialized(spool)
+    assert list(tmp_path.iterdir()) == []                # unlinked from the start
+    catalog.save(tmp_path / "a.jsonl")
+    serialized.save(tmp_path / "b.jsonl")
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    assert spool.closed and serialized.jsonl is None
+    out = tmp_path / "models" / "m"
+    train_model([tiny_dump], out, TINY_CONFIG)
+    assert [p.name for p in out.parent.iterdir()] == ["m"]
+    assert (out / "catalog.jsonl").read_bytes() == (tmp_path / "a.jsonl").read_bytes()

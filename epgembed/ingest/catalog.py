@@ -12,12 +12,13 @@ import json
 import mmap
 import operator
 import os
+import shutil
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 import numpy as np
 
@@ -187,10 +188,16 @@ class Catalog:
         for s in self.shows:
             yield (json.dumps(s.to_json(), ensure_ascii=False) + "\n").encode("utf-8")
 
-    def serialized(self) -> "SerializedCatalog":
-        """This catalog as the bytes of its catalog.jsonl (a fifth of the memory of the
-        objects at 1M shows): what training keeps until the model is written."""
-        return SerializedCatalog(b"".join(self._jsonl_lines()), len(self), self.summary())
+    def serialized(self, spool: BinaryIO | None = None) -> "SerializedCatalog":
+        """This catalog as its catalog.jsonl: what training keeps until the model is written.
+        In memory (a fifth of the objects' at 1M shows: 0.5 GB), or written line by line into
+        `spool`, an open temporary file, where it costs no memory at all."""
+        if spool is None:
+            return SerializedCatalog(b"".join(self._jsonl_lines()), len(self), self.summary())
+        for line in self._jsonl_lines():
+            spool.write(line)
+        spool.flush()
+        return SerializedCatalog(spool, len(self), self.summary())
 
     @classmethod
     def load(cls, path: Path, lazy: bool | None = None) -> "Catalog":
@@ -305,11 +312,12 @@ def _line_show(line: bytes) -> Show:
 
 
 class SerializedCatalog:
-    """A catalog reduced to what `bundle.save_model` needs: its catalog.jsonl bytes, size
-    and summary (`Catalog.load` of the saved file gives the catalog back)."""
+    """A catalog reduced to what `bundle.save_model` needs: its catalog.jsonl (the bytes, or
+    a temporary file holding them), size and summary (`Catalog.load` of the saved file gives
+    the catalog back)."""
 
-    def __init__(self, jsonl: bytes, n: int, summary: dict):
-        self.jsonl: bytes | None = jsonl
+    def __init__(self, jsonl: bytes | BinaryIO, n: int, summary: dict):
+        self.jsonl: bytes | BinaryIO | None = jsonl
         self.n, self._summary = n, summary
 
     def __len__(self) -> int:
@@ -323,5 +331,11 @@ class SerializedCatalog:
         save_model, before the memory-hungry neighbour table and index are built)."""
         if self.jsonl is None:
             raise ValueError("this serialized catalog was already written (save it once)")
-        Path(path).write_bytes(self.jsonl)
+        if isinstance(self.jsonl, bytes):
+            Path(path).write_bytes(self.jsonl)
+        else:
+            self.jsonl.seek(0)
+            with open(path, "wb") as f:
+                shutil.copyfileobj(self.jsonl, f, 1 << 20)
+            self.jsonl.close()
         self.jsonl = None

@@ -106,6 +106,13 @@ def _best_of(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(top, order, axis=1)
 
 
+def _rows(v: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """v[among]: a view when `among` is a run of consecutive rows (no copy of a large table)."""
+    if len(among) and among[-1] - among[0] == len(among) - 1 and np.all(np.diff(among) == 1):
+        return v[int(among[0]): int(among[-1]) + 1]
+    return v[among]
+
+
 def top_k(vectors: np.ndarray, k: int, *, rows=None, among=None, skip_self: bool = False,
           threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Exact nearest rows by dot product (cosine, for unit rows): for every query row `rows`
@@ -117,7 +124,7 @@ def top_k(vectors: np.ndarray, k: int, *, rows=None, among=None, skip_self: bool
     v = np.asarray(vectors, dtype=np.float32)
     queries = np.arange(len(v)) if rows is None else np.asarray(rows, dtype=np.int64)
     among = None if among is None else np.asarray(among, dtype=np.int64)
-    base = v if among is None else v[among]
+    base = v if among is None else _rows(v, among)
     k = max(0, min(k, len(base) - (1 if skip_self else 0)))
     ids = np.empty((len(queries), k), dtype=np.int32)
     scores = np.empty((len(queries), k), dtype=np.float32)
