@@ -113,18 +113,7 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog | Serial
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False),
                                           encoding="utf-8")  # NaN is no JSON: a figure is a number or null
-        for f in files + ["manifest.json"]:
-            with open(tmp / f, "rb") as fh:
-                os.fsync(fh.fileno())
-        fsync_dir(tmp)
-        if out_dir.exists():
-            old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
-        fsync_dir(out_dir.parent)
+        _move_into_place(tmp, files + ["manifest.json"], out_dir)
         if timings is not None:
             timings["index_s"] = t_index
             timings["write_s"] = time.perf_counter() - t_start - t_index
@@ -137,6 +126,23 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog | Serial
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _move_into_place(tmp: Path, files: list[str], out_dir: Path) -> None:
+    """fsync the staged files and folder, then rename the folder to `out_dir` (an old one is
+    renamed away first and removed after): a reader sees the old model or the new one."""
+    for f in files:
+        with open(tmp / f, "rb") as fh:
+            os.fsync(fh.fileno())
+    fsync_dir(tmp)
+    if out_dir.exists():
+        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+        out_dir.rename(old)
+        tmp.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out_dir)
+    fsync_dir(out_dir.parent)
 
 
 def read_manifest(model_dir: Path) -> dict:

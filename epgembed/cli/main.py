@@ -149,29 +149,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="epgembed", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
+def _training_options(sp) -> None:
+    """The training settings `train` and `evaluate` share."""
+    sp.add_argument("--config", help="JSON file with config sections (catalog, tokenizer, train, index)")
+    sp.add_argument("--dim", type=int, help="embedding dimension (default 100)")
+    sp.add_argument("--epochs", type=int, help="maximum epochs (default 20)")
+    sp.add_argument("--lr", type=float, help="learning rate")
+    sp.add_argument("--seed", type=int, help="seed for tokenizer, sampling, init and index")
+    sp.add_argument("--workers", type=int,
+                    help="Hogwild! training threads (default 1: reproducible; 2 uses both "
+                         "cores of a 2-core machine, 1.1-1.2x faster in make bench-train, "
+                         "not bit-for-bit reproducible)")
 
-    def training_options(sp):
-        sp.add_argument("--config", help="JSON file with config sections (catalog, tokenizer, train, index)")
-        sp.add_argument("--dim", type=int, help="embedding dimension (default 100)")
-        sp.add_argument("--epochs", type=int, help="maximum epochs (default 20)")
-        sp.add_argument("--lr", type=float, help="learning rate")
-        sp.add_argument("--seed", type=int, help="seed for tokenizer, sampling, init and index")
-        sp.add_argument("--workers", type=int,
-                        help="Hogwild! training threads (default 1: reproducible; 2 uses both "
-                             "cores of a 2-core machine, 1.1-1.2x faster in make bench-train, "
-                             "not bit-for-bit reproducible)")
 
+def _add_train(sub) -> None:
+    """`epgembed train`."""
     t = sub.add_parser("train", help="train a model directory from XMLTV dumps",
                        epilog="example: epgembed train data/sample.xml.gz --out models/sample")
     t.add_argument("dumps", nargs="+",
                    help="XMLTV files (.xml or .xml.gz), directories, pipes or FIFOs; - is stdin "
                         "(zcat today.xml.gz | epgembed train - --out m)")
     t.add_argument("--out", required=True, help="model directory to write (replaced atomically)")
-    training_options(t)
+    _training_options(t)
     t.add_argument("--skip-bad-input", action="store_true",
                    help="read what can be read from broken files and report what was skipped")
     t.add_argument("--threads", type=int, default=1,
@@ -185,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default %(default)g s; 0: no limit)")
     t.set_defaults(func=cmd_train)
 
+
+def _add_related(sub) -> None:
+    """`epgembed related`."""
     r = sub.add_parser("related", help="related titles for a title or a file of titles",
                        epilog='example: epgembed related models/sample --title "Football Tonight" -k 5')
     r.add_argument("model_dir")
@@ -202,12 +204,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--minutes", type=float, help="its duration in minutes")
     r.set_defaults(func=cmd_related)
 
+
+def _add_info(sub) -> None:
+    """`epgembed info`."""
     i = sub.add_parser("info", help="describe a model directory",
                        epilog="example: epgembed info models/sample")
     i.add_argument("model_dir")
     i.add_argument("--json", action="store_true", help="the raw manifest")
     i.set_defaults(func=cmd_info)
 
+
+def _add_evaluate(sub) -> None:
+    """`epgembed evaluate`."""
     e = sub.add_parser("evaluate", help="the quality protocol on dumps, with baselines: 20%% of the "
                        "titles with categories held out (their categories removed from training), "
                        "each queried once, answers scored by shared categories",
@@ -219,8 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "P@10, P@10x, MAP@10, own_series, dup, train and query time")
     e.add_argument("--out", help="also write the figures as JSON here")
     e.add_argument("--json", action="store_true")
-    training_options(e)
+    _training_options(e)
     e.set_defaults(func=cmd_evaluate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="epgembed", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in (_add_train, _add_related, _add_info, _add_evaluate):
+        add(sub)
     # -- more subcommands register here (each module's add_commands(sub)) --
     from epgembed.cli.serve import add_commands as serve_commands
     serve_commands(sub)
