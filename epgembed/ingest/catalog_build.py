@@ -36,14 +36,16 @@ class ProgrammeLike(Protocol):
 
 @dataclass(slots=True)
 class _Acc:
+    """What the programmes of one title add up to while a dump is read: one per title, so
+    at 1M titles every field counts (about 2.7 KB a title; containers made when needed)."""
     airings: int = 0
     spellings: Counter = field(default_factory=Counter)
     categories: Counter = field(default_factory=Counter)
-    channels: set = field(default_factory=set)
+    channels: list = field(default_factory=list)         # distinct, a few: a list is 150 B less
     subtitle_hits: int = 0   # airings whose sub-title is the part after the separator
     descs: Counter = field(default_factory=Counter)
     features: Counter = field(default_factory=Counter)   # guide feature -> airings carrying it
-    aliases: set = field(default_factory=set)            # other keys folded into this one
+    aliases: set | None = None                           # other keys folded into this one
 
     def context(self, chars: int) -> str:
         out, n = [], 0
@@ -58,11 +60,11 @@ class _Acc:
         """Fold `other` (the accumulator of `key`) into this one; `key` becomes an alias."""
         self.airings += other.airings
         self.categories.update(other.categories)
-        self.channels |= other.channels
+        self.channels += [c for c in other.channels if c not in self.channels]
         self.descs.update(other.descs)
         self.features.update(other.features)
         self.subtitle_hits += other.subtitle_hits
-        self.aliases |= other.aliases | {key}
+        self.aliases = (self.aliases or set()) | (other.aliases or set()) | {key}
         if spellings:
             self.spellings.update(other.spellings)
 
@@ -108,6 +110,7 @@ def _accumulate(programmes: Iterable[ProgrammeLike], strip: bool = True, context
     titles = _Memo(_title_parts(strip))
     categories = _Memo(normalize_category)
     channels = _Memo(lambda c: c)
+    feature_names = _Memo(lambda f: f)   # one string per distinct feature, not one per airing
     descs = _Memo(clean_text)
     subtitles = _Memo(lambda t: title_forms(t).key)
     for p in programmes:
@@ -124,8 +127,10 @@ def _accumulate(programmes: Iterable[ProgrammeLike], strip: bool = True, context
             if nc:
                 a.categories[nc] += 1
         if p.channel:
-            a.channels.add(channels[p.channel])
-        a.features.update(programme_features(p))
+            channel = channels[p.channel]
+            if channel not in a.channels:
+                a.channels.append(channel)
+        a.features.update(feature_names[f] for f in programme_features(p))
         if context_chars:
             desc = getattr(p, "desc", None) or p.sub_title
             if desc and len(a.descs) < 16:
@@ -201,7 +206,8 @@ def build_catalog(programmes: Iterable[ProgrammeLike], cfg: CatalogConfig | None
         target = series_of.get(key, key)
         if target == key:
             merged[target].absorb(a, key)
-            merged[target].aliases.discard(key)
+            if merged[target].aliases:
+                merged[target].aliases.discard(key)
         else:
             merged[target].absorb(a, key, spellings=False)
             for spelling, c in a.spellings.items():
@@ -213,7 +219,7 @@ def build_catalog(programmes: Iterable[ProgrammeLike], cfg: CatalogConfig | None
 def _show(i: int, key: str, a: _Acc, series: str | None, cfg: CatalogConfig,
           fcfg: FeatureConfig) -> Show:
     return Show(i, key, a.title(key), dict(a.categories), a.airings, sorted(a.channels),
-                sorted(a.aliases - {key}), series, a.context(cfg.context_chars),
+                sorted((a.aliases or set()) - {key}), series, a.context(cfg.context_chars),
                 item_features(a.features, a.airings, fcfg))
 
 
