@@ -173,10 +173,6 @@ def markdown(rows: list[dict], started: str, command: str) -> str:
     return "\n".join(out)
 
 
-# ---------------------------------------------------------------------------- searches
-# `--search`: the searches of vectors that are no catalog row (unseen titles, deep pages).
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100000,1000000")

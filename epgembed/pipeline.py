@@ -163,27 +163,27 @@ def train_model(paths: Iterable[str | Path], out_dir: str | Path, cfg: Config | 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     # training needs only the catalog's file: kept in an unlinked temporary file beside the
     # model (gone with the process, whatever ends it), not 1.5 GB of objects at 1M shows
-    spool = tempfile.TemporaryFile(dir=out_dir.parent, prefix=f".{out_dir.name}.catalog-")
-    prep = replace(prep, catalog=prep.catalog.serialized(spool))
-    t0 = time.perf_counter()
-    result = fit(prep, cfg, progress=progress)
-    timings = {**prep.timings, "train_s": time.perf_counter() - t0}
-    t0 = time.perf_counter()
-    with progress.stage(SAVE_STAGE) as st:
-        vectors, center = catalog_vectors(result.embeddings, prep.token_ids, prep.token_weights,
-                                          centred=cfg.index.center)
-        summary, training = summaries(prep, result, {"inputs": [str(p) for p in paths]}, timings)
-        tokenizer, catalog = prep.tokenizer, prep.catalog
-        del prep    # its token arrays go before the index is built (gigabytes at 1M shows)
-        st.status(f"{len(vectors):,} vectors")
-        saved: dict = {}
-        manifest = save_model(Path(out_dir), tokenizer=tokenizer, catalog=catalog,
-                              embeddings=result.embeddings, vectors=vectors,
-                              token_counts=result.token_counts, config=cfg.to_dict(),
-                              history=result.history, data=summary, training=training,
-                              indexes=functools.partial(write_indexes, vectors=vectors, cfg=cfg.index),
-                              quality=quality, center=center, timings=saved)
-        st.note(save_line(manifest, saved))
+    with tempfile.TemporaryFile(dir=out_dir.parent, prefix=f".{out_dir.name}.catalog-") as spool:
+        prep = replace(prep, catalog=prep.catalog.serialized(spool))
+        t0 = time.perf_counter()
+        result = fit(prep, cfg, progress=progress)
+        timings = {**prep.timings, "train_s": time.perf_counter() - t0}
+        t0 = time.perf_counter()
+        with progress.stage(SAVE_STAGE) as st:
+            vectors, center = catalog_vectors(result.embeddings, prep.token_ids, prep.token_weights,
+                                              centred=cfg.index.center)
+            summary, training = summaries(prep, result, {"inputs": [str(p) for p in paths]}, timings)
+            tokenizer, catalog = prep.tokenizer, prep.catalog
+            del prep    # its token arrays go before the index is built (gigabytes at 1M shows)
+            st.status(f"{len(vectors):,} vectors")
+            saved: dict = {}
+            manifest = save_model(Path(out_dir), tokenizer=tokenizer, catalog=catalog,
+                                  embeddings=result.embeddings, vectors=vectors,
+                                  token_counts=result.token_counts, config=cfg.to_dict(),
+                                  history=result.history, data=summary, training=training,
+                                  indexes=functools.partial(write_indexes, vectors=vectors, cfg=cfg.index),
+                                  quality=quality, center=center, timings=saved)
+            st.note(save_line(manifest, saved))
     caller = manifest["training"]["timings"]        # the caller's copy (the file has the rest)
     caller["index_and_save_s"] = time.perf_counter() - t0
     caller.update({name: saved[name] for name in ("index_s", "write_s") if name in saved})

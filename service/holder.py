@@ -21,8 +21,9 @@ listener (a metric) and not retried until `current` changes or a reload is force
 `readiness()` is what /readyz answers: not ready while the served folder is missing, any
 live worker serves another version than the decision, or a check of the models root has
 hung. It never touches the models root itself (a hung NFS mount would hold the request
-thread): it answers from what the watcher saw at its last check (`RootView`, at most a tick
-old) and the run directory's files, which are local.
+thread): it answers from what the watcher saw at its last check (`RootView`, a tick old, or
+as old as a model load or a wait for the decision lock in the running check) and the run
+directory's files, which are local.
 """
 from __future__ import annotations
 
@@ -47,8 +48,9 @@ from .shared import Decision, Shared
 log = logging.getLogger("epgembed.service")
 
 FOLLOW_SECONDS = 1.0     # how often a worker re-reads the shared decision (cheap: one small file)
-STUCK_SECONDS = 10.0     # a check of the root running longer (no model load in it): storage hangs
-LOAD_STUCK_SECONDS = 600.0   # a model load running longer (a 1M-title model loads in about a minute)
+STUCK_SECONDS = 10.0     # a check of the root running longer (outside a long wait): storage hangs
+LOAD_STUCK_SECONDS = 600.0   # a long wait (a model load, the decision lock) running longer (a
+                             # 1M-title model loads in about a minute)
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,9 @@ class ModelHolder:
         self._checked_at: float | None = None
         self._flags: dict[str, bool] = {}
         self._view: RootView | None = None     # the last completed check's view of the root
-        self._busy: tuple[float, float | None] | None = None   # (check began, load began) while running
+        # while a check runs: (its start, the start of a long wait in it: a model load or the
+        # decision lock held by a worker that loads), time.monotonic()
+        self._busy: tuple[float, float | None] | None = None
         self.stuck_seconds, self.load_stuck_seconds = stuck_seconds, load_stuck_seconds
 
     # ------------------------------------------------------------------ reading
@@ -132,21 +136,26 @@ class ModelHolder:
             return f"no model published yet ({self.path.name}/current is missing)"
         return "no model loaded"
 
-    def hung(self, now: float | None = None) -> str | None:
+    def hung(self) -> str | None:
         """Why the running check of the root counts as hung (storage that does not answer),
-        or None: a check past stuck_seconds that loads no model, or a load past
-        load_stuck_seconds."""
-        busy, now = self._busy, time.time() if now is None else now
+        or None: a check past stuck_seconds outside a long wait, or a long wait (a model
+        load, the decision lock while another worker loads) past load_stuck_seconds."""
+        busy, now = self._busy, time.monotonic()
         if busy is None:
             return None
-        began, load = busy
-        if load is not None and now - load > self.load_stuck_seconds:
-            return (f"a model load has run for {now - load:.0f} s (the models root slow or hung; "
-                    "the held model serves on)")
-        if load is None and now - began > self.stuck_seconds:
-            return (f"the models root has not answered for {now - began:.0f} s (storage hung?; "
-                    "the held model serves on)")
+        began, long_wait = busy
+        serves = "; the held model serves on" if self._serving is not None else ""
+        if long_wait is not None and now - long_wait > self.load_stuck_seconds:
+            return f"a model load has run for {now - long_wait:.0f} s (the models root slow or hung{serves})"
+        if long_wait is None and now - began > self.stuck_seconds:
+            return f"the models root has not answered for {now - began:.0f} s (storage hung?{serves})"
         return None
+
+    def _long_wait(self, waiting: bool) -> None:
+        """Mark the start (or the end) of a long wait inside the running check."""
+        if self._busy is not None:
+            now = time.monotonic()
+            self._busy = (self._busy[0], now) if waiting else (now, None)
 
     def status(self) -> dict:
         s = self._serving
@@ -246,7 +255,7 @@ class ModelHolder:
             return False
         with self._lock:
             self._checked_at = time.time()
-            self._busy = (self._checked_at, None)
+            self._busy = (time.monotonic(), None)
             try:
                 return self._check(force, since, pointer)
             except Exception:
@@ -282,7 +291,9 @@ class ModelHolder:
         d = self.shared.read()
         if d is not None and self._valid(d, current_version(self.path) if pointer else d.current, since, avoided):
             return d
+        self._long_wait(True)                  # the lock's holder may be loading a large model
         with self.shared.locked():
+            self._long_wait(False)
             d = self.shared.read()             # another worker may have resolved it meanwhile
             cur = current_version(self.path)
             if self._valid(d, cur, since, avoided):
@@ -363,8 +374,7 @@ class ModelHolder:
     def _load(self, folder: Path, name: str) -> str | None:
         """Load, validate and swap in `folder`; None when served now, else the reason."""
         t0 = time.perf_counter()
-        if self._busy is not None:
-            self._busy = (self._busy[0], time.time())
+        self._long_wait(True)
         try:
             model = load_model(folder, verify=self.verify)
             titles = TitleIndex.from_catalog(model.catalog)
@@ -376,8 +386,7 @@ class ModelHolder:
                 self.listener.refused(name, reason)
             return reason
         finally:
-            if self._busy is not None:                     # the rest of the check: its own clock
-                self._busy = (time.time(), None)
+            self._long_wait(False)                         # the rest of the check: its own clock
         new = Serving(model, titles, name, time.time(), time.perf_counter() - t0)
         previous, self._serving = self._serving, new      # the one atomic swap
         log_event("model_loaded", name=name, version=new.version, shows=len(model),

@@ -122,6 +122,39 @@ def test_readiness_never_waits_for_a_hung_models_root(two_versions, tmp_path, mo
         holder.stop()
 
 
+def test_a_wait_for_the_decision_lock_is_not_a_hung_root(two_versions, tmp_path):
+    """Another worker holding the decision lock (it loads a large model) is a long wait, not
+    storage that hangs: this worker's check waits past stuck_seconds and stays ready."""
+    import threading
+    root, a, b = two_versions
+    run = tmp_path / "run"
+    holder = ModelHolder(root, poll_seconds=0, run_dir=run, stuck_seconds=0.3)
+    holder.start()
+    try:
+        assert holder.get().name == b
+        point_current(root, a)                      # stale decision: the next check needs the lock
+        held, release = threading.Event(), threading.Event()
+
+        def loading_worker():
+            with Shared(run).locked():
+                held.set()
+                release.wait(10)
+        other = threading.Thread(target=loading_worker)
+        other.start()
+        assert held.wait(5)
+        checking = threading.Thread(target=holder.check, daemon=True)
+        checking.start()
+        time.sleep(0.8)
+        assert holder.hung() is None and holder.readiness()[0] is True
+        release.set()
+        other.join(5)
+        checking.join(10)
+        assert holder.get().name == a
+    finally:
+        release.set()
+        holder.stop()
+
+
 def test_a_later_worker_follows_the_recorded_decision(two_versions, tiny_model_dir, tmp_path, caplog):
     root, a, b = two_versions
     run = tmp_path / "run"

@@ -118,7 +118,8 @@ class Catalog:
         self.shows = shows
         self.by_key: dict[str, int] = {}
         self.keys: list[str] = []                  # key of every id (a lazy catalog keeps no shows)
-        categories: list[str] = []                 # counted once at the end (Counter's C loop)
+        counts: Counter[str] = Counter()
+        categories: list[str] = []                 # counted a block at a time (Counter's C loop)
         aliases: list[tuple[str, int]] = []
         self.series_keys: set[str] = set()         # keys that name a series of other items
         for s in shows:                            # one pass: a lazy catalog parses each line once
@@ -126,9 +127,12 @@ class Catalog:
             if s.aliases:
                 aliases.extend((a, s.id) for a in s.aliases)
             categories.extend(s.categories)
+            if len(categories) > 65536:
+                counts.update(categories)
+                categories.clear()
             if s.series and s.series != s.key:
                 self.series_keys.add(s.series)
-        counts = Counter(categories)
+        counts.update(categories)
         for alias, i in aliases:
             self.by_key.setdefault(alias, i)
         for i, key in enumerate(self.keys):        # a show's own key wins over another show's alias

@@ -108,7 +108,8 @@ def _best_of(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _rows(v: np.ndarray, among: np.ndarray) -> np.ndarray:
     """v[among]: a view when `among` is a run of consecutive rows (no copy of a large table)."""
-    if len(among) and among[-1] - among[0] == len(among) - 1 and np.all(np.diff(among) == 1):
+    if (len(among) and 0 <= among[0] and among[-1] < len(v) and among[-1] - among[0] == len(among) - 1
+            and np.all(np.diff(among) == 1)):
         return v[int(among[0]): int(among[-1]) + 1]
     return v[among]
 
