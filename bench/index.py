@@ -173,6 +173,19 @@ def markdown(rows: list[dict], started: str, command: str) -> str:
     return "\n".join(out)
 
 
+def parse(ap: argparse.ArgumentParser, lists) -> tuple[argparse.Namespace, str]:
+    """Both index benchmarks' start: the arguments (each of `lists` split at commas into
+    its type), the load average, --nice, one torch thread; (args, the start time)."""
+    args = ap.parse_args()
+    args.load_start = os.getloadavg()
+    for name, kind in lists:
+        setattr(args, name, [kind(x) for x in getattr(args, name).split(",") if x])
+    os.nice(args.nice)
+    import torch
+    torch.set_num_threads(1)
+    return args, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100000,1000000")
@@ -183,14 +196,7 @@ def main() -> int:
     ap.add_argument("--table-threads", type=int, default=2, help="threads building those tables")
     ap.add_argument("--nice", type=int, default=10)
     ap.add_argument("--out", type=Path, default=RESULTS / "index.json")
-    args = ap.parse_args()
-    args.load_start = os.getloadavg()
-    for name, kind in (("trees", int), ("multiples", int), ("table_probes", int)):
-        setattr(args, name, [kind(x) for x in getattr(args, name).split(",") if x])
-    os.nice(args.nice)
-    import torch
-    torch.set_num_threads(1)
-    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    args, started = parse(ap, (("trees", int), ("multiples", int), ("table_probes", int)))
     command = "python bench/index.py " + " ".join(sys.argv[1:])
     rows = [r for r in (bench_size(int(s), args) for s in args.sizes.split(",")) if r]
     report = {"command": command, "date": started,

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from index import K, exact_truth, percentiles  # noqa: E402
+from index import K, exact_truth, parse, percentiles  # noqa: E402
 from scale import CACHE as CACHE_DIR, RESULTS, model_dir, run_child, synth_path, versions  # noqa: E402
 
 SEARCH_KINDS = ("unseen", "held_out", "mixed")
@@ -265,14 +265,7 @@ def main() -> int:
     ap.add_argument("--ef", default="100,300,500,1000,2000", help="--reference: HNSW ef values")
     ap.add_argument("--nice", type=int, default=10)
     ap.add_argument("--out", type=Path, default=RESULTS / "index-search.json")
-    args = ap.parse_args()
-    args.load_start = os.getloadavg()
-    for name, kind in (("rows", int), ("cluster_factors", float), ("ef", int)):
-        setattr(args, name, [kind(x) for x in getattr(args, name).split(",") if x])
-    os.nice(args.nice)
-    import torch
-    torch.set_num_threads(1)
-    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    args, started = parse(ap, (("rows", int), ("cluster_factors", float), ("ef", int)))
     return main_search(args, started, "python bench/unseen.py " + " ".join(sys.argv[1:]))
 
 
