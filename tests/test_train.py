@@ -105,12 +105,13 @@ def test_inverse_frequency_scaling_changes_the_trained_table():
 def test_validation_over_only_the_shows_it_reads_gives_the_same_figure():
     """validate() builds the vectors of the labelled and the validation shows only (1M
     shows: about 800 MB less at its peak); the figure is the one over every show's vector."""
-    from epgembed.model.train import _validation_vectors
+    from epgembed.model.train import _validation_rows, rows_vectors
     ids, w, cats, vocab = _data()
     table = np.random.default_rng(0).standard_normal((vocab, 16)).astype(np.float32)
     table[0] = 0
     val = [3, 10, 41, 77, 90]
     labelled = np.array([s for s, c in enumerate(cats) if c and s not in set(val)][::2])  # some unlabelled
     full = validation_precision(title_vectors(table, ids, w), cats, val, labelled)
-    lean = validation_precision(*_validation_vectors(table, ids, w, cats, labelled, val, block=7))
+    rows, sub_cats, val_rows, among = _validation_rows(cats, labelled, val)
+    lean = validation_precision(rows_vectors(table, ids, w, rows, block=7), sub_cats, val_rows, among)
     assert lean == full and 0 < full < 1

@@ -67,22 +67,27 @@ def validation_precision(vectors: np.ndarray, show_categories: list[list[int]],
     return hits / (len(val) * top.shape[1])
 
 
-def _validation_vectors(table: np.ndarray, token_ids: np.ndarray, token_weights: np.ndarray | None,
-                        show_categories: list[list[int]], labelled: np.ndarray, val: list[int],
-                        block: int = 65536) -> tuple[np.ndarray, list[list[int]], list[int], np.ndarray]:
-    """validation_precision's arguments over only the shows it reads: the vectors of the
-    labelled training shows, then of the validation shows (a block of titles at a time), so
-    that the candidates are a prefix of the array (top_k reads a view of it, no copy) and
-    unlabelled shows cost nothing. Same figure as over every show's vector (test_train)."""
+def _validation_rows(show_categories: list[list[int]], labelled: np.ndarray,
+                     val: list[int]) -> tuple[np.ndarray, list[list[int]], list[int], np.ndarray]:
+    """What validation reads, fixed for a training run: the labelled training shows, then
+    the validation shows (rows), their categories, the validation positions and the
+    candidates (a prefix of the rows: top_k reads a view of it, no copy). Unlabelled shows
+    are left out: validation_precision over rows_vectors(rows) gives the figure it gives
+    over every show's vector (test_train)."""
     rows = np.concatenate([np.asarray(labelled, dtype=np.int64), np.asarray(val, dtype=np.int64)])
+    n = len(labelled)
+    return rows, [show_categories[r] for r in rows.tolist()], list(range(n, len(rows))), np.arange(n)
+
+
+def rows_vectors(table: np.ndarray, token_ids: np.ndarray, token_weights: np.ndarray | None,
+                 rows: np.ndarray, block: int = 65536) -> np.ndarray:
+    """title_vectors of the shows `rows`, a block of titles at a time."""
     vectors = np.empty((len(rows), table.shape[1]), dtype=np.float32)
     for lo in range(0, len(rows), block):
         part = rows[lo: lo + block]
         vectors[lo: lo + block] = title_vectors(table, token_ids[part],
                                                 None if token_weights is None else token_weights[part])
-    n = len(labelled)
-    return (vectors, [show_categories[r] for r in rows.tolist()],
-            list(range(n, len(rows))), np.arange(n))
+    return vectors
 
 
 def init_table(vocab_size: int, dim: int, init_std: float, generator: torch.Generator) -> torch.Tensor:
@@ -158,9 +163,12 @@ def _train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories
         result.embeddings = table.numpy().copy()
         return result
 
+    if val:
+        rows, cats, val_rows, among = _validation_rows(show_categories, sampler.labelled, val)
+
     def validate() -> float:
-        return validation_precision(*_validation_vectors(table.numpy(), token_ids, token_weights,
-                                                         show_categories, sampler.labelled, val))
+        vectors = rows_vectors(table.numpy(), token_ids, token_weights, rows)
+        return validation_precision(vectors, cats, val_rows, among)
 
     final = _epochs(step, titles, sampler, cfg, table, validate if val else None, result, stage)
     result.embeddings = final.numpy().astype(np.float32).copy()
