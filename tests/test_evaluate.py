@@ -22,6 +22,7 @@ from epgembed.eval.evaluate import (
 )
 from epgembed.eval.score import (
     average_precision_at_k,
+    one_per_series,
     own_series,
     precision_at_k,
     same_show,
@@ -342,10 +343,12 @@ def test_editor_view_short_and_skipped_repeats(tmp_path: Path) -> None:
 def test_pooled_figures_in_rows(tmp_path: Path) -> None:
     from epgembed.nightly.quality import score_answers
 
-    split = editor_split(tmp_path)
-    pooled = score_answers([split, split], [[[t for t, _ in EDITOR_ANSWERS]], [["Tatort"]]])
-    assert pooled == {"p_at_10": 0.45, "map_at_10": pooled["map_at_10"], "p_at_10x": 0.35,
-                      "own_series": 0.15, "dup": 0.1, "unmapped": 0.0, "n_test": 2}
+    split, series = editor_split(tmp_path), series_split(tmp_path)
+    pooled = score_answers([split, split, series],
+                           [[[t for t, _ in EDITOR_ANSWERS]], [["Tatort"]], [[t for t, _ in SERIES_ANSWERS]]])
+    assert pooled == {"p_at_10": 0.6, "map_at_10": pooled["map_at_10"], "p_at_10x": 0.5,
+                      "p_at_10d": 0.4667, "own_series": 0.1333, "dup": 0.1, "series_rep": 0.1333,
+                      "unmapped": 0.0, "n_test": 3}
 
 
 CHANNEL_DUMP = [  # (title, categories, channel): "all" airs every title (idf 0)
@@ -380,8 +383,8 @@ def test_channel_system_end_to_end(tmp_path: Path) -> None:
     assert (row["p_at_10"], row["map_at_10"], row["p_at_10x"]) == pytest.approx((0.7, 1.0, 0.7))
     assert (row["own_series"], row["dup"]) == (0.0, 0.0)
     table = format_table(rows)
-    assert "| P@10 | P@10x | MAP@10 | own_series | dup |" in table
-    assert "| channels | channel | 0.700 | 0.700 | 1.000 | 0.000 | 0.000 |" in table
+    assert "| P@10 | P@10x | P@10d | series_rep | MAP@10 | own_series | dup |" in table
+    assert "| channels | channel | 0.700 | 0.700 | 0.700 | 0.000 | 1.000 | 0.000 | 0.000 |" in table
 
 
 def test_unmapped_counts_answers_that_are_no_title_of_the_dump(tmp_path: Path) -> None:
@@ -390,3 +393,52 @@ def test_unmapped_counts_answers_that_are_no_title_of_the_dump(tmp_path: Path) -
     score = score_query(split, "saturday night live", ["Saturday Night", "Comedy Hour", "News at Six"])
     assert score.unmapped == 0.1 and score.p_at_10 == 0.1
     assert score_query(split, "saturday night live", ["Comedy Hour"]).unmapped == 0.0
+
+
+# one answer per series (EVALUATION.md "P@10d"): (display title, relevant), in answer order;
+# d = rank among the answers P@10x scores, r = a series already listed there
+SERIES_ANSWERS = [
+    ("Dynasty: A", True),  # d1
+    ("Dynasty: B", True),  # d2 r
+    ("New Tricks", True),  # d3
+    ("Dynasty - C", True),  # d4 r
+    ("Remington Steele: Other", True),  # own series, skipped
+    ("Mistresses", False),  # d5
+    ("Dynasty: A", True),  # repeat, skipped
+    ("Le Sorelle McLeod", True),  # d6
+    ("Dynasty", True),  # d7 r (the series' name alone is its series too)
+    ("Tatort", True),  # d8
+    ("Tatort: X", True),  # d9 r
+    ("Heute", False),  # d10
+    ("Derrick", True), ("Wetter", False), ("Der Alte", True), ("Soko", True),
+    ("Polizeiruf", True),  # the 11th series: beyond the 10 P@10d scores
+]
+
+
+def series_split(tmp_path: Path) -> Split:
+    keys = [(eval_key(title), rel) for title, rel in SERIES_ANSWERS]
+    return hand_split(tmp_path, "remington steele: progetto omega", [k for k, rel in keys if rel],
+                      [k for k, rel in keys if not rel])
+
+
+def test_one_answer_per_series_figures(tmp_path: Path) -> None:
+    split = series_split(tmp_path)
+    score = score_query(split, "remington steele: progetto omega", [t for t, _ in SERIES_ANSWERS])
+    assert score.p_at_10x == pytest.approx(0.8)  # d5 and d10 miss
+    assert score.series_rep == pytest.approx(0.4)  # d2, d4, d7, d9
+    # Dynasty: A, New Tricks, Mistresses, Le Sorelle, Tatort, Heute, Derrick, Wetter, Der Alte, Soko
+    assert score.p_at_10d == pytest.approx(0.7)
+    assert (score.own_series, score.dup) == (pytest.approx(0.1), pytest.approx(0.1))
+    short = score_query(split, "remington steele: progetto omega", ["Dynasty: A", "Dynasty: B"])
+    assert (short.p_at_10x, short.p_at_10d, short.series_rep) == pytest.approx((0.2, 0.1, 0.1))
+
+
+def test_a_ranking_cut_to_one_per_series(tmp_path: Path) -> None:
+    keys = [eval_key(t) for t, _ in SERIES_ANSWERS]
+    kept = one_per_series(keys)
+    assert [keys[i] for i in kept[:4]] == ["dynasty: a", "new tricks", "remington steele: other",
+                                           "mistresses"]
+    assert len(kept) == 12  # 17 answers, five of an earlier series
+    cut = score_query(series_split(tmp_path), "remington steele: progetto omega",
+                      [SERIES_ANSWERS[i][0] for i in kept])
+    assert (cut.p_at_10x, cut.p_at_10d, cut.series_rep) == pytest.approx((0.7, 0.7, 0.0))

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from epgembed.eval.evaluate import iter_airings, iter_programmes, most_frequent_spelling
+from epgembed.eval.evaluate import most_frequent_spelling
+from epgembed.eval.xmltv import iter_airings, iter_programmes
 
 _QUERY_BATCH = 512
 

@@ -7,16 +7,15 @@ the figures it produces do not move when the project's normalization changes.
     split = split_dump("au.xml.gz", seed=0)         # keys, categories, test keys, queries
     split.write_training_dump(tmp / "train.xml")    # whole dump, test keys' categories removed
     row = evaluate_dump("au.xml.gz", TfidfSystem()) # {"p_at_10": ..., "map_at_10": ...,
-                                                    #  "p_at_10x": ..., "own_series", "dup"}
+                                                    #  "p_at_10x", "p_at_10d", "series_rep", ...}
 
-Scoring (same show, own series, repeats, the figures) is in `epgembed.eval.score`.
-A *system* is any object with a ``name``, ``fit(train_dump, workdir)`` and
-``query(titles, k) -> list[list[str]]`` (display titles, best first); see
-`epgembed.eval.baselines` for the reference baselines.
+Scoring (same show, own series, repeats, the figures) is in `epgembed.eval.score`; the
+cold-start protocol in `epgembed.eval.coldstart`. A *system* is any object with a
+``name``, ``fit(train_dump, workdir)`` and ``query(titles, k) -> list[list[str]]``
+(display titles, best first); see `epgembed.eval.baselines` for the reference baselines.
 """
 from __future__ import annotations
 
-import gzip
 import random
 import re
 import tempfile
@@ -24,16 +23,17 @@ import time
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
-from xml.sax.saxutils import quoteattr
+from typing import Protocol
 
-from lxml import etree
-
-from epgembed.eval.score import QueryScore, mean_scores, same_show, score_keys, series_cuts
+from epgembed.eval.score import (QueryScore, mean_scores, one_per_series, same_show, score_keys,
+                                 series_cuts)
+from epgembed.eval.xmltv import KEEP, STRIP, iter_programmes, write_dump
 
 ASKED = 20  # answers asked per query
+CUT_ASKED = 100  # answers asked for the "cut" figures: the ranking cut to one per series
 MAX_CATEGORY_SHARE = 0.30  # a category on more keys than this share is not informative
 
 # Invisible characters that real feeds put inside titles; the protocol turns them into spaces.
@@ -59,7 +59,11 @@ PLACEHOLDER_CATEGORIES = frozenset(
 
 
 class System(Protocol):
-    """What the evaluation drives: train on a dump, then answer related-title queries."""
+    """What the evaluation drives: train on a dump, then answer related-title queries.
+
+    Optional: ``asked`` (answers to ask for instead of ASKED: the fastText reference is
+    asked for 100), and the cold-start query modes ``query_context(queries, k)`` and
+    ``query_programmes(programmes, k)`` (`epgembed.eval.coldstart`)."""
 
     name: str
 
@@ -97,46 +101,6 @@ def eval_category(category: str | None) -> str | None:
     """Case-folded category, or None for an empty or placeholder category."""
     c = _clean(category).strip(" .;,")
     return None if c in PLACEHOLDER_CATEGORIES else c
-
-
-def _open(path: Path) -> IO[bytes]:
-    """Open a dump for reading, gunzipping when it starts with the gzip magic bytes."""
-    fh = open(path, "rb")
-    if fh.read(2) == b"\x1f\x8b":
-        fh.close()
-        return gzip.open(path, "rb")
-    fh.seek(0)
-    return fh
-
-
-def _title(programme: etree._Element) -> str:
-    """The programme's first <title> text, ends trimmed, line breaks turned into spaces."""
-    text = programme.findtext("title") or ""
-    return text.replace("\r", " ").replace("\n", " ").strip()
-
-
-def _programme_elements(path: str | Path) -> Iterator[etree._Element]:
-    """Stream the <programme> elements of an XMLTV dump (each freed once the next is read)."""
-    with _open(Path(path)) as fh:
-        for _, el in etree.iterparse(
-            fh, tag="programme", resolve_entities=False, no_network=True, load_dtd=False
-        ):
-            yield el
-            el.clear(keep_tail=False)
-            while el.getprevious() is not None:
-                del el.getparent()[0]
-
-
-def iter_programmes(path: str | Path) -> Iterator[tuple[str, tuple[str, ...]]]:
-    """Yield (raw title, raw category texts) for every <programme> of an XMLTV dump."""
-    for el in _programme_elements(path):
-        yield _title(el), tuple(c.text or "" for c in el.iterchildren("category"))
-
-
-def iter_airings(path: str | Path) -> Iterator[tuple[str, str]]:
-    """Yield (raw title, channel attribute, "" when missing) for every <programme>."""
-    for el in _programme_elements(path):
-        yield _title(el), (el.get("channel") or "").strip()
 
 
 @dataclass
@@ -250,34 +214,7 @@ def split_pairs(pairs: Iterable[tuple[str, Sequence[str]]], path: str | Path, se
 def write_stripped_dump(src: str | Path, out_path: str | Path, strip_keys: frozenset[str]) -> Path:
     """Stream `src` to `out_path` (gzip if it ends with .gz), dropping the <category>
     elements of programmes whose title key is in `strip_keys`. Channels are kept."""
-    out_path = Path(out_path)
-    opener = gzip.open if out_path.suffix == ".gz" else open
-    with _open(Path(src)) as fh, opener(out_path, "wt", encoding="utf-8") as out:
-        out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
-        depth, root_tag = 0, "tv"
-        events = etree.iterparse(
-            fh, events=("start", "end"), resolve_entities=False, no_network=True, load_dtd=False
-        )
-        for event, el in events:
-            if event == "start":
-                depth += 1
-                if depth == 1:
-                    root_tag = el.tag
-                    attrs = "".join(f" {k}={quoteattr(v)}" for k, v in el.attrib.items())
-                    out.write(f"<{root_tag}{attrs}>\n")
-                continue
-            depth -= 1
-            if depth != 1:
-                continue
-            if el.tag == "programme" and eval_key(_title(el)) in strip_keys:
-                for cat in list(el.iterchildren("category")):
-                    el.remove(cat)
-            out.write("  " + etree.tostring(el, encoding="unicode", with_tail=False) + "\n")
-            el.clear(keep_tail=False)
-            while el.getprevious() is not None:
-                del el.getparent()[0]
-        out.write(f"</{root_tag}>\n")
-    return out_path
+    return write_dump(src, out_path, lambda title: STRIP if eval_key(title) in strip_keys else KEEP)
 
 
 def score_query(split: Split, query_key: str, answers: Sequence[str]) -> QueryScore:
@@ -290,32 +227,48 @@ def score_query(split: Split, query_key: str, answers: Sequence[str]) -> QuerySc
                       lambda key: key in split.key_categories or key in split.prefix_categories)
 
 
-def evaluate_split(
-    split: Split, system: System, train_dump: Path, workdir: Path, k: int = ASKED
-) -> dict:
-    """Fit `system` on an already written training dump and score it on the split's queries."""
+def cut_score(split: Split, query_key: str, answers: Sequence[str], k: int = ASKED) -> QueryScore:
+    """The figures of a ranking cut to one answer per series: each eval-series kept once,
+    in order, then the first k scored as usual."""
+    kept = one_per_series([eval_key(a) for a in answers])
+    return score_query(split, query_key, [answers[i] for i in kept[:k]])
+
+
+def ask(system: System, titles: list[str], k: int) -> list[list[str]]:
+    """The system's answers to `titles` (its own ``asked`` answers each, if it has one)."""
+    k = getattr(system, "asked", k)
+    answers = system.query(titles, k) if titles else []
+    if len(answers) != len(titles):
+        raise ValueError(f"{system.name}: {len(answers)} answer lists for {len(titles)} queries")
+    return [list(ans)[:k] for ans in answers]
+
+
+def evaluate_split(split: Split, system: System, train_dump: Path, workdir: Path, k: int = ASKED,
+                   *, cut: bool = False, per_query: dict[str, QueryScore] | None = None) -> dict:
+    """Fit `system` on an already written training dump and score it on the split's queries.
+    `cut`: also the figures of its ranking cut to one per series ("cut_" + figure; asked
+    for CUT_ASKED answers in a second, untimed pass). `per_query`: filled with each test
+    key's score (the cold-start table compares against them)."""
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     system.fit(train_dump, workdir)
     train_seconds = time.perf_counter() - t0
     keys = list(split.test_keys)
+    titles = [split.queries[key] for key in keys]
     t0 = time.perf_counter()
-    answers = system.query([split.queries[key] for key in keys], k) if keys else []
+    answers = ask(system, titles, k)
     query_seconds = time.perf_counter() - t0
-    if len(answers) != len(keys):
-        raise ValueError(f"{system.name}: {len(answers)} answer lists for {len(keys)} queries")
-    scores = [score_query(split, key, list(ans)[:k]) for key, ans in zip(keys, answers)]
-    return {
-        "dump": dump_name(split.path),
-        "system": system.name,
-        "seed": split.seed,
-        "n_items": split.n_items,
-        "n_test": len(keys),
-        **mean_scores(scores),
-        "train_seconds": train_seconds,
-        "query_seconds": query_seconds,
-        "query_ms_per_title": 1000.0 * query_seconds / max(1, len(scores)),
-    }
+    scores = [score_query(split, key, ans) for key, ans in zip(keys, answers)]
+    if per_query is not None:
+        per_query.update(zip(keys, scores))
+    row = {"dump": dump_name(split.path), "system": system.name, "seed": split.seed,
+           "n_items": split.n_items, "n_test": len(keys), **mean_scores(scores)}
+    if cut:
+        wide = system.query(titles, max(CUT_ASKED, getattr(system, "asked", k))) if titles else []
+        cuts = [cut_score(split, key, ans, k) for key, ans in zip(keys, wide)]
+        row.update({f"cut_{name}": value for name, value in mean_scores(cuts).items()})
+    return {**row, "train_seconds": train_seconds, "query_seconds": query_seconds,
+            "query_ms_per_title": 1000.0 * query_seconds / max(1, len(scores))}
 
 
 def dump_name(path: str | Path) -> str:
@@ -326,26 +279,33 @@ def dump_name(path: str | Path) -> str:
     return name
 
 
-def evaluate_dumps(
-    paths: Iterable[str | Path],
-    systems: Sequence[System],
-    *,
-    seed: int = 0,
-    k: int = ASKED,
-    workdir: str | Path | None = None,
-) -> list[dict]:
-    """Run the protocol for every (dump, system); each dump is split and stripped once."""
-    rows: list[dict] = []
+@contextmanager
+def prepared_splits(paths: Iterable[str | Path], seed: int,
+                    workdir: str | Path | None = None) -> Iterator[Iterator[tuple[Split, Path, Path]]]:
+    """(split, its folder, its training dump) of each dump, one at a time, in `workdir` or
+    in a temporary folder removed on exit."""
     with tempfile.TemporaryDirectory(prefix="epgembed-eval-") as tmp:
         base = Path(workdir) if workdir is not None else Path(tmp)
-        for path in paths:
-            split = split_dump(path, seed=seed)
-            dump_dir = base / dump_name(path)
-            dump_dir.mkdir(parents=True, exist_ok=True)
-            train_dump = split.write_training_dump(dump_dir / "train.xml")
+
+        def each() -> Iterator[tuple[Split, Path, Path]]:
+            for path in paths:
+                split = split_dump(path, seed=seed)
+                dump_dir = base / dump_name(path)
+                dump_dir.mkdir(parents=True, exist_ok=True)
+                yield split, dump_dir, split.write_training_dump(dump_dir / "train.xml")
+
+        yield each()
+
+
+def evaluate_dumps(paths: Iterable[str | Path], systems: Sequence[System], *, seed: int = 0,
+                   k: int = ASKED, workdir: str | Path | None = None, cut: bool = False) -> list[dict]:
+    """Run the protocol for every (dump, system); each dump is split and stripped once."""
+    rows: list[dict] = []
+    with prepared_splits(paths, seed, workdir) as splits:
+        for split, dump_dir, train_dump in splits:
             for i, system in enumerate(systems):
-                sys_dir = dump_dir / f"{i:02d}-{system.name}"
-                rows.append(evaluate_split(split, system, train_dump, sys_dir, k))
+                rows.append(evaluate_split(split, system, train_dump,
+                                           dump_dir / f"{i:02d}-{system.name}", k, cut=cut))
     return rows
 
 
@@ -355,16 +315,19 @@ def evaluate_dump(path: str | Path, system: System, *, seed: int = 0, k: int = A
     return evaluate_dumps([path], [system], seed=seed, k=k, workdir=workdir)[0]
 
 
-_TABLE = (("P@10", "p_at_10"), ("P@10x", "p_at_10x"), ("MAP@10", "map_at_10"),
-          ("own_series", "own_series"), ("dup", "dup"), ("unmapped", "unmapped"))
+_TABLE = (("P@10", "p_at_10"), ("P@10x", "p_at_10x"), ("P@10d", "p_at_10d"),
+          ("series_rep", "series_rep"), ("MAP@10", "map_at_10"), ("own_series", "own_series"),
+          ("dup", "dup"), ("unmapped", "unmapped"))
 
 
 def format_table(rows: Sequence[dict]) -> str:
-    """Markdown table: one row per (dump, system) with every figure and the timings."""
-    head = ["dump", "system"] + [label for label, _ in _TABLE] + ["train s", "query ms/title"]
+    """Markdown table: one row per (dump, system) with every figure and the timings (and the
+    P@10d of the ranking cut to one per series, when the rows have it)."""
+    table = _TABLE + ((("cut P@10d", "cut_p_at_10d"),) if rows and "cut_p_at_10d" in rows[0] else ())
+    head = ["dump", "system"] + [label for label, _ in table] + ["train s", "query ms/title"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["dump"], r["system"]] + [f"{r[key]:.3f}" for _, key in _TABLE]
+        cells = [r["dump"], r["system"]] + [f"{r[key]:.3f}" for _, key in table]
         cells += [f"{r['train_seconds']:.1f}", f"{r['query_ms_per_title']:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -6,15 +6,16 @@ the project, so that, like the rest of the protocol, the figures do not move whe
 project's normalization changes.
 
     score = score_keys("der bergdoktor: x", answer_keys, is_relevant, n_relevant)
-    score.p_at_10, score.ap_at_10, score.p_at_10x, score.own_series, score.dup
+    score.p_at_10, score.ap_at_10, score.p_at_10x, score.p_at_10d, score.series_rep, ...
     mean_scores([score, ...])  # {"p_at_10": ..., "map_at_10": ..., "p_at_10x": ..., ...}
+    one_per_series(answer_keys)  # each series once, in order (the "cut" of a ranking)
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-SCORED = 10  # answers scored per query (P@10, MAP@10, P@10x, own_series, dup)
+SCORED = 10  # answers scored per query (P@10, MAP@10, P@10x, P@10d, own_series, dup, series_rep)
 _SERIES_SEPARATORS = (":", " - ")
 
 
@@ -86,14 +87,17 @@ class QueryScore:
     p_at_10: float
     ap_at_10: float
     p_at_10x: float  # P@10 with own-series answers and repeats skipped like the same show
+    p_at_10d: float  # P@10x with answers of a series already listed skipped too
     own_series: float  # share of the 10 scored answers of the query's own series
     dup: float  # share of the 10 scored answers that repeat an earlier answer
+    series_rep: float  # share of P@10x's 10 answers whose series is already among them
     unmapped: float = 0.0  # share of the 10 scored answers that are no title the dump aired
 
 
 # pooled figure name (the rows' JSON keys) -> QueryScore field averaged into it
 POOLED_FIGURES = {"p_at_10": "p_at_10", "map_at_10": "ap_at_10", "p_at_10x": "p_at_10x",
-                  "own_series": "own_series", "dup": "dup", "unmapped": "unmapped"}
+                  "p_at_10d": "p_at_10d", "own_series": "own_series", "dup": "dup",
+                  "series_rep": "series_rep", "unmapped": "unmapped"}
 
 
 def score_keys(query_key: str, answer_keys: Sequence[str], is_relevant: Callable[[str], bool],
@@ -101,15 +105,19 @@ def score_keys(query_key: str, answer_keys: Sequence[str], is_relevant: Callable
     """Score one query's answers (evaluation keys, best first).
 
     P@10 / AP@10 / own_series / dup are over the first 10 answers that are not the
-    query's same show; P@10x over the first 10 that are neither the same show, nor of
-    its own series, nor a repeat. An answer is a repeat when its `squashed` key equals
-    that of any earlier answer in the list (skipped ones included). `maps(key)`: whether
-    the answer is a title of the dump (or a series prefix of some); unmapped counts the
-    scored answers that are not.
+    query's same show; P@10x and series_rep over the first 10 that are neither the same
+    show, nor of its own series, nor a repeat; P@10d over the first 10 of those whose
+    `series_head` is not yet listed (one answer per series). An answer is a repeat when
+    its `squashed` key equals that of any earlier answer in the list (skipped ones
+    included). `maps(key)`: whether the answer is a title of the dump (or a series prefix
+    of some); unmapped counts the scored answers that are not.
     """
     seen: set[str] = set()
     scored: list[tuple[str, bool, bool]] = []  # (key, own series, repeat)
     distinct: list[str] = []
+    heads: set[str] = set()  # series listed among the distinct answers
+    one_each: list[str] = []  # distinct answers of a series not listed before
+    rep = 0  # series repeats among the first 10 distinct answers
     for key in answer_keys:
         flat = squashed(key)
         repeat = flat in seen
@@ -121,7 +129,13 @@ def score_keys(query_key: str, answer_keys: Sequence[str], is_relevant: Callable
             scored.append((key, own, repeat))
         if not (own or repeat):
             distinct.append(key)
-        if len(scored) >= SCORED and len(distinct) >= SCORED:
+            head = series_head(key)
+            if head in heads:
+                rep += len(distinct) <= SCORED
+            else:
+                heads.add(head)
+                one_each.append(key)
+        if len(scored) >= SCORED and len(distinct) >= SCORED and len(one_each) >= SCORED:
             break
     relevant = [is_relevant(key) for key, _, _ in scored]
     return QueryScore(
@@ -131,7 +145,22 @@ def score_keys(query_key: str, answer_keys: Sequence[str], is_relevant: Callable
         own_series=sum(1 for _, own, _ in scored if own) / SCORED,
         dup=sum(1 for _, _, repeat in scored if repeat) / SCORED,
         unmapped=sum(1 for key, _, _ in scored if maps is not None and not maps(key)) / SCORED,
+        p_at_10d=precision_at_k([is_relevant(key) for key in one_each[:SCORED]]),
+        series_rep=rep / SCORED,
     )
+
+
+def one_per_series(answer_keys: Sequence[str]) -> list[int]:
+    """Positions of the answers that are the first of their `series_head`, in order: a
+    ranking cut to one answer per series (the baseline P@10d is compared against)."""
+    heads: set[str] = set()
+    keep = []
+    for i, key in enumerate(answer_keys):
+        head = series_head(key)
+        if head not in heads:
+            heads.add(head)
+            keep.append(i)
+    return keep
 
 
 def mean_scores(scores: Sequence[QueryScore]) -> dict[str, float]:
