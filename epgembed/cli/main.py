@@ -3,6 +3,7 @@
     epgembed train DUMP... --out MODEL_DIR          ingest, train, index, save
     epgembed related MODEL_DIR --title "Tatort"      related titles (known or unseen)
     epgembed related MODEL_DIR --titles-file Q.txt -k 20 --json
+    epgembed related MODEL_DIR --programmes-file P.jsonl --json   whole programmes, one a line
     epgembed info MODEL_DIR                          the manifest, readable
     epgembed evaluate DUMP...                        the quality protocol vs baselines
 """
@@ -13,7 +14,9 @@ import importlib.util
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 
 from epgembed.cli import EXIT_ERROR, QUERY_COMMANDS, one_blas_thread
@@ -67,14 +70,47 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _queries(args: argparse.Namespace) -> list[str]:
     if args.title is not None:
         return [args.title]
-    text = Path(args.titles_file).read_text(encoding="utf-8-sig")
-    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+    return [line for line in _lines(args.titles_file) if line.strip()]
+
+
+def _lines(path: str) -> list[str]:
+    text = Path(path).read_text(encoding="utf-8-sig")
+    return [line.rstrip("\r") for line in text.split("\n")]
 
 
 def _context(args: argparse.Namespace) -> dict | None:
     """The optional schedule context of `related` (used for titles the catalog lacks)."""
     ctx = {"channel": args.channel, "start": args.start, "minutes": args.minutes}
     return ctx if any(v is not None for v in ctx.values()) else None
+
+
+def _asks(args: argparse.Namespace, model) -> Iterator[tuple[str, Callable]]:
+    """(the query as shown in an error, the call that answers it) per title, or per
+    non-blank line of a programmes file (one JSON object a line: query.shapes.ProgrammeQuery)."""
+    if args.programmes_file is None:
+        for q in _queries(args):
+            yield q, partial(model.related, q, args.k, same_series=args.same_series, context=_context(args))
+        return
+    if _context(args):
+        raise ValueError("--channel, --start and --minutes go with a title: a programme carries its own")
+    for n, line in enumerate(_lines(args.programmes_file), 1):
+        if line.strip():
+            yield f"line {n}", partial(_answer_programme, model, n, line, args)
+
+
+def _answer_programme(model, n: int, line: str, args: argparse.Namespace):
+    """The answer to line `n` of a programmes file; QueryError naming the line (and the
+    field) when the line is no programme or cannot be answered."""
+    import msgspec
+    from epgembed.query.related import QueryError
+    from epgembed.query.shapes import ProgrammeQuery
+    try:
+        programme = msgspec.json.decode(line, type=ProgrammeQuery)
+        return model.related_programme(programme, args.k, same_series=args.same_series)
+    except msgspec.DecodeError as e:
+        raise QueryError(f"line {n}: malformed JSON: {e}") from None
+    except (msgspec.ValidationError, QueryError) as e:
+        raise QueryError(f"line {n}: {e}") from None
 
 
 def cmd_related(args: argparse.Namespace) -> int:
@@ -84,9 +120,9 @@ def cmd_related(args: argparse.Namespace) -> int:
     from epgembed.query.shapes import Error, ErrorBody, encode
     with gc_paused():
         model = load_model(args.model_dir)
-    for q in _queries(args):
+    for q, answer in _asks(args, model):
         try:
-            result = model.related(q, args.k, same_series=args.same_series, context=_context(args))
+            result = answer()
         except QueryError as e:
             if args.json:
                 print(encode(Error(ErrorBody(400, "bad_request", str(e)))).decode())
@@ -97,7 +133,7 @@ def cmd_related(args: argparse.Namespace) -> int:
             print(encode(result).decode())
             continue
         known = f"known, id {result.query.id}" if result.query.known else "not in catalog, embedded from its tokens"
-        print(f"{q}  ({known})")
+        print(f"{result.query.title}  ({known})")
         for i, h in enumerate(result.related, 1):
             print(f"  {i:2d}. {h.score:.3f}  {h.title}  [{', '.join(h.categories[:3])}]")
     return 0
@@ -193,6 +229,10 @@ def _add_related(sub) -> None:
     q = r.add_mutually_exclusive_group(required=True)
     q.add_argument("--title", help="one query title (need not be in the catalog)")
     q.add_argument("--titles-file", help="file with one query title per line")
+    q.add_argument("--programmes-file", metavar="FILE.jsonl",
+                   help="file with one programme per line, a JSON object: title (required), sub_title, "
+                        "desc, channel, start (YYYYmmddHHMM), duration (minutes), credits (list), year, "
+                        "country, rating, episode_num; a title the catalog lacks is placed by all of it")
     r.add_argument("-k", type=int, default=10, help="answers per query (default 10)")
     r.add_argument("--json", action="store_true", help="one JSON object per query line")
     r.add_argument("--same-series", action="store_true",

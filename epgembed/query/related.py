@@ -20,7 +20,8 @@ from epgembed.ingest.catalog import Catalog
 from epgembed.text.features import context_features
 from epgembed.index.serve import query_item, query_vector
 from epgembed.model.vectors import title_vectors
-from epgembed.query.shapes import Hit, ModelRef, Query, Related
+from epgembed.query.programme import programme_vector
+from epgembed.query.shapes import Hit, ModelRef, ProgrammeQuery, Query, Related
 from epgembed.text.normalize import series_head, squash, title_forms
 from epgembed.text.tokenize import Tokenizer
 
@@ -95,6 +96,17 @@ class RelatedModel:
         if show_id is not None:
             return self._related(title, show_id, None, opts)
         return self._related(title, None, self.embed(title, context), opts)
+
+    def related_programme(self, programme: ProgrammeQuery, k: int = 10, **options) -> Related:
+        """Titles related to a whole programme: a catalog title as `related` answers it, else
+        the vector a catalog item with this one airing gets (query/programme.py)."""
+        check_title(programme.title)
+        if self.resolve(programme.title) is not None:
+            return self.related(programme.title, k, **options)
+        vector = programme_vector(self, programme)
+        if vector is None:
+            raise QueryError("the programme has no tokens after normalization")
+        return self._related(programme.title, None, vector, Options(k, **options))
 
     def related_to_id(self, show_id: int, k: int = 10, *, include_self: bool = False,
                       min_score: float | None = None, category: str | None = None,

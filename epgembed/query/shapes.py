@@ -10,6 +10,7 @@ schema output is made for OpenAPI components.
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal, Optional
 
 import msgspec
@@ -151,6 +152,35 @@ class Explain(msgspec.Struct, **_SHAPE):
     tokens: SideTokens
     center_share: CenterShare
     carried_by: list[PartShare]
+
+
+# ------------------------------------------------------------------ requests
+class ProgrammeQuery(msgspec.Struct, **_SHAPE):
+    """A programme asked about as a whole (`RelatedModel.related_programme`): everything a
+    client's guide says about one airing of a title. A title the catalog lacks gets the
+    vector a catalog item with this one airing would get (query/programme.py); a title the
+    catalog has is answered as that catalog title."""
+    title: Annotated[str, msgspec.Meta(min_length=1, pattern=r"[^\W_]",
+                                       description="the title as aired (a letter or digit at least)")]
+    sub_title: Optional[str] = None
+    desc: Annotated[Optional[str], msgspec.Meta(description="the description")] = None
+    channel: Annotated[Optional[str], msgspec.Meta(description="the channel id, as in the guide")] = None
+    start: Optional[Annotated[str, msgspec.Meta(
+        pattern=r"^[0-9]{12}$", description="start, YYYYmmddHHMM, the guide's own clock")]] = None
+    duration: Optional[Annotated[float, msgspec.Meta(gt=0, description="minutes")]] = None
+    credits: Annotated[list[str], msgspec.Meta(description="people: actors, directors, presenters, ...")] = []
+    year: Optional[Annotated[int, msgspec.Meta(ge=1000, le=9999, description="year of production")]] = None
+    country: Optional[str] = None
+    rating: Annotated[Optional[str], msgspec.Meta(description="the rating's value, e.g. 12")] = None
+    episode_num: Annotated[Optional[str], msgspec.Meta(
+        description="the guide's episode number, any system (it marks an episode)")] = None
+
+    def __post_init__(self) -> None:
+        if self.start is not None:
+            try:
+                datetime.strptime(self.start, "%Y%m%d%H%M")
+            except ValueError:
+                raise ValueError(f"`start` {self.start!r} is no date and time YYYYmmddHHMM - at `$.start`") from None
 
 
 ANSWERS = (Related, Batch, Error, Explain)
