@@ -7,7 +7,9 @@ Each system has a ``name``, ``fit(train_dump, workdir)`` and
 - `TfidfSystem`: char 2-4-gram TF-IDF over the distinct (case-folded) titles, cosine.
 - `ChannelSystem`: no text at all: a title is the idf-weighted set of its channels, cosine.
 - `EpgembedSystem`: trains and queries the project's model via `epgembed.pipeline`
-  and `epgembed.artifact.bundle` (imported lazily).
+  and `epgembed.artifact.bundle` (imported lazily); it also answers the cold-start
+  modes with a schedule context and with the whole programme (`epgembed.eval.coldstart`).
+- The fastText reference is `epgembed.eval.fasttext_ref.FastTextSystem`.
 """
 from __future__ import annotations
 
@@ -195,12 +197,42 @@ class EpgembedSystem:
         self._model = None
         train_model([Path(train_dump)], out_dir=self._model_dir, cfg=self.config, threads=self.threads)
 
-    def query(self, titles: list[str], k: int) -> list[list[str]]:
-        """Related titles of each query from the trained model."""
+    def _loaded(self) -> Any:
         if self._model is None:
             if self._model_dir is None:
-                raise RuntimeError("EpgembedSystem.query called before fit")
+                raise RuntimeError("EpgembedSystem queried before fit")
             from epgembed.artifact.bundle import load_model
 
             self._model = load_model(self._model_dir)
-        return [list(answers) for answers in self._model.related_titles(titles, k)]
+        return self._model
+
+    def query(self, titles: list[str], k: int) -> list[list[str]]:
+        """Related titles of each query from the trained model."""
+        return [list(answers) for answers in self._loaded().related_titles(titles, k)]
+
+    def query_context(self, queries: list[dict], k: int) -> list[list[str]]:
+        """Cold start, mode 2: each title with its schedule context (channel, start,
+        duration), through `RelatedModel.related(title, k, context=...)`."""
+        model = self._loaded()
+        return [_titles(lambda: model.related(q["title"], k, context={
+            "channel": q.get("channel"), "start": q.get("start"), "minutes": q.get("duration")}))
+            for q in queries]
+
+    def query_programmes(self, programmes: list[dict], k: int) -> list[list[str]]:
+        """Cold start, mode 3: each whole programme (fields of query.shapes.ProgrammeQuery),
+        through `RelatedModel.related_programme`."""
+        from epgembed.query.shapes import ProgrammeQuery, convert
+
+        model = self._loaded()
+        return [_titles(lambda: model.related_programme(convert(p, ProgrammeQuery), k))
+                for p in programmes]
+
+
+def _titles(answer: Any) -> list[str]:
+    """The display titles of `answer()` (a query.shapes.Related), [] when it is refused."""
+    from epgembed.query.related import QueryError
+
+    try:
+        return [hit.title for hit in answer().related]
+    except QueryError:
+        return []
