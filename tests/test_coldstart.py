@@ -135,3 +135,24 @@ def test_a_text_only_system_answers_mode_1(tmp_path: Path) -> None:
     rows = cold_start_rows(split, tmp_path, [TfidfSystem()])
     assert [(r["system"], r["mode"]) for r in rows] == [("tfidf-char", "text")]
     assert rows[0]["all"]["p_at_10"] >= 0.5                  # its topic's words, never its title
+
+
+def test_evaluate_command_with_cold_start_and_cut(tmp_path: Path, capsys) -> None:
+    import json
+
+    from epgembed.cli.main import main
+    dump = channel_guide(tmp_path / "channels.xml")
+    out = tmp_path / "figures.json"
+    args = ["evaluate", str(dump), "--systems", "epgembed,tfidf,random", "--cold-start", "--cut",
+            "--dim", "32", "--epochs", "10", "--out", str(out)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "| P@10d | series_rep |" in text and "cut P@10d" in text
+    assert "cold start (titles never seen" in text and "| channels | epgembed | programme | 8 |" in text
+    figures = json.loads(out.read_text())
+    assert [r["system"] for r in figures["results"]] == ["epgembed", "tfidf-char", "random"]
+    modes = [(r["system"], r["mode"]) for r in figures["cold_start"]]     # random: no cold start
+    assert modes == [("epgembed", "text"), ("epgembed", "context"), ("epgembed", "programme"),
+                     ("epgembed", WARM), ("tfidf-char", "text"), ("tfidf-char", WARM)]
+    assert main(["evaluate", str(dump), "--systems", "epgembed,nope"]) == 2
+    assert "unknown system(s): nope" in capsys.readouterr().err

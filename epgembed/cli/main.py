@@ -24,7 +24,9 @@ from epgembed.fsutil import gc_paused
 from epgembed.config import Config
 from epgembed.ingest.dumpfiles import PIPE_TIMEOUT_S, escape_name
 
-EVAL_EXTRA_SYSTEMS = {"channel": "scipy", "tfidf": "sklearn"}   # the `eval` extra brings them
+# system -> (the module it needs, the extra that brings it)
+EXTRA_SYSTEMS = {"channel": ("scipy", "eval"), "tfidf": ("sklearn", "eval"), "fasttext": ("fasttext", "fasttext")}
+COLD_SYSTEMS = ("epgembed", "fasttext", "tfidf")   # those that answer a title they never saw
 
 
 def _figure(x) -> str:
@@ -167,22 +169,36 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from epgembed.eval.evaluate import evaluate_dumps, format_table
     cfg = _config(args)
     makers = {"epgembed": lambda: EpgembedSystem(cfg), "channel": ChannelSystem,
-              "tfidf": TfidfSystem, "random": lambda: RandomSystem(args.seed or 0)}
+              "tfidf": TfidfSystem, "random": lambda: RandomSystem(args.seed or 0), "fasttext": _fasttext}
     names = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = [n for n in names if n not in makers]
     if unknown:
         raise ValueError(f"unknown system(s): {', '.join(unknown)} (choose from {', '.join(makers)})")
-    missing = [n for n in names
-               if n in EVAL_EXTRA_SYSTEMS and importlib.util.find_spec(EVAL_EXTRA_SYSTEMS[n]) is None]
+    missing = [n for n in names if n in EXTRA_SYSTEMS and importlib.util.find_spec(EXTRA_SYSTEMS[n][0]) is None]
     if missing:
-        raise ValueError(f"system(s) {', '.join(missing)} need scikit-learn / scipy, which the runtime "
-                         f"install leaves out: pip install -e '.[eval]' (make test installs them)")
-    rows = evaluate_dumps(args.dumps, [makers[n]() for n in names], seed=args.seed or 0)
-    print(json.dumps(rows, indent=1) if args.json else format_table(rows))
+        raise ValueError("; ".join(f"system {n} needs the {EXTRA_SYSTEMS[n][1]} extra, which the runtime "
+                                   f"install leaves out: pip install -e '.[{EXTRA_SYSTEMS[n][1]}]'"
+                                   for n in missing))
+    systems, cold = [makers[n]() for n in names], []
+    if args.cold_start:
+        from epgembed.eval.coldstart import evaluate_with_cold_start, format_cold_table
+        rows, cold = evaluate_with_cold_start(args.dumps, systems, [makers[n]() for n in names if n in COLD_SYSTEMS],
+                                              seed=args.seed or 0, cut=args.cut)
+    else:
+        rows = evaluate_dumps(args.dumps, systems, seed=args.seed or 0, cut=args.cut)
+    figures = {"results": rows, **({"cold_start": cold} if args.cold_start else {})}
+    print(json.dumps(figures if args.cold_start else rows, indent=1) if args.json else format_table(rows))
+    if args.cold_start and not args.json:
+        print("\ncold start (titles never seen; EVALUATION.md):\n" + format_cold_table(cold))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"command": " ".join(sys.argv), "results": rows}, indent=1))
+        Path(args.out).write_text(json.dumps({"command": " ".join(sys.argv), **figures}, indent=1))
     return 0
+
+
+def _fasttext():
+    from epgembed.eval.fasttext_ref import FastTextSystem
+    return FastTextSystem()
 
 
 def _training_options(sp) -> None:
@@ -262,9 +278,17 @@ def _add_evaluate(sub) -> None:
                        epilog="example: epgembed evaluate ../shared/data/epg/de_magenta.xml.gz")
     e.add_argument("dumps", nargs="+")
     e.add_argument("--systems", default="epgembed,random",
-                   help="comma-separated: epgembed, random, channel, tfidf (default epgembed,random; "
-                        "channel and tfidf need the eval extra: pip install -e '.[eval]'); each row: "
-                        "P@10, P@10x, MAP@10, own_series, dup, train and query time")
+                   help="comma-separated: epgembed, random, channel, tfidf, fasttext (default "
+                        "epgembed,random; channel and tfidf need the eval extra: pip install -e '.[eval]', "
+                        "fasttext the fasttext extra); each row: P@10, P@10x, P@10d, series_rep, MAP@10, "
+                        "own_series, dup, train and query time")
+    e.add_argument("--cold-start", action="store_true",
+                   help="also the cold-start protocol: each system that can answer a title it never saw "
+                        "(epgembed, tfidf, fasttext) trained without the test titles, then asked with "
+                        "the title alone, with its schedule context and with its whole programme "
+                        "(the modes it answers); figures over all test titles and over the new series")
+    e.add_argument("--cut", action="store_true",
+                   help="also P@10d of each system's ranking cut to one answer per series (100 asked)")
     e.add_argument("--out", help="also write the figures as JSON here")
     e.add_argument("--json", action="store_true")
     _training_options(e)
