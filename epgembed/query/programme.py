@@ -11,7 +11,7 @@ vector is the one training gives a title that aired once this way.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -22,26 +22,15 @@ from epgembed.text.normalize import clean_text
 from epgembed.text.tokenize import Tokenizer
 
 
-@dataclass(frozen=True)
-class _Airing:
-    """A programme query as features.GuideRecord, without its schedule slot (channel,
-    start, duration: context_features gives those, also for a duration without a start)."""
-    sub_title: str | None
-    episode: bool
-    credits: tuple[str, ...]
-    year: str
-    country: str
-    rating: str
-    channel: str = ""
-    start: str = ""
-    stop: str = ""
-
-
 def airing_features(p: ProgrammeQuery, cfg: FeatureConfig) -> dict[str, float]:
     """Feature -> share of the programme's one airing, as a catalog item that aired once
     gets them (item_features of its programme_features)."""
-    airing = _Airing(p.sub_title, bool(p.episode_num), tuple(p.credits),
-                     str(p.year) if p.year is not None else "", p.country or "", p.rating or "")
+    # the features.GuideRecord of the airing without its schedule slot (channel, start,
+    # duration: context_features gives those, also a duration without a start)
+    airing = SimpleNamespace(channel="", start="", stop="", sub_title=p.sub_title,
+                             episode=bool(p.episode_num), credits=tuple(p.credits),
+                             year=str(p.year) if p.year is not None else "",
+                             country=p.country or "", rating=p.rating or "")
     names = context_features(p.channel, p.start, p.duration) + programme_features(airing)
     return item_features(Counter(names), 1, cfg)
 
