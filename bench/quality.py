@@ -179,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="default config and baselines only (the main table and cold start)")
     ap.add_argument("--no-cold-start", action="store_true", help="leave out the cold-start protocol")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as `epgembed train`)")
+    ap.add_argument("--config", help="a config file (JSON, as `epgembed train --config`) to measure "
+                                     "instead of the default")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = ap.parse_args(argv)
     paths = sorted(Path(args.dumps).glob("*.xml*"))
@@ -189,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         print("the fastText reference needs the fasttext extra: pip install -e '.[fasttext]' "
               "(make bench-quality installs it)", file=sys.stderr)
         return 2
-    cfg = Config()
+    cfg = Config.load(args.config) if args.config else Config()
     t0 = time.perf_counter()
     if args.no_cold_start:
         rows, cold = evaluate_dumps(paths, systems(cfg, args.quick, args.threads), seed=args.seed, cut=True), []

@@ -51,6 +51,8 @@ class Prepared:
     report: ReadReport
     timings: dict
     dropped: dict = field(default_factory=dict)   # programmes that make no item, by reason
+    views: tuple = ()                 # the shows' text and guide views (tokenize.Packed), when trained
+    series: np.ndarray | None = None  # every show's series id (Catalog.groups), for validation
 
 
 def prepare(paths: Iterable[str | Path], cfg: Config, *, skip_bad_input: bool = False,
@@ -90,11 +92,22 @@ def prepare_programmes(programmes: Iterable[ProgrammeLike], cfg: Config,
         st.status(f"{tokenizer.vocab_size:,} tokens; encoding {len(catalog):,} shows")
         token_ids, token_weights = tokenizer.encode_items([s.key for s in catalog.shows], contexts,
                                                           features)
+        views = training_views(tokenizer, catalog, token_ids, token_weights, cfg)
         st.note(f"{tokenizer.vocab_size:,} tokens, {len(catalog):,} shows encoded")
     timings["tokenizer_s"] = time.perf_counter() - t0
     names, show_cats = catalog.supervision(cfg.catalog)
     return Prepared(catalog, tokenizer, token_ids, token_weights, names, show_cats, report, timings,
-                    dict(dropped))
+                    dict(dropped), views, catalog.groups.of)
+
+
+def training_views(tokenizer: Tokenizer, catalog: Catalog, token_ids: np.ndarray,
+                   token_weights: np.ndarray, cfg: Config) -> tuple:
+    """The views multi-view training draws context titles from (TrainConfig.text_view,
+    guide_view): every show's text view, and its guide view when used; () when neither is."""
+    if cfg.train.text_view <= 0 and cfg.train.guide_view <= 0:
+        return ()
+    text = tokenizer.query_views([s.key for s in catalog.shows])
+    return (text, tokenizer.guide_views(text, token_ids, token_weights)) if cfg.train.guide_view > 0 else (text,)
 
 
 def _counted(programmes: Iterable[ProgrammeLike], report: ReadReport, stage: Stage,
@@ -141,7 +154,7 @@ def fit(prep: Prepared, cfg: Config, init: np.ndarray | None = None,
         progress: Progress | None = None) -> TrainResult:
     return train(prep.token_ids, prep.show_categories, len(prep.categories), cfg.train,
                  prep.tokenizer.vocab_size, init=init, token_weights=prep.token_weights,
-                 progress=progress)
+                 progress=progress, views=prep.views, series=prep.series)
 
 
 SAVE_STAGE = "index, neighbour table and write"

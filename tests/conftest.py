@@ -62,7 +62,8 @@ def tiny_programmes() -> list[str]:
     return out
 
 
-TINY_CONFIG = Config().replace(train={"dim": 32, "epochs": 15, "val_fraction": 0.0, "lr": 0.2},
+TINY_CONFIG = Config().replace(train={"dim": 32, "epochs": 15, "min_examples": 0, "val_fraction": 0.0,
+                                                      "lr": 0.2},
                                index={"n_trees": 10})
 
 

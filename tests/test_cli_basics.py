@@ -102,7 +102,7 @@ def test_progress_on_a_terminal_redraws_one_line_then_closes_it():
 
 def test_nightly_writes_its_stage_lines_after_the_run(tmp_path, tiny_dump):
     import json
-    (tmp_path / "small.json").write_text(json.dumps({"train": {"dim": 16, "epochs": 2},
+    (tmp_path / "small.json").write_text(json.dumps({"train": {"dim": 16, "epochs": 2, "min_examples": 0},
                                                      "index": {"n_trees": 5}}))
     r = _cli("nightly", "--dumps", tiny_dump, "--models-root", tmp_path / "root",
              "--config", tmp_path / "small.json", "--threads", 1)

@@ -35,7 +35,7 @@ DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SAMPLE = REPO / "data" / "sample.xml.gz"
 VERSION = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 # the nightly examples' figures depend on training: a small model keeps the runs short
-NIGHTLY_CONFIG = {"train": {"dim": 32, "epochs": 5}, "index": {"n_trees": 10}}
+NIGHTLY_CONFIG = {"train": {"dim": 32, "epochs": 5, "min_examples": 0}, "index": {"n_trees": 10}}
 
 
 def examples() -> list[tuple[str, int, str, str]]:

@@ -376,7 +376,7 @@ for name, argv in runs:
                  "rss_growth_mb": peak_mb() - base}
 print(json.dumps(out))
 """
-TINY = {"train": {"dim": 8, "epochs": 1, "val_fraction": 0.0}, "index": {"n_trees": 2}}
+TINY = {"train": {"dim": 8, "epochs": 1, "min_examples": 0, "val_fraction": 0.0}, "index": {"n_trees": 2}}
 
 
 def test_cli_train_on_the_corpus(corpus_dir, tmp_path):

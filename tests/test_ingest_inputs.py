@@ -36,7 +36,7 @@ from epgembed.text.normalize import clean_text, title_key
 pytestmark = pytest.mark.integration
 
 HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n<tv xmlns:x="http://example.com/x">\n'
-TINY = {"train": {"dim": 8, "epochs": 1, "val_fraction": 0.0}, "index": {"n_trees": 2}}
+TINY = {"train": {"dim": 8, "epochs": 1, "min_examples": 0, "val_fraction": 0.0}, "index": {"n_trees": 2}}
 QUICK = ReadLimits(pipe_timeout_s=0.3)
 
 

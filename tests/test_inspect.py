@@ -82,9 +82,22 @@ def test_explanations_score_with_the_model_title_vectors(model):
     e = explain_pair(model, PLANTED[0], PLANTED[1])
     x, y = (model.resolve(t) for t in PLANTED)
     assert e["score"] == pytest.approx(float(model.vectors[x] @ model.vectors[y]), abs=1e-6)
-    unseen = title_vectors(model.embeddings, model.tokenizer.encode("zorblax club"), center=model.center)
+    ids, weights = model.query_tokens("Zorblax Club")
+    bag = title_vectors(model.embeddings, ids, weights, center=model.center)
+    answered, feedback = model.feedback(bag)         # an unseen title moves toward its nearest
+    assert feedback and not np.allclose(answered, bag)
     e = explain_pair(model, "Zorblax Club", PLANTED[1])
-    assert e["score"] == pytest.approx(float(unseen @ model.vectors[y]), abs=1e-6)
+    assert e["score"] == pytest.approx(float(answered @ model.vectors[y]), abs=1e-6)
+    assert e["feedback"]["titles"] == feedback
+    parts = sum(t["share"] for t in e["tokens"]["title"]) + e["center_share"]["title"] + e["feedback"]["share"]
+    assert parts == pytest.approx(e["score"], abs=1e-5)     # tokens + center + feedback = score
+    m = model.vectors[feedback].mean(axis=0)
+    w = model.config.index.feedback_weight
+    for t in e["tokens"]["title"][:3]:                       # without a token, the same feedback titles
+        rest = [(i, wt) for j, (i, wt) in enumerate(zip(ids, weights)) if j != t["position"]]
+        v = title_vectors(model.embeddings, [i for i, _ in rest], [wt for _, wt in rest], center=model.center)
+        moved = (v + w * m) / np.linalg.norm(v + w * m)
+        assert t["without"] == pytest.approx(float(moved @ model.vectors[y]), abs=1e-5)
 
 
 def test_scan_reads_the_neighbour_table_as_exact_search_would(model, tmp_path):

@@ -33,7 +33,7 @@ from epgembed.nightly.quality import warm_start_table
 
 DAILY = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "epg-daily" / "de_magenta"
 NIGHTS = ["2022-07-21", "2022-07-22", "2022-07-23", "2022-07-24", "2022-07-25"]
-CFG = Config().replace(train={"dim": 16, "epochs": 4, "patience": 2}, index={"n_trees": 5})
+CFG = Config().replace(train={"dim": 16, "epochs": 4, "min_examples": 0, "patience": 2}, index={"n_trees": 5})
 NCFG = NightlyConfig(history_nights=3, keep=4)
 
 

@@ -156,9 +156,11 @@ def test_stored_vectors_are_rebuilt_from_item_tokens_and_centered(tiny_model_dir
     for i in range(0, len(model), 7):
         ids, _, weights = zip(*model.item_tokens(i))
         assert np.allclose(model.vector_of(list(ids), list(weights)), model.vectors[i], atol=1e-5)
-    v = model.embed("Football Weekly")                            # title only, same centering
-    ids = model.tokenizer.encode("Football Weekly")
-    assert np.allclose(v, model.vector_of(ids), atol=1e-6)
+    v = model.embed("Football Weekly")           # the title as a query: tokens + n-grams, same centering
+    ids, weights = model.tokenizer.query_tokens("Football Weekly")
+    assert ids[: len(model.tokenizer.encode("Football Weekly"))] == model.tokenizer.encode("Football Weekly")
+    assert len(ids) > len(model.tokenizer.encode("Football Weekly"))     # the character n-grams
+    assert np.allclose(v, model.vector_of(ids, weights), atol=1e-6)
     raw = np.asarray(model.embeddings)[ids].sum(0)
     assert not np.allclose(v, raw / np.linalg.norm(raw), atol=1e-3)
 

@@ -34,7 +34,7 @@ def _data(seed=0, shows=120, words=6):
     return ids, w, cats, 1 + 4 * words + 10 + 12
 
 
-CFG = TrainConfig(dim=16, epochs=8, n=3, neg_candidates=32, max_negatives=5, batch_size=16,
+CFG = TrainConfig(dim=16, epochs=8, min_examples=0, n=3, neg_candidates=32, max_negatives=5, batch_size=16,
                   val_fraction=0.2, patience=8, seed=3)
 
 

@@ -91,7 +91,8 @@ def _asks(args: argparse.Namespace, model) -> Iterator[tuple[str, Callable]]:
     non-blank line of a programmes file (one JSON object a line: query.shapes.ProgrammeQuery)."""
     if args.programmes_file is None:
         for q in _queries(args):
-            yield q, partial(model.related, q, args.k, same_series=args.same_series, context=_context(args))
+            yield q, partial(model.related, q, args.k, same_series=args.same_series, expand=args.expand,
+                             context=_context(args))
         return
     if _context(args):
         raise ValueError("--channel, --start and --minutes go with a title: a programme carries its own")
@@ -108,7 +109,7 @@ def _answer_programme(model, n: int, line: str, args: argparse.Namespace):
     from epgembed.query.shapes import ProgrammeQuery
     try:
         programme = msgspec.json.decode(line, type=ProgrammeQuery)
-        return model.related_programme(programme, args.k, same_series=args.same_series)
+        return model.related_programme(programme, args.k, same_series=args.same_series, expand=args.expand)
     except msgspec.DecodeError as e:
         raise QueryError(f"line {n}: malformed JSON: {e}") from None
     except (msgspec.ValidationError, QueryError) as e:
@@ -137,7 +138,8 @@ def cmd_related(args: argparse.Namespace) -> int:
         known = f"known, id {result.query.id}" if result.query.known else "not in catalog, embedded from its tokens"
         print(f"{result.query.title}  ({known})")
         for i, h in enumerate(result.related, 1):
-            print(f"  {i:2d}. {h.score:.3f}  {h.title}  [{', '.join(h.categories[:3])}]")
+            more = f"  (+{h.series_titles - 1} more of {h.series!r})" if h.series_titles > 1 and not args.expand else ""
+            print(f"  {i:2d}. {h.score:.3f}  {h.title}  [{', '.join(h.categories[:3])}]{more}")
     return 0
 
 
@@ -252,8 +254,10 @@ def _add_related(sub) -> None:
     r.add_argument("-k", type=int, default=10, help="answers per query (default 10)")
     r.add_argument("--json", action="store_true", help="one JSON object per query line")
     r.add_argument("--same-series", action="store_true",
-                   help="also answer with the query's own series (its other episodes); by default "
-                        "answers are distinct shows of other series")
+                   help="also answer with the query's own series (its other episodes, one row each, "
+                        "first); by default each answer is one other series, as its best title")
+    r.add_argument("--expand", metavar="SERIES",
+                   help="list the titles of one series of an answer (its `series`), best first")
     c = r.add_argument_group("schedule context (for titles the catalog has never seen)")
     c.add_argument("--channel", help="the channel id that airs it, as in the guide")
     c.add_argument("--start", help="its start time, YYYYmmddHHMM")

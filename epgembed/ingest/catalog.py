@@ -122,8 +122,10 @@ class Catalog:
         categories: list[str] = []                 # counted a block at a time (Counter's C loop)
         aliases: list[tuple[str, int]] = []
         self.series_keys: set[str] = set()         # keys that name a series of other items
+        series: list[str] = []                     # every id's series: its link, else its own key
         for s in shows:                            # one pass: a lazy catalog parses each line once
             self.keys.append(s.key)
+            series.append(s.series or s.key)
             if s.aliases:
                 aliases.extend((a, s.id) for a in s.aliases)
             categories.extend(s.categories)
@@ -138,6 +140,7 @@ class Catalog:
         for i, key in enumerate(self.keys):        # a show's own key wins over another show's alias
             self.by_key[key] = i
         self.category_counts = counts
+        self.groups = SeriesGroups(series)
 
     def __len__(self) -> int:
         return len(self.shows)
@@ -220,6 +223,35 @@ class Catalog:
 
 
 LAZY_BYTES = 64 << 20
+
+
+class SeriesGroups:
+    """The catalog's series as groups of ids: an answer list shows each group once. A title
+    linked to a series (Show.series, decided from the data by catalog_build) is in that
+    series' group; any other title is a group of its own. Arrays, not objects: at 1M titles
+    the groups cost 12 bytes a title."""
+
+    def __init__(self, series: list[str]):
+        self.names: list[str] = []                 # group id -> series key
+        index: dict[str, int] = {}
+        of = np.empty(len(series), dtype=np.int32)
+        for i, key in enumerate(series):
+            g = index.get(key)
+            if g is None:
+                g = index[key] = len(self.names)
+                self.names.append(key)
+            of[i] = g
+        self.of = of                               # id -> group id
+        self.index = index                         # series key -> group id
+        self.sizes = np.bincount(of, minlength=len(self.names)).astype(np.int32)
+        self._order: np.ndarray | None = None      # ids sorted by group, made when first asked
+
+    def members(self, group: int) -> np.ndarray:
+        """The ids of one group, ascending."""
+        if self._order is None:
+            self._order = np.argsort(self.of, kind="stable").astype(np.int32)
+            self._starts = np.concatenate(([0], np.cumsum(self.sizes))).astype(np.int64)
+        return self._order[self._starts[group]: self._starts[group + 1]]
 
 
 def _safe_line_bytes(lim: FieldLimits = FIELD_LIMITS) -> int:

@@ -158,7 +158,15 @@ def _merge_spellings(acc: dict[str, _Acc]) -> None:
 
 
 def _series_prefixes(acc: dict[str, _Acc], cfg: CatalogConfig) -> dict[str, str]:
-    """key -> series prefix, for the keys that are episodes of a series."""
+    """key -> series key, for the keys that belong to a series (Show.series).
+
+    - "Prefix: suffix" titles are episodes of the prefix when it recurs with several
+      suffixes and the data says it is a series: the prefix also airs alone, a suffix is
+      the programme's sub-title, or suffixes change often (`_is_series`);
+    - a title that adds a word to a show that airs alone is that show: "Tennis Tonight -
+      Live" is "Tennis Tonight" (the prefix airs alone), "Live: News Central" is "News
+      Central" (the longer suffix airs alone).
+    """
     groups: dict[str, list[str]] = defaultdict(list)
     for key in acc:
         split = split_series(key)
@@ -166,16 +174,38 @@ def _series_prefixes(acc: dict[str, _Acc], cfg: CatalogConfig) -> dict[str, str]
             groups[split[0]].append(key)
     series_of: dict[str, str] = {}
     for prefix, keys in groups.items():
-        n = len(keys)  # distinct suffixes
-        if n < 2:
-            continue
-        airings = sum(acc[k].airings for k in keys)
-        evidence = prefix in acc or any(acc[k].subtitle_hits for k in keys)
-        many = n >= cfg.series_min_suffixes and n / airings >= cfg.series_min_suffix_ratio
-        if evidence or many:
+        if _is_series(prefix, keys, acc, cfg):
             for k in keys:
                 series_of[k] = prefix
+    for prefix, keys in groups.items():
+        for k in keys:
+            if k in series_of:
+                continue
+            suffix = k[len(prefix):].lstrip(" :-|\u2013\u2014")
+            if prefix in acc:
+                series_of[k] = series_of.get(prefix, prefix)
+            elif suffix in acc and len(suffix) > len(prefix):
+                series_of[k] = series_of.get(suffix, suffix)
     return series_of
+
+
+def _is_series(prefix: str, keys: list[str], acc: dict[str, _Acc], cfg: CatalogConfig) -> bool:
+    """Whether the titles `keys` ("prefix: ...") are episodes of one series. Not when the
+    prefix is a label that other shows carry ("Live: Racing Xtra", "Live: News Central"):
+    it never airs alone, most of its titles are recurring shows of their own (several
+    descriptions each, where an episode has one) and no channel carries most of them."""
+    n = len(keys)  # distinct suffixes
+    if n < 2:
+        return False
+    airings = sum(acc[k].airings for k in keys)
+    if prefix in acc:
+        return True
+    recurring = sum(1 for k in keys if len(acc[k].descs) >= 2)
+    channels = Counter(c for k in keys for c in acc[k].channels)
+    if recurring * 2 >= n and max(channels.values(), default=0) * 2 < n:
+        return False
+    subtitles = any(acc[k].subtitle_hits for k in keys)
+    return subtitles or (n >= cfg.series_min_suffixes and n / airings >= cfg.series_min_suffix_ratio)
 
 
 def _display_prefix(spelling: str, prefix_key: str) -> str:

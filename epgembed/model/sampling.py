@@ -76,17 +76,32 @@ class PackedTitles:
 
     Built once from the padded [S, L] arrays; `pack(shows)` gives the batch's distinct
     shows, packed for `fused.packed_sums`, and each requested show's slot among them.
+    `views` (packed bags: ids, weights, lengths, one per show) are other views of the same
+    shows, addressed as show s + k * S for view k = 1, 2, ...: a step packs them like shows.
     """
 
-    def __init__(self, token_ids: np.ndarray, token_weights: np.ndarray | None = None):
+    def __init__(self, token_ids: np.ndarray, token_weights: np.ndarray | None = None,
+                 views: tuple = ()):
         mask = token_ids != 0
-        self.length = mask.sum(1).astype(np.int64)
+        self.n_shows = len(token_ids)
+        length = mask.sum(1).astype(np.int64)
+        tokens = [token_ids[mask].astype(np.int32)]       # int32: half the memory, faster sorts
+        weights = None if token_weights is None else [token_weights[mask].astype(np.float32)]
+        lengths = [length]
+        for v in views:
+            if weights is None:
+                weights = [np.ones(len(tokens[0]), np.float32)]
+            tokens.append(np.asarray(v.ids, dtype=np.int32))
+            weights.append(np.asarray(v.weights, dtype=np.float32))
+            lengths.append(np.asarray(v.lengths, dtype=np.int64))
+        self.views = 1 + len(views)
+        self.length = np.concatenate(lengths)
         self.start = np.concatenate([[0], np.cumsum(self.length)[:-1]]).astype(np.int64)
-        self.tokens = token_ids[mask].astype(np.int32)   # int32: half the memory, faster sorts
-        self.weights = None if token_weights is None else token_weights[mask].astype(np.float32)
+        self.tokens = np.concatenate(tokens) if len(tokens) > 1 else tokens[0]
+        self.weights = None if weights is None else (np.concatenate(weights) if len(weights) > 1 else weights[0])
 
     def __len__(self) -> int:
-        return len(self.length)
+        return self.n_shows
 
     def pack(self, shows: np.ndarray):
         """(tokens, offsets, weights or None, slots) for the distinct shows of `shows`."""

@@ -56,15 +56,34 @@ def split_validation(show_categories: list[list[int]], cfg: TrainConfig,
 
 
 def validation_precision(vectors: np.ndarray, show_categories: list[list[int]],
-                         val: list[int], train_labelled: np.ndarray, k: int = 10) -> float | None:
+                         val: list[int], train_labelled: np.ndarray, k: int = 10,
+                         series: np.ndarray | None = None) -> float | None:
     """Mean share of a held-out show's k nearest labelled shows that share a category
-    (None when there is nothing to measure: manifests and reports never hold NaN)."""
+    (None when there is nothing to measure: manifests and reports never hold NaN). With
+    `series` (a series id per row), as answers show them: shows of the held-out show's own
+    series are left out and each other series counts once, so that a series whose episodes
+    all share its categories does not make every epoch look alike."""
     if not val or len(train_labelled) == 0:
         return None
-    top, _ = top_k(vectors, k, rows=val, among=train_labelled)
-    hits = sum(1 for show, row in zip(val, top) for j in row
-               if set(show_categories[show]).intersection(show_categories[j]))
-    return hits / (len(val) * top.shape[1])
+    if series is None:
+        top, _ = top_k(vectors, k, rows=val, among=train_labelled)
+        hits = sum(1 for show, row in zip(val, top) for j in row
+                   if set(show_categories[show]).intersection(show_categories[j]))
+        return hits / (len(val) * top.shape[1])
+    top, _ = top_k(vectors, min(len(train_labelled), 4 * k), rows=val, among=train_labelled)
+    hits = 0
+    for show, row in zip(val, top):
+        seen, n = {int(series[show])}, 0
+        cats = set(show_categories[show])
+        for j in row:
+            if n >= k:
+                break
+            if int(series[j]) in seen:
+                continue
+            seen.add(int(series[j]))
+            n += 1
+            hits += bool(cats.intersection(show_categories[j]))
+    return hits / (len(val) * k)
 
 
 def _validation_rows(show_categories: list[list[int]], labelled: np.ndarray,
@@ -113,16 +132,19 @@ def make_step(table: torch.Tensor, row_weights: torch.Tensor | None, cfg: TrainC
 
 def train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories: int,
           cfg: TrainConfig, vocab_size: int, init: np.ndarray | None = None,
-          token_weights: np.ndarray | None = None, progress: Progress | None = None) -> TrainResult:
+          token_weights: np.ndarray | None = None, progress: Progress | None = None,
+          views: tuple = (), series: np.ndarray | None = None) -> TrainResult:
     """Train the token table. token_ids: [S, L] padded ids of every show's tokens;
     token_weights: optional [S, L] weights of those tokens in the title's sum; init: a
-    [V, D] table to start from instead of the seeded one. One "train" stage on `progress`
+    [V, D] table to start from instead of the seeded one; views: the shows' text and guide
+    views (TrainConfig.text_view, guide_view), packed; series: every show's series id, so
+    that validation counts other series, once each. One "train" stage on `progress`
     (an epoch bar on a terminal); without one, cfg.progress draws that bar on stderr."""
     if progress is None and cfg.progress:
         progress = Progress(sys.stderr, live=True)
     with (progress or Progress()).stage("train") as stage:
         result = _train(token_ids, show_categories, n_categories, cfg, vocab_size, init,
-                        token_weights, stage)
+                        token_weights, stage, views, series)
         stage.note(describe(result))
     return result
 
@@ -139,21 +161,23 @@ def describe(result: TrainResult) -> str:
 
 def _train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories: int,
            cfg: TrainConfig, vocab_size: int, init: np.ndarray | None,
-           token_weights: np.ndarray | None, stage: Stage) -> TrainResult:
+           token_weights: np.ndarray | None, stage: Stage, views: tuple = (),
+           series: np.ndarray | None = None) -> TrainResult:
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     val = split_validation(show_categories, cfg, rng)
     val_set = set(val)
     train_cats = [[] if s in val_set else c for s, c in enumerate(show_categories)]
     sampler = LeaveOneOutSampler(train_cats, n_categories, cfg.n, rng)
-    titles = PackedTitles(token_ids, token_weights)
+    titles = PackedTitles(token_ids, token_weights, views)
     table = init_table(vocab_size, cfg.dim, cfg.init_std, gen)
     if init is not None:
         table.copy_(torch.from_numpy(init))
     counts = np.zeros(vocab_size, np.int64)
-    if len(sampler.labelled):   # occurrences in labelled training shows (packed: no PAD)
-        labelled = np.zeros(len(titles), bool)
-        labelled[sampler.labelled] = True
+    if len(sampler.labelled):   # occurrences in labelled training shows, every view (no PAD)
+        labelled = np.zeros(len(titles.length), bool)
+        for k in range(titles.views):
+            labelled[k * len(titles) + sampler.labelled] = True
         counts = np.bincount(titles.tokens[np.repeat(labelled, titles.length)],
                              minlength=vocab_size).astype(np.int64)
     weights = inverse_frequency_weights(torch.from_numpy(counts), cfg.inv_freq_power, cfg.inv_freq_cap)
@@ -165,10 +189,11 @@ def _train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories
 
     if val:
         rows, cats, val_rows, among = _validation_rows(show_categories, sampler.labelled, val)
+        row_series = None if series is None else np.asarray(series)[rows]
 
     def validate() -> float:
         vectors = rows_vectors(table.numpy(), token_ids, token_weights, rows)
-        return validation_precision(vectors, cats, val_rows, among)
+        return validation_precision(vectors, cats, val_rows, among, series=row_series)
 
     final = _epochs(step, titles, sampler, cfg, table, validate if val else None, result, stage)
     result.embeddings = final.numpy().astype(np.float32).copy()
@@ -177,15 +202,17 @@ def _train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories
 
 def _epochs(step, titles: PackedTitles, sampler: LeaveOneOutSampler, cfg: TrainConfig,
             table: torch.Tensor, validate, result: TrainResult, stage: Stage) -> torch.Tensor:
-    """Epochs until cfg.epochs, or cfg.patience epochs in a row without a better `validate()`
-    figure (None: no validation, every epoch counts); each epoch's row is appended to
-    result.history. Returns the table of the best epoch."""
+    """Epochs until cfg.epochs (more for a small guide: until cfg.min_examples examples), or
+    cfg.patience epochs in a row without a better `validate()`
+    figure (None, or patience 0: every epoch counts); each epoch's row is appended to
+    result.history. Returns the table of the best epoch (patience 0: the last)."""
     best, best_state, bad_epochs = -1.0, None, 0
     t_start = time.perf_counter()
-    epochs = stage.bar(range(1, cfg.epochs + 1), total=cfg.epochs, unit="epoch")
+    n_epochs = max(cfg.epochs, -(-cfg.min_examples // max(len(sampler), 1)))
+    epochs = stage.bar(range(1, n_epochs + 1), total=n_epochs, unit="epoch")
     for epoch in epochs:
         t0 = time.perf_counter()
-        loss_sum, n_examples = run_epoch(step, titles, example_batches(sampler, cfg), cfg.workers)
+        loss_sum, n_examples = run_epoch(step, titles, example_batches(sampler, cfg, titles), cfg.workers)
         seconds = time.perf_counter() - t0
         result.examples += n_examples
         val_p = validate() if validate is not None else None
@@ -195,7 +222,7 @@ def _epochs(step, titles: PackedTitles, sampler: LeaveOneOutSampler, cfg: TrainC
         result.history.append(row)
         epochs.set_postfix(loss=f"{row['loss']:.4f}", val="n/a" if val_p is None else f"{val_p:.3f}",
                            ex_s=f"{row['examples_per_s'] or 0:,.0f}")
-        if val_p is None:       # no validation titles: every epoch counts
+        if val_p is None or cfg.patience == 0:    # every epoch counts: the last table is kept
             result.best_epoch = epoch
             continue
         if val_p > best + 1e-4:
@@ -209,9 +236,11 @@ def _epochs(step, titles: PackedTitles, sampler: LeaveOneOutSampler, cfg: TrainC
     return best_state if best_state is not None else table
 
 
-def example_batches(sampler: LeaveOneOutSampler, cfg: TrainConfig):
-    """(shows, b, allowed) per batch: b*(n-1) context shows, b positives, the candidates."""
+def example_batches(sampler: LeaveOneOutSampler, cfg: TrainConfig, titles: PackedTitles | None = None):
+    """(shows, b, allowed) per batch: b*(n-1) context shows (some as their views, when
+    `titles` has views), b positives, the candidates."""
     batches = sampler.batches(cfg.batch_size)
+    views = titles is not None and titles.views > 1
     while True:
         with record_function("sample"):
             context, pos, _cat = next(batches, (None, None, None))
@@ -219,8 +248,24 @@ def example_batches(sampler: LeaveOneOutSampler, cfg: TrainConfig):
                 return
             cand = sampler.candidates(cfg.neg_candidates)
             allowed = torch.from_numpy(~sampler.shares_category(pos, cand))
+            if views:
+                context = _views(context, cfg, titles, sampler.rng)
             shows = np.concatenate([context.ravel(), pos, cand])
         yield shows, len(pos), allowed
+
+
+def _views(shows: np.ndarray, cfg: TrainConfig, titles: PackedTitles, rng) -> np.ndarray:
+    """Each context show as its text view (view 1, probability cfg.text_view) or its guide
+    view (view 2, cfg.guide_view), else as itself; a view without tokens is not used."""
+    r = rng.random(shows.shape)
+    out = shows.copy()
+    lo = 0.0
+    for k, p in enumerate((cfg.text_view, cfg.guide_view)[: titles.views - 1], 1):
+        view = shows + k * titles.n_shows
+        pick = (r >= lo) & (r < lo + p) & (titles.length[view] > 0)
+        out[pick] = view[pick]
+        lo += p
+    return out
 
 
 def run_epoch(step, titles: PackedTitles, batches, workers: int = 1) -> tuple[float, int]:

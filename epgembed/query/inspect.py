@@ -137,6 +137,7 @@ class Side:
     informative: list[str]
     words: list[str]             # the words of its key (what its text tokens spell)
     parts: list[tuple[str, int | None, str | None]]   # per token: token_parts
+    feedback: list[int]          # unseen text: the catalog titles its vector moved toward
 
     def to_json(self) -> dict:
         return {"text": self.text, "id": self.id, "known": self.id is not None,
@@ -167,10 +168,11 @@ def token_parts(tok: Tokenizer, key: str, ids: list[int]) -> tuple[list[str], li
     """The words of a title's key and, per token of its bag `ids`, (kind, word, feature).
 
     The bag is the key's tokens (Tokenizer.encode: pieces, then whole words), then for a
-    catalog title its description words and guide features (Tokenizer.item_tokens). kind:
-    "piece" (word: the key word it is part of; pieces of one word share it), "word" (a
-    whole-word token; word: which one), "context" (a description word) or "feature"
-    (feature: its kind, features.KINDS). `word` indexes the returned words.
+    catalog title its description words and guide features (Tokenizer.item_tokens), for a
+    query its words' character n-grams (Tokenizer.query_tokens). kind: "piece" (word: the
+    key word it is part of; pieces of one word share it), "word" (a whole-word token; word:
+    which one), "ngram" (word: the first word that has it), "context" (a description word)
+    or "feature" (feature: its kind, features.KINDS). `word` indexes the returned words.
     """
     words, spans, pos = words_of(key), [], 0
     for w in words:                                     # words_of gives substrings, in order
@@ -178,13 +180,17 @@ def token_parts(tok: Tokenizer, key: str, ids: list[int]) -> tuple[list[str], li
         spans.append((pos, pos + len(w)))
         pos += len(w)
     n_title = len(tok.encode(key)) if key else 0
-    first_feature = 1 + tok.n_pieces + len(tok.words)
+    first_ngram = 1 + tok.n_pieces + len(tok.words)
+    first_feature = first_ngram + len(tok.ngrams)
     of_piece = iter(piece_words(tok, spans, [i for i in ids[:n_title] if 0 < i <= tok.n_pieces]))
     out: list[tuple] = []
     next_word = 0
     for j, i in enumerate(ids):
         if i >= first_feature:
             out.append(("feature", None, kind_of(tok.features[i - first_feature])))
+        elif i >= first_ngram:
+            gram = tok.ngrams[i - first_ngram].strip("<>")
+            out.append(("ngram", next((k for k, w in enumerate(words) if gram in w), None), None))
         elif j >= n_title:
             out.append(("context", None, None))
         elif i <= tok.n_pieces:
@@ -218,7 +224,8 @@ def side_of(model: RelatedModel, title_or_id: str | int, broad: set[str]) -> Sid
         show_id = model.resolve(str(title_or_id))
     if show_id is None:
         text, cats = str(title_or_id), []
-        key, toks = token_text(text), [(i, s, 1.0) for i, s in model.tokenizer.tokens(text)]
+        ids, weights = model.query_tokens(text)
+        key, toks = token_text(text), [(i, model.tokenizer.token_name(i), w) for i, w in zip(ids, weights)]
     else:
         show = model.catalog.shows[show_id]
         text, key, cats, toks = show.title, show.key, show.category_list(), show_tokens(model, show)
@@ -226,8 +233,9 @@ def side_of(model: RelatedModel, title_or_id: str | int, broad: set[str]) -> Sid
         raise QueryError(f"{text!r} has no tokens after normalization")
     ids = [i for i, _, _ in toks]
     words, parts = token_parts(model.tokenizer, key, ids)
+    feedback = [] if show_id is not None else model.feedback(model.vector_of(ids, [w for _, _, w in toks]))[1]
     return Side(text, show_id, ids, [s for _, s, _ in toks], [w for _, _, w in toks], cats,
-                [c for c in cats if c not in broad], words, parts)
+                [c for c in cats if c not in broad], words, parts, feedback)
 
 
 def padded(seqs: list[list], dtype=np.int64) -> np.ndarray:
@@ -278,7 +286,7 @@ def explain_sides(model: RelatedModel, x: Side, ys: list[Side], cfg: InspectConf
     c = model_center(model)
     rx, ry = token_rows(model.embeddings, tx, wx), token_rows(model.embeddings, ty, wy)
     vx, vy = (title_vectors(model.embeddings, t, w, c) for t, w in ((tx, wx), (ty, wy)))  # [1,D], [K,D]
-    fwd = leave_one_out(rx, tx != 0, vy[None, :, :], c)                          # x's tokens
+    fwd, fb, vx = with_feedback(model, x, rx, tx != 0, vx, vy, c)               # x's tokens
     back = leave_one_out(ry, ty != 0, np.repeat(vx[:, None, :], len(ys), 0), c)
     out = []
     for k, y in enumerate(ys):
@@ -288,8 +296,35 @@ def explain_sides(model: RelatedModel, x: Side, ys: list[Side], cfg: InspectConf
         e = pair_json(x, y, score, tx_rec, ty_rec, cfg)
         e["center_share"] = {"title": round(float(fwd.center[0, k]), 6),
                              "neighbor": round(float(back.center[k, 0]), 6)}
+        e["feedback"] = {"titles": x.feedback, "share": round(float(fb[k]), 6)}
         out.append(e)
     return out
+
+
+def with_feedback(model: RelatedModel, x: Side, rx: np.ndarray, mask: np.ndarray, vx: np.ndarray,
+                  vy: np.ndarray, c: np.ndarray | None) -> tuple[LeaveOneOut, np.ndarray, np.ndarray]:
+    """x's leave-one-out against vy [K, D], the feedback's share of each score [K], and x's
+    vector [1, D] as answered. For unseen text x is answered by q = unit(v + w m), its bag
+    vector v moved toward the mean m of its feedback titles (RelatedModel.feedback); with
+    the feedback titles held fixed, q . t = (v . t + w m . t) / |v + w m|: the tokens' and
+    the center's shares scale by 1 / |v + w m|, the feedback carries w m . t / |v + w m|,
+    and a token's `without` is that of v without it, moved the same way."""
+    if not x.feedback:
+        return leave_one_out(rx, mask, vy[None, :, :], c), np.zeros(len(vy)), vx
+    w = float(model.config.index.feedback_weight)
+    m = np.asarray(model.vectors[x.feedback], dtype=np.float64).mean(axis=0)
+    loo = leave_one_out(rx, mask, np.concatenate([vy, m[None, :]])[None, :, :], c)
+    m_t, m_m = vy @ m, float(m @ m)                                            # [K], scalar
+    v_m, wo_m = loo.score[0, -1], loo.without[0, :, -1]                        # v . m, v_l . m
+    alive = (title_stats(rx, mask, c).rest[0] > EPS).astype(np.float64)       # |v_l| is 1 or 0
+    norm = np.sqrt(1.0 + 2.0 * w * v_m + w * w * m_m)
+    norm_l = np.sqrt(np.maximum(alive + 2.0 * w * wo_m + w * w * m_m, EPS))[:, None]
+    score = (loo.score[:, :-1] + w * m_t) / norm
+    without = np.where(mask[0][:, None], (loo.without[0, :, :-1] + w * m_t) / norm_l, score[0])[None]
+    moved = vx + w * m
+    moved /= np.linalg.norm(moved, axis=-1, keepdims=True)
+    return (LeaveOneOut(score, without, loo.share[:, :, :-1] / norm, loo.center[:, :-1] / norm),
+            w * m_t / norm, moved)
 
 
 def pair_json(x: Side, y: Side, score: float, rx: list[dict], ry: list[dict],

@@ -59,16 +59,35 @@ class RelatedModel:
 
     # ------------------------------------------------------------------ embedding
     def embed(self, title: str, context: dict | None = None) -> np.ndarray:
-        """A never-seen title's vector from its text, plus the guide features of an optional
-        schedule `context` (channel, start "YYYYmmddHHMM", minutes)."""
+        """A never-seen title's bag vector: its text as a query (tokens and character
+        n-grams), plus the guide features of an optional schedule `context` (channel,
+        start "YYYYmmddHHMM", minutes). `feedback` then gives the vector it is answered by."""
+        ids, weights = self.query_tokens(title, context)
+        return self.vector_of(ids, weights)
+
+    def query_tokens(self, title: str, context: dict | None = None) -> tuple[list[int], list[float]]:
+        """(ids, weights) of the bag `embed` sums."""
         check_title(title)
-        ids = self.tokenizer.encode(title)
+        ids, weights = self.tokenizer.query_tokens(title)
         if not ids:
             raise QueryError("title has no tokens after normalization")
         extra = self.tokenizer.feature_tokens(dict.fromkeys(context_features(**context), 1.0)
                                               if context else None)
-        weights = [1.0] * len(ids) + [w for _, w in extra] if extra else None
-        return self.vector_of(ids + [i for i, _ in extra], weights)
+        boost = self.config.index.schedule_weight
+        return ids + [i for i, _ in extra], weights + [w * boost for _, w in extra]
+
+    def feedback(self, vector: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        """The vector a bag that is no catalog title is answered by, and the catalog titles
+        that moved it: unit(v + w * mean of its IndexConfig.feedback nearest titles' vectors)
+        (pseudo-relevance feedback); v itself, [] when feedback is off."""
+        n, weight = min(self.config.index.feedback, len(self)), self.config.index.feedback_weight
+        if n <= 0 or weight <= 0:
+            return vector, []
+        ids, _ = self._search(vector, None, n)
+        ids = [int(i) for i in ids]
+        mean = np.asarray(self.vectors[ids], dtype=np.float32).mean(axis=0)
+        moved = np.asarray(vector, dtype=np.float32) + np.float32(weight) * mean
+        return moved / max(float(np.linalg.norm(moved)), 1e-12), ids
 
     def item_tokens(self, show_id: int) -> list[tuple[int, str, float]]:
         """(token id, surface, weight) that make up catalog title `show_id`'s stored vector:
@@ -85,13 +104,11 @@ class RelatedModel:
         return self.catalog.lookup(title)
 
     # ------------------------------------------------------------------ queries
-    def related(self, title: str, k: int = 10, *, include_self: bool = False,
-                min_score: float | None = None, category: str | None = None,
-                offset: int = 0, same_series: bool = False, context: dict | None = None) -> Related:
+    def related(self, title: str, k: int = 10, *, context: dict | None = None, **options) -> Related:
         """Titles related to `title` (a catalog title: its stored vector; else its text and
-        the optional schedule `context`)."""
+        the optional schedule `context`), one answer per series; `options` are Options'."""
         check_title(title)
-        opts = Options(k, include_self, min_score, category, offset, same_series)
+        opts = Options(k, **options)
         show_id = self.resolve(title)
         if show_id is not None:
             return self._related(title, show_id, None, opts)
@@ -108,13 +125,10 @@ class RelatedModel:
             raise QueryError("the programme has no tokens after normalization")
         return self._related(programme.title, None, vector, Options(k, **options))
 
-    def related_to_id(self, show_id: int, k: int = 10, *, include_self: bool = False,
-                      min_score: float | None = None, category: str | None = None,
-                      offset: int = 0, same_series: bool = False) -> Related:
+    def related_to_id(self, show_id: int, k: int = 10, **options) -> Related:
         if not 0 <= show_id < len(self.catalog):
-            raise QueryError(f"unknown id {show_id}")
-        return self._related(self.catalog.shows[show_id].title, show_id, None,
-                             Options(k, include_self, min_score, category, offset, same_series))
+            raise NotFound(f"unknown id {show_id}")
+        return self._related(self.catalog.shows[show_id].title, show_id, None, Options(k, **options))
 
     def related_titles(self, titles: list[str], k: int) -> list[list[str]]:
         """Display titles only, best first (what the evaluation protocol consumes)."""
@@ -141,46 +155,36 @@ class RelatedModel:
         return query_vector(self.index, vector, fetch, self._search_k(fetch))
 
     def _related(self, title: str, show_id: int | None, vector, o: "Options") -> Related:
-        k, offset, min_score = o.k, o.offset, o.min_score
-        if k < 1:
+        if o.k < 1:
             raise QueryError("k must be >= 1")
-        n = len(self.catalog)
-        want = k + offset + 1
-        cat = o.category.casefold().strip() if o.category else None
-        keep = _Distinct(self.catalog.keys[show_id] if show_id is not None else title_forms(title).key,
-                         o.same_series)
-        filtered = cat is not None or min_score is not None or not o.same_series
-        fetch = max(want * 4, 50) if filtered else want
+        query = Query(title, show_id is not None, show_id)
+        key = self.catalog.keys[show_id] if show_id is not None else title_forms(title).key
+        rows = _Rows(self, show_id, key, o)
+        if vector is not None:
+            vector = self.feedback(vector)[0]
+        if o.expand is not None:
+            hits = rows.expand(self.vectors[show_id] if vector is None else vector)
+            return Related(query, ModelRef(self.version), hits[o.offset: o.offset + o.k])
+        n, want = len(self.catalog), o.k + o.offset
+        limit = min(n, MAX_SCAN_ROWS)
+        fetch = min(limit, max(want * 4, 50))
         while True:
-            fetch = min(fetch, n)
             if vector is None and self.neighbours is not None and fetch <= self.neighbours[0].shape[1]:
                 ids, scores = self.neighbours[0][show_id, :fetch].tolist(), self.neighbours[1][show_id, :fetch]
             else:
                 ids, scores = self._search(vector, show_id, fetch)
-            hits = []
-            keep.reset()
-            for i, s in zip(ids, scores):
-                if i == show_id:
-                    if o.include_self:
-                        show = self.catalog.shows[i]
-                        hits.append(Hit(int(i), show.title, round(float(s), 6), show.category_list()))
-                    continue
-                if min_score is not None and s < min_score:
-                    break  # best first: nothing after this passes either
-                if not keep(self.catalog.keys[i]):
-                    continue
-                show = self.catalog.shows[i]
-                if cat is not None and cat not in show.categories:
-                    continue
-                hits.append(Hit(int(i), show.title, round(float(s), 6), show.category_list()))
-                if len(hits) >= k + offset:
-                    break
-            exhausted = fetch >= n or (min_score is not None and len(scores) and scores[-1] < min_score)
-            if len(hits) >= k + offset or exhausted:
+            hits, cut = rows.collect(ids, scores, want)
+            if len(hits) >= want or cut or fetch >= limit:
                 break
-            fetch *= 4
-        return Related(Query(title, show_id is not None, show_id), ModelRef(self.version),
-                       hits[offset: offset + k])
+            fetch = min(limit, fetch * 4)
+        return Related(query, ModelRef(self.version), hits[o.offset: want])
+
+
+MAX_SCAN_ROWS = 20_000
+"""The most ranked titles one answer page reads to fill its series: a page of the largest
+legal size finds its series within the first few thousand on every shared dump, and a query
+whose filters match almost nothing (a rare category) stops here instead of reading the
+whole catalog."""
 
 
 @dataclass(frozen=True)
@@ -190,8 +194,13 @@ class Options:
     include_self: bool = False
     min_score: float | None = None
     category: str | None = None
-    offset: int = 0
-    same_series: bool = False
+    offset: int = 0                # answer rows skipped: series, and own titles with same_series
+    same_series: bool = False      # the query's own series too, one row per title, first
+    expand: str | None = None      # a series key: that series' titles, best first, instead
+
+
+class NotFound(QueryError):
+    """An id or a series the catalog does not have."""
 
 
 def check_title(title: str) -> None:
@@ -200,28 +209,84 @@ def check_title(title: str) -> None:
         raise QueryError("the title has no letter or digit")
 
 
-class _Distinct:
-    """The answer filter: with `same_series` False, answers of the query's own series
-    (same part before ":" / " - ", or the query's key followed by one) and answers that
-    repeat the query or an earlier answer once punctuation and spacing are dropped are
-    left out: an editor's list of distinct shows of other series."""
+class _Rows:
+    """The answer rows of one query, each series once (catalog.groups), as its best-scoring
+    title. The query's own series is left out: its catalog series, and titles that are its
+    own show by their text (same part before ":" / " - ", or the query's key followed by
+    one, or the same key once punctuation and spacing are dropped); `same_series` brings
+    its titles back, one row each, before the other series."""
 
-    def __init__(self, query_key: str, same_series: bool):
-        self.same_series = same_series
-        self.key, self.head, self.squashed = query_key, series_head(query_key), squash(query_key)
-        self.seen: set[str] = set()
+    def __init__(self, model: "RelatedModel", show_id: int | None, key: str, o: Options):
+        self.catalog, self.vectors, self.show_id, self.o = model.catalog, model.vectors, show_id, o
+        groups = self.catalog.groups
+        self.key, self.head, self.squashed = key, series_head(key), squash(key)
+        if show_id is not None:
+            self.group = int(groups.of[show_id])
+        else:
+            self.group = groups.index.get(title_forms(key).series or key)
+        self.category = o.category.casefold().strip() if o.category else None
 
-    def reset(self) -> None:
-        self.seen = {self.squashed} if self.squashed else set()
+    def own(self, i: int) -> bool:
+        key = self.catalog.keys[i]
+        return (int(self.catalog.groups.of[i]) == self.group or series_head(key) == self.head
+                or key.startswith((self.key + ":", self.key + " - ")) or squash(key) == self.squashed)
 
-    def __call__(self, key: str) -> bool:
-        if self.same_series:
-            return True
-        if series_head(key) == self.head or key.startswith((self.key + ":", self.key + " - ")):
-            return False
-        s = squash(key)
-        if s in self.seen:
-            return False
-        if s:
-            self.seen.add(s)
-        return True
+    def hit(self, i: int, score: float) -> Hit | None:
+        """The row of title `i`, or None when the category filter leaves it out."""
+        show = self.catalog.shows[i]
+        if self.category is not None and self.category not in show.categories:
+            return None
+        g = int(self.catalog.groups.of[i])
+        return Hit(int(i), show.title, round(float(score), 6), show.category_list(),
+                   self.catalog.groups.names[g], int(self.catalog.groups.sizes[g]))
+
+    def collect(self, ids, scores, want: int) -> tuple[list[Hit], bool]:
+        """The rows of a ranked candidate list (best first), at most `want` of the other
+        series; True when min_score cut the list (nothing further can pass)."""
+        o, groups = self.o, self.catalog.groups
+        own: list[Hit] = []
+        rows: list[Hit] = []
+        seen = {self.group}
+        squashed = {self.squashed}
+        for i, s in zip(ids, scores):
+            if o.min_score is not None and s < o.min_score:
+                return own + rows, True
+            if i == self.show_id:
+                if o.include_self and (h := self.hit(i, s)) is not None:
+                    own.append(h)
+                continue
+            if self.own(i):
+                if o.same_series and (h := self.hit(i, s)) is not None:
+                    own.append(h)
+                continue
+            g = int(groups.of[i])
+            sq = squash(self.catalog.keys[i])
+            if g in seen or sq in squashed:
+                continue
+            h = self.hit(i, s)
+            if h is None:
+                continue
+            seen.add(g)
+            squashed.add(sq)
+            rows.append(h)
+            if len(rows) >= want:
+                break
+        return own + rows, False
+
+    def expand(self, vector) -> list[Hit]:
+        """Every title of the series `o.expand` (the query's own title aside), best first."""
+        groups = self.catalog.groups
+        g = groups.index.get(self.o.expand)
+        if g is None:
+            raise NotFound(f"unknown series {self.o.expand[:80]!r}")
+        ids = groups.members(g)
+        scores = np.asarray(self.vectors[ids], dtype=np.float32) @ np.asarray(vector, dtype=np.float32)
+        hits = []
+        for j in np.argsort(-scores, kind="stable").tolist():
+            i, s = int(ids[j]), float(scores[j])
+            if (i == self.show_id and not self.o.include_self) or \
+                    (self.o.min_score is not None and s < self.o.min_score):
+                continue
+            if (h := self.hit(i, s)) is not None:
+                hits.append(h)
+        return hits

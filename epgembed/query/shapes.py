@@ -32,11 +32,18 @@ class ModelRef(msgspec.Struct, **_SHAPE):
 
 
 class Hit(msgspec.Struct, **_SHAPE):
-    """One related title."""
+    """One related title: by default the best-scoring title of its series, standing for the
+    series (each series answers once)."""
     id: int
     title: str
     score: Score
     categories: list[str]
+    series: Annotated[str, msgspec.Meta(
+        description="the series this answer stands for (the catalog's series key; a title "
+                    "linked to no series is a series of its own): pass it as `expand` to list "
+                    "the series' titles")]
+    series_titles: Annotated[int, msgspec.Meta(
+        ge=1, description="how many titles of that series the catalog holds (1 + the 'more' a client can offer)")]
 
 
 class Related(msgspec.Struct, **_SHAPE):
@@ -98,11 +105,12 @@ class ExplainToken(msgspec.Struct, **_SHAPE):
     without: float
     drop: float
     share: float
-    kind: Annotated[Literal["piece", "word", "context", "feature"], msgspec.Meta(
-        description="piece: a tokenizer piece of a word; word: a whole-word token; context: a "
+    kind: Annotated[Literal["piece", "word", "ngram", "context", "feature"], msgspec.Meta(
+        description="piece: a tokenizer piece of a word; word: a whole-word token; ngram: a "
+                    "character n-gram of a word of a query's text (weight < 1); context: a "
                     "description word (weight < 1); feature: a guide feature (channel, slot, ...)")]
     word: Annotated[Optional[int], msgspec.Meta(
-        description="for a piece or word: which of the side's `words` it is (part of); else null")]
+        description="for a piece, word or ngram: which of the side's `words` it is (part of); else null")]
     feature: Annotated[Optional[FeatureKind], msgspec.Meta(
         description="for a feature: its kind; else null")]
 
@@ -152,6 +160,16 @@ class Explain(msgspec.Struct, **_SHAPE):
     tokens: SideTokens
     center_share: CenterShare
     carried_by: list[PartShare]
+    feedback: "FeedbackShare"
+
+
+class FeedbackShare(msgspec.Struct, **_SHAPE):
+    """A title never seen is answered by its bag vector moved toward the mean of its nearest
+    catalog titles (pseudo-relevance feedback): those titles and their share of the score
+    (the tokens' and the center's shares plus this one sum to it). Empty and 0 for a
+    catalog title."""
+    titles: list[int]
+    share: float
 
 
 # ------------------------------------------------------------------ requests

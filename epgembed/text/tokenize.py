@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from dataclasses import dataclass
 import json
 from array import array
 import re
@@ -49,7 +50,7 @@ def auto_vocab_size(n_distinct_words: int, cfg: TokenizerConfig) -> int:
 class Tokenizer:
     def __init__(self, sp_model: bytes | None, words: list[str], cfg: TokenizerConfig,
                  context_words: list[str] | None = None, features: list[str] | None = None,
-                 feature_cfg: FeatureConfig | None = None):
+                 feature_cfg: FeatureConfig | None = None, ngrams: list[str] | None = None):
         self.cfg = cfg
         self.sp_bytes = sp_model
         self.sp = None
@@ -62,14 +63,17 @@ class Tokenizer:
         # words allowed in description context (frequent words are stopwords, left out)
         self.context_words = list(context_words or [])
         self._context_ok = set(self.context_words)
+        self.ngrams = list(ngrams or [])
+        first = 1 + self.n_pieces + len(self.words)
+        self.ngram_id = {g: first + i for i, g in enumerate(self.ngrams)}
         self.features = list(features or [])
         self.feature_cfg = feature_cfg or FeatureConfig()
-        first = 1 + self.n_pieces + len(self.words)
+        first = 1 + self.n_pieces + len(self.words) + len(self.ngrams)
         self.feature_id = {f: first + i for i, f in enumerate(self.features)}
 
     @property
     def vocab_size(self) -> int:
-        return 1 + self.n_pieces + len(self.words) + len(self.features)
+        return 1 + self.n_pieces + len(self.words) + len(self.ngrams) + len(self.features)
 
     # ---------------------------------------------------------------- training
     @classmethod
@@ -97,12 +101,18 @@ class Tokenizer:
             context_words = sorted(w for w, c in df.items()
                                    if cfg.min_word_count <= c <= limit and not w.isdigit())
             words = sorted(set(words) | set(context_words))
+        ngrams: list[str] = []
+        if cfg.ngram_max:     # n-grams that at least min_word_count titles' words have
+            grams: Counter[str] = Counter()
+            for t in texts:
+                grams.update({g for w in words_of(t) for g in char_ngrams(w, cfg.ngram_min, cfg.ngram_max)})
+            ngrams = sorted(g for g, c in grams.items() if c >= cfg.min_word_count)
         sp_bytes = None
         if cfg.pieces or not words:
             sp_bytes = _train_sentencepiece(_sample(texts, cfg.sp_max_sentences, cfg.seed),
                                             auto_vocab_size(len(word_titles), cfg), cfg.seed)
         return cls(sp_bytes, words, cfg, context_words, vocabulary(item_features, feature_cfg),
-                   feature_cfg)
+                   feature_cfg, ngrams)
 
     # ---------------------------------------------------------------- encoding
     def tokens(self, title: str) -> list[tuple[int, str]]:
@@ -110,9 +120,51 @@ class Tokenizer:
         return [(i, self.token_name(i)) for i in self.encode(title)]
 
     def encode(self, title: str) -> list[int]:
+        """A title's tokens: its key's sentencepiece pieces, then its whole words."""
         text = token_text(title)
         pieces = self.sp.EncodeAsIds(text) if self.sp is not None and text else []
         return self._title_ids(text, pieces)
+
+    def query_tokens(self, title: str) -> tuple[list[int], list[float]]:
+        """(ids, weights) of a title as a query's text: its tokens (weight 1), then the
+        character n-grams of its words (TokenizerConfig.ngram_weight each)."""
+        text = token_text(title)
+        pieces = self.sp.EncodeAsIds(text) if self.sp is not None and text else []
+        return self._query_ids(text, pieces)
+
+    def _query_ids(self, text: str, pieces: list[int]) -> tuple[list[int], list[float]]:
+        ids = self._title_ids(text, pieces)
+        grams = self._ngram_weights(text) if ids else {}
+        return ids + list(grams), [1.0] * len(ids) + list(grams.values())
+
+    def query_views(self, titles: list[str], chunk: int = 8192) -> "Packed":
+        """Every title as a query's text (`query_tokens`), packed one after another: the
+        text view that training predicts categories from."""
+        out = _PackedBuilder()
+        for start in range(0, len(titles), chunk):
+            texts = [token_text(t) for t in titles[start: start + chunk]]
+            pieces = (self.sp.Encode(texts, out_type=int, num_threads=1)
+                      if self.sp is not None else [[] for _ in texts])
+            for text, ps in zip(texts, pieces):
+                out.add(*self._query_ids(text, ps))
+        return out.packed()
+
+    def guide_views(self, text: "Packed", token_ids: np.ndarray, token_weights: np.ndarray) -> "Packed":
+        """Every title's text view followed by the guide features of its catalog bag
+        (token_ids / token_weights: encode_items' rows): a title with a schedule, no description."""
+        feature = token_ids >= self.vocab_size - len(self.features)
+        n_feat = feature.sum(axis=1).astype(np.int64)
+        lengths = text.lengths + n_feat
+        ends = np.cumsum(lengths)
+        starts = ends - lengths
+        # positions of each title's text tokens, then of its features, in the output
+        text_pos = np.repeat(starts, text.lengths) + _ranks(text.lengths)
+        feat_pos = np.repeat(starts + text.lengths, n_feat) + _ranks(n_feat)
+        ids = np.empty(int(lengths.sum()), np.int32)
+        weights = np.empty(len(ids), np.float32)
+        ids[text_pos], weights[text_pos] = text.ids, text.weights
+        ids[feat_pos], weights[feat_pos] = token_ids[feature], token_weights[feature]
+        return Packed(ids, weights, lengths)
 
     def item_tokens(self, title: str, context: str = "",
                     features: dict[str, float] | None = None) -> list[tuple[int, str, float]]:
@@ -182,6 +234,21 @@ class Tokenizer:
                 out.append(wid)
         return out[: self.cfg.max_tokens]
 
+    def _ngram_weights(self, text: str) -> dict[int, float]:
+        """n-gram id -> weight for a normalized text: each word's known n-grams share
+        TokenizerConfig.ngram_weight (as fastText averages a word's n-grams), so a long word
+        weighs no more than a short one; an n-gram of two words adds up."""
+        out: dict[int, float] = {}
+        if not self.ngram_id:
+            return out
+        gid, total = self.ngram_id, self.cfg.ngram_weight
+        for w in words_of(text):
+            known = [i for i in (gid.get(g) for g in char_ngrams(w, self.cfg.ngram_min, self.cfg.ngram_max))
+                     if i is not None]
+            for i in known:
+                out[i] = out.get(i, 0.0) + total / len(known)
+        return out
+
     def _context_ids(self, context: str, have: set[int]) -> list[int]:
         """The description-word ids `item_tokens` adds to a title that has ids `have`."""
         out: list[int] = []
@@ -201,7 +268,9 @@ class Tokenizer:
             return self.sp.IdToPiece(token_id - 1)
         if token_id <= self.n_pieces + len(self.words):
             return f"[{self.words[token_id - 1 - self.n_pieces]}]"
-        return f"<{self.features[token_id - 1 - self.n_pieces - len(self.words)]}>"
+        if token_id <= self.n_pieces + len(self.words) + len(self.ngrams):
+            return f"{{{self.ngrams[token_id - 1 - self.n_pieces - len(self.words)]}}}"
+        return f"<{self.features[token_id - 1 - self.n_pieces - len(self.words) - len(self.ngrams)]}>"
 
     # ---------------------------------------------------------------- files
     def save(self, directory: Path) -> list[str]:
@@ -211,7 +280,8 @@ class Tokenizer:
             files.append("tokenizer.model")
         meta = {"format": FORMAT, "config": self.cfg.__dict__, "n_pieces": self.n_pieces,
                 "words": self.words, "context_words": self.context_words, "pad_id": PAD_ID,
-                "features": self.features, "feature_config": dataclasses.asdict(self.feature_cfg)}
+                "features": self.features, "feature_config": dataclasses.asdict(self.feature_cfg),
+                "ngrams": self.ngrams}
         (directory / "tokenizer.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         return files
 
@@ -224,10 +294,47 @@ class Tokenizer:
         sp_bytes = sp_path.read_bytes() if sp_path.exists() else None
         tok = cls(sp_bytes, meta["words"], TokenizerConfig(**meta["config"]),
                   meta.get("context_words", []), meta.get("features", []),
-                  FeatureConfig(**meta.get("feature_config", {})))
+                  FeatureConfig(**meta.get("feature_config", {})), meta.get("ngrams", []))
         if tok.n_pieces != meta["n_pieces"]:
             raise ValueError(f"{directory}: tokenizer.model has {tok.n_pieces} pieces, expected {meta['n_pieces']}")
         return tok
+
+
+@dataclass(frozen=True)
+class Packed:
+    """Token bags one after another (no padding): bag b is ids[o: o + lengths[b]] with
+    o = lengths[:b].sum(), each token with its weight."""
+    ids: np.ndarray        # int32
+    weights: np.ndarray    # float32
+    lengths: np.ndarray    # int64, one per bag
+
+
+class _PackedBuilder:
+    def __init__(self):
+        self.ids, self.weights, self.lengths = array("q"), array("f"), array("q")
+
+    def add(self, ids: list[int], weights: list[float]) -> None:
+        self.ids.extend(ids)
+        self.weights.extend(weights)
+        self.lengths.append(len(ids))
+
+    def packed(self) -> Packed:
+        return Packed(np.frombuffer(self.ids, dtype=np.int64).astype(np.int32),
+                      np.frombuffer(self.weights, dtype=np.float32).copy(),
+                      np.frombuffer(self.lengths, dtype=np.int64).copy())
+
+
+def _ranks(lengths: np.ndarray) -> np.ndarray:
+    """0..n-1 for each n of `lengths`, one run after another."""
+    total = int(lengths.sum())
+    return np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+
+
+def char_ngrams(word: str, lo: int, hi: int) -> list[str]:
+    """fastText's character n-grams of a word, with its boundaries marked: "<ab>" ->
+    "<a", "ab", "b>", "<ab", "ab>" for n in lo..hi (the whole word itself left out)."""
+    w = f"<{word}>"
+    return [w[i: i + n] for n in range(lo, hi + 1) for i in range(len(w) - n + 1) if w[i: i + n] != w]
 
 
 def _sample(texts: list[str], limit: int, seed: int) -> list[str]:
