@@ -74,6 +74,8 @@ def _json_body() -> Any:
         data = _read_body()
     except HTTPException:
         raise
+    except TimeoutError as e:   # gunicorn.conf.py's RequestReadTimeout: the body stopped arriving
+        raise ApiError(408, f"the request body is incomplete: {e}") from None
     except Exception as e:  # noqa: BLE001 - the WSGI server's framing errors, raised by the read:
         # gunicorn's InvalidChunkSize, InvalidChunkExtension, ChunkMissingTerminator, InvalidHeader
         # (a bad trailer) ...; nothing but the client's bytes is involved, so a 400, not a 500

@@ -21,6 +21,7 @@ from .shapes import SHAPES
 ERROR_CODES = {400: "invalid input (message says which), including a query string that is not "
                     "percent-encoded UTF-8",
                404: "unknown id or route", 405: "method not allowed on this route",
+               408: "the request body did not arrive in time (gunicorn.conf.py REQUEST_READ_SECONDS)",
                413: "request body too large", 414: "query string too long",
                415: "body is not application/json", 503: "no valid model loaded",
                504: "the request ran past its time budget"}
@@ -71,7 +72,7 @@ def build_spec(limits: Limits) -> dict:
                        responses("related titles, best first", ref("Related"), 503)),
             "post": _op(f"Batch: related titles for up to {limits.max_batch} titles, one result per title in order",
                         [], responses("one result per title; a title without tokens gets an error entry",
-                                      ref("Batch"), 413, 415, 503, 504),
+                                      ref("Batch"), 408, 413, 415, 503, 504),
                         requestBody=_batch_body(limits)),
         },
         "/v1/titles/{id}/related": {"get": _op(

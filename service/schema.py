@@ -18,7 +18,8 @@ from epgembed.config import InspectConfig
 from .config import Limits
 
 
-CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
+         413: "payload_too_large",
          414: "uri_too_long", 415: "unsupported_media_type", 431: "headers_too_large",
          500: "internal_error", 503: "no_model", 504: "deadline_exceeded"}
 
