@@ -13,7 +13,11 @@ class Limits:
     """Request limits; they are also published in /openapi.json."""
     max_k: int = 100                  # answers per query
     default_k: int = 10
-    max_offset: int = 1000            # paging depth
+    # The work of one request (issue 26.9), counted in answer rows (an answer's entries: one
+    # per series once answers are grouped), enforced by schema.check_work. Chosen by
+    # measurement (bench/work_bounds.py, docs/SERVICE.md "Limits"): ...
+    max_answer_rows: int = 200        # k + offset of one query (the paging depth: offset < 200)
+    max_batch_rows: int = 1000        # titles x (k + offset) of one POST /v1/related
     max_title_chars: int = MAX_TITLE_CHARS   # longer text is cut by normalization anyway
     max_category_chars: int = 100
     max_batch: int = 64               # titles per POST /v1/related

@@ -9,6 +9,7 @@ checks real conformance.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 from epgembed.query.shapes import schemas
@@ -103,10 +104,12 @@ def build_spec(limits: Limits) -> dict:
                  "description": "Related TV titles from StarSpace-style title embeddings. Every error is JSON "
                                 "{\"error\": {status, code, message}}; any route answers 404 for an unknown "
                                 "path and 405 for a wrong method. Unknown query parameters are a 400. "
-                                f"Limits: k <= {limits.max_k}, offset <= {limits.max_offset}, title <= "
+                                f"Limits: k <= {limits.max_k}, k + offset <= {limits.max_answer_rows} answer rows, a batch's "
+                                f"titles x (k + offset) <= {limits.max_batch_rows} answer rows, title <= "
                                 f"{limits.max_title_chars} characters, batch <= {limits.max_batch} titles, "
                                 f"body <= {limits.max_body_bytes} bytes, query string <= "
-                                f"{limits.max_query_bytes} bytes, {limits.request_seconds:g} s per request."},
+                                f"{limits.max_query_bytes} bytes, {limits.request_seconds:g} s per request.",
+                 "x-limits": asdict(limits)},
         "paths": paths,
         "components": {"schemas": schemas(SHAPES), "responses": errors},
     }
