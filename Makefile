@@ -159,8 +159,9 @@ bench-soak: $(STAMP)
 
 # nginx (deploy/nginx) in front of 2 replicas x 2 workers on the shared-data model: throughput
 # through nginx to 2 vs 1 replica vs bare gunicorn, a publish and a kill -9 under load, 200 slow
-# clients against nginx and against bare gunicorn -> bench/results/replicas.json (20 s phases;
-# quick look, about a minute: make bench-replicas REPLICAS_ARGS=--quick)
+# clients against nginx and against bare gunicorn, 16 clients sending the largest legal request
+# (/healthz p99 meanwhile) -> bench/results/replicas.json (20 s phases; quick look, about a
+# minute: make bench-replicas REPLICAS_ARGS=--quick; one phase: REPLICAS_ARGS="--only saturation")
 .PHONY: bench-replicas
 bench-replicas: $(STAMP) $(NGINX)
 	$(BIN)/python bench/replicas.py $(REPLICAS_ARGS)

@@ -1,11 +1,14 @@
 """`python bench/work_bounds.py`: what one request costs by its answer rows (k + offset) and
 titles, in process, on the shared-data model: the measurement behind Limits.max_answer_rows
 and Limits.max_batch_rows (service/config.py; issue 26.9). Writes bench/results/work_bounds.json.
+Also the saturation phase of `make bench-replicas` (`saturation_phase`): clients sending the
+largest legal request while /healthz is probed.
 
     python bench/work_bounds.py [--runs 30]
 
 Every request goes through the app (Flask's test client: validation, the queries, the JSON
-answer) with the bounds lifted, on one thread: the CPU one request takes from a worker
+answer) with the bounds lifted, on one thread (and one BLAS thread, as gunicorn.conf.py
+sets it): the CPU one request takes from a worker
 (gunicorn runs 2 workers x 4 threads on 2 cores, so a request that costs t of CPU holds a
 core for t). Shapes: GET /v1/related of an unseen and of a known title at k + offset = 10
 ... 1100 (k = min(rows, 100), the rest offset), and POST batches of unseen titles at 10
@@ -24,10 +27,10 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")     # as service/gunicorn.conf.py: before numpy
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "bench"), str(REPO)]
-from common import sample_titles, write_results  # noqa: E402
-from replicas import DUMPS, bench_model  # noqa: E402
+from common import PyLoad, probe, sample_titles, write_results  # noqa: E402
 
 OUT = REPO / "bench" / "results" / "work_bounds.json"
 ROWS = (10, 50, 100, 200, 500, 1100)
@@ -52,6 +55,28 @@ def timed(client, requests_: list[tuple[str, str, dict | None]]) -> dict:
             "bytes": size}
 
 
+def largest_legal_request(unseen: list[str]) -> dict:
+    """The POST /v1/related that the bounds allow the most work for: the most titles, then the
+    most answer rows each (titles dominate the cost: an unseen title is a search of the catalog)."""
+    from service import Limits
+    lim = Limits()
+    rows = min(lim.max_answer_rows, lim.max_batch_rows // lim.max_batch)
+    k = min(rows, lim.max_k)
+    return {"titles": unseen[:lim.max_batch], "k": k, "offset": rows - k}
+
+
+def saturation_phase(port: int, body: dict, seconds: float, clients: int = 16) -> dict:
+    """`clients` keep-alive clients sending `body` (POST /v1/related) in a loop while /healthz is
+    probed on new connections, one after another: the probes' p50/p99/max and the load's figures."""
+    load = PyLoad(port, [("POST", "/v1/related", json.dumps(body))], n=clients)
+    time.sleep(1.0)                          # every client has its first request in flight
+    probes = probe(port, ["/healthz"], seconds, timeout=2.0, min_n=50)["/healthz"]
+    stats = load.stop()
+    stats.pop("failures") if not stats["failed"] else None
+    return {"clients": clients, "request": {"titles": len(body["titles"]), "k": body["k"], "offset": body["offset"]},
+            "healthz": probes, "load": stats}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=30)
@@ -62,6 +87,7 @@ def main() -> int:
     from service import Limits, ServiceConfig, create_app
     from service.state import state
     import tempfile
+    from replicas import DUMPS, bench_model
 
     model_dir, what = bench_model(sorted(DUMPS.glob("*.xml.gz")))
     model = load_model(model_dir, verify=False)
