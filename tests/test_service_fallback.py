@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from epgembed.artifact.bundle import load_model, read_manifest
-from epgembed.artifact.registry import publish, versions_dir
+from epgembed.artifact.registry import versions_dir
 from polling import holds_for, wait_until
 from service.holder import ModelHolder
 from service.integrity import ServedFiles, stamps
@@ -28,14 +28,6 @@ from service_util import make_root
 pytestmark = pytest.mark.integration
 
 POLL = 1.0
-
-
-@pytest.fixture
-def two_versions(tmp_path, tiny_model_dir, tiny_model_b) -> tuple[Path, str, str]:
-    """A models root with the tiny model (older) and model b (current)."""
-    root = tmp_path / "root"
-    a = make_root(root, tiny_model_dir)
-    return root, a, publish(root, tiny_model_b, move=False)
 
 
 def overwrite_in_place(path: Path) -> None:

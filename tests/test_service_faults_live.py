@@ -27,7 +27,7 @@ import pytest
 import requests
 
 from epgembed.artifact.bundle import read_manifest
-from epgembed.artifact.registry import publish, versions_dir
+from epgembed.artifact.registry import versions_dir
 from polling import wait_until
 from service_util import make_root
 from test_faults_process import children
@@ -38,13 +38,6 @@ pytestmark = [pytest.mark.system, pytest.mark.slow]
 
 POLL = 1.0
 READ_SECONDS = 5.0     # service/gunicorn.conf.py REQUEST_READ_SECONDS
-
-
-@pytest.fixture
-def two_versions(tmp_path, tiny_model_dir, tiny_model_b) -> tuple[Path, str, str]:
-    root = tmp_path / "root"
-    a = make_root(root, tiny_model_dir)
-    return root, a, publish(root, tiny_model_b, move=False)
 
 
 def alive(pid: int) -> bool:
@@ -114,11 +107,16 @@ def converge_after_fault(server, root: Path, fault, a: str, boot: float) -> floa
     return took
 
 
-def test_a_truncated_hard_link_kills_workers_yet_every_worker_falls_back(two_versions, tmp_path):
-    root, a, b = two_versions
+def timed_start(tmp_path: Path, root: Path):
+    """gunicorn polling every POLL s, and the seconds it took to boot."""
     t0 = time.monotonic()
     server = start(tmp_path, root, poll=str(POLL))
-    boot = time.monotonic() - t0
+    return server, time.monotonic() - t0
+
+
+def test_a_truncated_hard_link_kills_workers_yet_every_worker_falls_back(two_versions, tmp_path):
+    root, a, b = two_versions
+    server, boot = timed_start(tmp_path, root)
     try:
         served = versions_dir(root) / b / "neighbours.npy"
         link = tmp_path / "another-name.npy"
@@ -133,9 +131,7 @@ def test_a_truncated_hard_link_kills_workers_yet_every_worker_falls_back(two_ver
 
 def test_a_lost_index_file_and_a_killed_worker_fall_back(two_versions, tmp_path):
     root, a, b = two_versions
-    t0 = time.monotonic()
-    server = start(tmp_path, root, poll=str(POLL))
-    boot = time.monotonic() - t0
+    server, boot = timed_start(tmp_path, root)
     try:
         victim = min(children(server.proc.pid))
 
