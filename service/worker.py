@@ -140,7 +140,7 @@ class Worker(ThreadWorker):
         head = _head(conn)
         if head is None:                # nothing to read yet: wait on the poller, not in a thread
             conn.sock.setblocking(False)
-            conn.timeout = time.monotonic() + self.cfg.keepalive
+            conn.timeout = time.monotonic() + max(self.cfg.keepalive, REQUEST_READ_SECONDS)
             self.pending_conns.append(conn)
             self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
             return
