@@ -106,9 +106,14 @@ $(NGINX):
 	@echo "make test: installing Debian's nginx for the replicas test (apt-get, once)"
 	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx'
 
-# every test (unit, integration, system: markers in pyproject.toml)
+# every test (unit, integration, system: markers in pyproject.toml) but the slow ones
 test: $(STAMP) $(BYTECODE) $(CHROMIUM) $(NGINX)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow"
+
+# the slow multi-process fault tests (marker `slow`: live servers under load, kill -9 of masters)
+.PHONY: test-slow
+test-slow: $(STAMP) $(BYTECODE) $(NGINX)
+	$(BIN)/python -m pytest -m slow
 
 # the unit tests only: pure functions, no training, no subprocess, no server
 test-unit: $(STAMP)
@@ -163,8 +168,9 @@ bench-soak: $(STAMP)
 
 # nginx (deploy/nginx) in front of 2 replicas x 2 workers on the shared-data model: throughput
 # through nginx to 2 vs 1 replica vs bare gunicorn, a publish and a kill -9 under load, 200 slow
-# clients against nginx and against bare gunicorn -> bench/results/replicas.json (20 s phases;
-# quick look, about a minute: make bench-replicas REPLICAS_ARGS=--quick)
+# clients against nginx and against bare gunicorn, 16 clients sending the largest legal request
+# (/healthz p99 meanwhile) -> bench/results/replicas.json (20 s phases; quick look, about a
+# minute: make bench-replicas REPLICAS_ARGS=--quick; one phase: REPLICAS_ARGS="--only saturation")
 .PHONY: bench-replicas
 bench-replicas: $(STAMP) $(NGINX)
 	$(BIN)/python bench/replicas.py $(REPLICAS_ARGS)

@@ -23,7 +23,14 @@ titles 20%, batches of 8 titles 10%):
    until nginx sends it traffic again;
 4. slow clients: 100 connections sending a request head one byte per second and 100 idle
    ones, against nginx, then the same against one bare gunicorn instance: p50/p99 of
-   /healthz and of a by-id query on new connections while they hang.
+   /healthz and of a by-id query on new connections while they hang;
+5. saturation (issue 26.9): 16 keep-alive clients sending the largest legal request (the
+   most titles and answer rows service/config.py Limits allow, unseen titles) through
+   nginx, then to one bare instance: /healthz p50/p99 on new connections meanwhile
+   (targets: p99 <= 50 ms through nginx, <= 250 ms bare; bench/work_bounds.py).
+
+`--only PHASE` runs one phase (with the idle latencies): throughput, publish, kill, slow,
+saturation.
 """
 from __future__ import annotations
 
@@ -44,6 +51,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "bench"), str(REPO)]       # bench/common.py, deploy/local_stack.py
 from common import PyLoad, ensure_wrk, probe, run_wrk, sample_titles, second_version, write_results  # noqa: E402
 from deploy.local_stack import LocalStack, Nginx, Replica, SlowClients, StackError, find_nginx, get  # noqa: E402
+from work_bounds import largest_legal_request, saturation_phase  # noqa: E402
+
+PHASES = ("throughput", "publish", "kill", "slow", "saturation")
 
 DUMPS = REPO.parent / "shared" / "data" / "epg"
 CACHE = REPO / "bench" / "cache"
@@ -251,6 +261,19 @@ def throughput(args: argparse.Namespace, stack: LocalStack, lb_one: Nginx, reqs,
     return tput
 
 
+def saturation_phases(args: argparse.Namespace, stack: LocalStack, body: dict) -> dict:
+    out = {}
+    for name, port in (("through nginx", stack.nginx.port), ("bare gunicorn", stack.replicas[0].port)):
+        out[name] = s = saturation_phase(port, body, args.seconds)
+        h, r = s["healthz"], s["request"]
+        print(f"{s['clients']} clients x the largest legal request ({r['titles']} unseen titles, k={r['k']}, "
+              f"offset={r['offset']}), {name:14s}: /healthz p50 {h['p50_ms']} ms p99 {h['p99_ms']} ms max "
+              f"{h['max_ms']} ms ({h['failed_or_timed_out']} of {h['n']} failed); the requests "
+              f"{s['load']['rps']} req/s p50 {s['load']['p50_ms']} ms p99 {s['load']['p99_ms']} ms, "
+              f"failed {s['load']['failed']}", flush=True)
+    return {"saturation": out}
+
+
 def run_phases(args: argparse.Namespace, nginx_bin: str, model_dir: Path, reqs, tmp: Path) -> tuple[dict, float]:
     """Every phase on replicas started in `tmp`: (results, seconds until every replica was ready)."""
     from epgembed.artifact.registry import publish
@@ -264,21 +287,31 @@ def run_phases(args: argparse.Namespace, nginx_bin: str, model_dir: Path, reqs, 
         lb_all, lb_one, replicas = stack.nginx, stack.add_nginx(stack.replicas[:1]), stack.replicas
         results = {"idle_latency": {"nginx": probe(lb_all.port, probe_paths, 0, min_n=100),
                                     "bare_gunicorn": probe(replicas[0].port, probe_paths, 0, min_n=100)}}
-        results["throughput_mixed"] = throughput(args, stack, lb_one, reqs, tmp)
+        if "throughput" in args.phases:
+            results["throughput_mixed"] = throughput(args, stack, lb_one, reqs, tmp)
 
         tail = 1.0 if args.quick else args.seconds / 4
-        results["publish_under_load"] = pub = publish_phase(lb_all.port, reqs, replicas, root, model_b, tail)
-        print(f"publish under load: every replica switched {pub['all_switched_after_s']} s after `current` moved "
-              f"(poll {args.poll_seconds} s; per replica {pub['switched_after_s']}); mixed-version answers "
-              f"{pub['mixed_version_answers']}; failed {pub['failed']} of {pub['requests']}", flush=True)
-
-        results["kill9_one_instance"] = kill = kill_phase(lb_all, reqs, replicas[-1], tail)
-        print(f"kill -9 of one instance under load: failed {kill['failed']} of {kill['requests']} "
-              f"(retried by nginx {kill['retried_by_nginx']}); restarted after {kill['restart_delay_s']} s: "
-              f"answering through nginx {kill['restart_to_traffic_via_nginx_s']} s later, every worker ready "
-              f"{kill['restart_to_ready_s']} s later", flush=True)
-        results.update(slow_phases(args, stack, probe_paths))
+        if "publish" in args.phases:
+            results["publish_under_load"] = pub = publish_phase(lb_all.port, reqs, replicas, root, model_b, tail)
+            print(f"publish under load: every replica switched {pub['all_switched_after_s']} s after `current` "
+                  f"moved (poll {args.poll_seconds} s; per replica {pub['switched_after_s']}); mixed-version "
+                  f"answers {pub['mixed_version_answers']}; failed {pub['failed']} of {pub['requests']}", flush=True)
+        if "kill" in args.phases:
+            results["kill9_one_instance"] = kill = kill_phase(lb_all, reqs, replicas[-1], tail)
+            print(f"kill -9 of one instance under load: failed {kill['failed']} of {kill['requests']} "
+                  f"(retried by nginx {kill['retried_by_nginx']}); restarted after {kill['restart_delay_s']} s: "
+                  f"answering through nginx {kill['restart_to_traffic_via_nginx_s']} s later, every worker ready "
+                  f"{kill['restart_to_ready_s']} s later", flush=True)
+        if "slow" in args.phases:
+            results.update(slow_phases(args, stack, probe_paths))
+        if "saturation" in args.phases:
+            results.update(saturation_phases(args, stack, largest_legal_request(unseen_titles(model_dir))))
     return results, stack.startup_s
+
+
+def unseen_titles(model_dir: Path, n: int = 64) -> list[str]:
+    from epgembed.artifact.bundle import load_model
+    return sample_titles(load_model(model_dir, verify=False), n, random.Random(1))[2]
 
 
 # ---------------------------------------------------------------------------- main
@@ -295,7 +328,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--idle", type=int, default=100, help="idle connections")
     ap.add_argument("--dumps", type=Path, default=DUMPS)
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--only", choices=PHASES, help="run this phase only (and the idle latencies)")
     args = ap.parse_args()
+    args.phases = (args.only,) if args.only else PHASES
     if args.quick:
         args.seconds = 4.0
     return args
@@ -312,7 +347,7 @@ def report(args: argparse.Namespace, nginx_bin: str, model: dict, load_at_start,
         "machine": {"cpus": os.cpu_count(), "loadavg_at_start": load_at_start, "loadavg_at_end": os.getloadavg(),
                     "note": "nginx, every replica and the load generators share the same cores; "
                             "other jobs may be running"},
-        "setup": {"replicas": args.replicas, "workers": args.workers, "threads": args.threads,
+        "setup": {"phases": list(args.phases), "replicas": args.replicas, "workers": args.workers, "threads": args.threads,
                   "poll_seconds": args.poll_seconds, "phase_seconds": args.seconds,
                   "wrk_connections": args.connections, "python_load_threads": 8,
                   "nginx": subprocess.run([nginx_bin, "-v"], capture_output=True, text=True).stderr.strip(),
@@ -328,7 +363,8 @@ def report(args: argparse.Namespace, nginx_bin: str, model: dict, load_at_start,
 def main() -> int:
     args = parse_args()
     nginx_bin = find_nginx() or sys.exit("nginx is missing: apt-get install -y nginx (make bench-replicas installs it)")
-    ensure_wrk()                             # Debian's, as for bench/serve.py: installed once when missing
+    if "throughput" in args.phases:
+        ensure_wrk()                         # Debian's, as for bench/serve.py: installed once when missing
     load_at_start = os.getloadavg()
     t_begin = time.monotonic()
     dumps = sorted(args.dumps.glob("*.xml.gz")) if args.dumps.is_dir() else []

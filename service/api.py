@@ -12,7 +12,7 @@ from epgembed.query.related import QueryError
 from epgembed.query.shapes import Batch, BatchItem, ErrorBody, ModelRef, Query, convert
 from epgembed.text.features import parse_time
 
-from .schema import ApiError, parse_body, parse_query, path_id
+from .schema import ApiError, check_work, parse_body, parse_query, path_id
 from .search import normalize_query
 from .shapes import Found, Model, SearchQuery, TitleSearch, json_response
 from .state import check_deadline, serving, state
@@ -20,7 +20,8 @@ from .state import check_deadline, serving, state
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
 
-def _filters(v: dict[str, Any]) -> dict[str, Any]:
+def _filters(v: dict[str, Any], titles: int = 1) -> dict[str, Any]:
+    check_work(v, state().config.limits, titles)
     return {"k": v["k"], "min_score": v["min_score"], "category": v["category"],
             "offset": v["offset"], "include_self": v["include_self"],
             "same_series": v["same_series"]}
@@ -74,6 +75,8 @@ def _json_body() -> Any:
         data = _read_body()
     except HTTPException:
         raise
+    except TimeoutError as e:   # gunicorn.conf.py's RequestReadTimeout: the body stopped arriving
+        raise ApiError(408, f"the request body is incomplete: {e}") from None
     except Exception as e:  # noqa: BLE001 - the WSGI server's framing errors, raised by the read:
         # gunicorn's InvalidChunkSize, InvalidChunkExtension, ChunkMissingTerminator, InvalidHeader
         # (a bad trailer) ...; nothing but the client's bytes is involved, so a 400, not a 500
@@ -90,13 +93,13 @@ def _json_body() -> Any:
 @bp.post("/related")
 def related_batch():
     v = parse_body(state().params.batch, _json_body())
-    ctx = _context(v)
+    ctx, filters = _context(v), _filters(v, len(v["titles"]))
     s = serving()
     results = []
     for i, title in enumerate(v["titles"]):
         check_deadline(f"{i} of {len(v['titles'])} titles answered")
         try:
-            r = s.model.related(title, **_filters(v), **ctx)
+            r = s.model.related(title, **filters, **ctx)
             results.append(BatchItem(r.query, r.related))
         except QueryError as e:
             results.append(BatchItem(Query(title, False, None), [], ErrorBody(400, "bad_request", str(e))))

@@ -35,6 +35,7 @@ log = logging.getLogger("epgembed.service")
 def create_app(config: ServiceConfig, *, start: bool = True) -> Flask:
     """The service for `config`; `start=False` leaves the holder unstarted (tests drive it)."""
     app = Flask("epgembed.service")
+    app.url_map.merge_slashes = False     # /v1//related: a JSON 404, not a 308 to a Location built from Host
     app.config.update(MAX_CONTENT_LENGTH=config.limits.max_body_bytes)
     app.json.sort_keys = False
     app.json.ensure_ascii = False
@@ -88,7 +89,9 @@ def _register_errors(app: Flask) -> None:
 
 
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
-SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+# on every answer, the explorer's files too (/explorer/explorer.html is the page as well)
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+                    "Content-Security-Policy": explain.CSP, "X-Frame-Options": "DENY"}
 
 
 def _start_request() -> None:

@@ -13,7 +13,15 @@ class Limits:
     """Request limits; they are also published in /openapi.json."""
     max_k: int = 100                  # answers per query
     default_k: int = 10
-    max_offset: int = 1000            # paging depth
+    # The work of one request (issue 26.9), counted in answer rows (the entries of an answer:
+    # one per series once answers are grouped), enforced by schema.check_work. Measured by
+    # bench/work_bounds.py (bench/results/work_bounds.json; shared-data model, one thread, a
+    # loaded machine): an unseen title costs 0.9 ms at k + offset = 10, 3.4 ms at 200, 11.6 ms
+    # at 1,100; a batch of 64 of them 43 ms at 10 rows each, 71 ms at 15, 127 ms at 100, and
+    # 770 ms for 683 kB at 1,100 (the issue's request).
+    max_answer_rows: int = 200        # k + offset of one query: ~3x the cost of a query at the default k
+    max_batch_rows: int = 1000        # titles x (k + offset) of one batch: the largest (64 x 15) costs
+                                      # within 2x of a full batch at the default k (64 x 10), 112 kB
     max_title_chars: int = MAX_TITLE_CHARS   # longer text is cut by normalization anyway
     max_category_chars: int = 100
     max_batch: int = 64               # titles per POST /v1/related

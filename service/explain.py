@@ -64,9 +64,6 @@ def explain_text():
 
 @bp.get("/")
 def explorer():
-    response = send_from_directory(STATIC, "explorer.html", max_age=0)
-    response.headers["Content-Security-Policy"] = CSP      # nothing external, no inline code
-    response.headers["X-Frame-Options"] = "DENY"             # frame-ancestors for older browsers
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    """The page; its CSP (nothing external, no inline code, frame-ancestors 'none') and
+    X-Frame-Options (the same for older browsers) are set on every answer (app.SECURITY_HEADERS)."""
+    return send_from_directory(STATIC, "explorer.html", max_age=0)

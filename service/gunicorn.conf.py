@@ -11,7 +11,13 @@ reads the model and limit variables.
 
 Signals: SIGHUP to the master is forwarded to every worker, which checks `current` at once
 (in place, no restart; gunicorn's own "reload config + replace workers" on HUP is not used).
-SIGTERM: graceful shutdown (requests in flight finish, up to graceful_timeout).
+SIGTERM: graceful shutdown (requests in flight finish, up to graceful_timeout). A worker
+dies with its master (a kill -9 of the master frees the port at once, for a restart).
+
+The worker is gunicorn's gthread worker with a few changes (service/worker.py): /healthz
+and /readyz are answered by threads of their own, so queries cannot starve them; reading one
+request (head and body) has a deadline; a closing connection lingers on the poller, not in
+the worker's main loop; and a worker dies with its master.
 """
 import json
 import os
@@ -46,10 +52,14 @@ _metrics_dir, _own_metrics_dir = _folder("PROMETHEUS_MULTIPROC_DIR", "epgembed-m
 # The version decision all workers follow (service/shared.py): one per instance.
 _run_dir, _own_run_dir = _folder("EPGEMBED_RUN_DIR", "epgembed-run-")
 
+# After the variables above: this imports the service's modules (not a model, no thread) into
+# the master, and the workers start with them already imported.
+from service.worker import Worker, die_with_master  # noqa: E402
+
 wsgi_app = "service.wsgi:app_from_env()"
 bind = [os.environ.get("EPGEMBED_BIND", "127.0.0.1:8000")]
 workers = int(os.environ.get("EPGEMBED_WORKERS", "2"))
-worker_class = "gthread"      # Annoy lookups release the GIL; threads share one mmapped index
+worker_class = Worker        # gthread: Annoy lookups release the GIL; threads share one mmapped index
 threads = int(os.environ.get("EPGEMBED_THREADS", "4"))
 worker_connections = 1000
 # Each worker listens on its own SO_REUSEPORT socket and the kernel spreads connections over
@@ -158,7 +168,8 @@ def _body_may_be_left(req):
 
 def _should_close_after_error(self):
     status = getattr(self, "status_code", None) or 0
-    return _should_close(self) or status == 413 or (status >= 400 and _body_may_be_left(self.req))
+    return (_should_close(self) or status in (408, 413)
+            or (status >= 400 and _body_may_be_left(self.req)))
 
 
 _gunicorn_wsgi.Response.should_close = _should_close_after_error
@@ -177,6 +188,10 @@ def _refuse_taken_address(server):
                 server.log.error("cannot serve on %s:%s: %s", addr[0], addr[1], e)
                 on_exit(server)
                 raise SystemExit(1)
+
+
+def post_fork(server, worker):
+    die_with_master(server, worker)
 
 
 def on_starting(server):

@@ -17,7 +17,10 @@ fully validated by `load_model` (manifest format, file hashes, dimensions, count
 self-test), its title search index is built, and only then is the single `_serving`
 reference replaced. A request takes `get()` once and keeps that object, so requests in
 flight finish on the model they started with. A refused version is logged, reported to the
-listener (a metric) and not retried until `current` changes or a reload is forced.
+listener (a metric) and not retried until `current` changes or a reload is forced. Each
+tick also checks that the served version's files are still the ones loaded
+(service/integrity.py): a file rewritten, truncated or removed under the workers refuses
+that version the same way, and every worker falls back (the newest other version that loads).
 `readiness()` is what /readyz answers: not ready while the served folder is missing, any
 live worker serves another version than the decision, or a check of the models root has
 hung. It never touches the models root itself (a hung NFS mount would hold the request
@@ -27,66 +30,26 @@ directory's files, which are local.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from epgembed.artifact.bundle import load_model
 from epgembed.artifact.registry import current_version, versions_dir
 from epgembed.fsutil import utc
-from epgembed.query.related import RelatedModel
 
+from .integrity import ServedFiles, stamps
 from .search import TitleIndex
+from .serving import ReloadListener, RootView, Serving, is_model_dir, log_event
 from .shared import Decision, Shared
-
-log = logging.getLogger("epgembed.service")
 
 FOLLOW_SECONDS = 1.0     # how often a worker re-reads the shared decision (cheap: one small file)
 STUCK_SECONDS = 10.0     # a check of the root running longer (outside a long wait): storage hangs
 LOAD_STUCK_SECONDS = 600.0   # a long wait (a model load, the decision lock) running longer (a
                              # 1M-title model loads in about a minute)
-
-
-@dataclass(frozen=True)
-class RootView:
-    """What the watcher last saw of the models root (readiness answers from it)."""
-    current: str | None          # the version `current` named
-    served_folder_missing: bool  # the served version's folder was gone
-    at: float                    # unix time of that check
-
-
-@dataclass(frozen=True)
-class Serving:
-    """Everything one request needs, swapped as a unit."""
-    model: RelatedModel
-    titles: TitleIndex
-    name: str            # folder name (= version for a registry root)
-    loaded_at: float     # unix time
-    load_seconds: float
-
-    @property
-    def version(self) -> str:
-        return self.model.version
-
-
-class ReloadListener(Protocol):
-    def loaded(self, serving: Serving, previous: Serving | None) -> None: ...
-    def refused(self, name: str, reason: str) -> None: ...
-    def problems(self, flags: dict[str, bool]) -> None: ...
-
-
-def log_event(event: str, level: int = logging.INFO, **fields: object) -> None:
-    log.log(level, json.dumps({"event": event, **fields}, ensure_ascii=False, default=str))
-
-
-def is_model_dir(path: Path) -> bool:
-    return (Path(path) / "manifest.json").is_file()
 
 
 class ModelHolder:
@@ -100,6 +63,8 @@ class ModelHolder:
         self.listener = listener
         self.shared = Shared(run_dir)           # the decision all workers follow
         self._serving: Serving | None = None
+        self._files: ServedFiles | None = None   # the served version's files as loaded
+        self._damage: str | None = None          # what changed in them, at the last check
         self._lock = threading.Lock()          # one load at a time
         self._wake = threading.Event()
         self._force = False
@@ -185,6 +150,8 @@ class ModelHolder:
             reasons.append(hung)
         if view is not None and view.served_folder_missing:
             reasons.append(f"the served folder versions/{s.name} is missing (deleted while served)")
+        elif self._damage is not None:
+            reasons.append(f"the files of versions/{s.name} changed since it was loaded: {self._damage}")
         if decided != s.name:
             reasons.append(f"this worker serves {s.name}, the workers' shared decision is {decided or 'none'}")
         others = [f"pid {pid} serves {v or 'nothing'}" for pid, v in sorted(workers.items())
@@ -272,9 +239,11 @@ class ModelHolder:
             log_event("reload_requested", current=current_version(self.path),
                       serving=before.name if before else None)
         d = self._decide(since, pointer)
-        reason = self._follow(d)
-        if reason is not None:          # the decided version does not load here: decide without it
-            d = self._decide(since, pointer, avoid=(d.serve, reason))
+        avoid, reason = d.serve, self._follow(d)
+        if reason is None and self._serving is not None:   # its files changed since the load?
+            avoid, reason = self._serving.name, self._inspect()
+        if reason is not None:          # the decided version does not load or serve here: decide without it
+            d = self._decide(since, pointer, avoid=(avoid, reason))
             self._follow(d)
         if not self.shared.recorded():
             self.shared.record(self._serving.name if self._serving else None)
@@ -326,7 +295,7 @@ class ModelHolder:
     def _fallback(self, skip: set[str | None], prev: Decision | None, newest: bool) -> str | None:
         """The first that loads of: what this worker serves, what the last decision served and,
         when `current` is refused, the other versions, newest first."""
-        names = [self._serving.name if self._serving else None, prev.serve if prev else None]
+        names = [n for n in (self._serving.name if self._serving else None, prev.serve if prev else None) if n]
         vdir = versions_dir(self.path)
         if newest and vdir.is_dir():
             names += sorted((p.name for p in vdir.iterdir() if p.is_dir() and not p.name.startswith(".")),
@@ -343,7 +312,7 @@ class ModelHolder:
     def _follow(self, d: Decision) -> str | None:
         """Serve the decision's version; the reason when it does not load here."""
         self._refused = d.refused
-        if d.serve is None or (self._serving is not None and self._serving.name == d.serve):
+        if d.serve is None or self._serves_intact(d.serve):
             return None
         return self._load(versions_dir(self.path) / d.serve, d.serve)
 
@@ -351,9 +320,21 @@ class ModelHolder:
         """Serve versions/<name> (already served and still there: nothing to do); the reason
         when it does not load."""
         folder = versions_dir(self.path) / name
-        if self._serving is not None and self._serving.name == name and is_model_dir(folder):
+        if self._serves_intact(name) and is_model_dir(folder):
             return None
         return self._load(folder, name)
+
+    def _serves_intact(self, name: str) -> bool:
+        """This worker serves `name`, and its files are as loaded (stat'ed now)."""
+        return self._serving is not None and self._serving.name == name and self._inspect(roll=False) is None
+
+    def _inspect(self, roll: bool = True) -> str | None:
+        """What changed in the served version's files since the load (service/integrity.py)."""
+        damage = self._files.check(roll) if self._files is not None else None
+        if damage is not None and damage != self._damage:
+            log_event("served_files_changed", logging.ERROR, name=self._serving.name, reason=damage)
+        self._damage = damage
+        return damage
 
     def _report(self, d: Decision | None) -> dict[str, bool]:
         """The problem flags (the listener's gauges) and the RootView readiness answers from."""
@@ -361,7 +342,8 @@ class ModelHolder:
         cur = current_version(self.path)
         flags = {"served_folder_missing": s is not None and not is_model_dir(versions_dir(self.path) / s.name),
                  "version_disagreement": d is None or (s.name if s else None) != d.serve,
-                 "current_refused": d is not None and d.refused is not None}
+                 "current_refused": d is not None and d.refused is not None,
+                 "served_files_changed": s is not None and self._damage is not None}
         if flags["served_folder_missing"] and not self._flags.get("served_folder_missing"):
             log_event("served_folder_missing", logging.ERROR, name=s.name)
         if flags != self._flags and self.listener:
@@ -376,6 +358,7 @@ class ModelHolder:
         t0 = time.perf_counter()
         self._long_wait(True)
         try:
+            before = stamps(folder)             # before the verification: a change during it shows
             model = load_model(folder, verify=self.verify)
             titles = TitleIndex.from_catalog(model.catalog)
         except Exception as e:  # anything wrong with a new model is a refusal, never a crash
@@ -389,6 +372,7 @@ class ModelHolder:
             self._long_wait(False)                         # the rest of the check: its own clock
         new = Serving(model, titles, name, time.time(), time.perf_counter() - t0)
         previous, self._serving = self._serving, new      # the one atomic swap
+        self._files, self._damage = ServedFiles(folder, model.manifest, before, rolling=self.verify), None
         log_event("model_loaded", name=name, version=new.version, shows=len(model),
                   seconds=round(new.load_seconds, 3), previous=previous.name if previous else None)
         if not self.single:

@@ -15,8 +15,10 @@ from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, 
                                generate_latest, values)
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .holder import Serving
+from .serving import Serving
 
+# the `method` label: a client can send any token as a method, and each would be a new series
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"})
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02, 0.03, 0.05,
                    0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -31,7 +33,7 @@ class Metrics:
         self.multiproc_dir = multiproc_dir
         r = self.registry = CollectorRegistry()
         self.requests = Counter("epgembed_http_requests", "HTTP requests by endpoint (the route's /openapi.json path, or "
-                                "unmatched) and status",
+                                "unmatched), method (RFC 9110's, else other) and status",
                                 ["endpoint", "method", "status"], registry=r)
         self.latency = Histogram("epgembed_http_request_duration_seconds",
                                  "Request latency inside the app by endpoint", ["endpoint"],
@@ -49,7 +51,8 @@ class Metrics:
                              "1 while a worker has the problem: served_folder_missing (its version's folder "
                              "was deleted), version_disagreement (it serves another version than the "
                              "workers' shared decision), current_refused (the version `current` names "
-                             "did not load; the decision serves another)",
+                             "did not load; the decision serves another), served_files_changed (a file of the served "
+                             "version changed on disk since it was loaded: service/integrity.py)",
                              ["problem"], multiprocess_mode="liveall", registry=r)
         self.load_seconds = Histogram("epgembed_model_load_duration_seconds",
                                       "Load + validation + search index time of accepted models",
@@ -73,7 +76,7 @@ class Metrics:
             self.problem.labels(name).set(1 if on else 0)
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(endpoint, method, str(status)).inc()
+        self.requests.labels(endpoint, method if method in METHODS else "other", str(status)).inc()
         self.latency.labels(endpoint).observe(seconds)
 
     def exposition(self) -> bytes:

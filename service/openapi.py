@@ -9,6 +9,7 @@ checks real conformance.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 from epgembed.query.shapes import schemas
@@ -21,6 +22,7 @@ from .shapes import SHAPES
 ERROR_CODES = {400: "invalid input (message says which), including a query string that is not "
                     "percent-encoded UTF-8",
                404: "unknown id or route", 405: "method not allowed on this route",
+               408: "the request body did not arrive in time (gunicorn.conf.py REQUEST_READ_SECONDS)",
                413: "request body too large", 414: "query string too long",
                415: "body is not application/json", 503: "no valid model loaded",
                504: "the request ran past its time budget"}
@@ -71,7 +73,7 @@ def build_spec(limits: Limits) -> dict:
                        responses("related titles, best first", ref("Related"), 503)),
             "post": _op(f"Batch: related titles for up to {limits.max_batch} titles, one result per title in order",
                         [], responses("one result per title; a title without tokens gets an error entry",
-                                      ref("Batch"), 413, 415, 503, 504),
+                                      ref("Batch"), 408, 413, 415, 503, 504),
                         requestBody=_batch_body(limits)),
         },
         "/v1/titles/{id}/related": {"get": _op(
@@ -102,10 +104,12 @@ def build_spec(limits: Limits) -> dict:
                  "description": "Related TV titles from StarSpace-style title embeddings. Every error is JSON "
                                 "{\"error\": {status, code, message}}; any route answers 404 for an unknown "
                                 "path and 405 for a wrong method. Unknown query parameters are a 400. "
-                                f"Limits: k <= {limits.max_k}, offset <= {limits.max_offset}, title <= "
+                                f"Limits: k <= {limits.max_k}, k + offset <= {limits.max_answer_rows} answer rows, a batch's "
+                                f"titles x (k + offset) <= {limits.max_batch_rows} answer rows, title <= "
                                 f"{limits.max_title_chars} characters, batch <= {limits.max_batch} titles, "
                                 f"body <= {limits.max_body_bytes} bytes, query string <= "
-                                f"{limits.max_query_bytes} bytes, {limits.request_seconds:g} s per request."},
+                                f"{limits.max_query_bytes} bytes, {limits.request_seconds:g} s per request.",
+                 "x-limits": asdict(limits)},
         "paths": paths,
         "components": {"schemas": schemas(SHAPES), "responses": errors},
     }

@@ -18,7 +18,8 @@ from epgembed.config import InspectConfig
 from .config import Limits
 
 
-CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
+         413: "payload_too_large",
          414: "uri_too_long", 415: "unsupported_media_type", 431: "headers_too_large",
          500: "internal_error", 503: "no_model", 504: "deadline_exceeded"}
 
@@ -77,7 +78,8 @@ class Param:
 
 # ---------------------------------------------------------------------- declarations
 def _k(limits: Limits) -> Param:
-    return Param("k", "integer", "number of related titles", default=limits.default_k,
+    return Param("k", "integer", f"number of related titles (k + offset <= {limits.max_answer_rows}; "
+                 f"a batch: titles x (k + offset) <= {limits.max_batch_rows})", default=limits.default_k,
                  minimum=1, maximum=limits.max_k)
 
 
@@ -87,8 +89,8 @@ def filter_params(limits: Limits) -> tuple[Param, ...]:
         Param("min_score", "number", "only answers with at least this cosine", minimum=-1, maximum=1),
         Param("category", "string", "only answers carrying this category (case-insensitive)",
               max_length=limits.max_category_chars),
-        Param("offset", "integer", "skip this many answers (paging)", default=0, minimum=0,
-              maximum=limits.max_offset),
+        Param("offset", "integer", f"skip this many answers (paging; k + offset <= {limits.max_answer_rows})",
+              default=0, minimum=0, maximum=limits.max_answer_rows - 1),
         Param("include_self", "boolean", "let the query's own show be an answer", default=False),
         Param("same_series", "boolean", "also answer with the query's own series (its other "
               "episodes, other spellings of it): \"more episodes\"; by default answers are "
@@ -130,6 +132,17 @@ def search_params(limits: Limits) -> tuple[Param, ...]:
 
 
 # ---------------------------------------------------------------------- validation
+def check_work(v: Mapping[str, Any], limits: Limits, titles: int = 1) -> None:
+    """The work of one request, in answer rows (k + offset per title): at most
+    Limits.max_answer_rows per title and Limits.max_batch_rows for all its titles; 400 past either."""
+    rows = v["k"] + v["offset"]
+    if rows > limits.max_answer_rows:
+        raise ApiError(400, f"k + offset is {rows} answer rows: at most {limits.max_answer_rows}")
+    if titles * rows > limits.max_batch_rows:
+        raise ApiError(400, f"{titles} titles x (k + offset = {rows}) is {titles * rows} answer rows: "
+                            f"at most {limits.max_batch_rows} per request")
+
+
 def _check_range(p: Param, v: float) -> None:
     low, high = p.minimum, p.maximum
     if (low is None or v >= low) and (high is None or v <= high):

@@ -1,6 +1,12 @@
 """Catalog title search for search boxes: prefix, word-prefix and substring on normalized
 keys, case- and accent-insensitive both ways, then near matches that forgive typos.
 
+A show is found under its catalog key and, where it differs, under its display title in the
+same normalized form as a query (normalize_query): a key loses the episode part ("ugly
+americans"), so the title the service shows ("Ugly Americans S2 Ep. 3"), pasted back into
+the box, found nothing (issue 26); now it is that show's own entry, first among the prefix
+matches. Every entry names its show (`_show`); answers are shows, each once.
+
 Built once per loaded model (in the reload thread, before the swap), queried per request:
 
     text   "\\0key0\\0key1\\0...\\0"       every key once, one contiguous string
@@ -81,9 +87,11 @@ def _gram_hash(a, b, c):
 
 
 class TitleIndex:
-    def __init__(self, keys: Sequence[str]):
+    def __init__(self, keys: Sequence[str], shows: Sequence[int] | None = None):
+        """Index `keys`; entry i finds show `shows[i]` (default: i)."""
         keys = [unaccent(k).replace(SEP, " ") for k in keys]
         self.n = len(keys)
+        self._show = np.asarray(range(self.n) if shows is None else shows, dtype=np.int32)
         self._keys = keys
         self._text = SEP + SEP.join(keys) + SEP
         lengths = np.fromiter((len(k) + 1 for k in keys), dtype=np.int64, count=self.n)
@@ -95,7 +103,14 @@ class TitleIndex:
 
     @classmethod
     def from_catalog(cls, catalog: Catalog) -> "TitleIndex":
-        return cls(list(catalog.keys))
+        """Every key, and every display title whose search form is not its key's."""
+        keys, shows = list(catalog.keys), list(range(len(catalog.keys)))
+        for i, show in enumerate(catalog.shows):
+            shown = normalize_query(show.title)
+            if shown and shown != unaccent(keys[i]):
+                keys.append(shown)
+                shows.append(i)
+        return cls(keys, shows)
 
     def __len__(self) -> int:
         return self.n
@@ -166,7 +181,7 @@ class TitleIndex:
             sid = int(self._order[i])
             if not keys[sid].startswith(q):
                 break
-            out.setdefault(sid, "prefix")
+            out.setdefault(int(self._show[sid]), "prefix")
             i += 1
 
     def _word(self, q: str, limit: int, out: dict[int, str]) -> None:
@@ -176,7 +191,7 @@ class TitleIndex:
             p = int(words[i])
             if not text.startswith(q, p):
                 break
-            out.setdefault(self._id_at(p), "word")
+            out.setdefault(int(self._show[self._id_at(p)]), "word")
             i += 1
 
     def _inner(self, q: str, limit: int, out: dict[int, str]) -> None:
@@ -186,7 +201,7 @@ class TitleIndex:
             if p < 0:
                 return
             sid = self._id_at(p)
-            out.setdefault(sid, "substring")
+            out.setdefault(int(self._show[sid]), "substring")
             p = int(self._starts[sid + 1]) if sid + 1 < self.n else len(text)
 
     def _typo(self, q: str, limit: int, out: dict[int, str]) -> None:
@@ -200,11 +215,13 @@ class TitleIndex:
         dist = self._distances(q, cand, k)
         near = dist <= k
         cand, dist = cand[near], dist[near]
-        for j in np.lexsort((cand, np.abs(self._lens[cand] - len(q)), dist))[: limit - len(out)].tolist():
-            out[int(cand[j])] = "typo"
+        for j in np.lexsort((cand, np.abs(self._lens[cand] - len(q)), dist)).tolist():
+            if len(out) >= limit:
+                break
+            out.setdefault(int(self._show[cand[j]]), "typo")
 
     def _typo_candidates(self, q: str, k: int, found: np.ndarray) -> np.ndarray:
-        """Ids but `found` sharing enough trigrams with `q` to be within `k` edits of it or of
+        """Entries of shows not in `found` sharing enough trigrams with `q` to be within `k` edits of it or of
         a span of theirs (at most TYPO_VERIFY: the most shared trigrams, then the shortest)."""
         pad = [SPACE] + [ord(c) if _WORD.match(c) else SPACE for c in q] + [SPACE]
         hs = _distinct(np.array([_gram_hash(*g) for g in zip(pad, pad[1:], pad[2:])], dtype=np.uint32))
@@ -216,7 +233,7 @@ class TitleIndex:
         lists = [self._post[a:b] for a, b in zip(self._gptr[at].tolist(), self._gptr[at + 1].tolist())]
         ids, counts = self._shared(lists, need)
         if len(found):
-            new = ~np.isin(ids, found)
+            new = ~np.isin(self._show[ids], found)
             ids, counts = ids[new], counts[new]
         if len(ids) > TYPO_VERIFY:        # one total order: shared trigrams, shorter, smaller id
             lens = np.minimum(self._lens[ids], 0xFFFF).astype(np.int64)

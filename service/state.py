@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from flask import Flask, current_app, g
 
 from .config import ServiceConfig
-from .holder import ModelHolder, Serving
+from .holder import ModelHolder
+from .serving import Serving
 from .metrics import Metrics
 from .openapi import build_spec
 from .schema import ApiError, Param, batch_params, filter_params, related_params, search_params

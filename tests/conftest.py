@@ -89,6 +89,16 @@ def tiny_model_b(tmp_path_factory, tiny_dump) -> Path:
     return out
 
 
+@pytest.fixture
+def two_versions(tmp_path, tiny_model_dir, tiny_model_b) -> tuple[Path, str, str]:
+    """A models root (tests/service_util.py) with the tiny model (older) and model b (current)."""
+    from epgembed.artifact.registry import publish
+    from service_util import make_root
+    root = tmp_path / "root"
+    a = make_root(root, tiny_model_dir)
+    return root, a, publish(root, tiny_model_b, move=False)
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """The CI machine's cores are shared: one torch thread avoids oversubscription stalls

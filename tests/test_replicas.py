@@ -4,7 +4,8 @@ by deploy/render_nginx.py, in front of two `epgembed serve` instances (1 worker 
 models root, all on free loopback ports:
 
 - both replicas answer through nginx, and nginx's own refusals (413, 414, 431) match the
-  service's limits and JSON error shape;
+  service's limits and JSON error shape; every status nginx answers by itself (400, 405,
+  501, 505) is the service's JSON error with nosniff;
 - a new version is published: every replica switches within the poll window, and no answer
   mixes versions (the X-Model-Version header is the body's model.version);
 - one whole instance (gunicorn master and worker) is killed with SIGKILL under load: requests
@@ -21,7 +22,9 @@ Skipped only when nginx is not installed (`make test` installs Debian's nginx).
 from __future__ import annotations
 
 import http.client
+import json
 import math
+import socket
 import threading
 import time
 
@@ -191,6 +194,36 @@ def test_a_killed_instance_costs_no_request_and_rejoins_after_restart(cluster):
     # at most the requests in flight on the killed instance may fail; nginx retries those too
     assert len(load.failures) <= len(load.threads), load.failures
     assert sum(t > killed_at for _, t, _, _ in load.ok) >= 100
+
+
+NGINX_OWN = {b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n": 505,                  # not a version it speaks
+             b"TRACE /healthz HTTP/1.1\r\nHost: x\r\n\r\n": 405,
+             b"POST /v1/related HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n": 501,
+             b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n": 400}
+
+
+def raw_answer(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(data)
+        out = b""
+        while b"\r\n\r\n" not in out or len(out.split(b"\r\n\r\n", 1)[1]) < 20:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    head, body = out.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (x.split(":", 1) for x in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_nginx_own_errors_are_the_services_json_with_nosniff(cluster):
+    root, replicas, nginx = cluster
+    for data, status in NGINX_OWN.items():
+        got, headers, body = raw_answer(nginx.port, data)
+        assert got == status and headers["content-type"] == "application/json", (data, got, headers, body)
+        assert headers["x-content-type-options"] == "nosniff", (data, headers)
+        assert json.loads(body)["error"]["status"] == status, body
 
 
 # ---------------------------------------------------------------- slow clients

@@ -65,8 +65,8 @@ class Server:
                 self.proc.wait()
 
 
-def start(tmp_path: Path, models: Path, poll: str = "0.2", cli: bool = False) -> Server:
-    port = free_port()
+def start(tmp_path: Path, models: Path, poll: str = "0.2", cli: bool = False, port: int | None = None) -> Server:
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EPGEMBED_", "PROMETHEUS_"))}
     env.update(EPGEMBED_ACCESS_LOG=str(tmp_path / "access.log"), PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"))
     (tmp_path / "prom").mkdir()

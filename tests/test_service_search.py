@@ -158,3 +158,21 @@ def test_typo_matches_are_the_near_keys(keys, monkeypatch):
         if len(q) >= 9:
             others = {m.id for m in got if m.match != "typo"}
             assert set(typo) == {j for j, s in enumerate(small) if j not in others and near(s, q) <= k}, q
+
+
+def test_a_title_as_the_service_shows_it_finds_its_show_first():
+    """Issue 26: the key loses the episode part ("ugly americans"), the title shown keeps it;
+    pasted back (exactly, or with one typo) it finds that show first, each show once."""
+    from epgembed.ingest.catalog import Catalog, Show
+    from epgembed.text.normalize import title_key
+    titles = ["Ugly Americans S2 Ep. 3", "Ugly Americans Live", "Hell's Kitchen Series 11 Episode 13",
+              "Million Dollar Deal Part 1", "Is Earth Striking Back? (2017)", "Zürich Tonight", "Evening News"]
+    catalog = Catalog([Show(i, title_key(t), t, {}, 1, ["ch"]) for i, t in enumerate(titles)])
+    idx = TitleIndex.from_catalog(catalog)
+    for i, t in enumerate(titles):
+        got = idx.search(t, 10)
+        assert got[0].id == i, (t, got)
+        assert len({m.id for m in got}) == len(got)
+    assert idx.search("Hell's Kitchen Series 11 Episde 13", 5)[0].id == 2        # one typo
+    assert [m.id for m in idx.search("ugly americans", 10)][:2] == [0, 1]       # the key still finds both
+    assert len(idx) > len(titles)                                   # entries: keys, and the titles that differ

@@ -19,12 +19,11 @@ import shutil
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from epgembed.artifact.registry import point_current, publish, versions_dir
+from epgembed.artifact.registry import point_current, versions_dir
 from service.holder import ModelHolder
 from service.shared import Shared
 from service.state import state
@@ -36,14 +35,6 @@ from test_service_gunicorn import start
 pytestmark = pytest.mark.system
 
 INFO = re.compile(r'^epgembed_model_info\{pid="(\d+)",version="([^"]+)"\} 1\.0$', re.M)
-
-
-@pytest.fixture
-def two_versions(tmp_path, tiny_model_dir, tiny_model_b) -> tuple[Path, str, str]:
-    """A models root with the tiny model (older) and model b (current)."""
-    root = tmp_path / "root"
-    a = make_root(root, tiny_model_dir)
-    return root, a, publish(root, tiny_model_b, move=False)
 
 
 def gauge(text: str, problem: str) -> float:

@@ -20,7 +20,7 @@ import numpy as np
 
 from epgembed.config import InspectConfig
 from epgembed.model.vectors import EPS, title_vectors
-from epgembed.query.related import QueryError, RelatedModel
+from epgembed.query.related import QueryError, RelatedModel, check_title
 from epgembed.text.features import KINDS, kind_of
 from epgembed.text.tokenize import Tokenizer, token_text, words_of
 
@@ -219,8 +219,7 @@ def side_of(model: RelatedModel, title_or_id: str | int, broad: set[str]) -> Sid
         if not 0 <= show_id < len(model.catalog):
             raise QueryError(f"unknown id {show_id}")
     else:
-        if not str(title_or_id).strip():
-            raise QueryError("empty title")
+        check_title(str(title_or_id))       # the same refusal as related(): "!!!" is no title
         show_id = model.resolve(str(title_or_id))
     if show_id is None:
         text, cats = str(title_or_id), []
