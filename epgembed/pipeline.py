@@ -25,7 +25,8 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from epgembed.artifact.bundle import save_model
+from epgembed.artifact.bundle import check_replaceable, save_model
+from epgembed.artifact.registry import refuse_inside_versions
 from epgembed.ingest.catalog import Catalog, SerializedCatalog
 from epgembed.ingest.catalog_build import EMPTY_KEY, ProgrammeLike, build_catalog, iter_titles
 from epgembed.config import Config
@@ -158,8 +159,10 @@ def train_model(paths: Iterable[str | Path], out_dir: str | Path, cfg: Config | 
     if threads:
         torch.set_num_threads(threads)
     paths = [Path(p) for p in paths]
-    prep = prepare(paths, cfg, skip_bad_input=skip_bad_input, limits=limits, progress=progress)
     out_dir = Path(out_dir)
+    refuse_inside_versions(out_dir)     # before reading anything: refused in a second, not
+    check_replaceable(out_dir)          # after the training (checked again at the rename)
+    prep = prepare(paths, cfg, skip_bad_input=skip_bad_input, limits=limits, progress=progress)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     # training needs only the catalog's file: kept in an unlinked temporary file beside the
     # model (gone with the process, whatever ends it), not 1.5 GB of objects at 1M shows

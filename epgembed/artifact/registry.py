@@ -28,10 +28,32 @@ from epgembed.fsutil import fsync_dir
 
 VERSIONS = "versions"
 CURRENT = "current"
+LOCK = ".lock"
 
 
 def versions_dir(root: Path) -> Path:
     return Path(root) / VERSIONS
+
+
+def root_holding(path: Path) -> Path | None:
+    """The models root whose versions/ holds `path` at any depth (links resolved: `current`
+    too), or None. A root is known by its `current` link or its lock file."""
+    resolved = Path(path).resolve()
+    for folder in resolved.parents:
+        if folder.name == VERSIONS and ((folder.parent / CURRENT).is_symlink()
+                                        or (folder.parent / LOCK).exists()):
+            return folder.parent
+    return None
+
+
+def refuse_inside_versions(path: Path) -> None:
+    """ValueError when `path` lies in a models root's versions/: a published version is
+    never replaced in place (a model is trained elsewhere, then published)."""
+    root = root_holding(path)
+    if root is not None:
+        raise ValueError(f"{path}: inside the models root {root}'s {VERSIONS}/: a published version "
+                         f"is never replaced in place; train into another folder, then "
+                         f"`epgembed publish` it into {root}")
 
 
 def current_version(root: Path) -> str | None:
@@ -137,7 +159,6 @@ def list_versions(root: Path, *, verify: bool = False) -> list[dict]:
 
 
 # ---------------------------------------------------------------- maintenance
-LOCK = ".lock"
 
 
 class RootLocked(OSError):

@@ -169,7 +169,9 @@ def _add_train(sub) -> None:
     t.add_argument("dumps", nargs="+",
                    help="XMLTV files (.xml or .xml.gz), directories, pipes or FIFOs; - is stdin "
                         "(zcat today.xml.gz | epgembed train - --out m)")
-    t.add_argument("--out", required=True, help="model directory to write (replaced atomically)")
+    t.add_argument("--out", required=True,
+                   help="model directory to write: a new path, an empty folder or an earlier "
+                        "model (replaced atomically); anything else is refused")
     _training_options(t)
     t.add_argument("--skip-bad-input", action="store_true",
                    help="read what can be read from broken files and report what was skipped")
