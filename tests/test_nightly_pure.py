@@ -57,6 +57,25 @@ def test_input_and_quality_gates():
     assert "cannot be measured" in quality_reasons({"p_at_10": 0.5, "n_test": 3}, None, rand, ncfg)[0]
 
 
+def test_a_dump_for_a_stored_night_is_compared_with_that_night():
+    """Issue 26.2: besides the median, the input gate's ratio holds against the night the
+    history already has for tonight's date; any shrink of it is a consistency reason."""
+    stats = {"programmes": 1000, "shows": 300, "labelled_share": 0.9}
+    recent = [{"programmes": 1100, "shows": 320, "labelled_share": 0.9}] * 3
+    stored = {"night": "2022-07-23", "stats": {"programmes": 2500, "shows": 330, "labelled_share": 0.9}}
+    assert input_reasons(stats, recent, [], 0.5) == []
+    reasons = input_reasons(stats, recent, [], 0.5, stored)
+    assert reasons == ["far fewer programmes than the stored night 2022-07-23: 1,000 vs 2,500"]
+    ncfg = NightlyConfig()
+    shrink = consistency_reasons(date(2022, 7, 23), stats, [], [], ncfg, stored)
+    assert len(shrink) == 1 and "would shrink the stored night 2022-07-23" in shrink[0]
+    assert "2,500 to 1,000 programmes" in shrink[0] and "330 to 300 shows" in shrink[0]
+    assert "--force" in shrink[0]
+    same = {"night": "2022-07-23", "stats": dict(stats)}
+    assert consistency_reasons(date(2022, 7, 23), stats, [], [], ncfg, same) == []
+    assert consistency_reasons(date(2022, 7, 23), stats, [], [], ncfg, {"night": "2022-07-23"}) == []
+
+
 def test_holdout_is_stable_and_about_a_fifth():
     keys = [f"show {i}" for i in range(5000)]
     held = [k for k in keys if in_holdout(k, 0, 0.2)]

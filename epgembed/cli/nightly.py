@@ -172,7 +172,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--force", action="store_true",
                    help="publish a night that only the consistency gates refuse (a date far from "
                         "the recent nights', renamed or collapsed categories, a catalog drop "
-                        "over 30%%); the reasons stay in the report")
+                        "over 30%%, a dump smaller than the stored night of its date, which it "
+                        "replaces); the reasons stay in the report")
     n.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     ws = n.add_mutually_exclusive_group()
     ws.add_argument("--warm-start", dest="warm_start", action="store_true", default=None,

@@ -244,6 +244,13 @@ def read_meta(root: Path, night: date) -> dict:
     return json.loads((history_dir(root) / f"{night.isoformat()}.json").read_text(encoding="utf-8"))
 
 
+def stored_meta(root: Path, night: date) -> dict | None:
+    """The meta of `night` when the history holds it (committed), else None."""
+    if night not in committed_nights(root):
+        return None
+    return read_meta(root, night)
+
+
 def recent_metas(root: Path, tonight: date, n: int) -> list[dict]:
     """The meta files of the last `n` nights received, other than tonight's date."""
     return [read_meta(root, d) for d in retained(root, tonight, n + 1)]

@@ -90,13 +90,14 @@ def check_input(files: list[Path], root: Path, ncfg: NightlyConfig) -> InputChec
     stats = history.input_stats(tonight)
     recent = history.recent_metas(root, night, ncfg.recent_nights)
     recent_stats = [m.get("stats", {}) for m in recent]
+    stored = history.stored_meta(root, night)       # a night the history holds for this date
     checked = InputCheck(night, tonight, read_report, stats, inputs,
                          {"n": len(recent), "median": medians(recent_stats)}, ())
-    reasons = input_reasons(stats, recent_stats, file_errors, ncfg.min_input_ratio)
+    reasons = input_reasons(stats, recent_stats, file_errors, ncfg.min_input_ratio, stored)
     if reasons:
         raise Gated("input", reasons, checked.report())   # never forced: unreadable or empty input
-    forced = gate("input", consistency_reasons(night, stats, history.category_names(tonight), recent, ncfg),
-                  ncfg, checked.report())
+    forced = gate("input", consistency_reasons(night, stats, history.category_names(tonight), recent, ncfg,
+                                               stored), ncfg, checked.report())
     return replace(checked, forced=forced)
 
 

@@ -1,0 +1,68 @@
+"""The nightly history under attack (issue 26): a partial dump dated onto a stored night,
+a damaged meta file, foreign folders in versions/, a file name that is not UTF-8, a
+night staged by a run killed after its swap. Each test works on a copy of the five nights."""
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from epgembed.artifact import registry
+from epgembed.nightly import history
+from epgembed.nightly.run import EXIT_GATED, EXIT_PUBLISHED, run_nightly
+from nightly_util import CFG, NCFG, NIGHTS, assert_current_valid, nights_of, rewrite_dump
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_torch_thread")]
+
+
+def shifted_and_cut(text: str, days: int, keep: float) -> str:
+    """The dump's dates moved by `days`, and only the programmes of the first `keep` share
+    of its distinct titles (sorted) kept."""
+    def shift(m: re.Match) -> str:
+        d = date(int(m[2]), int(m[3]), int(m[4])) + timedelta(days=days)
+        return f'{m[1]}="{d:%Y%m%d}'
+    text = re.sub(r'(start|stop)="(\d{4})(\d{2})(\d{2})', shift, text)
+    titles = sorted(set(re.findall(r"<title[^>]*>([^<]*)</title>", text)))
+    dropped = set(titles[int(len(titles) * keep):])
+    head, *programmes = text.split("<programme ")
+    kept = [p for p in programmes if re.search(r"<title[^>]*>([^<]*)</title>", p)[1] not in dropped]
+    return "<programme ".join([head, *kept]).rsplit("</programme>", 1)[0] + "</programme>\n</tv>\n"
+
+
+def stored(root: Path, night: str) -> tuple[bytes, bytes]:
+    hdir = history.history_dir(root)
+    return (hdir / f"{night}.jsonl.gz").read_bytes(), (hdir / f"{night}.json").read_bytes()
+
+
+# ---------------------------------------------------------------- 2: a partial night
+def test_a_partial_dump_dated_onto_a_stored_night_is_gated(nightly_root, daily_dumps, tmp_path):
+    """Issue 26.2: the 07-25 dump cut to 62% of its titles, dated 07-23 (a night the history
+    holds): gated with the reason, the stored night kept byte for byte; --force replaces it."""
+    root, before = nightly_root, registry.current_version(nightly_root)
+    kept, night = nights_of(root), "2022-07-23"
+    assert night in kept
+    old = stored(root, night)
+    partial = rewrite_dump(daily_dumps[-1], tmp_path / "p.xml.gz", lambda t: shifted_and_cut(t, -2, 0.62))
+    result = run_nightly([partial], root, NCFG, CFG)
+    assert result.exit_code == EXIT_GATED, result.summary
+    assert result.report["night"] == night and result.report["gate"]["stage"] == "input"
+    assert any(f"would shrink the stored night {night}" in r for r in result.report["gate"]["reasons"]), \
+        result.report["gate"]
+    assert stored(root, night) == old and nights_of(root) == kept
+    assert_current_valid(root, before)
+    forced = run_nightly([partial], root, replace(NCFG, force=True), CFG)
+    assert forced.exit_code == EXIT_PUBLISHED, forced.summary
+    assert any("would shrink" in r for r in forced.report["forced"])
+    meta = history.read_meta(root, date.fromisoformat(night))
+    assert meta["stats"]["programmes"] == forced.report["input_stats"]["programmes"]
+    assert meta["version"] == forced.report["version"] == registry.current_version(root)
+
+
+def test_the_same_night_again_is_not_a_shrink(nightly_root, daily_dumps):
+    """The night's own dump once more (a retry with --force): no shrink, published."""
+    result = run_nightly([daily_dumps[-1]], nightly_root, replace(NCFG, force=True), CFG)
+    assert result.exit_code == EXIT_PUBLISHED and "forced" not in result.report, result.summary
+    assert nights_of(nightly_root) == NIGHTS[2:]
