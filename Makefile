@@ -106,9 +106,14 @@ $(NGINX):
 	@echo "make test: installing Debian's nginx for the replicas test (apt-get, once)"
 	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx'
 
-# every test (unit, integration, system: markers in pyproject.toml)
+# every test (unit, integration, system: markers in pyproject.toml) but the slow fault runs
 test: $(STAMP) $(BYTECODE) $(CHROMIUM) $(NGINX)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow"
+
+# the slow fault runs (marker `slow`: a kill -9 at every rename of a nightly run), a few minutes
+.PHONY: test-slow
+test-slow: $(STAMP) $(BYTECODE)
+	$(BIN)/python -m pytest -m slow
 
 # the unit tests only: pure functions, no training, no subprocess, no server
 test-unit: $(STAMP)

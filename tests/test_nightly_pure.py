@@ -2,6 +2,7 @@
 retention by count, the gates, the held-out split, neighbour stability."""
 from __future__ import annotations
 
+import os
 from datetime import date
 
 import numpy as np
@@ -123,6 +124,25 @@ def test_a_staged_night_counts_only_once_committed(tmp_path):
     assert list(history.history_dir(tmp_path).iterdir()) == []
     history.stage_night(tmp_path, date(2022, 7, 21), [_prog("Tatort", ("Krimi",))], {}).commit()
     assert history.committed_nights(tmp_path) == [date(2022, 7, 21)]
+
+
+@pytest.mark.parametrize("data_committed", [False, True])
+def test_a_night_staged_for_the_current_version_is_recovered(tmp_path, data_committed):
+    """Issue 26.3: a run killed after its swap left its night staged (or half committed:
+    data renamed, meta not): the next run commits it when its version is current, and
+    leaves any other staged night to clean_tmp."""
+    night, other = date(2022, 7, 22), date(2022, 7, 23)
+    staged = history.stage_night(tmp_path, night, [_prog("Tatort", ("Krimi",))], {"version": "v2"})
+    history.stage_night(tmp_path, other, [_prog("Tatort", ("Krimi",))], {"version": "v3"})
+    if data_committed:
+        os.replace(*staged.files[0])
+    assert history.recover_staged(tmp_path, None) == []
+    assert history.recover_staged(tmp_path, "v2") == ["2022-07-22"]
+    assert history.committed_nights(tmp_path) == [night]
+    assert history.read_meta(tmp_path, night)["version"] == "v2"
+    assert [p.title for p in history.read_night(tmp_path, night)] == ["Tatort"]
+    assert len(history.clean_tmp(tmp_path)) == 2                         # the other version's night
+    assert history.committed_nights(tmp_path) == [night] and history.recover_staged(tmp_path, "v2") == []
 
 
 def test_label_agreement_and_usable_categories():

@@ -10,7 +10,9 @@ descriptions and the guide fields of epgembed/text/features.py; no icons, no XML
 both files are written to hidden temporary names, fsynced and renamed, data first, so a
 crash leaves either the complete night or nothing (plus a hidden temp file that
 `clean_tmp` removes). The nightly job stages a night (`stage_night`) before it publishes and
-commits it after, so a published version always has its night in the history.
+commits it after, so a published version always has its night in the history: a run
+killed between its swap and its commit leaves the night staged for the version that is now
+current, and the next run commits it (`recover_staged`) before it cleans anything.
 
 Retention is by count of nights received (`retained`, `prune_nights`), never by the dates
 inside a dump: a mis-dated dump cannot age the real nights out.
@@ -25,13 +27,14 @@ import gzip
 import json
 import os
 import re
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from epgembed.fsutil import fsync_dir, temp_sibling, utc, write_synced
+from epgembed.fsutil import fsync_dir, utc, write_synced
 from epgembed.ingest.epg import Programme
 from epgembed.text.normalize import normalize_category, title_forms
 
@@ -181,9 +184,10 @@ def stage_night(root: Path, night: date, programmes: list[Programme], meta: dict
     hdir.mkdir(parents=True, exist_ok=True)
     lines = "".join(json.dumps(to_row(p), ensure_ascii=False) + "\n" for p in programmes)
     meta = {"night": night.isoformat(), "written": utc(), "received": _next_received(root), **meta}
+    token = uuid.uuid4().hex[:8]            # one suffix for both: recover_staged pairs them
     staged = StagedNight(hdir, night, tuple(
-        (temp_sibling(final), final) for final in (hdir / f"{night.isoformat()}.jsonl.gz",
-                                                   hdir / f"{night.isoformat()}.json")))
+        (hdir / f".{final}{_STAGED}{token}", hdir / final)
+        for final in (f"{night.isoformat()}.jsonl.gz", f"{night.isoformat()}.json")))
     try:
         write_synced(staged.files[0][0], gzip.compress(lines.encode("utf-8"), compresslevel=6, mtime=0))
         write_synced(staged.files[1][0], json.dumps(meta, indent=1).encode("utf-8"))
@@ -273,6 +277,41 @@ def prune_nights(root: Path, keep: int) -> list[str]:
         (hdir / f"{night.isoformat()}.jsonl.gz").unlink(missing_ok=True)
         gone.append(night.isoformat())
     return gone
+
+
+_STAGED = ".tmp-"
+_STAGED_META = re.compile(r"^\.(\d{4}-\d{2}-\d{2})\.json\.tmp-(\w+)$")
+
+
+def recover_staged(root: Path, current: str | None) -> list[str]:
+    """Commit the nights staged for the version that is `current`: a run killed after its
+    swap and before its commit published that version; its night belongs to it (a night
+    staged for any other version is left to `clean_tmp`). Call it under the lock, before
+    cleaning. Returns the nights committed."""
+    hdir = history_dir(root)
+    if current is None or not hdir.is_dir():
+        return []
+    done = []
+    for meta_tmp in sorted(hdir.iterdir()):
+        m = _STAGED_META.match(meta_tmp.name)
+        if not m:
+            continue
+        try:
+            meta = json.loads(meta_tmp.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue                # written after the data: half a meta, nothing was published
+        if not isinstance(meta, dict) or meta.get("version") != current:
+            continue
+        night, token = m[1], m[2]
+        data_tmp, data = hdir / f".{night}.jsonl.gz{_STAGED}{token}", hdir / f"{night}.jsonl.gz"
+        if data_tmp.exists():
+            os.replace(data_tmp, data)
+        elif not data.exists():
+            continue
+        os.replace(meta_tmp, hdir / f"{night}.json")
+        fsync_dir(hdir)
+        done.append(night)
+    return done
 
 
 def clean_tmp(root: Path) -> list[str]:

@@ -105,6 +105,9 @@ def run_nightly(dumps: list[str | Path], root: str | Path, ncfg: NightlyConfig,
     t0 = time.perf_counter()
     with registry.locked(root):
         report = new_report(dumps, root, {"nightly": asdict(ncfg), "model": cfg.to_dict()})
+        # a night staged for the version that is current was published with it (a run
+        # killed between its swap and its commit): committed, not cleaned as a leftover
+        report["recovered"] = history.recover_staged(root, registry.current_version(root))
         report["cleaned"] = registry.clean_stale(root) + history.clean_tmp(root)
         build = registry.versions_dir(root) / f".build-{uuid.uuid4().hex[:12]}"
         clock = _Clock()
