@@ -79,8 +79,6 @@ def prepare_programmes(programmes: Iterable[ProgrammeLike], cfg: Config,
         report.empty_keys += dropped[EMPTY_KEY]
         if len(catalog) == 0:
             raise ValueError(nothing_read(report, seen[0], dropped))
-        for show in catalog.shows:   # never build a catalog that Catalog.load would refuse
-            show.checked()
         st.note(ingest_line(report, seen[0], len(catalog)))
     timings["ingest_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -66,3 +66,19 @@ def test_the_same_night_again_is_not_a_shrink(nightly_root, daily_dumps):
     result = run_nightly([daily_dumps[-1]], nightly_root, replace(NCFG, force=True), CFG)
     assert result.exit_code == EXIT_PUBLISHED and "forced" not in result.report, result.summary
     assert nights_of(nightly_root) == NIGHTS[2:]
+
+
+# ---------------------------------------------------------------- 5: a programme over a limit
+def test_a_programme_over_a_limit_is_skipped_not_an_error(nightly_root, daily_dumps, tmp_path):
+    """Issue 26.5: one programme with 300 categories and one on a 1,001-character channel
+    made every nightly an error; now they are skipped with file and line, and it publishes."""
+    cats = "".join(f"<category>c{i}</category>" for i in range(300))
+    bad = (f'<programme start="20220726200000 +0000" channel="ard"><title>Cats 300</title>{cats}</programme>\n'
+           f'<programme start="20220726210000 +0000" channel="{"c" * 1001}"><title>Far Away</title>'
+           "<category>News</category></programme>\n")
+    dump = rewrite_dump(daily_dumps[-1], tmp_path / "d.xml.gz", lambda t: t.replace("</tv>", bad + "</tv>"))
+    result = run_nightly([dump], nightly_root, replace(NCFG, night="2022-07-26"), CFG)
+    assert result.exit_code == EXIT_PUBLISHED, result.summary
+    skipped = {why.split(" (")[0]: (name, line) for name, line, why in result.report["read"]["skipped"]}
+    assert skipped["too many categories"][0] == str(dump) and skipped["too many categories"][1] > 1
+    assert skipped["channel id too long"][1] == skipped["too many categories"][1] + 1

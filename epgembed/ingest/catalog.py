@@ -25,6 +25,7 @@ import numpy as np
 from epgembed.config import CatalogConfig
 from epgembed.fsutil import gc_paused
 from epgembed.ingest.dumpfiles import ReadLimits
+from epgembed.text.features import channel_feature
 from epgembed.text.normalize import MAX_TITLE_CHARS, title_forms
 
 
@@ -33,7 +34,8 @@ from epgembed.text.normalize import MAX_TITLE_CHARS, title_forms
 @dataclass(frozen=True)
 class FieldLimits:
     """The largest fields one show may have: a catalog breaking them is refused when it is
-    loaded (the model with it) and when it is built. Far above real catalogs (longest title
+    loaded (the model with it); a build never makes one (the reader skips a programme that
+    alone breaks them, catalog_build caps what a show gathers). Far above real catalogs (longest title
     121 characters, 7 categories, 40 channels, 136 aliases, a 5.5 kB line); a 50 MB line
     was served before, costing each worker 62 MB and every answer listing the show 52 MB."""
     title_chars: int = ReadLimits().max_title_chars   # the ingest limit (normalize cuts at 500)
@@ -47,6 +49,21 @@ class FieldLimits:
 
 
 FIELD_LIMITS = FieldLimits()
+SKIP_CATEGORIES = "too many categories"
+SKIP_CHANNEL = "channel id too long"
+
+
+def programme_problem(categories: int, channel: str, lim: FieldLimits = FIELD_LIMITS) -> str | None:
+    """Why one programme (`categories` of them, aired on `channel`) would break `lim` in any
+    show it joined: the reader skips it with its line (like a programme without a title).
+    What a show gathers over many programmes is capped instead (catalog_build)."""
+    if categories > lim.categories:
+        return f"{SKIP_CATEGORIES} ({categories:,}, limit {lim.categories:,})"
+    feature = len(channel_feature(channel))     # the channel is a feature name too
+    if feature > lim.name_chars:
+        return (f"{SKIP_CHANNEL} ({len(channel):,} characters, "
+                f"limit {lim.name_chars - (feature - len(channel)):,})")
+    return None
 
 
 @dataclass(slots=True)
