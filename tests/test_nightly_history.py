@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from epgembed.artifact import registry
+from epgembed.cli.main import main
 from epgembed.nightly import history
 from epgembed.nightly.run import EXIT_GATED, EXIT_PUBLISHED, run_nightly
 from nightly_util import CFG, NCFG, NIGHTS, assert_current_valid, nights_of, rewrite_dump
@@ -82,3 +83,35 @@ def test_a_programme_over_a_limit_is_skipped_not_an_error(nightly_root, daily_du
     skipped = {why.split(" (")[0]: (name, line) for name, line, why in result.report["read"]["skipped"]}
     assert skipped["too many categories"][0] == str(dump) and skipped["too many categories"][1] > 1
     assert skipped["channel id too long"][1] == skipped["too many categories"][1] + 1
+
+
+# ---------------------------------------------------------------- 6: a damaged history file
+def test_a_damaged_meta_file_is_named_and_its_night_kept(nightly_root, daily_dumps, capsys):
+    """Issue 26.6: a 0-byte history/2022-07-24.json stopped every nightly with a bare
+    JSONDecodeError, and `versions --verify` said rc 0. Now verify names it (rc 1) and the
+    nightly publishes, naming it, with that night's programmes still in training."""
+    root = nightly_root
+    (history.history_dir(root) / "2022-07-24.json").write_bytes(b"")
+    assert main(["versions", "--models-root", str(root), "--verify"]) == 1
+    out = capsys.readouterr().out
+    assert "history/2022-07-24.json" in out and "BROKEN" in out, out
+    result = run_nightly([daily_dumps[-1]], root, replace(NCFG, night="2022-07-26"), CFG)
+    assert result.exit_code == EXIT_PUBLISHED, result.summary
+    assert any("history/2022-07-24.json" in w for w in result.report["warnings"]), result.report["warnings"]
+    assert "2022-07-24" in result.report["history"]["nights_used"]      # its programmes kept
+    assert "2022-07-24" in nights_of(root)
+
+
+def test_a_damaged_night_file_is_named_and_left_out(nightly_root, daily_dumps, capsys):
+    root = nightly_root
+    data = history.history_dir(root) / "2022-07-24.jsonl.gz"
+    data.write_bytes(data.read_bytes()[:-100])                           # a truncated gzip stream
+    assert main(["versions", "--models-root", str(root), "--verify"]) == 1
+    assert "history/2022-07-24.jsonl.gz" in capsys.readouterr().out
+    assert main(["versions", "--models-root", str(root)]) == 0          # hashes and history unread
+    capsys.readouterr()
+    # without the night a third of the catalog goes: the catalog gate's to decide (forced here)
+    result = run_nightly([daily_dumps[-1]], root, replace(NCFG, night="2022-07-26", force=True), CFG)
+    assert result.exit_code == EXIT_PUBLISHED, result.summary
+    assert "2022-07-24" not in result.report["history"]["nights_used"]
+    assert any("history/2022-07-24.jsonl.gz" in w and "left out" in w for w in result.report["warnings"])

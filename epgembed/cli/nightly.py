@@ -74,6 +74,8 @@ def cmd_nightly(args: argparse.Namespace) -> int:
         print(f"epgembed nightly: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     print(result.summary)
+    for warning in result.report.get("warnings") or []:
+        print(f"epgembed nightly: warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.report, indent=1, ensure_ascii=False, default=str))
     if result.status == "error":
@@ -124,6 +126,9 @@ def version_rows(root: Path, verify: bool = False) -> list[dict]:
     if dangling:
         rows.append({"version": registry.current_version(root) or registry.CURRENT,
                      "current": True, "error": dangling})
+    if verify:   # the nightly history too: a damaged night file is a problem of the root
+        from epgembed.nightly.history import verify_nights
+        rows += [{"version": name, "current": False, "error": why} for name, why in verify_nights(root)]
     return rows
 
 
@@ -193,12 +198,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=cmd_rollback)
 
     v = sub.add_parser("versions", help="list versions with dates, counts, quality, current",
-                       epilog="exit codes: 0 all listed versions look sound, 1 a version is broken "
-                              "or current points at no version, 2 no such models root. "
+                       epilog="exit codes: 0 all listed versions look sound, 1 a version is broken, "
+                              "current points at no version, or (--verify) a history file is "
+                              "damaged, 2 no such models root. "
                               "example: epgembed versions --models-root /srv/epgembed --verify")
     v.add_argument("--models-root", required=True)
     v.add_argument("--json", action="store_true")
     v.add_argument("--verify", action="store_true",
-                   help="also check every file's size and sha256 against its manifest "
-                        "(reads every file of every version)")
+                   help="also check every file's size and sha256 against its manifest, and "
+                        "read every history night to its end (reads every file of the root)")
     v.set_defaults(func=cmd_versions)

@@ -28,6 +28,7 @@ import json
 import os
 import re
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -202,29 +203,42 @@ def write_night(root: Path, night: date, programmes: list[Programme], meta: dict
     return stage_night(root, night, programmes, meta).commit()
 
 
+class HistoryError(ValueError):
+    """A history file that cannot be read; the message names it."""
+
+
 def committed_nights(root: Path) -> list[date]:
     """Nights whose data and meta are both present, in the order they were received
-    (oldest first; nights stored before `received` was recorded come first, by date)."""
+    (oldest first; nights stored before `received` was recorded come first, by date; a
+    night whose meta is unreadable comes right after the nights received before its date)."""
     hdir = history_dir(root)
     if not hdir.is_dir():
         return []
-    out = []
+    received = {}
     for meta in hdir.glob("*.json"):
         if _NIGHT.match(meta.stem) and (hdir / f"{meta.stem}.jsonl.gz").is_file():
             night = date.fromisoformat(meta.stem)
-            out.append((_received(root, night), night))
-    return [night for _, night in sorted(out)]
+            received[night] = _received(root, night)
+    known = {n: r for n, r in received.items() if r is not None}
+    order = {n: known.get(n, max((r for d, r in known.items() if d < n), default=0) + 0.5)
+             for n in received}
+    return sorted(received, key=lambda n: (order[n], n))
 
 
-def _received(root: Path, night: date) -> int:
+def _received(root: Path, night: date) -> int | None:
+    """The night's place in the order received (0: not recorded), None: unreadable meta."""
     try:
-        return int(read_meta(root, night).get("received", 0))
-    except (OSError, ValueError, TypeError, AttributeError):
+        meta = read_meta(root, night)
+    except HistoryError:
+        return None
+    try:
+        return int(meta.get("received", 0))
+    except (ValueError, TypeError):
         return 0
 
 
 def _next_received(root: Path) -> int:
-    return 1 + max((_received(root, n) for n in committed_nights(root)), default=0)
+    return 1 + max((r for n in committed_nights(root) if (r := _received(root, n)) is not None), default=0)
 
 
 def retained(root: Path, tonight: date, nights: int) -> list[date]:
@@ -236,33 +250,81 @@ def retained(root: Path, tonight: date, nights: int) -> list[date]:
 
 
 def read_night(root: Path, night: date) -> Iterator[Programme]:
+    """The night's programmes; HistoryError naming the file (and line) when it is damaged."""
     path = history_dir(root) / f"{night.isoformat()}.jsonl.gz"
-    source = f"{HISTORY}/{path.name}"
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if line.strip():
-                yield from_row(json.loads(line), source, i)
+    source, i = f"{HISTORY}/{path.name}", 0
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            for i, line in enumerate(f, 1):
+                if line.strip():
+                    yield from_row(json.loads(line), source, i)
+    except (OSError, EOFError, zlib.error, ValueError, TypeError, KeyError) as e:
+        where = f"{source}:{i}" if i else source
+        raise HistoryError(f"{where}: unreadable night ({type(e).__name__}: {e})") from None
 
 
 def read_meta(root: Path, night: date) -> dict:
-    return json.loads((history_dir(root) / f"{night.isoformat()}.json").read_text(encoding="utf-8"))
+    """The night's meta; HistoryError naming the file when it is missing or damaged."""
+    path = history_dir(root) / f"{night.isoformat()}.json"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise HistoryError(f"{HISTORY}/{path.name}: unreadable night meta ({type(e).__name__}: {e})") from None
+    if not isinstance(meta, dict):
+        raise HistoryError(f"{HISTORY}/{path.name}: not a night meta (a JSON {type(meta).__name__})")
+    return meta
 
 
 def stored_meta(root: Path, night: date) -> dict | None:
-    """The meta of `night` when the history holds it (committed), else None."""
+    """The meta of `night` when the history holds it (committed, readable), else None."""
     if night not in committed_nights(root):
         return None
-    return read_meta(root, night)
+    try:
+        return read_meta(root, night)
+    except HistoryError:
+        return None
 
 
 def recent_metas(root: Path, tonight: date, n: int) -> list[dict]:
-    """The meta files of the last `n` nights received, other than tonight's date."""
-    return [read_meta(root, d) for d in retained(root, tonight, n + 1)]
+    """The meta files of the last `n` nights received, other than tonight's date (an
+    unreadable one left out: `damaged_metas` names it)."""
+    out = []
+    for night in retained(root, tonight, n + 1):
+        try:
+            out.append(read_meta(root, night))
+        except HistoryError:
+            pass
+    return out
 
 
 def recent_stats(root: Path, tonight: date, n: int) -> list[dict]:
     """Input statistics of the last `n` nights received, other than tonight's date."""
     return [m.get("stats", {}) for m in recent_metas(root, tonight, n)]
+
+
+def damaged_metas(root: Path) -> list[str]:
+    """What is wrong with the meta files of the committed nights, each naming its file."""
+    out = []
+    for night in committed_nights(root):
+        try:
+            read_meta(root, night)
+        except HistoryError as e:
+            out.append(f"{e}: the night's statistics are left out of the gates, its programmes kept")
+    return out
+
+
+def verify_nights(root: Path) -> list[tuple[str, str]]:
+    """(file, problem) for every committed night file that cannot be read to its end:
+    metas, and the programmes, every line (what `epgembed versions --verify` adds)."""
+    problems = []
+    for night in committed_nights(root):
+        for name, read in ((f"{night.isoformat()}.json", lambda: read_meta(root, night)),
+                           (f"{night.isoformat()}.jsonl.gz", lambda: sum(1 for _ in read_night(root, night)))):
+            try:
+                read()
+            except HistoryError as e:
+                problems.append((f"{HISTORY}/{name}", str(e)))
+    return problems
 
 
 def prune_nights(root: Path, keep: int) -> list[str]:

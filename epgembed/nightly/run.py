@@ -142,6 +142,7 @@ def _run(dumps: list[str | Path], root: Path, ncfg: NightlyConfig, cfg: Config, 
          build: Path, clock: _Clock) -> str:
     """The stages in order; each returns its result, and only this function adds their
     parts to the report (a stage that refuses carries its part in Gated)."""
+    report["warnings"] = history.damaged_metas(root)
     files = expand_paths(dumps)
     report["input_digest"] = input_digest(files, ncfg, cfg)
     if not ncfg.force and report["input_digest"] is not None \
@@ -151,6 +152,7 @@ def _run(dumps: list[str | Path], root: Path, ncfg: NightlyConfig, cfg: Config, 
     report.update(checked.report())
     ingested = ingest(checked, root, ncfg, cfg)
     report.update(ingested.report())
+    report["warnings"] += ingested.history.get("unreadable", [])
     forced = [*checked.forced, *ingested.forced]
     if forced:
         report["forced"] = forced
@@ -165,7 +167,9 @@ def _run(dumps: list[str | Path], root: Path, ncfg: NightlyConfig, cfg: Config, 
     clock.lap("evaluate_s")
     version = publish_with_history(root, build, checked, report["previous"])
     report["gate"] = {"decision": "publish", "stage": None, "reasons": []}
-    report.update(housekeeping(root, ncfg))
+    pruned, warnings = housekeeping(root, ncfg)
+    report["pruned"] = pruned
+    report["warnings"] += warnings
     clock.lap("publish_s")
     return version
 
@@ -219,9 +223,10 @@ def publish_with_history(root: Path, build: Path, checked: InputCheck, previous:
     return version
 
 
-def housekeeping(root: Path, ncfg: NightlyConfig) -> dict:
-    """After the swap: prune versions and the nights past the retained count. Both only
-    delete what is no longer needed, so a failure here is a warning, not an error."""
+def housekeeping(root: Path, ncfg: NightlyConfig) -> tuple[dict, list[str]]:
+    """After the swap: prune versions and the nights past the retained count; (what was
+    pruned, warnings). Both only delete what is no longer needed, so a failure here is a
+    warning, not an error."""
     pruned, warnings = {}, []
     steps = [("versions", lambda: registry.prune(root, ncfg.keep)),
              ("history_nights", lambda: history.prune_nights(root, ncfg.history_nights))]
@@ -230,4 +235,4 @@ def housekeeping(root: Path, ncfg: NightlyConfig) -> dict:
             pruned[name] = step()
         except OSError as e:
             warnings.append(f"{name}: {e}")
-    return {"pruned": pruned, "warnings": warnings}
+    return pruned, warnings
