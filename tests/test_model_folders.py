@@ -67,3 +67,71 @@ def test_train_out_inside_a_models_root_is_refused(tmp_path, tiny_dump, tiny_mod
     assert {p.name: p.stat().st_mtime_ns for p in served.iterdir()} == before
     assert [v["version"] for v in registry.list_versions(root)] == [version]
     assert json.loads((served / "manifest.json").read_text())["version"] == version
+
+
+# ---------------------------------------------------------------- 10, 11: publish
+def with_version(model: Path, dest: Path, version) -> Path:
+    shutil.copytree(model, dest)
+    manifest = json.loads((dest / "manifest.json").read_text())
+    manifest["version"] = version
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    return dest
+
+
+@pytest.mark.parametrize("version", ["../../escaped", "ABSOLUTE", "a/b", ".", "..", ".hidden",
+                                     "-dash", "x\x00y", "v\nw", "v" * 200, "", 123])
+def test_publish_refuses_a_version_name_that_is_no_safe_path_component(tmp_path, tiny_model_dir,
+                                                                       capsys, version):
+    """Issue 26.10: `../../escaped` wrote the model outside the root and pointed current there;
+    an absolute version wrote to that path."""
+    if version == "ABSOLUTE":
+        version = str(tmp_path / "abs-version")
+    model = with_version(tiny_model_dir, tmp_path / "m", version)
+    root = tmp_path / "deep" / "root"
+    assert main(["publish", str(model), "--root", str(root)]) == 2
+    assert "version name" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="version name"):
+        registry.publish(root, model, move=False)
+    assert registry.current_version(root) is None and not (root / "current").is_symlink()
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]                # nothing written anywhere
+
+
+def test_republishing_a_version_loads_it_before_pointing_at_it(tmp_path, tiny_model_dir, tiny_model_b,
+                                                               capsys):
+    """Issue 26.11: republishing a version name pointed current at the existing folder as it
+    was; with vectors.npy missing it said "already published", exit 0."""
+    root = tmp_path / "root"
+    a = registry.publish(root, tiny_model_dir, move=False)
+    b = registry.publish(root, tiny_model_b, move=False)
+    (registry.versions_dir(root) / a / "vectors.npy").unlink()
+    assert main(["publish", str(tiny_model_dir), "--root", str(root)]) == 2
+    assert "vectors.npy" in capsys.readouterr().err
+    assert registry.current_version(root) == b
+    shutil.copy(tiny_model_dir / "vectors.npy", registry.versions_dir(root) / a / "vectors.npy")
+    assert main(["publish", str(tiny_model_dir), "--root", str(root)]) == 0
+    assert "already published" in capsys.readouterr().out and registry.current_version(root) == a
+
+
+# ---------------------------------------------------------------- 12: foreign folders in versions/
+def test_foreign_folders_in_versions_are_named_and_left_alone(tmp_path, tiny_model_dir, tiny_model_b,
+                                                              capsys):
+    """Issue 26.12: a folder whose manifest has no `created` made `versions` trace back and
+    `rollback` fail; a folder without a manifest sorted first would have been pruned."""
+    root = tmp_path / "root"
+    a = registry.publish(root, tiny_model_dir, move=False)
+    b = registry.publish(root, tiny_model_b, move=False)
+    vdir = registry.versions_dir(root)
+    (vdir / "000-notes").mkdir()
+    (vdir / "000-notes" / "todo.txt").write_text("mine")
+    (vdir / "zz-foreign").mkdir()
+    (vdir / "zz-foreign" / "manifest.json").write_text(json.dumps(
+        {"format": "epgembed-model", "format_version": 1, "version": "zz-foreign"}))
+    (vdir / "zz-foreign" / "report.json").write_text("{not json")
+    assert main(["versions", "--models-root", str(root)]) == 1
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "zz-foreign" in out and "created" in out and "000-notes" in out, out
+    assert main(["rollback", "--models-root", str(root)]) == 0
+    assert registry.current_version(root) == a and f"{b} -> {a}" in capsys.readouterr().out
+    assert registry.prune(root, 1) == [b]
+    assert sorted(p.name for p in vdir.iterdir()) == ["000-notes", a, "zz-foreign"]
+    assert (vdir / "000-notes" / "todo.txt").read_text() == "mine"

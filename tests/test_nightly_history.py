@@ -115,3 +115,21 @@ def test_a_damaged_night_file_is_named_and_left_out(nightly_root, daily_dumps, c
     assert result.exit_code == EXIT_PUBLISHED, result.summary
     assert "2022-07-24" not in result.report["history"]["nights_used"]
     assert any("history/2022-07-24.jsonl.gz" in w and "left out" in w for w in result.report["warnings"])
+
+
+# ---------------------------------------------------------------- 12: foreign folders
+def test_foreign_folders_in_versions_do_not_stop_the_nightly(nightly_root, daily_dumps):
+    """Issue 26.12: the nightly published, then failed with KeyError: 'created' (exit 2)
+    and skipped pruning. Now it prunes the real versions and names the foreign ones."""
+    root, vdir = nightly_root, registry.versions_dir(nightly_root)
+    (vdir / "zz-foreign").mkdir()
+    (vdir / "zz-foreign" / "manifest.json").write_text(
+        '{"format": "epgembed-model", "format_version": 1, "version": "zz-foreign"}')
+    (vdir / "000-notes").mkdir()
+    versions = [v["version"] for v in registry.list_versions(root) if "error" not in v]
+    result = run_nightly([daily_dumps[-1]], root, replace(NCFG, night="2022-07-26"), CFG)
+    assert result.exit_code == EXIT_PUBLISHED, result.summary
+    assert result.report["pruned"]["versions"] == versions[:1]
+    warned = " ".join(result.report["warnings"])
+    assert "versions/zz-foreign" in warned and "versions/000-notes" in warned, warned
+    assert (vdir / "zz-foreign").is_dir() and (vdir / "000-notes").is_dir()

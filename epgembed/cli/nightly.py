@@ -108,14 +108,22 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_of(version_dir: Path) -> dict:
+    """A version's nightly report.json ({} when it has none, or none that reads)."""
+    try:
+        rep = json.loads((version_dir / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return rep if isinstance(rep, dict) else {}
+
+
 def version_rows(root: Path, verify: bool = False) -> list[dict]:
     """list_versions (hashes checked when `verify`) plus the figures of each version's
     nightly report, and a broken row for a `current` that points at no version."""
     from epgembed.artifact import registry
     rows = []
     for v in registry.list_versions(root, verify=verify):
-        path = registry.versions_dir(root) / v["version"] / "report.json"
-        rep = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        rep = _report_of(registry.versions_dir(root) / v["version"])
         q = rep.get("quality") or {}
         rows.append({**v, "night": rep.get("night"),
                      "p_at_10": (q.get("new") or {}).get("p_at_10"),

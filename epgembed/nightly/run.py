@@ -235,4 +235,6 @@ def housekeeping(root: Path, ncfg: NightlyConfig) -> tuple[dict, list[str]]:
             pruned[name] = step()
         except OSError as e:
             warnings.append(f"{name}: {e}")
+    warnings += [f"{registry.VERSIONS}/{v['version']}: {v['error']}; left alone (never pruned)"
+                 for v in registry.list_versions(root) if "error" in v]
     return pruned, warnings
