@@ -30,7 +30,7 @@ from epgembed.artifact.registry import refuse_inside_versions
 from epgembed.ingest.catalog import Catalog, SerializedCatalog
 from epgembed.ingest.catalog_build import EMPTY_KEY, ProgrammeLike, build_catalog, iter_titles
 from epgembed.config import Config
-from epgembed.ingest.dumpfiles import ReadLimits
+from epgembed.ingest.dumpfiles import ReadLimits, escape_name
 from epgembed.ingest.epg import ReadReport, read_programmes
 from epgembed.index.build import write_indexes
 from epgembed.model.vectors import catalog_vectors
@@ -173,7 +173,8 @@ def train_model(paths: Iterable[str | Path], out_dir: str | Path, cfg: Config | 
         with progress.stage(SAVE_STAGE) as st:
             vectors, center = catalog_vectors(result.embeddings, prep.token_ids, prep.token_weights,
                                               centred=cfg.index.center)
-            summary, training = summaries(prep, result, {"inputs": [str(p) for p in paths]}, timings)
+            summary, training = summaries(prep, result, {"inputs": [escape_name(str(p)) for p in paths]},
+                                          timings)
             tokenizer, catalog = prep.tokenizer, prep.catalog
             del prep    # its token arrays go before the index is built (gigabytes at 1M shows)
             st.status(f"{len(vectors):,} vectors")

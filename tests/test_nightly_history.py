@@ -3,7 +3,10 @@ a damaged meta file, foreign folders in versions/, a file name that is not UTF-8
 night staged by a run killed after its swap. Each test works on a copy of the five nights."""
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -133,3 +136,17 @@ def test_foreign_folders_in_versions_do_not_stop_the_nightly(nightly_root, daily
     warned = " ".join(result.report["warnings"])
     assert "versions/zz-foreign" in warned and "versions/000-notes" in warned, warned
     assert (vdir / "zz-foreign").is_dir() and (vdir / "000-notes").is_dir()
+
+
+# ---------------------------------------------------------------- 13: a file name not UTF-8
+def test_a_dump_whose_name_is_not_utf8_is_read(nightly_root, daily_dumps, tmp_path):
+    """Issue 26.13: the nightly stopped with a bare codec error (its report, the manifest
+    and the history meta hold the name); now the name is escaped and the dump read."""
+    path = tmp_path / os.fsdecode(b"night\xff.xml.gz")
+    shutil.copy(daily_dumps[-1], path)
+    result = run_nightly([path], nightly_root, replace(NCFG, night="2022-07-26"), CFG)
+    assert result.exit_code == EXIT_PUBLISHED, result.summary
+    shown = str(tmp_path / "night\\xff.xml.gz")
+    assert result.report["inputs"][0]["path"] == shown and result.report["dumps"] == [shown]
+    assert history.read_meta(nightly_root, date(2022, 7, 26))["inputs"][0]["path"] == shown
+    assert json.loads(result.report_path.read_text(encoding="utf-8"))["inputs"][0]["path"] == shown

@@ -146,7 +146,7 @@ def read_programmes(paths: PathArg | Iterable[PathArg], *, skip_bad_input: bool 
     files = paths if isinstance(paths, ScannedPaths) else expand_paths(paths)
     rep.skipped.extend((name, None, why) for name, why in files.left_out)
     for path in files:
-        rep.files.append(display_name(path))
+        rep.files.append(escape_name(display_name(path)))
         try:
             for programme in _read_file(path, rep, lim):
                 rep.programmes += 1

@@ -43,6 +43,7 @@ from epgembed.artifact import registry
 from epgembed.artifact.bundle import ModelError, read_manifest, sha256_file
 from epgembed.config import Config
 from epgembed.fsutil import utc
+from epgembed.ingest.dumpfiles import escape_name
 from epgembed.ingest.epg import expand_paths
 from epgembed.nightly import history
 from epgembed.nightly.gates import NightlyConfig
@@ -121,7 +122,7 @@ def run_nightly(dumps: list[str | Path], root: str | Path, ncfg: NightlyConfig,
             report["gate"] = {"decision": "refuse", "stage": g.stage, "reasons": g.reasons}
             status, code = "gated", EXIT_GATED
         except Exception as e:  # noqa: BLE001 - any failure: report it, publish nothing
-            report["error"] = f"{type(e).__name__}: {e}"
+            report["error"] = escape_name(f"{type(e).__name__}: {e}")   # a file name need not be UTF-8
             status, code = "error", EXIT_ERROR
         finally:
             shutil.rmtree(build, ignore_errors=True)
@@ -157,7 +158,7 @@ def _run(dumps: list[str | Path], root: Path, ncfg: NightlyConfig, cfg: Config, 
     if forced:
         report["forced"] = forced
     clock.lap("ingest_s")
-    data = {"night": checked.night.isoformat(), "inputs": [str(f) for f in files],
+    data = {"night": checked.night.isoformat(), "inputs": [escape_name(str(f)) for f in files],
             "history_nights": ingested.history["nights_used"], "programmes": len(ingested.merged),
             "programmes_tonight": len(checked.tonight)}
     if ingested.warm.train_overrides:
