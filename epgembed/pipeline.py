@@ -136,6 +136,32 @@ def nothing_read(report: ReadReport, programmes: int, dropped: Counter, examples
     return "no programmes with a title in the input (" + "; ".join(parts) + ")"
 
 
+def nothing_learned(prep: Prepared, cfg: Config) -> str:
+    """Why a training run had no example (0 epochs: its vectors would be the random start)."""
+    c = prep.catalog.summary()
+    return (f"nothing learned: {c['shows']:,} show{'' if c['shows'] == 1 else 's'}, "
+            f"{c['labelled_shows']:,} with categories, and no category on at least "
+            f"{cfg.catalog.min_category_shows} shows and at most {cfg.catalog.max_category_share:.0%} of "
+            "them to learn from (no model written)")
+
+
+def feature_kinds(manifest: dict) -> dict | None:
+    """The shows per guide feature kind a model was built with; None: unknown (a manifest
+    written before they were recorded)."""
+    return (manifest.get("counts") or {}).get("feature_kinds")
+
+
+def vanished_kinds(last: dict | None, new: dict) -> str | None:
+    """A warning when feature kinds of the last version's manifest are missing from `new`'s
+    (None: none gone, or either is unknown)."""
+    before, now = feature_kinds(last or {}), feature_kinds(new)
+    gone = sorted(set(before or ()) - set(now or ())) if before is not None and now is not None else []
+    if not gone:
+        return None
+    return (f"feature kinds gone since the last version: {', '.join(gone)} (the input no longer "
+            "carries them; e.g. without start or stop times slot, day and duration drop out)")
+
+
 def fit(prep: Prepared, cfg: Config, init: np.ndarray | None = None,
         progress: Progress | None = None) -> TrainResult:
     return train(prep.token_ids, prep.show_categories, len(prep.categories), cfg.train,
@@ -168,6 +194,8 @@ def train_model(paths: Iterable[str | Path], out_dir: str | Path, cfg: Config | 
         prep = replace(prep, catalog=prep.catalog.serialized(spool))
         t0 = time.perf_counter()
         result = fit(prep, cfg, progress=progress)
+        if not result.history:
+            raise ValueError(nothing_learned(prep, cfg))
         timings = {**prep.timings, "train_s": time.perf_counter() - t0}
         t0 = time.perf_counter()
         with progress.stage(SAVE_STAGE) as st:

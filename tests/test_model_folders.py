@@ -3,11 +3,13 @@ they own, version names that stay inside the root, versions that load."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+from conftest import GENRES, programme_xml, tiny_programmes, write_xmltv
 from epgembed.artifact import registry
 from epgembed.artifact.bundle import read_manifest
 from epgembed.cli.main import main
@@ -135,3 +137,39 @@ def test_foreign_folders_in_versions_are_named_and_left_alone(tmp_path, tiny_mod
     assert registry.prune(root, 1) == [b]
     assert sorted(p.name for p in vdir.iterdir()) == ["000-notes", a, "zz-foreign"]
     assert (vdir / "000-notes" / "todo.txt").read_text() == "mine"
+
+
+# ---------------------------------------------------------------- 14: degenerate models
+@pytest.mark.parametrize("programmes", [
+    [programme_xml(t, []) for g in GENRES.values() for t in g],                 # no categories
+    [programme_xml("Football Tonight", ["Sport"])],                             # one programme
+], ids=["no categories", "one programme"])
+def test_a_model_that_learned_nothing_is_refused(tmp_path, capsys, programmes):
+    """Issue 26.14: a dump with no usable category trained 0 epochs and wrote a model of
+    random vectors (exit 0); a 1-programme dump gave a 1-show model."""
+    dump = write_xmltv(tmp_path / "d.xml", programmes)
+    code, err = train(dump, tmp_path / "m", capsys)
+    assert code == 2 and "nothing learned" in err and "categor" in err, err
+    assert not (tmp_path / "m").exists() and [p.name for p in tmp_path.iterdir()] == ["d.xml"]
+
+
+def test_feature_kinds_are_recorded_and_a_vanished_one_is_warned_about(tmp_path, capsys):
+    """Issue 26.14: with no start or stop time, the slot, day and duration features dropped
+    out silently. The manifest lists the kinds with data; train warns when one vanished
+    against the model it replaces."""
+    dump = write_xmltv(tmp_path / "d.xml", tiny_programmes())
+    out = tmp_path / "m"
+    code, err = train(dump, out, capsys)
+    assert code == 0 and "warning" not in err, err
+    kinds = read_manifest(out)["counts"]["feature_kinds"]
+    assert {"channel", "slot", "day", "episodic"} <= set(kinds) and kinds["channel"] == 49   # stop = start
+    timeless = write_xmltv(tmp_path / "t.xml", [re.sub(r' (start|stop)="[^"]*"', "", p) for p in tiny_programmes()])
+    code, err = train(timeless, out, capsys)
+    assert code == 0, err
+    assert "warning: feature kinds gone since the last version: day, slot (" in err, err
+    assert set(read_manifest(out)["counts"]["feature_kinds"]) == {"channel", "episodic"}
+    legacy = read_manifest(out)                                        # a manifest without the field
+    del legacy["counts"]["feature_kinds"]
+    (out / "manifest.json").write_text(json.dumps(legacy))
+    code, err = train(dump, out, capsys)
+    assert code == 0 and "warning" not in err, err

@@ -150,3 +150,16 @@ def test_a_dump_whose_name_is_not_utf8_is_read(nightly_root, daily_dumps, tmp_pa
     assert result.report["inputs"][0]["path"] == shown and result.report["dumps"] == [shown]
     assert history.read_meta(nightly_root, date(2022, 7, 26))["inputs"][0]["path"] == shown
     assert json.loads(result.report_path.read_text(encoding="utf-8"))["inputs"][0]["path"] == shown
+
+
+# ---------------------------------------------------------------- 14: a feature kind vanished
+def test_a_feature_kind_that_vanished_is_warned_about(nightly_root, daily_dumps, tmp_path):
+    """Issue 26.14: tonight's feed lost its <rating> elements; with only tonight in the
+    window the catalog has no rating feature left: the report warns, whatever the gates say."""
+    dump = rewrite_dump(daily_dumps[-1], tmp_path / "r.xml.gz",
+                        lambda t: re.sub(r"<rating\b.*?</rating>", "", t, flags=re.DOTALL))
+    result = run_nightly([dump], nightly_root, replace(NCFG, night="2022-07-26", history_nights=1, force=True),
+                         CFG)
+    assert result.status in ("published", "gated") and "training" in result.report, result.summary
+    assert any("feature kinds gone since the last version: rating" in w for w in result.report["warnings"]), \
+        result.report["warnings"]

@@ -25,7 +25,7 @@ import numpy as np
 from epgembed.config import CatalogConfig
 from epgembed.fsutil import gc_paused
 from epgembed.ingest.dumpfiles import ReadLimits
-from epgembed.text.features import channel_feature
+from epgembed.text.features import channel_feature, kind_of
 from epgembed.text.normalize import MAX_TITLE_CHARS, title_forms
 
 
@@ -195,10 +195,18 @@ class Catalog:
         return usable, [sorted(c) for c in own]
 
     def summary(self) -> dict:
-        labelled = sum(1 for s in self.shows if s.categories)
+        """Counts for the manifest and reports; `feature_kinds`: the shows carrying each kind
+        of guide feature (a kind the input lacks is absent: e.g. slot, day and duration
+        when no start time parses)."""
+        labelled = airings = 0
+        kinds: Counter[str] = Counter()
+        for s in self.shows:                       # one pass: a lazy catalog parses each line once
+            labelled += bool(s.categories)
+            airings += s.airings
+            kinds.update({kind_of(f) for f in s.features})
         return {"shows": len(self.shows), "labelled_shows": labelled,
-                "categories": len(self.category_counts),
-                "airings": sum(s.airings for s in self.shows)}
+                "categories": len(self.category_counts), "airings": airings,
+                "feature_kinds": dict(sorted(kinds.items()))}
 
     def save(self, path: Path) -> None:
         with open(path, "wb") as f:

@@ -49,7 +49,7 @@ from epgembed.nightly import history
 from epgembed.nightly.gates import NightlyConfig
 from epgembed.nightly.report import new_report, summary_line, write_reports
 from epgembed.nightly.stages import Gated, InputCheck, check_input, check_quality, ingest
-from epgembed.pipeline import Prepared, fit, write_model
+from epgembed.pipeline import Prepared, fit, nothing_learned, vanished_kinds, write_model
 
 EXIT_PUBLISHED, EXIT_ERROR, EXIT_GATED = 0, 2, 3
 
@@ -87,15 +87,18 @@ class _Clock:
 # ---------------------------------------------------------------- training
 def train_and_write(prep: Prepared, init: np.ndarray | None, cfg: Config, out: Path,
                     data: dict, clock: _Clock) -> dict:
-    """Train, then write the complete model folder `out` (pipeline.write_model, fsynced)."""
+    """Train, then write the complete model folder `out` (pipeline.write_model, fsynced);
+    returns its manifest. A run that learned nothing is gated."""
     result = fit(prep, cfg, init)
     clock.lap("train_s")
+    if not result.history:
+        raise Gated("training", [nothing_learned(prep, cfg)])
     save_timings: dict = {}
     manifest = write_model(prep, result, out, cfg, data=data, timings=save_timings)
     clock.lap("write_s")
     clock.timings["index_s"] = round(save_timings["index_s"], 3)
     clock.timings["write_s"] = round(clock.timings["write_s"] - save_timings["index_s"], 3)
-    return manifest["training"]
+    return manifest
 
 
 # ---------------------------------------------------------------- the run
@@ -163,7 +166,11 @@ def _run(dumps: list[str | Path], root: Path, ncfg: NightlyConfig, cfg: Config, 
             "programmes_tonight": len(checked.tonight)}
     if ingested.warm.train_overrides:
         cfg = cfg.replace(train=ingested.warm.train_overrides)
-    report["training"] = train_and_write(ingested.prep, ingested.warm.init, cfg, build, data, clock)
+    manifest = train_and_write(ingested.prep, ingested.warm.init, cfg, build, data, clock)
+    report["training"] = manifest["training"]
+    gone = vanished_kinds(ingested.current.manifest if ingested.current else None, manifest)
+    if gone:
+        report["warnings"].append(gone)
     report.update(check_quality(build, ingested, checked, ncfg).report())
     clock.lap("evaluate_s")
     version = publish_with_history(root, build, checked, report["previous"])
