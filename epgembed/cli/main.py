@@ -43,9 +43,8 @@ def _config(args: argparse.Namespace) -> Config:
 def cmd_train(args: argparse.Namespace) -> int:
     from epgembed.ingest.dumpfiles import ReadLimits
     from epgembed.ingest.epg import SKIP_EMPTY_TITLE
-    from epgembed.pipeline import train_model
+    from epgembed.pipeline import train_model, vanished_kinds
     from epgembed.progress import Progress
-    from epgembed.pipeline import vanished_kinds
     cfg = _config(args)
     limits = ReadLimits(pipe_timeout_s=args.input_timeout or None)
     last = _replaced_manifest(Path(args.out))

@@ -35,9 +35,10 @@ from epgembed.text.normalize import MAX_TITLE_CHARS, title_forms
 class FieldLimits:
     """The largest fields one show may have: a catalog breaking them is refused when it is
     loaded (the model with it); a build never makes one (the reader skips a programme that
-    alone breaks them, catalog_build caps what a show gathers). Far above real catalogs (longest title
-    121 characters, 7 categories, 40 channels, 136 aliases, a 5.5 kB line); a 50 MB line
-    was served before, costing each worker 62 MB and every answer listing the show 52 MB."""
+    alone breaks them, catalog_build caps what a show gathers). Far above real catalogs
+    (longest title 121 characters, 7 categories, 40 channels, 136 aliases, a 5.5 kB line);
+    a 50 MB line was served before, costing each worker 62 MB and every answer listing the
+    show 52 MB."""
     title_chars: int = ReadLimits().max_title_chars   # the ingest limit (normalize cuts at 500)
     key_chars: int = 3 * MAX_TITLE_CHARS   # key, series, an alias: case folding can triple a title
     name_chars: int = 1000                 # a category (normalize keeps 100) or a channel id
