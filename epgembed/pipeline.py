@@ -148,7 +148,7 @@ def nothing_learned(prep: Prepared, cfg: Config) -> str:
 def feature_kinds(manifest: dict) -> dict | None:
     """The shows per guide feature kind a model was built with; None: unknown (a manifest
     written before they were recorded)."""
-    return (manifest.get("counts") or {}).get("feature_kinds")
+    return manifest.get("feature_kinds")
 
 
 def vanished_kinds(last: dict | None, new: dict) -> str | None:

@@ -120,8 +120,9 @@ def test_foreign_folders_in_versions_are_named_and_left_alone(tmp_path, tiny_mod
     """Issue 26.12: a folder whose manifest has no `created` made `versions` trace back and
     `rollback` fail; a folder without a manifest sorted first would have been pruned."""
     root = tmp_path / "root"
-    a = registry.publish(root, tiny_model_dir, move=False)
-    b = registry.publish(root, tiny_model_b, move=False)
+    a, b = sorted([registry.publish(root, tiny_model_dir, move=False),
+                   registry.publish(root, tiny_model_b, move=False)])       # by name: b is newer
+    registry.point_current(root, b)
     vdir = registry.versions_dir(root)
     (vdir / "000-notes").mkdir()
     (vdir / "000-notes" / "todo.txt").write_text("mine")
@@ -161,15 +162,15 @@ def test_feature_kinds_are_recorded_and_a_vanished_one_is_warned_about(tmp_path,
     out = tmp_path / "m"
     code, err = train(dump, out, capsys)
     assert code == 0 and "warning" not in err, err
-    kinds = read_manifest(out)["counts"]["feature_kinds"]
+    kinds = read_manifest(out)["feature_kinds"]
     assert {"channel", "slot", "day", "episodic"} <= set(kinds) and kinds["channel"] == 49   # stop = start
     timeless = write_xmltv(tmp_path / "t.xml", [re.sub(r' (start|stop)="[^"]*"', "", p) for p in tiny_programmes()])
     code, err = train(timeless, out, capsys)
     assert code == 0, err
     assert "warning: feature kinds gone since the last version: day, slot (" in err, err
-    assert set(read_manifest(out)["counts"]["feature_kinds"]) == {"channel", "episodic"}
+    assert set(read_manifest(out)["feature_kinds"]) == {"channel", "episodic"}
     legacy = read_manifest(out)                                        # a manifest without the field
-    del legacy["counts"]["feature_kinds"]
+    del legacy["feature_kinds"]
     (out / "manifest.json").write_text(json.dumps(legacy))
     code, err = train(dump, out, capsys)
     assert code == 0 and "warning" not in err, err

@@ -1,9 +1,10 @@
 """The model directory: a folder that describes itself, and `load_model` that rebuilds from it.
 
     MODEL_DIR/
-      manifest.json      format version, version id, created, config, counts, dims,
-                         metric, data summary, training summary, quality, file hashes,
-                         versions of the libraries that built it (load_model warns on a change)
+      manifest.json      format version, version id, created, config, counts, feature
+                         kinds (shows per guide feature kind), dims, metric, data summary,
+                         training summary, quality, file hashes, versions of the libraries
+                         that built it (load_model warns on a change)
       tokenizer.json     tokenizer metadata + word list       tokenizer.model  sentencepiece
       embeddings.npy     [V, D] float32 token table (row 0 = PAD = zero)
       token_counts.npy   [V] int64 training frequency of each token
@@ -107,7 +108,7 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog | Serial
             "version": f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{content[:8]}",
             "created": created, "metric": METRIC, "dim": int(embeddings.shape[1]),
             "vocab_size": int(embeddings.shape[0]), "n_shows": len(catalog),
-            **index_entries, "counts": catalog.summary(),
+            **index_entries, "counts": catalog.summary(), "feature_kinds": catalog.feature_kinds(),
             "config": config,
             "data": data, "training": training, "quality": quality or {},
             "libraries": library_versions(), "files": hashes,

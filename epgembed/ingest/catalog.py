@@ -196,18 +196,16 @@ class Catalog:
         return usable, [sorted(c) for c in own]
 
     def summary(self) -> dict:
-        """Counts for the manifest and reports; `feature_kinds`: the shows carrying each kind
-        of guide feature (a kind the input lacks is absent: e.g. slot, day and duration
-        when no start time parses)."""
-        labelled = airings = 0
-        kinds: Counter[str] = Counter()
-        for s in self.shows:                       # one pass: a lazy catalog parses each line once
-            labelled += bool(s.categories)
-            airings += s.airings
-            kinds.update({kind_of(f) for f in s.features})
+        labelled = sum(1 for s in self.shows if s.categories)
         return {"shows": len(self.shows), "labelled_shows": labelled,
-                "categories": len(self.category_counts), "airings": airings,
-                "feature_kinds": dict(sorted(kinds.items()))}
+                "categories": len(self.category_counts),
+                "airings": sum(s.airings for s in self.shows)}
+
+    def feature_kinds(self) -> dict[str, int]:
+        """The shows carrying each kind of guide feature (a kind the input lacks is absent:
+        e.g. slot, day and duration when no start time parses)."""
+        kinds = Counter(kind for s in self.shows for kind in {kind_of(f) for f in s.features})
+        return dict(sorted(kinds.items()))
 
     def save(self, path: Path) -> None:
         with open(path, "wb") as f:
@@ -223,11 +221,12 @@ class Catalog:
         In memory (a fifth of the objects' at 1M shows: 0.5 GB), or written line by line into
         `spool`, an open temporary file, where it costs no memory at all."""
         if spool is None:
-            return SerializedCatalog(b"".join(self._jsonl_lines()), len(self), self.summary())
+            return SerializedCatalog(b"".join(self._jsonl_lines()), len(self), self.summary(),
+                                     self.feature_kinds())
         for line in self._jsonl_lines():
             spool.write(line)
         spool.flush()
-        return SerializedCatalog(spool, len(self), self.summary())
+        return SerializedCatalog(spool, len(self), self.summary(), self.feature_kinds())
 
     @classmethod
     def load(cls, path: Path, lazy: bool | None = None) -> "Catalog":
@@ -343,18 +342,21 @@ def _line_show(line: bytes) -> Show:
 
 class SerializedCatalog:
     """A catalog reduced to what `bundle.save_model` needs: its catalog.jsonl (the bytes, or
-    a temporary file holding them), size and summary (`Catalog.load` of the saved file gives
-    the catalog back)."""
+    a temporary file holding them), size, summary and feature kinds (`Catalog.load` of the
+    saved file gives the catalog back)."""
 
-    def __init__(self, jsonl: bytes | BinaryIO, n: int, summary: dict):
+    def __init__(self, jsonl: bytes | BinaryIO, n: int, summary: dict, kinds: dict[str, int]):
         self.jsonl: bytes | BinaryIO | None = jsonl
-        self.n, self._summary = n, summary
+        self.n, self._summary, self._kinds = n, summary, kinds
 
     def __len__(self) -> int:
         return self.n
 
     def summary(self) -> dict:
         return dict(self._summary)
+
+    def feature_kinds(self) -> dict[str, int]:
+        return dict(self._kinds)
 
     def save(self, path: Path) -> None:
         """Write the file and let go of the bytes (they exist to be written once, by
