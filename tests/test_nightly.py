@@ -72,6 +72,10 @@ def test_five_real_nights_publish_in_turn(published):
     assert [n.isoformat() for n in history.committed_nights(root)] == NIGHTS[2:]
     report = json.loads((registry.current_dir(root) / "report.json").read_text())
     assert report["status"] == "published" and report["gate"]["decision"] == "publish"
+    assert "P@10d" in results[-1].summary
+    # the served model's manifest holds the held-out figures it was gated on (/v1/model shows them)
+    served = load_model(registry.current_dir(root)).manifest["quality"]
+    assert served == results[-1].report["quality"]["new"] and 0 < served["p_at_10d"] <= 1
     assert leftovers(root) == []
 
 

@@ -51,11 +51,14 @@ def test_input_and_quality_gates():
     assert input_reasons(stats, [], [], 0.5) == []
     assert "no categories" in input_reasons({**stats, "labelled_share": 0.0}, [], [], 0.5)[0]
     ncfg = NightlyConfig()
-    rand = {"p_at_10": 0.12}
-    assert quality_reasons({"p_at_10": 0.40, "n_test": 500}, {"p_at_10": 0.42}, rand, ncfg) == []
-    assert "dropped" in quality_reasons({"p_at_10": 0.38, "n_test": 500}, {"p_at_10": 0.42}, rand, ncfg)[0]
-    assert "random" in quality_reasons({"p_at_10": 0.15, "n_test": 500}, None, rand, ncfg)[0]
-    assert "cannot be measured" in quality_reasons({"p_at_10": 0.5, "n_test": 3}, None, rand, ncfg)[0]
+    rand = {"p_at_10": 0.12, "p_at_10d": 0.12}
+    # the gate reads P@10d (one answer per series), not P@10
+    assert quality_reasons({"p_at_10": 0.1, "p_at_10d": 0.40, "n_test": 500}, {"p_at_10": 0.9, "p_at_10d": 0.42},
+                           rand, ncfg) == []
+    assert "P@10d dropped" in quality_reasons({"p_at_10": 0.9, "p_at_10d": 0.38, "n_test": 500},
+                                              {"p_at_10": 0.1, "p_at_10d": 0.42}, rand, ncfg)[0]
+    assert "random" in quality_reasons({"p_at_10": 0.9, "p_at_10d": 0.15, "n_test": 500}, None, rand, ncfg)[0]
+    assert "cannot be measured" in quality_reasons({"p_at_10d": 0.5, "n_test": 3}, None, rand, ncfg)[0]
 
 
 def test_a_dump_for_a_stored_night_is_compared_with_that_night():

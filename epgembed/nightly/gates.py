@@ -13,8 +13,8 @@ class NightlyConfig:
     history_nights: int = 14        # a show seen in the last N nights received stays in the
                                     # catalog (by count of nights, never by the dumps' dates)
     keep: int = 7                   # versions kept (the current one always stays)
-    tolerance: float = 0.03         # largest allowed held-out P@10 drop vs the current version
-    min_lift_over_random: float = 0.05   # P@10 must beat the random baseline by this much
+    tolerance: float = 0.03         # largest allowed held-out P@10d drop vs the current version
+    min_lift_over_random: float = 0.05   # P@10d must beat the random baseline by this much
     min_test_queries: int = 20      # fewer held-out queries than this: quality unmeasurable
     min_input_ratio: float = 0.5    # tonight vs the median of recent nights (counts, shares)
     recent_nights: int = 7
@@ -112,17 +112,19 @@ def catalog_reasons(agreement: float | None, changes: dict, current_shows: int,
     return reasons
 
 
+GATED_FIGURE, GATED_NAME = "p_at_10d", "P@10d"   # the editor's view: one answer per series
+
+
 def quality_reasons(new: dict, current: dict | None, rand: dict, ncfg: NightlyConfig) -> list[str]:
-    """Why the new model's held-out quality is not good enough to publish."""
+    """Why the new model's held-out quality (P@10d, EVALUATION.md) is not good enough to publish."""
     if new["n_test"] < ncfg.min_test_queries:
         return [f"only {new['n_test']} held-out queries (< {ncfg.min_test_queries}): "
                 "quality cannot be measured"]
-    reasons = []
-    if rand["p_at_10"] is not None and new["p_at_10"] < rand["p_at_10"] + ncfg.min_lift_over_random:
-        reasons.append(f"P@10 {new['p_at_10']:.3f} is not clearly above random "
-                       f"({rand['p_at_10']:.3f} + {ncfg.min_lift_over_random})")
-    if current and current.get("p_at_10") is not None \
-            and new["p_at_10"] < current["p_at_10"] - ncfg.tolerance:
-        reasons.append(f"P@10 dropped from {current['p_at_10']:.3f} (current) to "
-                       f"{new['p_at_10']:.3f} (tolerance {ncfg.tolerance})")
+    reasons, f, name = [], GATED_FIGURE, GATED_NAME
+    if rand[f] is not None and new[f] < rand[f] + ncfg.min_lift_over_random:
+        reasons.append(f"{name} {new[f]:.3f} is not clearly above random "
+                       f"({rand[f]:.3f} + {ncfg.min_lift_over_random})")
+    if current and current.get(f) is not None and new[f] < current[f] - ncfg.tolerance:
+        reasons.append(f"{name} dropped from {current[f]:.3f} (current) to "
+                       f"{new[f]:.3f} (tolerance {ncfg.tolerance})")
     return reasons

@@ -88,9 +88,9 @@ def summary_line(r: dict) -> str:
                      f"{c.get('categories_changed', 0)} recategorised)")
     q = r.get("quality")
     if q:
-        cur = q["current"]["p_at_10"] if q.get("current") else None
-        parts.append(f"P@10 {_fig(q['new']['p_at_10'])} (current {_fig(cur)}, "
-                     f"random {_fig(q['random']['p_at_10'])}); P@10x {_fig(q['new'].get('p_at_10x'))}")
+        cur = q["current"].get("p_at_10d") if q.get("current") else None
+        parts.append(f"P@10d {_fig(q['new'].get('p_at_10d'))} (current {_fig(cur)}, "
+                     f"random {_fig(q['random'].get('p_at_10d'))}); P@10 {_fig(q['new']['p_at_10'])}")
     if r.get("stability"):
         parts.append(f"top-10 Jaccard {_fig(r['stability']['common'])}")
     if "warm_start" in r:

@@ -42,7 +42,7 @@ import numpy as np
 from epgembed.artifact import registry
 from epgembed.artifact.bundle import ModelError, read_manifest, sha256_file
 from epgembed.config import Config
-from epgembed.fsutil import utc
+from epgembed.fsutil import atomic_write, utc
 from epgembed.ingest.dumpfiles import escape_name
 from epgembed.ingest.epg import expand_paths
 from epgembed.nightly import history
@@ -172,6 +172,7 @@ def _run(dumps: list[str | Path], root: Path, ncfg: NightlyConfig, cfg: Config, 
     if gone:
         report["warnings"].append(gone)
     report.update(check_quality(build, ingested, checked, ncfg).report())
+    record_quality(build, report["quality"]["new"])
     clock.lap("evaluate_s")
     version = publish_with_history(root, build, checked, report["previous"])
     report["gate"] = {"decision": "publish", "stage": None, "reasons": []}
@@ -180,6 +181,15 @@ def _run(dumps: list[str | Path], root: Path, ncfg: NightlyConfig, cfg: Config, 
     report["warnings"] += warnings
     clock.lap("publish_s")
     return version
+
+
+def record_quality(build: Path, quality: dict) -> None:
+    """Tonight's held-out figures (P@10d, P@10x, ...) into the manifest of the build, before it
+    is published: /v1/model and `versions` show what the serving model was measured at."""
+    manifest = read_manifest(build)
+    manifest["quality"] = quality
+    atomic_write(build / "manifest.json",
+                 json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False).encode("utf-8"))
 
 
 def input_digest(files: list[Path], ncfg: NightlyConfig, cfg: Config) -> str | None:

@@ -215,9 +215,9 @@ def evaluate_night(new: RelatedModel, cur: RelatedModel | None, merged: list[Pro
                "split": {"holdout_fraction": ncfg.holdout_fraction, "seed": ncfg.holdout_seed,
                          "items": sum(s.n_items for s in splits),
                          "test_keys": sum(len(s.test_keys) for s in splits)}}
-    if quality["current"] and quality["current"]["p_at_10"] is not None \
-            and quality["new"]["p_at_10"] is not None:
-        quality["delta_p_at_10"] = round(quality["new"]["p_at_10"] - quality["current"]["p_at_10"], 4)
+    for f in ("p_at_10", "p_at_10d"):
+        if quality["current"] and quality["current"].get(f) is not None and quality["new"].get(f) is not None:
+            quality[f"delta_{f}"] = round(quality["new"][f] - quality["current"][f], 4)
     return quality
 
 
