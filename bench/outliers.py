@@ -28,7 +28,8 @@ TARGET_S = 30.0
 def ensure_model(dumps: list[str], model_dir: Path) -> dict:
     """Train once; retrain when the dump list changed or the folder no longer loads."""
     sys.path.insert(0, str(ROOT))
-    from epgembed.artifact.bundle import ModelError, load_model
+    from epgembed.artifact.bundle import ModelError
+    from epgembed.query.load import load_model
     manifest = model_dir / "manifest.json"
     try:
         m = load_model(model_dir).manifest
@@ -58,9 +59,9 @@ def run_outliers(model_dir: Path, top: int, html: Path) -> tuple[float, float, d
 
 def sensitivity(model_dir: Path, counts: list[int]) -> list[dict]:
     """The rare-token signal alone, per rare_max_count: how often its pairs share no category."""
-    from epgembed.artifact.bundle import load_model
-    from epgembed.query.inspect import InspectConfig
-    from epgembed.query.outliers import scan_pairs
+    from epgembed.query.load import load_model
+    from epgembed.inspect.explain import InspectConfig
+    from epgembed.inspect.outliers import scan_pairs
     model = load_model(model_dir)
     rows = []
     for c in counts:

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", help="time this model instead of training one on the dumps")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "query_speed.json"))
     args = ap.parse_args(argv)
-    from epgembed.artifact.bundle import load_model
+    from epgembed.query.load import load_model
     from epgembed.query.shapes import ProgrammeQuery
     result: dict = {"command": " ".join(["python"] + sys.argv)}
     with tempfile.TemporaryDirectory(prefix="epgembed-query-") as tmp:

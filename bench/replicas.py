@@ -91,7 +91,7 @@ end
 
 # ---------------------------------------------------------------------------- model
 def loads(model_dir: Path) -> bool:
-    from epgembed.artifact.bundle import load_model
+    from epgembed.query.load import load_model
     try:
         load_model(model_dir, verify=False)
         return True
@@ -130,7 +130,7 @@ def bench_model(dumps: list[Path]) -> tuple[Path, str]:
 
 def mixed_requests(model_dir: Path, n: int = 1000) -> list[tuple[str, str, str | None]]:
     """(method, path, body): by id 40%, known titles 30%, unseen titles 20%, batches of 8 titles 10%."""
-    from epgembed.artifact.bundle import load_model
+    from epgembed.query.load import load_model
     model = load_model(model_dir, verify=False)
     rng = random.Random(0)
     _, known, unseen = sample_titles(model, n, rng)
@@ -152,7 +152,7 @@ def mixed_requests(model_dir: Path, n: int = 1000) -> list[tuple[str, str, str |
 
 # ---------------------------------------------------------------------------- phases
 def publish_phase(load_port: int, reqs, replicas: list[Replica], root: Path, model_b: Path, tail: float) -> dict:
-    from epgembed.artifact.registry import publish
+    from epgembed.registry import publish
     b = json.loads((model_b / "manifest.json").read_text())["version"]
     load = PyLoad(load_port, reqs)
     time.sleep(1.0)
@@ -276,7 +276,7 @@ def saturation_phases(args: argparse.Namespace, stack: LocalStack, body: dict) -
 
 def run_phases(args: argparse.Namespace, nginx_bin: str, model_dir: Path, reqs, tmp: Path) -> tuple[dict, float]:
     """Every phase on replicas started in `tmp`: (results, seconds until every replica was ready)."""
-    from epgembed.artifact.registry import publish
+    from epgembed.registry import publish
     probe_paths = ["/healthz", next(p for m, p, _ in reqs if p.startswith("/v1/titles/"))]
     root = tmp / "root"
     publish(root, model_dir, move=False)
@@ -310,7 +310,7 @@ def run_phases(args: argparse.Namespace, nginx_bin: str, model_dir: Path, reqs, 
 
 
 def unseen_titles(model_dir: Path, n: int = 64) -> list[str]:
-    from epgembed.artifact.bundle import load_model
+    from epgembed.query.load import load_model
     return sample_titles(load_model(model_dir, verify=False), n, random.Random(1))[2]
 
 

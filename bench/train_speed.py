@@ -47,10 +47,10 @@ sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(ROOT / "tests"))      # the autograd oracles
 from epgembed.config import Config, TrainConfig  # noqa: E402
-from epgembed.model.fused import inverse_frequency_weights  # noqa: E402
-from epgembed.pipeline import prepare  # noqa: E402
-from epgembed.model.sampling import LeaveOneOutSampler, PackedTitles  # noqa: E402
-from epgembed.model.train import example_batches, make_step, run_epoch, train  # noqa: E402
+from epgembed.build.model.fused import inverse_frequency_weights  # noqa: E402
+from epgembed.build.pipeline import prepare  # noqa: E402
+from epgembed.build.model.sampling import LeaveOneOutSampler, PackedTitles  # noqa: E402
+from epgembed.build.model.train import example_batches, make_step, run_epoch, train  # noqa: E402
 from oracles import (TitleEncoder, autograd_title_vectors, bag_of, margin_ranking_loss, padded,  # noqa: E402
                      scale_sparse_grad_, select_negatives)
 

@@ -14,7 +14,7 @@ from epgembed.query.shapes import Batch, BatchItem, ErrorBody, ModelRef, Program
 from epgembed.text.features import parse_time
 
 from .schema import PROGRAMMES, ApiError, check_work, parse_body, parse_query, path_id
-from .search import normalize_query
+from epgembed.query.search import normalize_query
 from .shapes import Found, Model, SearchQuery, TitleSearch, json_response
 from .state import check_deadline, serving, state
 

@@ -74,7 +74,7 @@ def tiny_dump(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, tiny_dump) -> Path:
-    from epgembed.pipeline import train_model
+    from epgembed.build.pipeline import train_model
     out = tmp_path_factory.mktemp("model") / "tiny"
     train_model([tiny_dump], out, TINY_CONFIG, threads=1)
     return out
@@ -83,7 +83,7 @@ def tiny_model_dir(tmp_path_factory, tiny_dump) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_b(tmp_path_factory, tiny_dump) -> Path:
     """A second valid model (other seed -> other vectors -> other version)."""
-    from epgembed.pipeline import train_model
+    from epgembed.build.pipeline import train_model
     out = tmp_path_factory.mktemp("model_b") / "tiny_b"
     train_model([tiny_dump], out, TINY_CONFIG.with_seed(7), threads=1)
     return out
@@ -92,7 +92,7 @@ def tiny_model_b(tmp_path_factory, tiny_dump) -> Path:
 @pytest.fixture
 def two_versions(tmp_path, tiny_model_dir, tiny_model_b) -> tuple[Path, str, str]:
     """A models root (tests/service_util.py) with the tiny model (older) and model b (current)."""
-    from epgembed.artifact.registry import publish
+    from epgembed.registry import publish
     from service_util import make_root
     root = tmp_path / "root"
     a = make_root(root, tiny_model_dir)
@@ -122,7 +122,7 @@ def daily_dumps(tmp_path_factory) -> list[Path]:
 def five_nights(tmp_path_factory, daily_dumps):
     """The five nights run in turn into one root; (root, results, current after each)."""
     import torch
-    from epgembed.artifact import registry
+    from epgembed import registry
     from epgembed.nightly.run import run_nightly
     from nightly_util import CFG, NCFG
     root = tmp_path_factory.mktemp("models") / "root"

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from epgembed.artifact.bundle import save_model
-from epgembed.index.build import write_indexes
-from epgembed.ingest.catalog import Catalog, Show
+from epgembed.build.index.build import write_indexes
+from epgembed.artifact.catalog import Catalog, Show
 from epgembed.config import Config, IndexConfig, TokenizerConfig
-from epgembed.query.inspect import padded
-from epgembed.model.vectors import catalog_vectors
+from epgembed.inspect.explain import padded
+from epgembed.query.vectors import catalog_vectors
 from epgembed.text.normalize import title_key
 from epgembed.text.tokenize import Tokenizer
 

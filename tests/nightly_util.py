@@ -11,8 +11,8 @@ from pathlib import Path
 
 from lxml import etree
 
-from epgembed.artifact import registry
-from epgembed.artifact.bundle import load_model
+from epgembed import registry
+from epgembed.query.load import load_model
 from epgembed.config import Config
 from epgembed.nightly import history
 from epgembed.nightly.gates import NightlyConfig

@@ -11,7 +11,7 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from epgembed.artifact.bundle import read_manifest, sha256_file
-from epgembed.artifact.registry import point_current, publish, versions_dir
+from epgembed.registry import point_current, publish, versions_dir
 
 
 def make_root(root: Path, model_dir: Path) -> str:

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from conftest import programme_xml, tiny_programmes, write_xmltv
-from epgembed.artifact.bundle import load_model
-from epgembed.ingest.catalog import Catalog, FieldLimits, LazyShows
+from epgembed.query.load import load_model
+from epgembed.artifact.catalog import Catalog, FieldLimits, LazyShows
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ def test_lazy_and_eager_load_are_the_same_catalog(tiny_model_dir):
 
 def test_a_lazy_catalog_answers_like_an_eager_one(tiny_model_dir, monkeypatch):
     eager = load_model(tiny_model_dir)
-    monkeypatch.setattr("epgembed.ingest.catalog.LAZY_BYTES", 0)      # every catalog counts as large
+    monkeypatch.setattr("epgembed.artifact.catalog.LAZY_BYTES", 0)      # every catalog counts as large
     lazy = load_model(tiny_model_dir)
     assert isinstance(lazy.catalog.shows, LazyShows)
     for q in ("Football Weekly", "A Title Nobody Has Seen"):
@@ -120,8 +120,8 @@ def test_what_a_show_accumulates_is_capped_keeping_the_most_frequent():
     night for 8 nights, one title on 10,001 channels, 1,100 channel ids of 990 characters
     (over a show's 1M characters): capped, the most frequent kept; the build never fails."""
     from epgembed.config import Config
-    from epgembed.ingest.epg import Programme
-    from epgembed.pipeline import prepare_programmes
+    from epgembed.build.ingest.epg import Programme
+    from epgembed.build.pipeline import prepare_programmes
 
     def airing(title: str, cats: tuple[str, ...] = ("Show",), channel: str = "ard") -> Programme:
         return Programme(title, None, None, cats, channel, "20220721201500 +0000", "x.xml", 1)
@@ -145,7 +145,7 @@ def test_what_a_show_accumulates_is_capped_keeping_the_most_frequent():
 
 def test_a_long_title_is_cut_not_refused(tmp_path):
     from epgembed.config import Config
-    from epgembed.pipeline import prepare
+    from epgembed.build.pipeline import prepare
     ok = [programme_xml(f"News {w}", ["News"]) for w in ("Today", "Tonight", "Weekly", "Hour")]
     dump = write_xmltv(tmp_path / "ok.xml", ok + [programme_xml("ü" * 999, ["News"])])
     assert len(prepare([dump], Config()).catalog) == 5           # titles are cut to 500 characters

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from epgembed.artifact.bundle import load_model
+from epgembed.query.load import load_model
 from handmade import PLANTED, RARE, build_handmade_model, make_app
 
 pytestmark = pytest.mark.system
@@ -206,7 +206,7 @@ def test_what_the_guide_features_carried(tiny_server, browser):
 @pytest.fixture(scope="module")
 def series_server(tmp_path_factory):
     from conftest import TINY_CONFIG, write_xmltv
-    from epgembed.pipeline import train_model
+    from epgembed.build.pipeline import train_model
     from test_series_answers import guide
     tmp = tmp_path_factory.mktemp("series-browser")
     cfg = TINY_CONFIG.replace(catalog={"max_category_share": 0.9})

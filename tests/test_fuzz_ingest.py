@@ -187,7 +187,7 @@ CHILD = PEAK_MB + r"""
 import json, resource, sys, time
 limit = int(sys.argv[2])
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-from epgembed.ingest.epg import DumpError, ReadReport, read_programmes
+from epgembed.build.ingest.epg import DumpError, ReadReport, read_programmes
 out = {}
 for path in json.loads(sys.argv[1]):
     print("reading", path, file=sys.stderr, flush=True)      # the last line names a hang
@@ -301,7 +301,7 @@ MUTANT_CHILD = PEAK_MB + r"""
 import json, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[2]), int(sys.argv[2])))
 from pathlib import Path
-from epgembed.ingest.epg import DumpError, ReadReport, read_programmes
+from epgembed.build.ingest.epg import DumpError, ReadReport, read_programmes
 out = []
 for path in sorted(Path(sys.argv[1]).iterdir()):
     t = time.perf_counter()
@@ -353,8 +353,8 @@ import torch
 torch.set_num_threads(1)
 from epgembed.cli.main import main
 import numpy as np
-from epgembed.model.kernels import CompiledStep
-from epgembed.model.sampling import PackedTitles
+from epgembed.build.model.kernels import CompiledStep
+from epgembed.build.model.sampling import PackedTitles
 # compile (or load) the training kernels first: LLVM's one-time memory is not the input's
 CompiledStep(np.zeros((4, 2), np.float32), np.zeros(4, np.float32), np.ones(4, np.float32), 1, 0.1,
              0.1)(PackedTitles(np.array([[1, 2], [3, 0], [2, 3]])), np.array([0, 1, 2]), 1,
@@ -383,7 +383,7 @@ def learnable(path: Path) -> bool:
     """Whether a readable dump has a category that can supervise training (on at least 2
     shows, at most 30% of them): without one there is nothing to learn, and no model."""
     from epgembed.config import Config
-    from epgembed.pipeline import prepare
+    from epgembed.build.pipeline import prepare
     return any(prepare([path], Config.from_dict(TINY), skip_bad_input=True).show_categories)
 
 

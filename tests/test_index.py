@@ -13,16 +13,18 @@ import pytest
 
 from conftest import TINY_CONFIG
 import epgembed.artifact.bundle
-from epgembed.artifact.bundle import ModelError, load_model, read_manifest, verify_files
+import epgembed.query.load
+from epgembed.artifact.bundle import ModelError, read_manifest, verify_files
+from epgembed.query.load import load_model
 from epgembed.config import IndexConfig
-import epgembed.model.vectors
-from epgembed.index.serve import open_index, query_item
-from epgembed.index.clustered import clustered_neighbours, spherical_kmeans
-from epgembed.index.build import (build_index, neighbour_table, probe_recall, sampled_recall,
+import epgembed.query.vectors
+from epgembed.query.annoy import open_index, query_item
+from epgembed.build.index.clustered import clustered_neighbours, spherical_kmeans
+from epgembed.build.index.build import (build_index, neighbour_table, probe_recall, sampled_recall,
                                   search_recall, write_search)
-from epgembed.index.probe import ClusterProbe, ExactSearch
-from epgembed.model.vectors import top_k
-from epgembed.pipeline import train_model
+from epgembed.query.probe import ClusterProbe, ExactSearch
+from epgembed.query.vectors import top_k
+from epgembed.build.pipeline import train_model
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +35,7 @@ def circle(degrees: list[float]) -> np.ndarray:
 
 def test_exact_table_hand_worked(monkeypatch):
     v = circle([0, 10, 90, 180, 200])
-    monkeypatch.setattr(epgembed.model.vectors, "SCORE_FLOATS", 2 * len(v))   # blocks of two rows
+    monkeypatch.setattr(epgembed.query.vectors, "SCORE_FLOATS", 2 * len(v))   # blocks of two rows
     ids, cos, info = neighbour_table(v, IndexConfig(neighbours=3))    # the seams are crossed
     assert info["method"] == "exact"
     assert ids.dtype == np.int32 and cos.dtype == np.float32 and ids.shape == (5, 3)
@@ -238,7 +240,7 @@ def test_models_without_the_probe_files_still_load(tiny_dump, tiny_model_dir, tm
     model = load_model(old)
     assert isinstance(model.search, ExactSearch)               # small catalog: exact search
     answer = [h.id for h in model.related("Puppy Kitchen Tonight", 5).related]
-    monkeypatch.setattr(epgembed.artifact.bundle, "IndexConfig", lambda: IndexConfig(search_exact_max_shows=10))
+    monkeypatch.setattr(epgembed.query.load, "IndexConfig", lambda: IndexConfig(search_exact_max_shows=10))
     big = load_model(old)                                      # "large" without files: Annoy as before
     assert big.search is None and len(big.related("Puppy Kitchen Tonight", 5).related) == 5
     big.search_k = len(big) * 100

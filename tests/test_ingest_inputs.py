@@ -24,12 +24,12 @@ from pathlib import Path
 import pytest
 
 from conftest import tiny_programmes, write_xmltv
-from epgembed.ingest import epg
-from epgembed.artifact import registry
-from epgembed.ingest.catalog_build import EMPTY_KEY, build_catalog
+from epgembed.build.ingest import epg
+from epgembed import registry
+from epgembed.build.ingest.catalog_build import EMPTY_KEY, build_catalog
 from epgembed.cli.main import main
-from epgembed.ingest.dumpfiles import ReadLimits
-from epgembed.ingest.epg import (SKIP_EMPTY_TITLE, SKIP_NAMESPACED, DumpError, Programme,
+from epgembed.build.ingest.dumpfiles import ReadLimits
+from epgembed.build.ingest.epg import (SKIP_EMPTY_TITLE, SKIP_NAMESPACED, DumpError, Programme,
                                  ReadReport, expand_paths, read_programmes)
 from epgembed.text.normalize import clean_text, title_key
 
@@ -198,7 +198,7 @@ def test_a_gzip_bomb_through_a_pipe_is_still_refused():
 
 
 def test_dash_reads_standard_input(tmp_path):
-    code = ("from epgembed.ingest.epg import ReadReport, read_programmes; r = ReadReport(); "
+    code = ("from epgembed.build.ingest.epg import ReadReport, read_programmes; r = ReadReport(); "
             "print(sum(1 for _ in read_programmes(['-'], report=r)), r.files)")
     (tmp_path / "in.gz").write_bytes(gzip.compress(dump(prog("A"), prog("B"), prog("C"))))
     for how in ("a pipe", "a file"):

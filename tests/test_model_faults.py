@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from epgembed.artifact import registry
-from epgembed.artifact.bundle import ModelError, load_model, read_manifest, sha256_file
+from epgembed import registry
+from epgembed.artifact.bundle import ModelError, read_manifest, sha256_file
+from epgembed.query.load import load_model
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import GENRES, programme_xml, tiny_programmes, write_xmltv
-from epgembed.artifact import registry
+from epgembed import registry
 from epgembed.artifact.bundle import read_manifest
 from epgembed.cli.main import main
 

@@ -21,8 +21,8 @@ import pytest
 
 from epgembed.nightly import history
 
-from epgembed.artifact import registry
-from epgembed.artifact.bundle import load_model
+from epgembed import registry
+from epgembed.query.load import load_model
 from epgembed.cli.main import main
 from epgembed.nightly.run import EXIT_ERROR, EXIT_GATED, EXIT_PUBLISHED, run_nightly
 from epgembed.nightly.quality import warm_start_table
@@ -232,7 +232,7 @@ CRASH = r"""
 import json, os, signal, sys
 from pathlib import Path
 import torch
-import epgembed.index.build, epgembed.nightly.run, epgembed.artifact.registry
+import epgembed.build.index.build, epgembed.nightly.run, epgembed.registry
 from epgembed.config import Config
 from epgembed.nightly.run import NightlyConfig, run_nightly
 point, root, dump, cfg, ncfg = sys.argv[1:6]
@@ -242,9 +242,9 @@ def die(*args, **kwargs):
 if point == "train":        # mid-training
     epgembed.nightly.run.fit = die
 elif point == "write":      # mid-write: tokenizer, arrays, catalog written, index not yet
-    epgembed.index.build.build_index = die
+    epgembed.build.index.build.build_index = die
 elif point == "validate":   # written and fsynced, moved to staging, before validation
-    epgembed.artifact.registry.load_model = die
+    epgembed.registry.load_model = die
 elif point == "swap":       # version complete, temp symlink made, `current` not yet replaced
     real = os.replace
     os.replace = lambda src, dst: die() if Path(dst).name == "current" else real(src, dst)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from epgembed.artifact import registry
+from epgembed import registry
 from epgembed.cli.main import main
 from epgembed.nightly import history
 from epgembed.nightly.run import EXIT_GATED, EXIT_PUBLISHED, run_nightly

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from epgembed.artifact import registry
-from epgembed.artifact.bundle import load_model
+from epgembed import registry
+from epgembed.query.load import load_model
 from epgembed.nightly import history
 from epgembed.nightly.run import EXIT_GATED, EXIT_PUBLISHED, run_nightly
 from nightly_util import CFG, NCFG, leftovers, nights_of

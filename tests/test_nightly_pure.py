@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from epgembed.nightly import history
-from epgembed.ingest.epg import Programme
+from epgembed.build.ingest.epg import Programme
 from epgembed.nightly.gates import (NightlyConfig, catalog_reasons, consistency_reasons, input_reasons,
                                     quality_reasons)
 from epgembed.nightly.quality import in_holdout, neighbour_stability

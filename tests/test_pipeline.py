@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import GENRES, TINY_CONFIG, programme_xml, tiny_programmes, write_xmltv
-from epgembed.artifact.bundle import ModelError, load_model, read_manifest
-from epgembed.ingest.epg import DumpError
-from epgembed.pipeline import train_model
+from epgembed.artifact.bundle import ModelError, read_manifest
+from epgembed.query.load import load_model
+from epgembed.build.ingest.epg import DumpError
+from epgembed.build.pipeline import train_model
 from epgembed.query.shapes import Related
 
 pytestmark = pytest.mark.integration
@@ -166,8 +167,8 @@ def test_stored_vectors_are_rebuilt_from_item_tokens_and_centered(tiny_model_dir
 
 
 def test_display_titles_keep_the_feeds_spelling(tmp_path):
-    from epgembed.ingest.catalog_build import build_catalog
-    from epgembed.ingest.epg import read_programmes
+    from epgembed.build.ingest.catalog_build import build_catalog
+    from epgembed.build.ingest.epg import read_programmes
     dump = write_xmltv(tmp_path / "d.xml", [programme_xml("Avatar \u2013 Der Herr: Folge A", ["x"]),
                                            programme_xml("Sissi \u2013 Teil 2", ["y"])])
     cat = build_catalog(read_programmes(dump))
@@ -177,9 +178,9 @@ def test_display_titles_keep_the_feeds_spelling(tmp_path):
 
 def test_serialized_catalog_saves_the_same_file(tiny_dump, tmp_path):
     """train_model keeps only the catalog's file during training; it must be the same file."""
-    from epgembed.ingest.catalog import Catalog
-    from epgembed.ingest.catalog_build import build_catalog
-    from epgembed.ingest.epg import read_programmes
+    from epgembed.artifact.catalog import Catalog
+    from epgembed.build.ingest.catalog_build import build_catalog
+    from epgembed.build.ingest.epg import read_programmes
     catalog = build_catalog(read_programmes([tiny_dump]), TINY_CONFIG.catalog)
     serialized = catalog.serialized()
     catalog.save(tmp_path / "a.jsonl")
@@ -198,9 +199,9 @@ def test_a_spooled_serialized_catalog_saves_the_same_file_and_leaves_nothing(tin
     memory while training): the saved file is the same, the spool is closed after, and
     training leaves no file in the model's parent folder but the model."""
     import tempfile
-    from epgembed.ingest.catalog_build import build_catalog
-    from epgembed.ingest.epg import read_programmes
-    from epgembed.pipeline import train_model
+    from epgembed.build.ingest.catalog_build import build_catalog
+    from epgembed.build.ingest.epg import read_programmes
+    from epgembed.build.pipeline import train_model
     catalog = build_catalog(read_programmes([tiny_dump]), TINY_CONFIG.catalog)
     spool = tempfile.TemporaryFile(dir=tmp_path)
     serialized = catalog.serialized(spool)

@@ -60,8 +60,8 @@ def programmes() -> list[str]:
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    from epgembed.artifact.bundle import load_model
-    from epgembed.pipeline import train_model
+    from epgembed.query.load import load_model
+    from epgembed.build.pipeline import train_model
     tmp = tmp_path_factory.mktemp("programme")
     cfg = TINY_CONFIG.replace(catalog={"max_category_share": 0.6})   # two genres of 6 and 5 titles
     train_model([write_xmltv(tmp / "guide.xml", programmes())], tmp / "model", cfg, threads=1)

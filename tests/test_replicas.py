@@ -32,7 +32,7 @@ import pytest
 import requests
 
 from deploy.local_stack import LocalStack, Replica, SlowClients, find_nginx
-from epgembed.artifact.registry import publish
+from epgembed.registry import publish
 from polling import wait_until
 from service import Limits
 from service_util import make_root, version_of

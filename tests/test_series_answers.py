@@ -7,8 +7,8 @@ from collections import Counter
 import pytest
 
 from conftest import TINY_CONFIG, programme_xml, write_xmltv
-from epgembed.ingest.catalog_build import build_catalog
-from epgembed.ingest.epg import read_programmes
+from epgembed.build.ingest.catalog_build import build_catalog
+from epgembed.build.ingest.epg import read_programmes
 from epgembed.query.related import NotFound
 from service_util import make_root, serving_app
 
@@ -37,8 +37,8 @@ def guide() -> list[str]:
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    from epgembed.artifact.bundle import load_model
-    from epgembed.pipeline import train_model
+    from epgembed.query.load import load_model
+    from epgembed.build.pipeline import train_model
     tmp = tmp_path_factory.mktemp("series")
     cfg = TINY_CONFIG.replace(catalog={"max_category_share": 0.9}, index={"feedback": 0})
     train_model([write_xmltv(tmp / "guide.xml", guide())], tmp / "model", cfg, threads=1)

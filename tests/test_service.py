@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from conftest import GENRES
-from epgembed.artifact.bundle import load_model
-from epgembed.artifact.registry import publish
+from epgembed.query.load import load_model
+from epgembed.registry import publish
 from polling import holds_for, wait_until
 from service import Limits, ServiceConfig, create_app
 from service.holder import install_sighup

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from epgembed.artifact.bundle import load_model, read_manifest
-from epgembed.artifact.registry import versions_dir
+from epgembed.artifact.bundle import read_manifest
+from epgembed.query.load import load_model
+from epgembed.registry import versions_dir
 from polling import holds_for, wait_until
 from service.holder import ModelHolder
 from service.integrity import ServedFiles, stamps

@@ -27,7 +27,7 @@ import pytest
 import requests
 
 from epgembed.artifact.bundle import read_manifest
-from epgembed.artifact.registry import versions_dir
+from epgembed.registry import versions_dir
 from polling import wait_until
 from service_util import make_root
 from test_faults_process import children

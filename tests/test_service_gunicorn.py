@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from epgembed.artifact.registry import publish
+from epgembed.registry import publish
 from polling import holds_for, wait_until
 from service_util import make_root, publish_corrupt, version_of
 

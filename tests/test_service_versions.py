@@ -23,7 +23,7 @@ import time
 import pytest
 import requests
 
-from epgembed.artifact.registry import point_current, versions_dir
+from epgembed.registry import point_current, versions_dir
 from service.holder import ModelHolder
 from service.shared import Shared
 from service.state import state

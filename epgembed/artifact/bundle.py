@@ -37,19 +37,14 @@ from typing import Callable
 
 import numpy as np
 
-from epgembed.config import IndexConfig
-from epgembed.ingest.catalog import Catalog, SerializedCatalog
-from epgembed.artifact.libraries import library_versions, warn_library_drift
-from epgembed.fsutil import fsync_dir, utc
-from epgembed.ingest.dumpfiles import escape_name
-from epgembed.index.serve import METRIC, open_index
-from epgembed.index.probe import ExactSearch, check_search, open_probe, search_method
-from epgembed.model.vectors import top_k
-from epgembed.query.related import RelatedModel
+from epgembed.artifact.catalog import Catalog, SerializedCatalog
+from epgembed.artifact.libraries import library_versions
+from epgembed.fsutil import escape_name, fsync_dir, utc
 from epgembed.text.tokenize import Tokenizer
 
 FORMAT = "epgembed-model"
 FORMAT_VERSION = 1
+METRIC = "angular"        # unit vectors in an Annoy angular index: cosine = 1 - d^2 / 2
 log = logging.getLogger("epgembed.artifact.bundle")
 
 
@@ -228,7 +223,7 @@ def describe_links(linked: list[tuple[str, int]]) -> str:
     return ", ".join(f"{name} ({n} links)" for name, n in linked)
 
 
-def _check_files(model_dir: Path, manifest: dict, verify: bool) -> None:
+def check_files(model_dir: Path, manifest: dict, verify: bool) -> None:
     """Hashes and sizes (when `verify`), and a warning for files with other names: they are
     memory-mapped, so truncating one through another name kills the reader (SIGBUS)."""
     if verify:
@@ -237,164 +232,3 @@ def _check_files(model_dir: Path, manifest: dict, verify: bool) -> None:
     if linked:
         log.warning("%s: files shared with other paths (hard links): %s; a write through another "
                     "name changes them under every process serving them", model_dir, describe_links(linked))
-
-
-def load_model(model_dir: str | Path, *, verify: bool = True) -> RelatedModel:
-    """Rebuild a RelatedModel from the folder alone; refuse anything inconsistent."""
-    model_dir = Path(model_dir)
-    manifest = read_manifest(model_dir)
-    _check_files(model_dir, manifest, verify)
-    warn_library_drift(model_dir, manifest)
-    step = "tokenizer"
-    try:
-        tokenizer = Tokenizer.load(model_dir)
-        step = "catalog.jsonl"
-        catalog = Catalog.load(model_dir / "catalog.jsonl")
-        arrays = {}
-        for name, mmap in (("embeddings", "r"), ("vectors", "r"), ("token_counts", None), ("center", None)):
-            step = f"{name}.npy"
-            arrays[name] = np.load(model_dir / step, mmap_mode=mmap, allow_pickle=False)
-        embeddings, vectors, counts, center = arrays.values()
-        table = None
-        if manifest.get("neighbours"):
-            table = tuple(np.load(model_dir / (step := f"{name}.npy"), mmap_mode="r", allow_pickle=False)
-                          for name in ("neighbours", "neighbour_scores"))
-        step, dim = "manifest.json", manifest["dim"]
-        search = _open_search(model_dir, manifest, vectors, dim)
-        if embeddings.ndim != 2 or embeddings.shape[1] != dim:
-            raise ModelError(f"{model_dir}: inconsistent model: embeddings {embeddings.shape}, "
-                             f"manifest says dimension {dim}")
-        try:
-            index = open_index(model_dir / "index.ann", dim)
-        except OSError as e:
-            why = str(e).split(". Ensure")[0].removesuffix(": Success (0)")
-            raise ModelError(f"{model_dir}: index.ann does not open as a {dim}-dimensional "
-                             f"{METRIC} index ({why})") from None
-    except ModelError:
-        raise
-    except Exception as e:  # noqa: BLE001 - whatever a damaged file makes a loader throw
-        why = " ".join(str(e).split())[:300]
-        raise ModelError(f"{model_dir}: cannot load {step}: {type(e).__name__}: {why}") from None
-    n = len(catalog)
-    checks = [
-        (embeddings.shape == (tokenizer.vocab_size, dim), f"embeddings {embeddings.shape} != ({tokenizer.vocab_size}, {dim})"),
-        (vectors.shape == (n, dim), f"vectors {vectors.shape} != ({n}, {dim})"),
-        (index.get_n_items() == n, f"index has {index.get_n_items()} items, catalog {n}"),
-        (index.f == dim, f"index dimension {index.f} != {dim}"),
-        (manifest["n_shows"] == n, f"manifest says {manifest['n_shows']} shows, catalog has {n}"),
-        (manifest.get("metric") == METRIC, f"metric {manifest.get('metric')!r} != {METRIC!r}"),
-        (len(counts) == tokenizer.vocab_size, "token_counts length != vocabulary"),
-        (center.shape == (dim,), f"center {center.shape} != ({dim},)"),
-    ]
-    if table is not None:
-        shape = (n, min(n, int(manifest["neighbours"])))
-        checks += [(table[0].shape == shape and table[0].dtype == np.int32,
-                    f"neighbours {table[0].shape} {table[0].dtype} != {shape} int32"),
-                   (table[1].shape == shape and table[1].dtype == np.float32,
-                    f"neighbour_scores {table[1].shape} {table[1].dtype} != {shape} float32")]
-    for ok, why in checks:
-        if not ok:
-            raise ModelError(f"{model_dir}: inconsistent model: {why}")
-    model = RelatedModel(model_dir, manifest, tokenizer, catalog, embeddings, vectors, index, counts,
-                         center, table, search)
-    self_test(model)
-    return model
-
-
-def _open_search(model_dir: Path, manifest: dict, vectors: np.ndarray, dim: int):
-    """The search for vectors that are no catalog row: the manifest's "search" entry (a model
-    without one, built before it existed: exact search up to the default size, else Annoy);
-    None = Annoy. Raises ModelError for probe files that do not fit the catalog."""
-    n = len(vectors)
-    cfg = IndexConfig()
-    entry = manifest.get("search") or {"method": "annoy" if search_method(n, cfg) == "probe"
-                                       else search_method(n, cfg)}
-    if entry["method"] == "exact":
-        return ExactSearch(vectors)
-    if entry["method"] != "probe":
-        return None
-    try:
-        return open_probe(model_dir, entry, n, dim)
-    except ValueError as e:
-        raise ModelError(f"{model_dir}: inconsistent model: {e}") from None
-
-
-SELF_TEST_ITEMS = 64  # items checked against the index and rebuilt from their tokens
-
-
-def self_test(model: RelatedModel) -> None:
-    """Check the content itself, not the manifest's word for it (a manifest can vouch for the
-    wrong files): every array finite, catalog vectors unit length, and for items spread over
-    the catalog the index's stored vector equals vectors.npy and the vector rebuilt from the
-    item's tokens (tokenizer + catalog + embeddings.npy) equals it too; item 0 finds itself."""
-    if len(model) == 0:
-        raise ModelError(f"{model.path}: empty catalog")
-    try:
-        _content_checks(model)
-    except ModelError:
-        raise
-    except Exception as e:  # noqa: BLE001 - e.g. a token id past the table: another model's file
-        raise ModelError(f"{model.path}: self-test failed: {type(e).__name__}: {e}") from None
-
-
-def _content_checks(model: RelatedModel) -> None:
-    def fail(why: str) -> None:
-        raise ModelError(f"{model.path}: self-test failed: {why}")
-
-    arrays = [("embeddings.npy", model.embeddings), ("vectors.npy", model.vectors)]
-    if model.center is not None:
-        arrays.append(("center.npy", model.center))
-    for name, arr in arrays:
-        for start in range(0, len(arr), 65536):  # bounded temporaries for a large mmapped table
-            if not np.isfinite(arr[start: start + 65536]).all():
-                fail(f"{name} holds NaN or infinite values")
-    for start in range(0, len(model.vectors), 65536):
-        norms = np.linalg.norm(np.asarray(model.vectors[start: start + 65536], dtype=np.float64), axis=1)
-        bad = np.flatnonzero((norms > 1e-6) & (np.abs(norms - 1.0) > 1e-3))
-        if len(bad):
-            fail(f"vectors.npy row {start + int(bad[0])} is not a unit vector (norm {norms[bad[0]]:.4g})")
-    n = len(model)
-    for i in sorted(set(np.linspace(0, n - 1, min(n, SELF_TEST_ITEMS)).astype(int).tolist())):
-        v = np.asarray(model.vectors[i], dtype=np.float32)
-        stored = np.asarray(model.index.get_item_vector(i), dtype=np.float32)
-        if not np.allclose(v, stored, atol=1e-5):
-            fail(f"index item {i} differs from vectors.npy (an index of another model?)")
-        tokens = model.item_tokens(i)
-        rebuilt = model.vector_of([t[0] for t in tokens], [t[2] for t in tokens])
-        if not np.allclose(rebuilt, v, atol=1e-3):
-            fail(f"item {i}'s vector does not follow from its tokens and embeddings.npy "
-                 "(embeddings, tokenizer or catalog of another model?)")
-    if model.neighbours is not None:
-        _check_neighbours(model, fail)
-    if model.search is not None:
-        why = check_search(model.search, model.vectors, np.linspace(0, n - 1, min(n, 16)).astype(int).tolist())
-        if why:
-            fail(why)
-    v = np.asarray(model.vectors[0], dtype=np.float32)
-    if np.linalg.norm(v) > 0:
-        _, dist = model.index.get_nns_by_vector(v.tolist(), 1, include_distances=True)
-        if not dist or dist[0] > 1e-3:
-            fail("item 0's vector finds no match")
-
-
-def _check_neighbours(model: RelatedModel, fail) -> None:
-    """The neighbour table: every id in range, and for items spread over the catalog the
-    stored cosines equal the vectors' dot products, best first; for an exact table (up to
-    64k titles, where checking is cheap) no title outside the row is closer than its last."""
-    ids, scores = model.neighbours
-    for start in range(0, len(ids), 65536):
-        block = np.asarray(ids[start: start + 65536])
-        if len(block) and (block.min() < 0 or block.max() >= len(model)):
-            fail("neighbours.npy holds ids outside the catalog")
-    vectors = model.vectors
-    exact_table = (model.manifest.get("neighbour_table") or {}).get("method", "exact") == "exact"
-    check_all = exact_table and len(model) <= 65536
-    for i in sorted(set(np.linspace(0, len(ids) - 1, min(len(ids), 16)).astype(int).tolist())):
-        row, cos = np.asarray(ids[i]), np.asarray(scores[i], dtype=np.float64)
-        exact = np.asarray(vectors[row], dtype=np.float64) @ np.asarray(vectors[i], dtype=np.float64)
-        if not np.allclose(exact, cos, atol=1e-4) or np.any(np.diff(cos) > 1e-6):
-            fail(f"neighbours of item {i} do not follow from vectors.npy (a table of another model?)")
-        if check_all and len(row) < len(model):
-            _, best = top_k(vectors, len(row), rows=[i])
-            if best[0, -1] > cos[-1] + 1e-4:
-                fail(f"neighbours of item {i} miss closer titles (a table of another model?)")

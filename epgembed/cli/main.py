@@ -20,9 +20,9 @@ from functools import partial
 from pathlib import Path
 
 from epgembed.cli import EXIT_ERROR, QUERY_COMMANDS, one_blas_thread
-from epgembed.fsutil import gc_paused
+from epgembed.fsutil import escape_name, gc_paused
 from epgembed.config import Config
-from epgembed.ingest.dumpfiles import PIPE_TIMEOUT_S, escape_name
+from epgembed.build.ingest.dumpfiles import PIPE_TIMEOUT_S
 
 # system -> (the module it needs, the extra that brings it)
 EXTRA_SYSTEMS = {"channel": ("scipy", "eval"), "tfidf": ("sklearn", "eval"), "fasttext": ("fasttext", "fasttext")}
@@ -46,9 +46,9 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from epgembed.ingest.dumpfiles import ReadLimits
-    from epgembed.ingest.epg import SKIP_EMPTY_TITLE
-    from epgembed.pipeline import train_model, vanished_kinds
+    from epgembed.build.ingest.dumpfiles import ReadLimits
+    from epgembed.build.ingest.epg import SKIP_EMPTY_TITLE
+    from epgembed.build.pipeline import train_model, vanished_kinds
     from epgembed.progress import Progress
     cfg = _config(args)
     limits = ReadLimits(pipe_timeout_s=args.input_timeout or None)
@@ -131,7 +131,7 @@ def _answer_programme(model, n: int, line: str, args: argparse.Namespace):
 
 def cmd_related(args: argparse.Namespace) -> int:
     """One answer per query; --json writes the HTTP service's shapes (query.shapes), one per line."""
-    from epgembed.artifact.bundle import load_model
+    from epgembed.query.load import load_model
     from epgembed.query.related import QueryError
     from epgembed.query.shapes import Error, ErrorBody, encode
     with gc_paused():

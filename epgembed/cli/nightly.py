@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from epgembed.cli import EXIT_ERROR
 from epgembed.config import Config
-from epgembed.ingest.dumpfiles import escape_name
+from epgembed.fsutil import escape_name
 from epgembed.progress import Progress, stage_line
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def nightly_config(args: argparse.Namespace) -> tuple[NightlyConfig, Config]:
 
 
 def cmd_nightly(args: argparse.Namespace) -> int:
-    from epgembed.artifact import registry
+    from epgembed import registry
     from epgembed.nightly.run import run_nightly   # trains: torch and numba load for this command only
     try:
         ncfg, cfg = nightly_config(args)
@@ -97,7 +97,7 @@ def print_laps(progress: Progress, timings: dict) -> None:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from epgembed.artifact import registry
+    from epgembed import registry
     try:
         with registry.locked(Path(args.models_root)):
             old, new = registry.rollback(Path(args.models_root), args.to)
@@ -120,7 +120,7 @@ def _report_of(version_dir: Path) -> dict:
 def version_rows(root: Path, verify: bool = False) -> list[dict]:
     """list_versions (hashes checked when `verify`) plus the figures of each version's
     nightly report, and a broken row for a `current` that points at no version."""
-    from epgembed.artifact import registry
+    from epgembed import registry
     rows = []
     for v in registry.list_versions(root, verify=verify):
         rep = _report_of(registry.versions_dir(root) / v["version"])

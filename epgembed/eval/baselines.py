@@ -6,7 +6,7 @@ Each system has a ``name``, ``fit(train_dump, workdir)`` and
 - `RandomSystem`: k random distinct titles of the training dump (the floor).
 - `TfidfSystem`: char 2-4-gram TF-IDF over the distinct (case-folded) titles, cosine.
 - `ChannelSystem`: no text at all: a title is the idf-weighted set of its channels, cosine.
-- `EpgembedSystem`: trains and queries the project's model via `epgembed.pipeline`
+- `EpgembedSystem`: trains and queries the project's model via `epgembed.build.pipeline`
   and `epgembed.artifact.bundle` (imported lazily); it also answers the cold-start
   modes with a schedule context and with the whole programme (`epgembed.eval.coldstart`).
 - The fastText reference is `epgembed.eval.fasttext_ref.FastTextSystem`.
@@ -174,7 +174,7 @@ class ChannelSystem(_CosineSystem):
 
 
 class EpgembedSystem:
-    """The project's model: `epgembed.pipeline.train_model` + `epgembed.artifact.bundle.load_model`.
+    """The project's model: `epgembed.build.pipeline.train_model` + `epgembed.query.load.load_model`.
 
     The model is loaded on the first `query` after `fit` (so query time includes loading,
     as with ``epgembed related``).
@@ -191,7 +191,7 @@ class EpgembedSystem:
 
     def fit(self, train_dump: Path, workdir: Path) -> None:
         """Train the project's model on the training dump into ``workdir/model``."""
-        from epgembed.pipeline import train_model
+        from epgembed.build.pipeline import train_model
 
         self._model_dir = Path(workdir) / "model"
         self._model = None
@@ -201,7 +201,7 @@ class EpgembedSystem:
         if self._model is None:
             if self._model_dir is None:
                 raise RuntimeError("EpgembedSystem queried before fit")
-            from epgembed.artifact.bundle import load_model
+            from epgembed.query.load import load_model
 
             self._model = load_model(self._model_dir)
         return self._model

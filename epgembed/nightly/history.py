@@ -36,7 +36,7 @@ from datetime import date
 from pathlib import Path
 
 from epgembed.fsutil import fsync_dir, utc, write_synced
-from epgembed.ingest.epg import Programme
+from epgembed.build.ingest.epg import Programme
 from epgembed.text.normalize import normalize_category, title_forms
 
 HISTORY = "history"

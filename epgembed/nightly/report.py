@@ -12,9 +12,8 @@ import os
 import statistics
 from pathlib import Path
 
-from epgembed.artifact import registry
-from epgembed.fsutil import atomic_write, utc
-from epgembed.ingest.dumpfiles import escape_name
+from epgembed import registry
+from epgembed.fsutil import atomic_write, escape_name, utc
 
 REPORTS = "reports"
 REPORT_FORMAT = "epgembed-nightly-report/1"

@@ -39,17 +39,16 @@ from pathlib import Path
 
 import numpy as np
 
-from epgembed.artifact import registry
+from epgembed import registry
 from epgembed.artifact.bundle import ModelError, read_manifest, sha256_file
 from epgembed.config import Config
-from epgembed.fsutil import atomic_write, utc
-from epgembed.ingest.dumpfiles import escape_name
-from epgembed.ingest.epg import expand_paths
+from epgembed.fsutil import atomic_write, escape_name, utc
+from epgembed.build.ingest.epg import expand_paths
 from epgembed.nightly import history
 from epgembed.nightly.gates import NightlyConfig
 from epgembed.nightly.report import new_report, summary_line, write_reports
 from epgembed.nightly.stages import Gated, InputCheck, check_input, check_quality, ingest
-from epgembed.pipeline import Prepared, fit, nothing_learned, vanished_kinds, write_model
+from epgembed.build.pipeline import Prepared, fit, nothing_learned, vanished_kinds, write_model
 
 EXIT_PUBLISHED, EXIT_ERROR, EXIT_GATED = 0, 2, 3
 

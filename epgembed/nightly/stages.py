@@ -17,17 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from epgembed.artifact import registry
-from epgembed.artifact.bundle import ModelError, load_model
+from epgembed import registry
+from epgembed.artifact.bundle import ModelError
+from epgembed.query.load import load_model
 from epgembed.config import Config
-from epgembed.ingest.epg import Programme, ReadReport, read_programmes
+from epgembed.build.ingest.epg import Programme, ReadReport, read_programmes
 from epgembed.nightly import history
 from epgembed.nightly.gates import (NightlyConfig, catalog_reasons, consistency_reasons, input_reasons,
                                     quality_reasons)
 from epgembed.nightly.quality import (catalog_changes, evaluate_model, holdout_split, neighbour_stability,
                                       random_answers, strip_holdout, warm_start_table)
 from epgembed.nightly.report import file_info, medians
-from epgembed.pipeline import Prepared, prepare_programmes
+from epgembed.build.pipeline import Prepared, prepare_programmes
 from epgembed.query.related import RelatedModel
 
 

@@ -1,6 +1,6 @@
 """The query side: a loaded model answering "titles related to X" (numpy + Annoy only).
 
-    model = epgembed.artifact.bundle.load_model("MODEL_DIR")
+    model = epgembed.query.load.load_model("MODEL_DIR")
     model.related("Tatort", k=10)            # known or never-seen title
     model.related_to_id(42, k=10)            # catalog id: the exact neighbour table, else the index
 
@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from epgembed.config import Config
-from epgembed.ingest.catalog import Catalog
+from epgembed.artifact.catalog import Catalog
 from epgembed.text.features import context_features
-from epgembed.index.serve import query_item, query_vector
-from epgembed.model.vectors import title_vectors
+from epgembed.query.annoy import query_item, query_vector
+from epgembed.query.vectors import title_vectors
 from epgembed.query.programme import programme_vector
 from epgembed.query.shapes import Hit, ModelRef, ProgrammeQuery, Query, Related
 from epgembed.text.normalize import series_head, squash, title_forms

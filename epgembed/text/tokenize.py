@@ -24,10 +24,10 @@ import sentencepiece as spm
 
 from epgembed.config import FeatureConfig, TokenizerConfig
 from epgembed.text.features import feature_weight, vocabulary
-from epgembed.model.vectors import PAD_ID
 from epgembed.text.normalize import clean_text, fold, title_forms
 
 FORMAT = "epgembed-tokenizer/1"
+PAD_ID = 0        # the id no token has: padding of a bag, a zero row of every token table
 _WORD = re.compile(r"\w+(?:['’]\w+)*", re.UNICODE)
 
 

@@ -19,9 +19,9 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from epgembed.config import IndexConfig
-from epgembed.index.probe import FILES as PROBE_FILES, ClusterProbe, search_method
-from epgembed.index.serve import METRIC
-from epgembed.model.vectors import top_k
+from epgembed.query.probe import FILES as PROBE_FILES, ClusterProbe, search_method
+from epgembed.query.annoy import METRIC
+from epgembed.query.vectors import top_k
 
 
 def build_index(vectors: np.ndarray, cfg: IndexConfig, path: Path, n_jobs: int = 1) -> None:
@@ -61,7 +61,7 @@ def neighbour_table(vectors: np.ndarray, cfg: IndexConfig,
         return ids, scores, {"method": "exact", "recall_at_10": 1.0}
     if cfg.neighbours_probe <= 0:
         return None
-    from epgembed.index.clustered import clustered_neighbours, n_clusters   # torch, the compiled merge
+    from epgembed.build.index.clustered import clustered_neighbours, n_clusters   # torch, the compiled merge
     if clusters is not None and len(clusters[0]) != n_clusters(len(vectors)):
         clusters = None                                          # the search's own, finer clusters
     ids, scores = clustered_neighbours(vectors, cfg.neighbours, cfg.neighbours_probe, cfg.seed,
@@ -76,7 +76,7 @@ def search_clusters(vectors: np.ndarray, cfg: IndexConfig) -> tuple | None:
     are the clustered table's clusters (the table then reuses them)."""
     if search_method(len(vectors), cfg) != "probe":
         return None
-    from epgembed.index.clustered import spherical_kmeans   # torch loads here
+    from epgembed.build.index.clustered import spherical_kmeans   # torch loads here
     return spherical_kmeans(vectors, cfg.seed, threads=cfg.neighbours_threads,
                             lists=max(1, int(cfg.search_clusters * np.sqrt(len(vectors)))))
 

@@ -38,6 +38,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Union
+from epgembed.fsutil import escape_name
+from epgembed.text.normalize import MAX_RAW_TITLE_CHARS
 
 PathArg = Union[str, "os.PathLike[str]"]
 
@@ -49,7 +51,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 class ReadLimits:
     """Guards against hostile or broken dumps; every default is far above real dumps
     (longest real title 121 characters, about 30 tags and 3 kB per programme)."""
-    max_title_chars: int = 1000          # longer: the programme is skipped ("title too long")
+    max_title_chars: int = MAX_RAW_TITLE_CHARS   # longer: the programme is skipped ("title too long")
     max_element_bytes: int = 32 << 20    # input between two programme ends: one programme or junk
     max_element_tags: int = 100_000      # tags in that span (an element tree costs ~30x its text)
     max_gzip_ratio: float = 100.0        # decompressed / compressed bytes (real dumps: 5-15) ...
@@ -74,20 +76,6 @@ LEFT_OUT = "left out of the directory scan"
 
 class InputError(Exception):
     """A dump whose bytes cannot be had; ``str(e)`` is the reason, without the file name."""
-
-
-def escape_name(name: str) -> str:
-    """``name`` with every unprintable character escaped (``\\n``, ``\\x1b``, ``\\u200b``);
-    a byte that is not UTF-8 (surrogate-escaped by the OS layer) is shown as ``\\xff``."""
-    if name.isprintable():
-        return name
-    return "".join(c if c.isprintable() else _escape_char(c) for c in name)
-
-
-def _escape_char(c: str) -> str:
-    if 0xDC80 <= ord(c) <= 0xDCFF:
-        return f"\\x{ord(c) - 0xDC00:02x}"
-    return c.encode("unicode_escape").decode("ascii")
 
 
 def display_name(path: PathArg) -> str:

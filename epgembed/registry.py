@@ -23,10 +23,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from epgembed.artifact.bundle import (ModelError, describe_links, linked_files, load_model, read_manifest,
-                                      verify_files)
-from epgembed.fsutil import fsync_dir
-from epgembed.ingest.dumpfiles import escape_name
+from epgembed.artifact.bundle import ModelError, describe_links, linked_files, read_manifest, verify_files
+from epgembed.query.load import load_model
+from epgembed.fsutil import escape_name, fsync_dir
 
 VERSIONS = "versions"
 CURRENT = "current"

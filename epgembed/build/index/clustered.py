@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from epgembed.model.kernels import merge_top_k, sort_top_k
-from epgembed.model.vectors import top_k
+from epgembed.build.model.kernels import merge_top_k, sort_top_k
+from epgembed.query.vectors import top_k
 
 
 def clustered_neighbours(vectors: np.ndarray, k: int, probe: int, seed: int = 0, iters: int = 6,

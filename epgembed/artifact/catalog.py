@@ -24,9 +24,8 @@ import numpy as np
 
 from epgembed.config import CatalogConfig
 from epgembed.fsutil import gc_paused
-from epgembed.ingest.dumpfiles import ReadLimits
 from epgembed.text.features import channel_feature, kind_of
-from epgembed.text.normalize import MAX_TITLE_CHARS, title_forms
+from epgembed.text.normalize import MAX_RAW_TITLE_CHARS, MAX_TITLE_CHARS, title_forms
 
 
 
@@ -39,7 +38,7 @@ class FieldLimits:
     (longest title 121 characters, 7 categories, 40 channels, 136 aliases, a 5.5 kB line);
     a 50 MB line was served before, costing each worker 62 MB and every answer listing the
     show 52 MB."""
-    title_chars: int = ReadLimits().max_title_chars   # the ingest limit (normalize cuts at 500)
+    title_chars: int = MAX_RAW_TITLE_CHARS   # the ingest limit (normalize cuts at 500)
     key_chars: int = 3 * MAX_TITLE_CHARS   # key, series, an alias: case folding can triple a title
     name_chars: int = 1000                 # a category (normalize keeps 100) or a channel id
     context_chars: int = 1 << 16

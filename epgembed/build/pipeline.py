@@ -26,16 +26,17 @@ import numpy as np
 import torch
 
 from epgembed.artifact.bundle import check_replaceable, save_model
-from epgembed.artifact.registry import refuse_inside_versions
-from epgembed.ingest.catalog import Catalog, SerializedCatalog
-from epgembed.ingest.catalog_build import EMPTY_KEY, ProgrammeLike, build_catalog, iter_titles
+from epgembed.registry import refuse_inside_versions
+from epgembed.artifact.catalog import Catalog, SerializedCatalog
+from epgembed.build.ingest.catalog_build import EMPTY_KEY, ProgrammeLike, build_catalog, iter_titles
 from epgembed.config import Config
-from epgembed.ingest.dumpfiles import ReadLimits, escape_name
-from epgembed.ingest.epg import ReadReport, read_programmes
-from epgembed.index.build import write_indexes
-from epgembed.model.vectors import catalog_vectors
+from epgembed.build.ingest.dumpfiles import ReadLimits
+from epgembed.fsutil import escape_name
+from epgembed.build.ingest.epg import ReadReport, read_programmes
+from epgembed.build.index.build import write_indexes
+from epgembed.query.vectors import catalog_vectors
 from epgembed.text.tokenize import Tokenizer
-from epgembed.model.train import TrainResult, train
+from epgembed.build.model.train import TrainResult, train
 from epgembed.progress import Progress, Stage
 
 

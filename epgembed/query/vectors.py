@@ -22,7 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-PAD_ID = 0
+from epgembed.text.tokenize import PAD_ID
+
 EPS = 1e-12                 # a row shorter than this is divided by EPS (a zero row stays zero)
 GATHER_FLOATS = 1 << 20     # a block of titles for title_vectors: [titles, L, D] at most
 SCORE_FLOATS = 1 << 24      # scores held at a time by top_k (per thread)

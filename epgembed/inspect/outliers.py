@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from epgembed.query.inspect import (InspectConfig, LeaveOneOut, TitleStats, broad_categories, collapse, explain_sides,
+from epgembed.inspect.explain import (InspectConfig, LeaveOneOut, TitleStats, broad_categories, collapse, explain_sides,
                                     model_center, model_json, padded, pair_scores, show_tokens, side_of, title_stats,
                                     token_rows)
-from epgembed.model.vectors import nearest_others
+from epgembed.query.vectors import nearest_others
 from epgembed.progress import Progress, Stage
 from epgembed.query.related import QueryError, RelatedModel
 

@@ -27,7 +27,7 @@ import torch
 from torch.profiler import record_function
 
 _JIT = dict(nogil=True, fastmath=True, cache=True)
-log = logging.getLogger("epgembed.model.kernels")
+log = logging.getLogger("epgembed.build.model.kernels")
 _NO_CACHE: list[str] = []   # kernels compiled without a disk cache (then warned about once)
 
 

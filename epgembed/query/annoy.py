@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
-METRIC = "angular"
+from epgembed.artifact.bundle import METRIC
 
 
 def angular_to_cosine(d: np.ndarray | float) -> np.ndarray | float:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from epgembed.config import InspectConfig
-from epgembed.model.vectors import EPS, title_vectors
+from epgembed.query.vectors import EPS, title_vectors
 from epgembed.query.related import QueryError, RelatedModel, check_title
 from epgembed.text.features import KINDS, kind_of
 from epgembed.text.tokenize import Tokenizer, token_text, words_of

@@ -51,8 +51,8 @@ from pathlib import Path
 
 from lxml import etree
 
-from epgembed.ingest.catalog import programme_problem
-from epgembed.ingest.dumpfiles import (InputError, PathArg, ReadLimits, ScannedPaths, Source, display_name,
+from epgembed.artifact.catalog import programme_problem
+from epgembed.build.ingest.dumpfiles import (InputError, PathArg, ReadLimits, ScannedPaths, Source, display_name,
                                        escape_name, expand_paths, open_dump)
 from epgembed.text.normalize import clean_text
 

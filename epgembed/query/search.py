@@ -42,7 +42,7 @@ from typing import Sequence
 
 import numpy as np
 
-from epgembed.ingest.catalog import Catalog
+from epgembed.artifact.catalog import Catalog
 from epgembed.text.normalize import title_forms, unaccent
 
 _WORD_START = re.compile(r"(?<=\W)\w")   # a word character after a non-word character

@@ -24,10 +24,11 @@ import torch
 from torch.profiler import record_function
 
 from epgembed.config import TrainConfig
-from epgembed.model.fused import FusedStep, inverse_frequency_weights
-from epgembed.model.kernels import CompiledStep
-from epgembed.model.vectors import PAD_ID, title_vectors, top_k
-from epgembed.model.sampling import LeaveOneOutSampler, PackedTitles
+from epgembed.build.model.fused import FusedStep, inverse_frequency_weights
+from epgembed.build.model.kernels import CompiledStep
+from epgembed.query.vectors import title_vectors, top_k
+from epgembed.text.tokenize import PAD_ID
+from epgembed.build.model.sampling import LeaveOneOutSampler, PackedTitles
 from epgembed.progress import Progress, Stage
 
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import record_function
 
-from epgembed.model.vectors import PAD_ID
+from epgembed.text.tokenize import PAD_ID
 
 
 def pick_negatives(scores: torch.Tensor, allowed: torch.Tensor, k: int, hard: bool = True,
