@@ -169,8 +169,10 @@ bench-soak: $(STAMP)
 # nginx (deploy/nginx) in front of 2 replicas x 2 workers on the shared-data model: throughput
 # through nginx to 2 vs 1 replica vs bare gunicorn, a publish and a kill -9 under load, 200 slow
 # clients against nginx and against bare gunicorn, 16 clients sending the largest legal request
-# (/healthz p99 meanwhile) -> bench/results/replicas.json (20 s phases; quick look, about a
-# minute: make bench-replicas REPLICAS_ARGS=--quick; one phase: REPLICAS_ARGS="--only saturation")
+# (/healthz p99 meanwhile), 2 feeds x 2 replicas behind one nginx (traffic to both, a publish on
+# one, kill -9 of a replica of the other) -> bench/results/replicas.json (20 s phases; quick look,
+# about a minute: make bench-replicas REPLICAS_ARGS=--quick; one phase, its figures under its own
+# key of the file: REPLICAS_ARGS="--only feeds --seconds 10")
 .PHONY: bench-replicas
 bench-replicas: $(STAMP) $(NGINX)
 	$(BIN)/python bench/replicas.py $(REPLICAS_ARGS)

@@ -51,13 +51,14 @@ def run_wrk(url: str, script: Path, seconds: float, connections: int = 16, threa
 
 
 # ---------------------------------------------------------------------------- models and queries
-def second_version(model_dir: Path, tmp: Path) -> Path:
-    """The same files under another version name: a real load + validate + swap of a same-size model."""
+def second_version(model_dir: Path, tmp: Path, suffix: str = "-b") -> Path:
+    """The same files under another version name (the version + `suffix`): a real load +
+    validate + swap of a same-size model."""
     from epgembed.artifact.bundle import read_manifest
-    copy = tmp / "model-b"
+    copy = tmp / f"model{suffix}"
     shutil.copytree(model_dir, copy)
     manifest = read_manifest(copy)
-    manifest["version"] = manifest["version"] + "-b"
+    manifest["version"] = manifest["version"] + suffix
     (copy / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return copy
 
@@ -165,7 +166,10 @@ def probe(port: int, paths: list[str], seconds: float, timeout: float = 2.0, min
 
 
 # ---------------------------------------------------------------------------- results
-def write_results(out: Path, report: dict) -> None:
-    """bench/results/<name>.json (the folder made when missing)."""
+def write_results(out: Path, report: dict, key: str | None = None) -> None:
+    """bench/results/<name>.json (the folder made when missing); with `key`, the report goes
+    under that key and the file's other figures are kept (a run of one phase)."""
     out.parent.mkdir(parents=True, exist_ok=True)
+    if key is not None:
+        report = {**(json.loads(out.read_text()) if out.is_file() else {}), key: report}
     out.write_text(json.dumps(report, indent=1))

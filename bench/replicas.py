@@ -27,10 +27,13 @@ titles 20%, batches of 8 titles 10%):
 5. saturation (issue 26.9): 16 keep-alive clients sending the largest legal request (the
    most titles and answer rows service/config.py Limits allow, unseen titles) through
    nginx, then to one bare instance: /healthz p50/p99 on new connections meanwhile
-   (targets: p99 <= 50 ms through nginx, <= 250 ms bare; bench/work_bounds.py).
+   (targets: p99 <= 50 ms through nginx, <= 250 ms bare; bench/work_bounds.py);
+6. feeds (issue 27): 2 feeds x N replicas behind one nginx, traffic to both, a publish on
+   one, kill -9 of a replica of the other (bench/replicas_feeds.py; its own replicas).
 
-`--only PHASE` runs one phase (with the idle latencies): throughput, publish, kill, slow,
-saturation.
+`--only PHASE` runs one phase (with the idle latencies, but for feeds): throughput, publish,
+kill, slow, saturation, feeds; its figures go under the key PHASE of the results file, whose
+other figures are kept.
 """
 from __future__ import annotations
 
@@ -51,9 +54,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "bench"), str(REPO)]       # bench/common.py, deploy/local_stack.py
 from common import PyLoad, ensure_wrk, probe, run_wrk, sample_titles, second_version, write_results  # noqa: E402
 from deploy.local_stack import LocalStack, Nginx, Replica, SlowClients, StackError, find_nginx, get  # noqa: E402
+from replicas_feeds import feeds_phase  # noqa: E402
 from work_bounds import largest_legal_request, saturation_phase  # noqa: E402
 
-PHASES = ("throughput", "publish", "kill", "slow", "saturation")
+PHASES = ("throughput", "publish", "kill", "slow", "saturation", "feeds")
 
 DUMPS = REPO.parent / "shared" / "data" / "epg"
 CACHE = REPO / "bench" / "cache"
@@ -342,7 +346,8 @@ def report(args: argparse.Namespace, nginx_bin: str, model: dict, load_at_start,
         "command": "python bench/replicas.py " + " ".join(sys.argv[1:]),
         "short_run": bool(args.quick),
         "note": ("a SHORT run (--quick: 4 s phases), a smoke test of the set-up; `make bench-replicas` "
-                 "(20 s phases) gives the figures to quote") if args.quick else "full run (make bench-replicas)",
+                 "(20 s phases) gives the figures to quote") if args.quick else
+                (f"one phase, {args.seconds:g} s steps" if args.only else "full run (make bench-replicas)"),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "loadavg_at_start": load_at_start, "loadavg_at_end": os.getloadavg(),
                     "note": "nginx, every replica and the load generators share the same cores; "
@@ -373,16 +378,20 @@ def main() -> int:
     print(f"model: {model_what}, {manifest['n_shows']} shows, version {manifest['version']}", flush=True)
     reqs = mixed_requests(model_dir)
     tmp = Path(tempfile.mkdtemp(prefix="replicas-bench-", dir=CACHE))
+    results, startup = {}, None
     try:
-        results, startup = run_phases(args, nginx_bin, model_dir, reqs, tmp)
+        if set(args.phases) - {"feeds"}:
+            results, startup = run_phases(args, nginx_bin, model_dir, reqs, tmp / "one")
+        if "feeds" in args.phases:
+            results["feeds"] = feeds_phase(args, nginx_bin, model_dir, reqs, tmp / "feeds", [str(EPGEMBED)])
     except StackError as e:                 # a replica or nginx that exited or never answered: its log
         sys.exit(str(e))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     model = {"what": model_what, "dir": str(model_dir), "version": manifest["version"], "shows": manifest["n_shows"]}
-    out = report(args, nginx_bin, model, load_at_start, startup, t_begin, results)
-    write_results(args.out, out)
-    print(f"{out['run_seconds']} s in all -> {args.out}")
+    own = results.pop("feeds") if args.only == "feeds" else results   # --only: its figures at the top
+    write_results(args.out, report(args, nginx_bin, model, load_at_start, startup, t_begin, own), args.only)
+    print(f"{round(time.monotonic() - t_begin, 1)} s in all -> {args.out}")
     return 0
 
 
