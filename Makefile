@@ -157,8 +157,15 @@ bench-cli: $(STAMP) $(BYTECODE)
 bench-search: $(STAMP)
 	$(BIN)/python bench/search.py
 
+# one model or many (issue 27): one model of all shared dumps against one per dump, P@10d per dump on
+# the same test titles (the combined model's answers restricted to the query's feed), training time
+# and peak memory of each -> bench/results/feeds-model.{json,md} (about 2 minutes)
+.PHONY: bench-feeds
+bench-feeds: $(STAMP)
+	$(BIN)/python bench/feeds.py
+
 # every benchmark; figures printed and written to bench/results/
-bench: bench-quality bench-train bench-serve bench-nightly bench-outliers bench-scale-quick bench-index bench-cli bench-search
+bench: bench-quality bench-train bench-serve bench-nightly bench-outliers bench-scale-quick bench-index bench-cli bench-search bench-feeds
 
 # 5 minutes of mixed traffic at 16 connections, a model reload every minute -> bench/results/soak.json
 # (quick look: make bench-soak SOAK_ARGS="--seconds 30 --reload-every 10 --window 10")
