@@ -4,8 +4,8 @@ rendered by deploy/render_nginx.py --feeds in front of one `epgembed serve` repl
 the tiny model, feed b the second one (another version), all on free loopback ports.
 
 - routing: /feeds/a/... answers feed a's version from a's replica, /feeds/b/... b's (the
-  prefix stripped: the service sees /v1/...); /feeds lists both, and each entry's model link
-  answers that feed's version; an unknown feed, a feed's name without its slash and a path
+  prefix stripped: the service sees /v1/...; the explorer page loads under /feeds/a/);
+  /feeds lists both, and each entry's model link answers that feed's version; an unknown feed, a feed's name without its slash and a path
   outside /feeds are JSON 404s in the service's shape;
 - isolation: a new version published on feed a's root is served on /feeds/a/ while feed b
   keeps its version and loads nothing;
@@ -92,6 +92,9 @@ def test_each_feed_answers_on_its_own_route(stack, tiny_model_dir, tiny_model_b)
     for e in routed:
         assert e["upstream"] == stack.feeds[e["uri"].split("/")[2]][0].addr, e
     # the service saw its own paths: the prefix is gone (its 404 names the path it got)
+    page = requests.get(f"{url}/feeds/a/", timeout=5)         # the explorer: its URLs are relative
+    assert page.status_code == 200 and 'src="explorer/explorer.js"' in page.text
+    assert requests.get(f"{url}/feeds/a/explorer/explorer.js", timeout=5).status_code == 200
     missing = requests.get(f"{url}/feeds/a/v1/nothing-here", timeout=5)
     assert_json_404(missing)
     assert missing.json()["error"]["message"].startswith("no route /v1/nothing-here")
