@@ -52,7 +52,8 @@ from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "bench"), str(REPO)]       # bench/common.py, deploy/local_stack.py
-from common import PyLoad, ensure_wrk, probe, run_wrk, sample_titles, second_version, write_results  # noqa: E402
+from common import (PyLoad, ensure_wrk, kill_and_restart, probe, run_wrk, sample_titles,  # noqa: E402
+                    second_version, write_results)
 from deploy.local_stack import LocalStack, Nginx, Replica, SlowClients, StackError, find_nginx, get  # noqa: E402
 from replicas_feeds import feeds_phase  # noqa: E402
 from work_bounds import largest_legal_request, saturation_phase  # noqa: E402
@@ -185,33 +186,17 @@ def kill_phase(nginx: Nginx, reqs, victim: Replica, tail: float) -> dict:
     mark = len(nginx.access())
     load = PyLoad(nginx.port, reqs)
     time.sleep(1.0)
-    t_kill = time.time()
-    victim.kill9()
-    time.sleep(1.0)                        # systemd's RestartSec=1
-    t_restart = time.time()
-    victim.start()
-    ready_s = victim.wait_ready()
-    t_ready = time.time()
-
-    def first_answer() -> float | None:
-        """When nginx got the restarted instance's first 200 (it may precede `ready`: that waits
-        for every worker, nginx needs one)."""
-        return next((e["msec"] for e in nginx.access()[mark:] if e["msec"] > t_restart and e["status"] == 200
-                     and e["upstream"].split(",")[-1].strip() == victim.addr), None)
-
-    t_back = first_answer()
-    while t_back is None and time.time() - t_ready < 30:
-        time.sleep(0.1)
-        t_back = first_answer()
+    k = kill_and_restart(nginx, victim, mark)
     time.sleep(tail)
     stats = load.stop()
-    entries = [e for e in nginx.access()[mark:] if e["msec"] >= t_kill]
+    entries = [e for e in nginx.access()[mark:] if e["msec"] >= k["t_kill"]]
+    back = k["t_back"]
     return {**stats,
             "retried_by_nginx": sum(1 for e in entries if "," in e["upstream"]),
-            "restart_delay_s": round(t_restart - t_kill, 2),
-            "restart_to_ready_s": round(ready_s, 2),
-            "restart_to_traffic_via_nginx_s": round(t_back - t_restart, 2) if t_back else None,
-            "kill_to_traffic_via_nginx_s": round(t_back - t_kill, 2) if t_back else None}
+            "restart_delay_s": round(k["t_restart"] - k["t_kill"], 2),
+            "restart_to_ready_s": round(k["ready_s"], 2),
+            "restart_to_traffic_via_nginx_s": round(back - k["t_restart"], 2) if back else None,
+            "kill_to_traffic_via_nginx_s": round(back - k["t_kill"], 2) if back else None}
 
 
 def slow_phase(port: int, paths: list[str], seconds: float, slow: int, idle: int) -> dict:

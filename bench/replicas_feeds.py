@@ -19,7 +19,7 @@ import json
 import time
 from pathlib import Path
 
-from common import PyLoad, second_version
+from common import PyLoad, kill_and_restart, second_version
 from deploy.local_stack import FeedStack, Nginx, Replica
 
 FEEDS = ("a", "b")
@@ -73,29 +73,15 @@ def kill_on_b(port: int, reqs, nginx: Nginx, victim: Replica, tail: float) -> di
     mark = len(nginx.access())
     loads = TwoLoads(port, reqs)
     time.sleep(1.0)
-    t_kill = time.time()
-    victim.kill9()
-    time.sleep(1.0)                        # systemd's RestartSec=1
-    t_restart = time.time()
-    victim.start()
-    ready_s = victim.wait_ready()
-
-    def back() -> float | None:
-        return next((e["msec"] for e in nginx.access()[mark:] if e["msec"] > t_restart and e["status"] == 200
-                     and e["upstream"].split(",")[-1].strip() == victim.addr), None)
-
-    t_back = back()
-    while t_back is None and time.time() - t_restart < 60:
-        time.sleep(0.1)
-        t_back = back()
+    k = kill_and_restart(nginx, victim, mark)
     time.sleep(tail)
     per_feed = loads.stop()
-    entries = [e for e in nginx.access()[mark:] if e["msec"] >= t_kill]
+    entries = [e for e in nginx.access()[mark:] if e["msec"] >= k["t_kill"]]
     for f in FEEDS:
         per_feed[f]["retried_by_nginx"] = sum(1 for e in entries if e["uri"].startswith(f"/feeds/{f}/")
                                               and "," in e["upstream"])
-    return {"killed": f"b: {victim.addr}", "restart_to_ready_s": round(ready_s, 2),
-            "kill_to_traffic_via_nginx_s": round(t_back - t_kill, 2) if t_back else None, **per_feed}
+    return {"killed": f"b: {victim.addr}", "restart_to_ready_s": round(k["ready_s"], 2),
+            "kill_to_traffic_via_nginx_s": round(k["t_back"] - k["t_kill"], 2) if k["t_back"] else None, **per_feed}
 
 
 def feeds_phase(args: argparse.Namespace, nginx_bin: str, model_dir: Path, reqs, tmp: Path,
