@@ -110,7 +110,8 @@ $(NGINX):
 test: $(STAMP) $(BYTECODE) $(CHROMIUM) $(NGINX)
 	$(BIN)/python -m pytest -m "not slow"
 
-# the slow multi-process fault tests (marker `slow`: live servers under load, kill -9 of masters)
+# the slow fault runs (marker `slow`): live servers under load, kill -9 of masters, a kill -9 at
+# every rename of a nightly run; a few minutes
 .PHONY: test-slow
 test-slow: $(STAMP) $(BYTECODE) $(NGINX)
 	$(BIN)/python -m pytest -m slow

@@ -25,11 +25,12 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from epgembed.artifact.bundle import save_model
+from epgembed.artifact.bundle import check_replaceable, save_model
+from epgembed.artifact.registry import refuse_inside_versions
 from epgembed.ingest.catalog import Catalog, SerializedCatalog
 from epgembed.ingest.catalog_build import EMPTY_KEY, ProgrammeLike, build_catalog, iter_titles
 from epgembed.config import Config
-from epgembed.ingest.dumpfiles import ReadLimits
+from epgembed.ingest.dumpfiles import ReadLimits, escape_name
 from epgembed.ingest.epg import ReadReport, read_programmes
 from epgembed.index.build import write_indexes
 from epgembed.model.vectors import catalog_vectors
@@ -80,8 +81,6 @@ def prepare_programmes(programmes: Iterable[ProgrammeLike], cfg: Config,
         report.empty_keys += dropped[EMPTY_KEY]
         if len(catalog) == 0:
             raise ValueError(nothing_read(report, seen[0], dropped))
-        for show in catalog.shows:   # never build a catalog that Catalog.load would refuse
-            show.checked()
         st.note(ingest_line(report, seen[0], len(catalog)))
     timings["ingest_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -150,6 +149,32 @@ def nothing_read(report: ReadReport, programmes: int, dropped: Counter, examples
     return "no programmes with a title in the input (" + "; ".join(parts) + ")"
 
 
+def nothing_learned(prep: Prepared, cfg: Config) -> str:
+    """Why a training run had no example (0 epochs: its vectors would be the random start)."""
+    c = prep.catalog.summary()
+    return (f"nothing learned: {c['shows']:,} show{'' if c['shows'] == 1 else 's'}, "
+            f"{c['labelled_shows']:,} with categories, and no category on at least "
+            f"{cfg.catalog.min_category_shows} shows and at most {cfg.catalog.max_category_share:.0%} of "
+            "them to learn from (no model written)")
+
+
+def feature_kinds(manifest: dict) -> dict | None:
+    """The shows per guide feature kind a model was built with; None: unknown (a manifest
+    written before they were recorded)."""
+    return manifest.get("feature_kinds")
+
+
+def vanished_kinds(last: dict | None, new: dict) -> str | None:
+    """A warning when feature kinds of the last version's manifest are missing from `new`'s
+    (None: none gone, or either is unknown)."""
+    before, now = feature_kinds(last or {}), feature_kinds(new)
+    gone = sorted(set(before or ()) - set(now or ())) if before is not None and now is not None else []
+    if not gone:
+        return None
+    return (f"feature kinds gone since the last version: {', '.join(gone)} (the input no longer "
+            "carries them; e.g. without start or stop times slot, day and duration drop out)")
+
+
 def fit(prep: Prepared, cfg: Config, init: np.ndarray | None = None,
         progress: Progress | None = None) -> TrainResult:
     return train(prep.token_ids, prep.show_categories, len(prep.categories), cfg.train,
@@ -171,8 +196,10 @@ def train_model(paths: Iterable[str | Path], out_dir: str | Path, cfg: Config | 
     if threads:
         torch.set_num_threads(threads)
     paths = [Path(p) for p in paths]
-    prep = prepare(paths, cfg, skip_bad_input=skip_bad_input, limits=limits, progress=progress)
     out_dir = Path(out_dir)
+    refuse_inside_versions(out_dir)     # before reading anything: refused in a second, not
+    check_replaceable(out_dir)          # after the training (checked again at the rename)
+    prep = prepare(paths, cfg, skip_bad_input=skip_bad_input, limits=limits, progress=progress)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     # training needs only the catalog's file: kept in an unlinked temporary file beside the
     # model (gone with the process, whatever ends it), not 1.5 GB of objects at 1M shows
@@ -180,12 +207,15 @@ def train_model(paths: Iterable[str | Path], out_dir: str | Path, cfg: Config | 
         prep = replace(prep, catalog=prep.catalog.serialized(spool))
         t0 = time.perf_counter()
         result = fit(prep, cfg, progress=progress)
+        if not result.history:
+            raise ValueError(nothing_learned(prep, cfg))
         timings = {**prep.timings, "train_s": time.perf_counter() - t0}
         t0 = time.perf_counter()
         with progress.stage(SAVE_STAGE) as st:
             vectors, center = catalog_vectors(result.embeddings, prep.token_ids, prep.token_weights,
                                               centred=cfg.index.center)
-            summary, training = summaries(prep, result, {"inputs": [str(p) for p in paths]}, timings)
+            summary, training = summaries(prep, result, {"inputs": [escape_name(str(p)) for p in paths]},
+                                          timings)
             tokenizer, catalog = prep.tokenizer, prep.catalog
             del prep    # its token arrays go before the index is built (gigabytes at 1M shows)
             st.status(f"{len(vectors):,} vectors")

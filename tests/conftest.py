@@ -110,6 +110,41 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="session")
+def daily_dumps(tmp_path_factory) -> list[Path]:
+    """The five real daily dumps, every fourth channel (tests/nightly_util.py)."""
+    from nightly_util import DAILY, NIGHTS, reduce_dump
+    d = tmp_path_factory.mktemp("daily")
+    return [reduce_dump(DAILY / f"{n}.xml.gz", d / f"{n}.xml.gz") for n in NIGHTS]
+
+
+@pytest.fixture(scope="session")
+def five_nights(tmp_path_factory, daily_dumps):
+    """The five nights run in turn into one root; (root, results, current after each)."""
+    import torch
+    from epgembed.artifact import registry
+    from epgembed.nightly.run import run_nightly
+    from nightly_util import CFG, NCFG
+    root = tmp_path_factory.mktemp("models") / "root"
+    results, currents = [], []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    for dump in daily_dumps:
+        results.append(run_nightly([dump], root, NCFG, CFG))
+        currents.append(registry.current_version(root))
+    torch.set_num_threads(threads)
+    return root, results, currents
+
+
+@pytest.fixture
+def nightly_root(five_nights, tmp_path) -> Path:
+    """A private copy of the five nights' root (the `current` symlink is relative)."""
+    import shutil
+    copy = tmp_path / "root"
+    shutil.copytree(five_nights[0], copy, symlinks=True)
+    return copy
+
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]

@@ -301,6 +301,19 @@ def test_file_names_with_control_characters_are_printed_escaped(tmp_path, capsys
     assert err.count("\n") == 1 and "\x1b" not in err and shown in err
 
 
+def test_a_file_name_that_is_not_utf8_is_read_and_named_escaped(tmp_path, tiny_dump, capsys):
+    """Issue 26.13: a byte that is not UTF-8 in a dump's name stopped train and nightly with
+    a bare codec error (the manifest and report could not be written)."""
+    path = tmp_path / os.fsdecode(b"night\xff.xml.gz")
+    path.write_bytes(tiny_dump.read_bytes())
+    out = tmp_path / "m"
+    assert main(["train", str(path), "--out", str(out), "--quiet", "--epochs", "1", "--dim", "16"]) == 0, \
+        capsys.readouterr().err
+    data = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["data"]
+    shown = str(tmp_path / "night\\xff.xml.gz")
+    assert data["files"] == data["inputs"] == [shown] and data["programmes"] > 90
+
+
 def _zip(data: bytes) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:

@@ -63,7 +63,8 @@ def model(tmp_path_factory):
     from epgembed.artifact.bundle import load_model
     from epgembed.pipeline import train_model
     tmp = tmp_path_factory.mktemp("programme")
-    train_model([write_xmltv(tmp / "guide.xml", programmes())], tmp / "model", TINY_CONFIG, threads=1)
+    cfg = TINY_CONFIG.replace(catalog={"max_category_share": 0.6})   # two genres of 6 and 5 titles
+    train_model([write_xmltv(tmp / "guide.xml", programmes())], tmp / "model", cfg, threads=1)
     return load_model(tmp / "model")
 
 

@@ -34,6 +34,7 @@ import requests
 from deploy.local_stack import LocalStack, Replica, SlowClients, find_nginx
 from epgembed.artifact.registry import publish
 from polling import wait_until
+from service import Limits
 from service_util import make_root, version_of
 
 pytestmark = pytest.mark.system
@@ -122,10 +123,10 @@ def test_both_replicas_answer_through_nginx_and_its_limits_are_the_services(clus
         assert (r.folder / "access.log").read_text().count('"path": "/v1/') >= 10
 
     # nginx refuses what the service would refuse, in the service's JSON shape
-    big = requests.post(nginx.url + "/v1/related", data="x" * 70_000, timeout=5,
+    big = requests.post(nginx.url + "/v1/related", data="x" * (Limits().max_body_bytes + 1000), timeout=5,
                         headers={"Content-Type": "application/json"})
     assert big.status_code == 413 and big.json()["error"]["code"] == "payload_too_large"
-    under = requests.post(nginx.url + "/v1/related", data="x" * 60_000, timeout=5,
+    under = requests.post(nginx.url + "/v1/related", data="x" * (Limits().max_body_bytes - 1000), timeout=5,
                           headers={"Content-Type": "application/json"})
     assert under.status_code == 400 and "not valid JSON" in under.json()["error"]["message"]   # the service's answer
     long_line = requests.get(nginx.url + "/v1/related?title=" + "a" * 9000, timeout=5)

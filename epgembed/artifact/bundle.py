@@ -1,9 +1,10 @@
 """The model directory: a folder that describes itself, and `load_model` that rebuilds from it.
 
     MODEL_DIR/
-      manifest.json      format version, version id, created, config, counts, dims,
-                         metric, data summary, training summary, quality, file hashes,
-                         versions of the libraries that built it (load_model warns on a change)
+      manifest.json      format version, version id, created, config, counts, feature
+                         kinds (shows per guide feature kind), dims, metric, data summary,
+                         training summary, quality, file hashes, versions of the libraries
+                         that built it (load_model warns on a change)
       tokenizer.json     tokenizer metadata + word list       tokenizer.model  sentencepiece
       embeddings.npy     [V, D] float32 token table (row 0 = PAD = zero)
       token_counts.npy   [V] int64 training frequency of each token
@@ -40,6 +41,7 @@ from epgembed.config import IndexConfig
 from epgembed.ingest.catalog import Catalog, SerializedCatalog
 from epgembed.artifact.libraries import library_versions, warn_library_drift
 from epgembed.fsutil import fsync_dir, utc
+from epgembed.ingest.dumpfiles import escape_name
 from epgembed.index.serve import METRIC, open_index
 from epgembed.index.probe import ExactSearch, check_search, open_probe, search_method
 from epgembed.model.vectors import top_k
@@ -106,7 +108,7 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog | Serial
             "version": f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{content[:8]}",
             "created": created, "metric": METRIC, "dim": int(embeddings.shape[1]),
             "vocab_size": int(embeddings.shape[0]), "n_shows": len(catalog),
-            **index_entries, "counts": catalog.summary(),
+            **index_entries, "counts": catalog.summary(), "feature_kinds": catalog.feature_kinds(),
             "config": config,
             "data": data, "training": training, "quality": quality or {},
             "libraries": library_versions(), "files": hashes,
@@ -128,13 +130,56 @@ def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog | Serial
         raise
 
 
+MODEL_EXTRAS = ("manifest.json", "report.json")   # beside the manifest's files: a version's own
+
+
+def replace_problem(out_dir: Path) -> str | None:
+    """Why writing a model to `out_dir` would destroy something that is no model (None: the
+    path is free, an empty folder, or a model folder, as its manifest says, holding nothing
+    but the model's own files). A model is written by replacing the whole folder."""
+    out_dir = Path(out_dir)
+    if out_dir.is_symlink():
+        return "it is a symbolic link (give a folder)"
+    if not out_dir.exists():
+        return None
+    if not out_dir.is_dir():
+        return "it is not a folder"
+    entries = sorted(p.name for p in out_dir.iterdir())
+    if not entries:
+        return None
+    try:
+        manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
+        own = set(manifest["files"]) if manifest.get("format") == FORMAT else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        own = None
+    if own is None:
+        return f"it holds {_names(entries)} and no model manifest"
+    foreign = [e for e in entries if e not in own and e not in MODEL_EXTRAS]
+    return f"it is a model folder that also holds {_names(foreign)}" if foreign else None
+
+
+def _names(entries: list[str], shown: int = 3) -> str:
+    names = ", ".join(escape_name(e) for e in entries[:shown])
+    return names + (f" and {len(entries) - shown:,} more" if len(entries) > shown else "")
+
+
+def check_replaceable(out_dir: Path) -> None:
+    """ValueError when `out_dir` may not be replaced by a model (replace_problem)."""
+    why = replace_problem(out_dir)
+    if why:
+        raise ValueError(f"{out_dir}: refusing to replace it: {why}; a model replaces only an "
+                         "empty folder or an earlier model (choose another --out)")
+
+
 def _move_into_place(tmp: Path, files: list[str], out_dir: Path) -> None:
-    """fsync the staged files and folder, then rename the folder to `out_dir` (an old one is
-    renamed away first and removed after): a reader sees the old model or the new one."""
+    """fsync the staged files and folder, then rename the folder to `out_dir` (an old model
+    is renamed away first and removed after): a reader sees the old model or the new one.
+    Anything else at `out_dir` is refused (check_replaceable), never removed."""
     for f in files:
         with open(tmp / f, "rb") as fh:
             os.fsync(fh.fileno())
     fsync_dir(tmp)
+    check_replaceable(out_dir)
     if out_dir.exists():
         old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
         out_dir.rename(old)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -25,13 +26,36 @@ from pathlib import Path
 from epgembed.artifact.bundle import (ModelError, describe_links, linked_files, load_model, read_manifest,
                                       verify_files)
 from epgembed.fsutil import fsync_dir
+from epgembed.ingest.dumpfiles import escape_name
 
 VERSIONS = "versions"
 CURRENT = "current"
+LOCK = ".lock"
 
 
 def versions_dir(root: Path) -> Path:
     return Path(root) / VERSIONS
+
+
+def root_holding(path: Path) -> Path | None:
+    """The models root whose versions/ holds `path` at any depth (links resolved: `current`
+    too), or None. A root is known by its `current` link or its lock file."""
+    resolved = Path(path).resolve()
+    for folder in resolved.parents:
+        if folder.name == VERSIONS and ((folder.parent / CURRENT).is_symlink()
+                                        or (folder.parent / LOCK).exists()):
+            return folder.parent
+    return None
+
+
+def refuse_inside_versions(path: Path) -> None:
+    """ValueError when `path` lies in a models root's versions/: a published version is
+    never replaced in place (a model is trained elsewhere, then published)."""
+    root = root_holding(path)
+    if root is not None:
+        raise ValueError(f"{path}: inside the models root {root}'s {VERSIONS}/: a published version "
+                         f"is never replaced in place; train into another folder, then "
+                         f"`epgembed publish` it into {root}")
 
 
 def current_version(root: Path) -> str | None:
@@ -48,9 +72,24 @@ def current_dir(root: Path) -> Path | None:
     return versions_dir(root) / name if name else None
 
 
+VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")   # e.g. 20261201T102103Z-b1b9d35c
+
+
+def check_version_name(name) -> str:
+    """`name` when it is one safe path component (letters, digits, '.', '_', '+', '-', at
+    most 128, starting with a letter or digit: no '/', '..', hidden or NUL); else ValueError.
+    A version name comes from a manifest, which anyone can write."""
+    if not isinstance(name, str) or not VERSION_NAME.fullmatch(name):
+        shown = escape_name(repr(name))[:160]
+        raise ValueError(f"{shown} is not a safe version name (one path component of letters, "
+                         "digits, '.', '_', '+', '-', at most 128, starting with a letter or digit)")
+    return name
+
+
 def point_current(root: Path, version: str) -> None:
     """Atomically make `current` point at versions/<version> (which must be complete)."""
     root = Path(root)
+    check_version_name(version)
     if not (versions_dir(root) / version / "manifest.json").is_file():
         raise FileNotFoundError(f"{versions_dir(root) / version}: not a complete model version")
     tmp = root / f".{CURRENT}.tmp-{uuid.uuid4().hex[:8]}"
@@ -70,7 +109,7 @@ def publish(root: Path, model_dir: Path, *, move: bool = True, validate: bool = 
     temporary folder.
     """
     root = Path(root)
-    version = read_manifest(model_dir)["version"]
+    version = check_version_name(read_manifest(model_dir).get("version"))
     linked = linked_files(model_dir)
     if linked:
         raise ModelError(f"{model_dir}: refusing to publish files that have other names (hard links): "
@@ -111,6 +150,16 @@ def current_problem(root: Path) -> str | None:
     return None
 
 
+def version_manifest(folder: Path) -> dict:
+    """The manifest of a version folder; ModelError for a folder that is no version of
+    ours (no manifest, another format, a manifest without the fields a version has)."""
+    m = read_manifest(folder)
+    missing = [k for k in ("version", "created", "n_shows") if k not in m]
+    if missing:
+        raise ModelError(f"{folder}: not a model version: its manifest has no {', '.join(missing)}")
+    return m
+
+
 def list_versions(root: Path, *, verify: bool = False) -> list[dict]:
     """Versions, oldest first, with their manifests' key figures; a folder that is broken
     (no readable manifest; with `verify`, a file whose size or sha256 differs from the
@@ -122,9 +171,9 @@ def list_versions(root: Path, *, verify: bool = False) -> list[dict]:
     cur = current_version(root)
     for d in sorted(p for p in vdir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:
-            m = read_manifest(d)
-        except Exception as e:  # a broken folder is listed, not hidden
-            out.append({"version": d.name, "error": str(e), "current": d.name == cur})
+            m = version_manifest(d)
+        except Exception as e:  # a broken or foreign folder is listed, not hidden
+            out.append({"version": escape_name(d.name), "error": str(e), "current": d.name == cur})
             continue
         out.append({"version": d.name, "created": m["created"], "n_shows": m["n_shows"],
                     "quality": m.get("quality", {}), "current": d.name == cur})
@@ -137,7 +186,6 @@ def list_versions(root: Path, *, verify: bool = False) -> list[dict]:
 
 
 # ---------------------------------------------------------------- maintenance
-LOCK = ".lock"
 
 
 class RootLocked(OSError):
@@ -210,10 +258,11 @@ def delete_version(root: Path, version: str) -> None:
 
 
 def prune(root: Path, keep: int) -> list[str]:
-    """Keep the newest `keep` versions (the current one always stays); return the deleted."""
+    """Keep the newest `keep` versions (the current one always stays); return the deleted.
+    A folder that is no version (listed with an "error") is neither counted nor deleted."""
     if keep < 1:
         raise ValueError("keep must be >= 1")
-    names = [v["version"] for v in list_versions(root)]
+    names = [v["version"] for v in list_versions(root) if "error" not in v]
     cur = current_version(root)
     excess = len(names) - keep
     deleted = []
@@ -246,8 +295,7 @@ def rollback(root: Path, to: str | None = None) -> tuple[str | None, str]:
     target = to or previous_version(root)
     if target is None:
         raise ValueError(f"{root}: no version older than {old} to roll back to")
-    if Path(target).name != target or target.startswith("."):
-        raise ValueError(f"{target!r} is not a version name")
+    check_version_name(target)
     if not (versions_dir(root) / target).is_dir():
         raise FileNotFoundError(f"{versions_dir(root) / target}: no such version")
     load_model(versions_dir(root) / target)

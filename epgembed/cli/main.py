@@ -48,10 +48,11 @@ def _config(args: argparse.Namespace) -> Config:
 def cmd_train(args: argparse.Namespace) -> int:
     from epgembed.ingest.dumpfiles import ReadLimits
     from epgembed.ingest.epg import SKIP_EMPTY_TITLE
-    from epgembed.pipeline import train_model
+    from epgembed.pipeline import train_model, vanished_kinds
     from epgembed.progress import Progress
     cfg = _config(args)
     limits = ReadLimits(pipe_timeout_s=args.input_timeout or None)
+    last = _replaced_manifest(Path(args.out))
     manifest = train_model(args.dumps, args.out, cfg, skip_bad_input=args.skip_bad_input,
                            threads=args.threads, limits=limits,
                            progress=Progress.for_stream(sys.stderr, quiet=args.quiet))
@@ -66,7 +67,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     if no_key:
         print(f"dropped: {no_key:,} programmes whose title has an empty key (e.g. punctuation only)",
               file=sys.stderr)
+    gone = vanished_kinds(last, manifest)
+    if gone:
+        print(f"warning: {gone}", file=sys.stderr)
     return 0
+
+
+def _replaced_manifest(out: Path) -> dict | None:
+    """The manifest of the model `train` is about to replace, if any (to compare with)."""
+    from epgembed.artifact.bundle import ModelError, read_manifest
+    try:
+        return read_manifest(out) if out.is_dir() else None
+    except ModelError:
+        return None
 
 
 def _queries(args: argparse.Namespace) -> list[str]:
@@ -223,7 +236,9 @@ def _add_train(sub) -> None:
     t.add_argument("dumps", nargs="+",
                    help="XMLTV files (.xml or .xml.gz), directories, pipes or FIFOs; - is stdin "
                         "(zcat today.xml.gz | epgembed train - --out m)")
-    t.add_argument("--out", required=True, help="model directory to write (replaced atomically)")
+    t.add_argument("--out", required=True,
+                   help="model directory to write: a new path, an empty folder or an earlier "
+                        "model (replaced atomically); anything else is refused")
     _training_options(t)
     t.add_argument("--skip-bad-input", action="store_true",
                    help="read what can be read from broken files and report what was skipped")

@@ -25,6 +25,7 @@ import numpy as np
 from epgembed.config import CatalogConfig
 from epgembed.fsutil import gc_paused
 from epgembed.ingest.dumpfiles import ReadLimits
+from epgembed.text.features import channel_feature, kind_of
 from epgembed.text.normalize import MAX_TITLE_CHARS, title_forms
 
 
@@ -33,9 +34,11 @@ from epgembed.text.normalize import MAX_TITLE_CHARS, title_forms
 @dataclass(frozen=True)
 class FieldLimits:
     """The largest fields one show may have: a catalog breaking them is refused when it is
-    loaded (the model with it) and when it is built. Far above real catalogs (longest title
-    121 characters, 7 categories, 40 channels, 136 aliases, a 5.5 kB line); a 50 MB line
-    was served before, costing each worker 62 MB and every answer listing the show 52 MB."""
+    loaded (the model with it); a build never makes one (the reader skips a programme that
+    alone breaks them, catalog_build caps what a show gathers). Far above real catalogs
+    (longest title 121 characters, 7 categories, 40 channels, 136 aliases, a 5.5 kB line);
+    a 50 MB line was served before, costing each worker 62 MB and every answer listing the
+    show 52 MB."""
     title_chars: int = ReadLimits().max_title_chars   # the ingest limit (normalize cuts at 500)
     key_chars: int = 3 * MAX_TITLE_CHARS   # key, series, an alias: case folding can triple a title
     name_chars: int = 1000                 # a category (normalize keeps 100) or a channel id
@@ -47,6 +50,21 @@ class FieldLimits:
 
 
 FIELD_LIMITS = FieldLimits()
+SKIP_CATEGORIES = "too many categories"
+SKIP_CHANNEL = "channel id too long"
+
+
+def programme_problem(categories: int, channel: str, lim: FieldLimits = FIELD_LIMITS) -> str | None:
+    """Why one programme (`categories` of them, aired on `channel`) would break `lim` in any
+    show it joined: the reader skips it with its line (like a programme without a title).
+    What a show gathers over many programmes is capped instead (catalog_build)."""
+    if categories > lim.categories:
+        return f"{SKIP_CATEGORIES} ({categories:,}, limit {lim.categories:,})"
+    feature = len(channel_feature(channel))     # the channel is a feature name too
+    if feature > lim.name_chars:
+        return (f"{SKIP_CHANNEL} ({len(channel):,} characters, "
+                f"limit {lim.name_chars - (feature - len(channel)):,})")
+    return None
 
 
 @dataclass(slots=True)
@@ -186,6 +204,12 @@ class Catalog:
                 "categories": len(self.category_counts),
                 "airings": sum(s.airings for s in self.shows)}
 
+    def feature_kinds(self) -> dict[str, int]:
+        """The shows carrying each kind of guide feature (a kind the input lacks is absent:
+        e.g. slot, day and duration when no start time parses)."""
+        kinds = Counter(kind for s in self.shows for kind in {kind_of(f) for f in s.features})
+        return dict(sorted(kinds.items()))
+
     def save(self, path: Path) -> None:
         with open(path, "wb") as f:
             for line in self._jsonl_lines():
@@ -200,11 +224,12 @@ class Catalog:
         In memory (a fifth of the objects' at 1M shows: 0.5 GB), or written line by line into
         `spool`, an open temporary file, where it costs no memory at all."""
         if spool is None:
-            return SerializedCatalog(b"".join(self._jsonl_lines()), len(self), self.summary())
+            return SerializedCatalog(b"".join(self._jsonl_lines()), len(self), self.summary(),
+                                     self.feature_kinds())
         for line in self._jsonl_lines():
             spool.write(line)
         spool.flush()
-        return SerializedCatalog(spool, len(self), self.summary())
+        return SerializedCatalog(spool, len(self), self.summary(), self.feature_kinds())
 
     @classmethod
     def load(cls, path: Path, lazy: bool | None = None) -> "Catalog":
@@ -349,18 +374,21 @@ def _line_show(line: bytes) -> Show:
 
 class SerializedCatalog:
     """A catalog reduced to what `bundle.save_model` needs: its catalog.jsonl (the bytes, or
-    a temporary file holding them), size and summary (`Catalog.load` of the saved file gives
-    the catalog back)."""
+    a temporary file holding them), size, summary and feature kinds (`Catalog.load` of the
+    saved file gives the catalog back)."""
 
-    def __init__(self, jsonl: bytes | BinaryIO, n: int, summary: dict):
+    def __init__(self, jsonl: bytes | BinaryIO, n: int, summary: dict, kinds: dict[str, int]):
         self.jsonl: bytes | BinaryIO | None = jsonl
-        self.n, self._summary = n, summary
+        self.n, self._summary, self._kinds = n, summary, kinds
 
     def __len__(self) -> int:
         return self.n
 
     def summary(self) -> dict:
         return dict(self._summary)
+
+    def feature_kinds(self) -> dict[str, int]:
+        return dict(self._kinds)
 
     def save(self, path: Path) -> None:
         """Write the file and let go of the bytes (they exist to be written once, by

@@ -17,9 +17,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Protocol
 
-from epgembed.ingest.catalog import Catalog, Show
+from epgembed.ingest.catalog import FIELD_LIMITS, Catalog, FieldLimits, Show
 from epgembed.config import CatalogConfig, FeatureConfig
-from epgembed.text.features import item_features, programme_features
+from epgembed.text.features import channel_feature, item_features, programme_features
 from epgembed.text.normalize import (clean_text, drop_time_prefix, fold, is_bare_episode, normalize_category, split_series, squash,
                                      strip_episode, title_forms)
 
@@ -248,9 +248,31 @@ def build_catalog(programmes: Iterable[ProgrammeLike], cfg: CatalogConfig | None
 
 def _show(i: int, key: str, a: _Acc, series: str | None, cfg: CatalogConfig,
           fcfg: FeatureConfig) -> Show:
-    return Show(i, key, a.title(key), dict(a.categories), a.airings, sorted(a.channels),
+    """The item of `key`, within FIELD_LIMITS (what Catalog.load would refuse is never built)."""
+    show = Show(i, key, a.title(key), dict(a.categories), a.airings, sorted(a.channels),
                 sorted((a.aliases or set()) - {key}), series, a.context(cfg.context_chars),
                 item_features(a.features, a.airings, fcfg))
+    return show if show.problem() is None else _capped(show, a)
+
+
+def _capped(show: Show, a: _Acc, lim: FieldLimits = FIELD_LIMITS) -> Show:
+    """`show` cut to `lim`, keeping its most frequent values: categories and channels by
+    airings, aliases in key order (no count is kept per alias). Text over the show's total
+    goes least frequent first: channels, then aliases, then categories. What one show
+    gathers over many programmes and nights never fails a build (a single programme over
+    a limit never gets here: the reader skips it)."""
+    cats = sorted(show.categories, key=lambda c: (-show.categories[c], c))[: lim.categories]
+    airings = {c: a.features.get(channel_feature(c), 0) for c in show.channels}
+    channels = sorted(show.channels, key=lambda c: (-airings[c], c))[: lim.channels]
+    aliases = show.aliases[: lim.aliases]
+    fixed = [show.title, show.key, show.series or "", show.context, *show.features]
+    total = sum(map(len, fixed)) + sum(len(v) for part in (channels, aliases, cats) for v in part)
+    for part in (channels, aliases, cats):
+        while total > lim.show_chars and part:
+            total -= len(part.pop())
+    show.categories = {c: show.categories[c] for c in cats}
+    show.channels, show.aliases = sorted(channels), aliases
+    return show.checked()
 
 
 def _unfolded(acc: dict[str, _Acc], series_of: dict[str, str], cfg: CatalogConfig,

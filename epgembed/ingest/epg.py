@@ -27,8 +27,10 @@ invalid UTF-8, root element other than ``<tv>``, entity declarations, a limit ab
 error is recorded in the ``ReadReport`` instead (``skipped`` and ``file_errors``), the
 programmes read from that file before the failure are kept, and reading continues with
 the next file. A programme without a title (or with an overlong one, or one that cleans
-to nothing: zero-width, bidi, C1 control or combining characters only) is never a
-file-level error: it is skipped and recorded with its line and reason. So is a namespaced
+to nothing: zero-width, bidi, C1 control or combining characters only), or over a limit of
+any show it would join (``catalog.programme_problem``: more categories than a show may
+have, a channel id too long to be a feature) is never a file-level error: it is skipped
+and recorded with its line and reason. So is a namespaced
 ``<x:programme>``, but a file where they are more than ``max_namespaced_share`` of the
 programmes is an error. File names in messages and in the report's skip lists are
 escaped (``dumpfiles.escape_name``).
@@ -49,6 +51,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from epgembed.ingest.catalog import programme_problem
 from epgembed.ingest.dumpfiles import (InputError, PathArg, ReadLimits, ScannedPaths, Source, display_name,
                                        escape_name, expand_paths, open_dump)
 from epgembed.text.normalize import clean_text
@@ -143,7 +146,7 @@ def read_programmes(paths: PathArg | Iterable[PathArg], *, skip_bad_input: bool 
     files = paths if isinstance(paths, ScannedPaths) else expand_paths(paths)
     rep.skipped.extend((name, None, why) for name, why in files.left_out)
     for path in files:
-        rep.files.append(display_name(path))
+        rep.files.append(escape_name(display_name(path)))
         try:
             for programme in _read_file(path, rep, lim):
                 rep.programmes += 1
@@ -292,6 +295,9 @@ def _programme(el: etree._Element, src: str, limits: ReadLimits) -> Programme | 
     title = next((t for has_lang, t in titles if not has_lang), titles[0][1])
     if len(title) > limits.max_title_chars:
         return f"{SKIP_LONG_TITLE} ({len(title):,} characters, limit {limits.max_title_chars:,})"
+    too_much = programme_problem(len(categories), el.get("channel", ""))
+    if too_much:
+        return too_much
     return Programme(title=title, sub_title=sub_title, desc=desc,
                      categories=tuple(categories), channel=el.get("channel", ""),
                      start=el.get("start", ""), source=src, line=el.sourceline or 0,

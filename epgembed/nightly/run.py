@@ -42,13 +42,14 @@ import numpy as np
 from epgembed.artifact import registry
 from epgembed.artifact.bundle import ModelError, read_manifest, sha256_file
 from epgembed.config import Config
-from epgembed.fsutil import utc
+from epgembed.fsutil import atomic_write, utc
+from epgembed.ingest.dumpfiles import escape_name
 from epgembed.ingest.epg import expand_paths
 from epgembed.nightly import history
 from epgembed.nightly.gates import NightlyConfig
 from epgembed.nightly.report import new_report, summary_line, write_reports
 from epgembed.nightly.stages import Gated, InputCheck, check_input, check_quality, ingest
-from epgembed.pipeline import Prepared, fit, write_model
+from epgembed.pipeline import Prepared, fit, nothing_learned, vanished_kinds, write_model
 
 EXIT_PUBLISHED, EXIT_ERROR, EXIT_GATED = 0, 2, 3
 
@@ -86,15 +87,18 @@ class _Clock:
 # ---------------------------------------------------------------- training
 def train_and_write(prep: Prepared, init: np.ndarray | None, cfg: Config, out: Path,
                     data: dict, clock: _Clock) -> dict:
-    """Train, then write the complete model folder `out` (pipeline.write_model, fsynced)."""
+    """Train, then write the complete model folder `out` (pipeline.write_model, fsynced);
+    returns its manifest. A run that learned nothing is gated."""
     result = fit(prep, cfg, init)
     clock.lap("train_s")
+    if not result.history:
+        raise Gated("training", [nothing_learned(prep, cfg)])
     save_timings: dict = {}
     manifest = write_model(prep, result, out, cfg, data=data, timings=save_timings)
     clock.lap("write_s")
     clock.timings["index_s"] = round(save_timings["index_s"], 3)
     clock.timings["write_s"] = round(clock.timings["write_s"] - save_timings["index_s"], 3)
-    return manifest["training"]
+    return manifest
 
 
 # ---------------------------------------------------------------- the run
@@ -105,6 +109,9 @@ def run_nightly(dumps: list[str | Path], root: str | Path, ncfg: NightlyConfig,
     t0 = time.perf_counter()
     with registry.locked(root):
         report = new_report(dumps, root, {"nightly": asdict(ncfg), "model": cfg.to_dict()})
+        # a night staged for the version that is current was published with it (a run
+        # killed between its swap and its commit): committed, not cleaned as a leftover
+        report["recovered"] = history.recover_staged(root, registry.current_version(root))
         report["cleaned"] = registry.clean_stale(root) + history.clean_tmp(root)
         build = registry.versions_dir(root) / f".build-{uuid.uuid4().hex[:12]}"
         clock = _Clock()
@@ -118,7 +125,7 @@ def run_nightly(dumps: list[str | Path], root: str | Path, ncfg: NightlyConfig,
             report["gate"] = {"decision": "refuse", "stage": g.stage, "reasons": g.reasons}
             status, code = "gated", EXIT_GATED
         except Exception as e:  # noqa: BLE001 - any failure: report it, publish nothing
-            report["error"] = f"{type(e).__name__}: {e}"
+            report["error"] = escape_name(f"{type(e).__name__}: {e}")   # a file name need not be UTF-8
             status, code = "error", EXIT_ERROR
         finally:
             shutil.rmtree(build, ignore_errors=True)
@@ -139,6 +146,7 @@ def _run(dumps: list[str | Path], root: Path, ncfg: NightlyConfig, cfg: Config, 
          build: Path, clock: _Clock) -> str:
     """The stages in order; each returns its result, and only this function adds their
     parts to the report (a stage that refuses carries its part in Gated)."""
+    report["warnings"] = history.damaged_metas(root)
     files = expand_paths(dumps)
     report["input_digest"] = input_digest(files, ncfg, cfg)
     if not ncfg.force and report["input_digest"] is not None \
@@ -148,23 +156,40 @@ def _run(dumps: list[str | Path], root: Path, ncfg: NightlyConfig, cfg: Config, 
     report.update(checked.report())
     ingested = ingest(checked, root, ncfg, cfg)
     report.update(ingested.report())
+    report["warnings"] += ingested.history.get("unreadable", [])
     forced = [*checked.forced, *ingested.forced]
     if forced:
         report["forced"] = forced
     clock.lap("ingest_s")
-    data = {"night": checked.night.isoformat(), "inputs": [str(f) for f in files],
+    data = {"night": checked.night.isoformat(), "inputs": [escape_name(str(f)) for f in files],
             "history_nights": ingested.history["nights_used"], "programmes": len(ingested.merged),
             "programmes_tonight": len(checked.tonight)}
     if ingested.warm.train_overrides:
         cfg = cfg.replace(train=ingested.warm.train_overrides)
-    report["training"] = train_and_write(ingested.prep, ingested.warm.init, cfg, build, data, clock)
+    manifest = train_and_write(ingested.prep, ingested.warm.init, cfg, build, data, clock)
+    report["training"] = manifest["training"]
+    gone = vanished_kinds(ingested.current.manifest if ingested.current else None, manifest)
+    if gone:
+        report["warnings"].append(gone)
     report.update(check_quality(build, ingested, checked, ncfg).report())
+    record_quality(build, report["quality"]["new"])
     clock.lap("evaluate_s")
     version = publish_with_history(root, build, checked, report["previous"])
     report["gate"] = {"decision": "publish", "stage": None, "reasons": []}
-    report.update(housekeeping(root, ncfg))
+    pruned, warnings = housekeeping(root, ncfg)
+    report["pruned"] = pruned
+    report["warnings"] += warnings
     clock.lap("publish_s")
     return version
+
+
+def record_quality(build: Path, quality: dict) -> None:
+    """Tonight's held-out figures (P@10d, P@10x, ...) into the manifest of the build, before it
+    is published: /v1/model and `versions` show what the serving model was measured at."""
+    manifest = read_manifest(build)
+    manifest["quality"] = quality
+    atomic_write(build / "manifest.json",
+                 json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False).encode("utf-8"))
 
 
 def input_digest(files: list[Path], ncfg: NightlyConfig, cfg: Config) -> str | None:
@@ -216,9 +241,10 @@ def publish_with_history(root: Path, build: Path, checked: InputCheck, previous:
     return version
 
 
-def housekeeping(root: Path, ncfg: NightlyConfig) -> dict:
-    """After the swap: prune versions and the nights past the retained count. Both only
-    delete what is no longer needed, so a failure here is a warning, not an error."""
+def housekeeping(root: Path, ncfg: NightlyConfig) -> tuple[dict, list[str]]:
+    """After the swap: prune versions and the nights past the retained count; (what was
+    pruned, warnings). Both only delete what is no longer needed, so a failure here is a
+    warning, not an error."""
     pruned, warnings = {}, []
     steps = [("versions", lambda: registry.prune(root, ncfg.keep)),
              ("history_nights", lambda: history.prune_nights(root, ncfg.history_nights))]
@@ -227,4 +253,6 @@ def housekeeping(root: Path, ncfg: NightlyConfig) -> dict:
             pruned[name] = step()
         except OSError as e:
             warnings.append(f"{name}: {e}")
-    return {"pruned": pruned, "warnings": warnings}
+    warnings += [f"{registry.VERSIONS}/{v['version']}: {v['error']}; left alone (never pruned)"
+                 for v in registry.list_versions(root) if "error" in v]
+    return pruned, warnings

@@ -182,7 +182,8 @@ def scan_pairs(model: RelatedModel, k: int, cfg: InspectConfig, block: int = 128
         vectors = np.asarray(model.vectors, dtype=np.float32)
         table = getattr(model, "neighbours", None)
         table = None if table is None else table[0]
-        nbrs = nearest_others(vectors, k, table=table).astype(np.int64)
+        wide = nearest_others(vectors, min(len(vectors) - 1, max(4 * k, 100)), table=table).astype(np.int64)
+        nbrs = one_per_series(wide, np.asarray(model.catalog.groups.of), k)
         st.note(f"{nbrs.shape[1]} per show")
     t2 = time.perf_counter()
     with progress.stage("leave-one-out") as st:
@@ -201,6 +202,26 @@ def scan_pairs(model: RelatedModel, k: int, cfg: InspectConfig, block: int = 128
     timings = {"tokenize_s": t1 - t0, "neighbors_s": t2 - t1, "leave_one_out_s": t3 - t2,
                "categories_s": time.perf_counter() - t3}
     return pairs, titles, timings
+
+
+def one_per_series(wide: np.ndarray, series: np.ndarray, k: int) -> np.ndarray:
+    """[S, k] of each row's neighbour list `wide` [S, W] (best first) as answers show it: other
+    series only, each once (its first, best title). A row with fewer such titles among its
+    W is filled with the next titles of other series, repeats allowed, best first."""
+    s, w = wide.shape
+    k = min(k, w)
+    groups = series[wide]
+    own = groups == series[np.arange(s)][:, None]
+    order = np.argsort(groups, axis=1, kind="stable")          # equal groups: by rank
+    sorted_groups = np.take_along_axis(groups, order, axis=1)
+    repeat_sorted = np.zeros_like(own)
+    repeat_sorted[:, 1:] = sorted_groups[:, 1:] == sorted_groups[:, :-1]
+    repeat = np.zeros_like(own)
+    np.put_along_axis(repeat, order, repeat_sorted, axis=1)
+    # rank the columns: first rows' series once, then their repeats, own series last
+    key = np.where(own, 2 * w, 0) + np.where(repeat, w, 0) + np.arange(w)[None, :]
+    pick = np.argsort(key, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(wide, pick, axis=1)
 
 
 def leave_one_out(model: RelatedModel, tok: Tokens, rare_tok: np.ndarray, vectors: np.ndarray,
