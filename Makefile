@@ -141,6 +141,12 @@ bench-outliers: $(STAMP)
 bench-nightly: $(STAMP)
 	$(BIN)/python bench/nightly.py
 
+# in-process query times (by id, by title, unseen, with context, a programme; one answer per series)
+# and the training time on all shared dumps -> bench/results/query_speed.json
+.PHONY: bench-query
+bench-query: $(STAMP) $(BYTECODE)
+	$(BIN)/python bench/query_speed.py
+
 # training throughput: the METHOD.md ladder side by side -> bench/results/train_speed.json
 .PHONY: bench-train
 bench-train: $(STAMP)
@@ -166,7 +172,7 @@ bench-feeds: $(STAMP)
 	$(BIN)/python bench/feeds.py
 
 # every benchmark; figures printed and written to bench/results/
-bench: bench-quality bench-train bench-serve bench-nightly bench-outliers bench-scale-quick bench-index bench-cli bench-search bench-feeds
+bench: bench-quality bench-query bench-train bench-serve bench-nightly bench-outliers bench-scale-quick bench-index bench-cli bench-search bench-feeds
 
 # 5 minutes of mixed traffic at 16 connections, a model reload every minute -> bench/results/soak.json
 # (quick look: make bench-soak SOAK_ARGS="--seconds 30 --reload-every 10 --window 10")
