@@ -164,8 +164,15 @@ bench-cli: $(STAMP) $(BYTECODE)
 bench-search: $(STAMP)
 	$(BIN)/python bench/search.py
 
+# one model or many (issue 27): one model of all shared dumps against one per dump, P@10d per dump on
+# the same test titles (the combined model's answers restricted to the query's feed), training time
+# and peak memory of each -> bench/results/feeds-model.{json,md} (about 2 minutes)
+.PHONY: bench-feeds
+bench-feeds: $(STAMP)
+	$(BIN)/python bench/feeds.py
+
 # every benchmark; figures printed and written to bench/results/
-bench: bench-quality bench-query bench-train bench-serve bench-nightly bench-outliers bench-scale-quick bench-index bench-cli bench-search
+bench: bench-quality bench-query bench-train bench-serve bench-nightly bench-outliers bench-scale-quick bench-index bench-cli bench-search bench-feeds
 
 # 5 minutes of mixed traffic at 16 connections, a model reload every minute -> bench/results/soak.json
 # (quick look: make bench-soak SOAK_ARGS="--seconds 30 --reload-every 10 --window 10")
@@ -176,8 +183,10 @@ bench-soak: $(STAMP)
 # nginx (deploy/nginx) in front of 2 replicas x 2 workers on the shared-data model: throughput
 # through nginx to 2 vs 1 replica vs bare gunicorn, a publish and a kill -9 under load, 200 slow
 # clients against nginx and against bare gunicorn, 16 clients sending the largest legal request
-# (/healthz p99 meanwhile) -> bench/results/replicas.json (20 s phases; quick look, about a
-# minute: make bench-replicas REPLICAS_ARGS=--quick; one phase: REPLICAS_ARGS="--only saturation")
+# (/healthz p99 meanwhile), 2 feeds x 2 replicas behind one nginx (traffic to both, a publish on
+# one, kill -9 of a replica of the other) -> bench/results/replicas.json (20 s phases; quick look,
+# about a minute: make bench-replicas REPLICAS_ARGS=--quick; one phase, its figures under its own
+# key of the file: REPLICAS_ARGS="--only feeds --seconds 10")
 .PHONY: bench-replicas
 bench-replicas: $(STAMP) $(NGINX)
 	$(BIN)/python bench/replicas.py $(REPLICAS_ARGS)
