@@ -222,17 +222,6 @@ class Config:
         return cls().replace(**data)
 
     @classmethod
-    def from_manifest(cls, data: dict[str, Any]) -> "Config":
-        """The config a model folder was built with (manifest["config"]). Options this
-        version no longer has are left out, so a model built by an earlier version still
-        loads; a user's config file goes through from_dict, where they are an error."""
-        default = cls()
-        known = {f.name: {g.name for g in dataclasses.fields(getattr(default, f.name))}
-                 for f in dataclasses.fields(cls)}
-        return cls.from_dict({name: {k: v for k, v in values.items() if k in known[name]}
-                              for name, values in data.items() if name in known})
-
-    @classmethod
     def load(cls, path: str | Path) -> "Config":
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 

@@ -387,7 +387,7 @@ def inspect_title(model: RelatedModel, title: str | int, k: int = 20,
 
 
 def model_json(model: RelatedModel) -> dict:
-    return {"path": str(model.path), "version": model.manifest.get("version"),
+    return {"path": str(model.path), "version": model.manifest.version,
             "n_shows": len(model), "inv_freq": model.config.train.inv_freq}
 
 
