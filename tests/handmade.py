@@ -15,7 +15,8 @@ from epgembed.artifact.folder import ModelParts, write_folder
 from epgembed.artifact.manifest import DataSummary, TrainingSummary
 from epgembed.artifact.parts import TitleVectors, TokenTable
 from epgembed.build.index.build import write_indexes
-from epgembed.artifact.catalog import Catalog, Show
+from epgembed.artifact.catalog import Catalog
+from epgembed.artifact.show import Show
 from epgembed.config import Config, IndexConfig, TokenizerConfig
 from epgembed.inspect.explain import padded
 from epgembed.query.vectors import catalog_vectors

@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from epgembed.artifact.catalog import Catalog, Show
+from epgembed.artifact.catalog import Catalog
+from epgembed.artifact.show import Show
 from epgembed.artifact.folder import read_folder
 from epgembed.artifact.manifest import ModelError
 from epgembed.artifact.parts import HISTORY, NeighbourTable, TitleVectors, TokenTable, write_history
@@ -23,7 +24,7 @@ RNG = np.random.default_rng(0)
 
 def test_token_table_round_trip(tmp_path):
     table = TokenTable(RNG.standard_normal((7, 4)).astype(np.float32), np.arange(7, dtype=np.int64))
-    assert table.save(tmp_path) == list(TokenTable.FILES)
+    assert table.save(tmp_path) == list(TokenTable.files())
     back = TokenTable.load(tmp_path)
     assert np.array_equal(back.embeddings, table.embeddings) and back.embeddings.dtype == np.float32
     assert np.array_equal(back.counts, table.counts) and back.counts.dtype == np.int64
@@ -44,7 +45,7 @@ def test_title_vectors_round_trip_and_a_zero_center_when_not_centred(tmp_path):
 def test_neighbour_table_round_trip_and_its_shape_check(tmp_path):
     ids = RNG.integers(0, 6, (6, 3)).astype(np.int32)
     table = NeighbourTable(ids, RNG.random((6, 3)).astype(np.float32))
-    assert table.save(tmp_path) == list(NeighbourTable.FILES)
+    assert table.save(tmp_path) == list(NeighbourTable.files())
     back = NeighbourTable.load(tmp_path)
     assert np.array_equal(back.ids, ids) and np.array_equal(back.scores, table.scores)
     assert back.problem(6, 3) is None

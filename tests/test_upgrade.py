@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from epgembed.artifact import upgrade
-from epgembed.artifact.catalog import Catalog, Show
+from epgembed.artifact.catalog import Catalog
+from epgembed.artifact.show import Show
 from epgembed.artifact.manifest import Manifest, ModelError, decode_manifest
 from epgembed.config import Config, FeatureConfig, IndexConfig, TokenizerConfig
 from epgembed.nightly import history

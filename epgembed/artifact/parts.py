@@ -12,82 +12,71 @@ Catalog; the indexes are written by build/index/build.py and opened by query/.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 
-def _save(folder: Path, name: str, array: np.ndarray, dtype) -> str:
-    np.save(Path(folder) / name, np.ascontiguousarray(array, dtype=dtype))
-    return name
+@dataclass(frozen=True)
+class _Arrays:
+    """Arrays each in an .npy file of its own: SPECS gives, field by field, (file, dtype,
+    memory-mapped when read)."""
+    SPECS: ClassVar[tuple[tuple[str, type, bool], ...]] = ()
 
+    @classmethod
+    def files(cls) -> tuple[str, ...]:
+        return tuple(name for name, _, _ in cls.SPECS)
 
-def _load(folder: Path, name: str, mmap: bool) -> np.ndarray:
-    return np.load(Path(folder) / name, mmap_mode="r" if mmap else None, allow_pickle=False)
+    def save(self, folder: Path) -> list[str]:
+        for f, (name, dtype, _) in zip(fields(self), self.SPECS):
+            np.save(Path(folder) / name, np.ascontiguousarray(getattr(self, f.name), dtype=dtype))
+        return list(self.files())
+
+    @classmethod
+    def load(cls, folder: Path):
+        return cls(*(np.load(Path(folder) / name, mmap_mode="r" if mmap else None, allow_pickle=False)
+                     for name, _, mmap in cls.SPECS))
 
 
 @dataclass(frozen=True)
-class TokenTable:
+class TokenTable(_Arrays):
     """The trained token vectors (row 0 = PAD = zero) and each token's training frequency."""
     embeddings: np.ndarray
     counts: np.ndarray
 
-    FILES = ("embeddings.npy", "token_counts.npy")
-
-    def save(self, folder: Path) -> list[str]:
-        return [_save(folder, "embeddings.npy", self.embeddings, np.float32),
-                _save(folder, "token_counts.npy", self.counts, np.int64)]
-
-    @classmethod
-    def load(cls, folder: Path) -> "TokenTable":
-        return cls(_load(folder, "embeddings.npy", True), _load(folder, "token_counts.npy", False))
+    SPECS = (("embeddings.npy", np.float32, True), ("token_counts.npy", np.int64, False))
 
 
 @dataclass(frozen=True)
-class TitleVectors:
+class TitleVectors(_Arrays):
     """The unit title vector of every show, and the mean subtracted from catalog and query
     vectors before normalizing (zeros: not centred)."""
     vectors: np.ndarray
     center: np.ndarray
 
-    FILES = ("vectors.npy", "center.npy")
+    SPECS = (("vectors.npy", np.float32, True), ("center.npy", np.float32, False))
 
     @classmethod
     def of(cls, vectors: np.ndarray, center: np.ndarray | None) -> "TitleVectors":
         return cls(vectors, np.zeros(vectors.shape[1], np.float32) if center is None else center)
 
-    def save(self, folder: Path) -> list[str]:
-        return [_save(folder, "vectors.npy", self.vectors, np.float32),
-                _save(folder, "center.npy", self.center, np.float32)]
-
-    @classmethod
-    def load(cls, folder: Path) -> "TitleVectors":
-        return cls(_load(folder, "vectors.npy", True), _load(folder, "center.npy", False))
-
 
 @dataclass(frozen=True)
-class NeighbourTable:
+class NeighbourTable(_Arrays):
     """The nearest titles of every title, best first, and their cosines."""
     ids: np.ndarray
     scores: np.ndarray
 
-    FILES = ("neighbours.npy", "neighbour_scores.npy")
-
-    def save(self, folder: Path) -> list[str]:
-        return [_save(folder, "neighbours.npy", self.ids, np.int32),
-                _save(folder, "neighbour_scores.npy", self.scores, np.float32)]
-
-    @classmethod
-    def load(cls, folder: Path) -> "NeighbourTable":
-        return cls(_load(folder, "neighbours.npy", True), _load(folder, "neighbour_scores.npy", True))
+    SPECS = (("neighbours.npy", np.int32, True), ("neighbour_scores.npy", np.float32, True))
 
     def problem(self, n: int, k: int) -> str | None:
         """Why the table does not fit a catalog of n titles and k columns (None: it does)."""
         shape = (n, min(n, k))
-        for name, arr, dtype in (("neighbours", self.ids, np.int32), ("neighbour_scores", self.scores, np.float32)):
+        for (name, dtype, _), arr in zip(self.SPECS, (self.ids, self.scores)):
             if arr.shape != shape or arr.dtype != dtype:
-                return f"{name} {arr.shape} {arr.dtype} != {shape} {np.dtype(dtype).name}"
+                return f"{name.removesuffix('.npy')} {arr.shape} {arr.dtype} != {shape} {np.dtype(dtype).name}"
         return None
 
 

@@ -20,7 +20,6 @@ from epgembed.query.vectors import title_vectors
 from epgembed.query.programme import programme_vector
 from epgembed.query.shapes import Hit, ModelRef, ProgrammeQuery, Query, Related
 from epgembed.text.normalize import series_head, squash, title_forms
-from epgembed.text.tokenize import Tokenizer
 
 
 class QueryError(ValueError):
