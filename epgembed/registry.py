@@ -1,6 +1,6 @@
 """A models root: versioned model directories and an atomically swapped `current` pointer.
 
-    ROOT/versions/<version>/     complete model directories (bundle.py layout), never modified
+    ROOT/versions/<version>/     complete model directories (artifact/manifest.py), never modified
     ROOT/current                 symlink -> versions/<version>, replaced with os.replace
 
 Publishing writes the version folder completely, validates it by loading it, then swaps

@@ -141,10 +141,10 @@ def check_clusters(centroids: np.ndarray, order: np.ndarray, bounds: np.ndarray,
 
 
 def check_search(search, vectors: np.ndarray, items: list[int]) -> str | None:
-    """Content check of a loaded search (bundle's self-test): for the given catalog items,
+    """Content check of a loaded search (load.py's self-test): for the given catalog items,
     the cluster-ordered copy holds their vectors where order says, and a search for an
     item's vector finds a row at cosine 1 (itself, or an identical title). An exact search
-    reads vectors.npy itself, which the bundle checks already: nothing more to check (and
+    reads vectors.npy itself, which the self-test checks already: nothing more to check (and
     nothing to spend on a query command's model load)."""
     if not isinstance(search, ClusterProbe):
         return None

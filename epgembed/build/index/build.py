@@ -1,5 +1,5 @@
 """Build time: the Annoy forest and the neighbour table of a model's catalog vectors (the
-serve side is index.py). Importing it loads neither torch nor numba (bundle does): the
+serve side is query/annoy.py and query/probe.py). Importing it loads neither torch nor numba: the
 clustered table (clustered.py) is imported when a catalog needs one.
 
     build_index(vectors, cfg, path)              # seeded Annoy build, written to `path`
