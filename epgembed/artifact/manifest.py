@@ -11,8 +11,10 @@ table below does not expect (e.g. neighbours.npy in a model with no neighbour ta
 
 Format 2 (this one) is format 1 with every entry required: `search`, `neighbours`,
 `neighbour_table`, `feature_kinds`, `quality` and `libraries` were added to format 1 over
-time, so a format 1 manifest may lack them. upgrade.py turns a format 1 folder into format 2
-when it is read; a newer format is refused.
+time, so a format 1 manifest may lack them. In format 2 the config section holds exactly
+Config's options, tokenizer.json (epgembed-tokenizer/2) every entry, and a history night its
+format line (nightly/nightfile.py). upgrade.py turns format 1 into format 2 when it is read,
+rewriting nothing; a newer format is refused.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ hashes); every reader of an older file calls one of these:
     manifest(data, 1, folder)   manifest.json  (artifact/manifest.py read_manifest)
     tokenizer(meta)             tokenizer.json (artifact/folder.py read_folder)
     config(sections)            a manifest's "config" and the tokenizer's own
-    night_row(row)              a history night's programme rows (nightly/history.py read_night)
+    night_row(row)              a history night's programme rows (nightly/nightfile.py)
 
 Format 1 grew without a version change; a format 1 manifest may lack what later code
 added: `search` (then: exact search up to the default limit, else Annoy), `neighbours` and
@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from epgembed.config import Config, FeatureConfig, IndexConfig
+from epgembed.text.tokenize import FORMAT as TOKENIZER_FORMAT
 
-TOKENIZER_V1, TOKENIZER_V2 = "epgembed-tokenizer/1", "epgembed-tokenizer/2"
+TOKENIZER_V1 = "epgembed-tokenizer/1"
 NIGHT_ROW_FIELDS = 7      # [channel, start, title, sub_title, [categories], desc, {guide}]
 
 
@@ -86,7 +87,7 @@ def tokenizer(meta: dict) -> dict:
     if not isinstance(meta, dict) or meta.get("format") != TOKENIZER_V1:
         return meta
     features = dataclasses.asdict(FeatureConfig(**(meta.get("feature_config") or {})))
-    return {**meta, "format": TOKENIZER_V2, "config": config({"tokenizer": meta["config"]})["tokenizer"],
+    return {**meta, "format": TOKENIZER_FORMAT, "config": config({"tokenizer": meta["config"]})["tokenizer"],
             "context_words": meta.get("context_words") or [], "features": meta.get("features") or [],
             "feature_config": features, "ngrams": meta.get("ngrams") or []}
 
