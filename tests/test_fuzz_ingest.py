@@ -21,7 +21,7 @@ from typing import Callable
 
 import pytest
 
-from conftest import programme_xml, tiny_programmes
+from guide import programme_xml, tiny_programmes
 
 pytestmark = pytest.mark.system
 
