@@ -61,7 +61,7 @@ def run_outliers(model_dir: Path, top: int, html: Path) -> tuple[float, float, d
 def sensitivity(model_dir: Path, counts: list[int]) -> list[dict]:
     """The rare-token signal alone, per rare_max_count: how often its pairs share no category."""
     from epgembed.query.load import load_model
-    from epgembed.inspect.explain import InspectConfig
+    from epgembed.config import InspectConfig
     from epgembed.inspect.outliers import scan_pairs
     model = load_model(model_dir)
     rows = []

@@ -96,8 +96,8 @@ class TrainConfig:
     # 0.05 with margin 0.3 (was 0.2 and 0.2): P@10d 0.77 -> 0.79 mean over the shared dumps,
     # the text and guide views on (issue 23's runs; 0.1 / 0.5 within 0.005 of it)
     lr: float = 0.05
-    # "compiled": numba kernels of the step (epgembed/model/kernels.py), the production engine;
-    # "fused": the same math in torch ops (epgembed/model/fused.py: hand-derived gradient +
+    # "compiled": numba kernels of the step (epgembed/build/model/kernels.py), the production engine;
+    # "fused": the same math in torch ops (epgembed/build/model/fused.py: hand-derived gradient +
     # row-wise Adagrad), ~2x slower: the readable statement the kernels are tested against
     engine: str = "compiled"
     margin: float = 0.3

@@ -21,7 +21,8 @@ from typing import Any
 
 from flask import Blueprint, request, send_from_directory
 
-from epgembed.inspect.explain import InspectConfig, explain_pair
+from epgembed.config import InspectConfig
+from epgembed.inspect.explain import explain_pair
 from epgembed.query.related import QueryError
 from epgembed.query.shapes import Explain, convert
 

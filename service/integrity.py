@@ -79,7 +79,7 @@ class ServedFiles:
         for name, was in self.stamps.items():
             now = stamp(self.folder / name)
             if now is None:
-                return f"{name} is gone"
+                return "the folder is gone" if not self.folder.is_dir() else f"{name} is gone"
             known = self._known.get(name)
             if known is not None and known[0] == now:
                 return known[1]

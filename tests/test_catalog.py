@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import programme_xml, tiny_programmes, write_xmltv
+from guide import programme_xml, tiny_programmes, write_xmltv
 from epgembed.query.load import load_model
 from epgembed.artifact.catalog import Catalog, LazyShows
 from epgembed.artifact.show import FieldLimits

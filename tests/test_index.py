@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import TINY_CONFIG
+from guide import TINY_CONFIG
 from epgembed.artifact.bundle import verify_files
 from epgembed.artifact.manifest import ModelError, read_manifest
 from epgembed.query.load import load_model
@@ -17,13 +17,25 @@ from epgembed.config import IndexConfig
 import epgembed.query.vectors
 from epgembed.query.annoy import open_index, query_item
 from epgembed.build.index.clustered import clustered_neighbours, spherical_kmeans
-from epgembed.build.index.build import (build_index, neighbour_table, probe_recall, sampled_recall,
-                                  search_recall, write_search)
+from epgembed.build.index.build import build_index, neighbour_table, probe_recall, sampled_recall, write_search
 from epgembed.query.probe import ClusterProbe, ExactSearch
 from epgembed.query.vectors import top_k
 from epgembed.build.pipeline import train_model
 
 pytestmark = pytest.mark.integration
+
+
+def search_recall(vectors: np.ndarray, search, k: int = 10, samples: int = 200, seed: int = 0) -> float:
+    """The test's oracle: the share of the true k nearest other rows (exact search) that
+    `search` finds for catalog rows taken as queries, each row itself left out of both lists."""
+    n = len(vectors)
+    rows = np.random.default_rng(seed).choice(n, size=min(samples, n), replace=False)
+    truth, _ = top_k(vectors, k, rows=rows, skip_self=True)
+    found = 0
+    for r, t in zip(rows.tolist(), truth):
+        ids, _ = search(np.asarray(vectors[r]), k + 1)
+        found += len(set(t.tolist()) & set([i for i in ids if i != r][:k]))
+    return float(found / max(1, truth.size))
 
 
 def circle(degrees: list[float]) -> np.ndarray:

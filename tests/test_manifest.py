@@ -9,7 +9,7 @@ import shutil
 import msgspec
 import pytest
 
-from conftest import TINY_CONFIG
+from guide import TINY_CONFIG
 from epgembed.artifact.manifest import (FOLDER_FILES, Manifest, ModelError, read_manifest, write_manifest)
 from epgembed.build.pipeline import train_model
 from epgembed.query.load import load_model

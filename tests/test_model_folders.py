@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GENRES, programme_xml, tiny_programmes, write_xmltv
+from guide import GENRES, programme_xml, tiny_programmes, write_xmltv
 from epgembed import registry
 from epgembed.artifact.manifest import ModelError, read_manifest
 from epgembed.cli.main import main

@@ -9,7 +9,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from conftest import GENRES, TINY_CONFIG, programme_xml, tiny_programmes, write_xmltv
+from guide import GENRES, TINY_CONFIG, programme_xml, tiny_programmes, write_xmltv
 from epgembed.artifact.manifest import ModelError, read_manifest
 from epgembed.query.load import load_model
 from epgembed.build.ingest.epg import DumpError

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tiny_programmes, write_xmltv
+from guide import tiny_programmes, write_xmltv
 from epgembed import registry
 from epgembed.artifact.manifest import FORMAT_VERSION, read_manifest
 from epgembed.cli.main import main

@@ -170,11 +170,6 @@ def stage_night(root: Path, night: date, programmes: list[Programme], meta: dict
     return staged
 
 
-def write_night(root: Path, night: date, programmes: list[Programme], meta: dict) -> Path:
-    """Store a night's programmes and meta at once (stage + commit)."""
-    return stage_night(root, night, programmes, meta).commit()
-
-
 class HistoryError(ValueError):
     """A history file that cannot be read; the message names it."""
 

@@ -1,5 +1,5 @@
 """The Annoy index at serve time: open a built index, ask it for neighbours (numpy + Annoy
-only; the build side is build/index/build.py).
+only; the build side is epgembed/build/index/build.py).
 
     idx = open_index(path, dim)            # memory-mapped, read-only
     ids, cos = query_vector(idx, v, k)     # a vector's nearest items

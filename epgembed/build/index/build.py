@@ -1,6 +1,6 @@
 """Build time: the Annoy forest and the neighbour table of a model's catalog vectors (the
-serve side is query/annoy.py and query/probe.py). Importing it loads neither torch nor numba: the
-clustered table (clustered.py) is imported when a catalog needs one.
+serve side is epgembed/query/annoy.py and probe.py). Importing it loads neither torch nor
+numba: the clustered table (clustered.py) is imported when a catalog needs one.
 
     build_index(vectors, cfg, path)              # seeded Annoy build, written to `path`
     ids, cos, info = neighbour_table(vectors, cfg)   # exact (model.top_k), or clustered past
@@ -118,19 +118,6 @@ def probe_recall(vectors: np.ndarray, search, k: int = 10, samples: int = 200, s
     truth, _ = top_k(vectors, k, rows=rows, skip_self=True)
     found = sum(np.isin(owner[t], search.clusters_for(np.asarray(vectors[r], np.float32), k + 1)).sum()
                 for r, t in zip(rows.tolist(), truth))
-    return float(found / max(1, truth.size))
-
-
-def search_recall(vectors: np.ndarray, search, k: int = 10, samples: int = 200, seed: int = 0) -> float:
-    """Share of the true k nearest other rows (exact search) that `search` finds for catalog
-    rows taken as queries, each row itself left out of both lists (held out)."""
-    n = len(vectors)
-    rows = np.random.default_rng(seed).choice(n, size=min(samples, n), replace=False)
-    truth, _ = top_k(vectors, k, rows=rows, skip_self=True)
-    found = 0
-    for r, t in zip(rows.tolist(), truth):
-        ids, _ = search(np.asarray(vectors[r]), k + 1)
-        found += len(set(t.tolist()) & set([i for i in ids if i != r][:k]))
     return float(found / max(1, truth.size))
 
 
