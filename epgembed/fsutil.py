@@ -4,11 +4,16 @@
     fsync_dir(path)              make a rename inside `path` durable
     utc(t=None)                  ISO 8601 UTC, second resolution ("2026-12-01T09:24:28Z")
     gc_paused()                  no cyclic garbage collection inside (bulk loads of acyclic objects)
+    clone_file(src, dst)         a new file with src's bytes: a reflink where the file system
+                                 has them, else a copy (never a hard link)
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import gc
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -54,6 +59,39 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+FICLONE = 0x40049409    # linux/fs.h _IOW(0x94, 9, int): make dst share src's blocks
+_NO_CLONE = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EBADF}
+
+
+def clone_file(src: Path, dst: Path) -> bool:
+    """Write `dst`, a new file (its own inode), with the bytes of `src`. Where the file system
+    shares blocks between files (btrfs, XFS, bcachefs: FICLONE) the two share them and only
+    blocks written later are copied, so an unchanged file costs no disk; elsewhere (ext4,
+    tmpfs) the kernel copies it (copy_file_range). Never a hard link: a write through one
+    name must not change a file another process has memory-mapped under the other (SIGBUS).
+    True when the blocks are shared."""
+    with open(src, "rb") as fin, open(dst, "xb") as fout:
+        try:
+            fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
+            return True
+        except OSError as e:
+            if e.errno not in _NO_CLONE:
+                raise
+        size, done = os.fstat(fin.fileno()).st_size, 0
+        try:
+            while done < size:
+                n = os.copy_file_range(fin.fileno(), fout.fileno(), size - done)
+                if n == 0:
+                    break
+                done += n
+        except OSError as e:
+            if e.errno not in _NO_CLONE or done:
+                raise
+            fin.seek(0)
+            shutil.copyfileobj(fin, fout, 1 << 20)
+        return False
+
 
 @contextmanager
 def gc_paused() -> Iterator[None]:

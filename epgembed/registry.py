@@ -7,10 +7,12 @@ Publishing writes the version folder completely, validates it by loading it, the
 `current` with one atomic rename: a reader sees the old or the new version, never a mix.
 The service polls `current_version(root)` and reloads when it changes.
 
-Maintenance (used by `epgembed nightly` / `rollback`): `locked(root)` takes ROOT/.lock
-(fcntl.flock, non-blocking) so two writers never run at once; `clean_stale(root)` removes
-hidden leftovers of a crashed run; `prune(root, keep)` deletes the oldest versions but never
-the current one; `rollback(root, to)` validates a version by loading it, then points at it.
+Maintenance (used by `epgembed nightly` / `refresh` / `rollback`): `locked(root)` takes
+ROOT/.lock (fcntl.flock; at once, or waiting up to `wait` seconds) so two writers never run
+at once; `clean_stale(root)` removes hidden leftovers of a crashed run; `prune(root, keep,
+refreshes)` deletes the oldest trained versions past `keep` and the oldest refreshes (versions
+whose manifest has a `refresh` entry) past `refreshes`, each counted apart, never the current
+one; `rollback(root, to)` validates a version by loading it, then points at it.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import fcntl
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +34,10 @@ from epgembed.fsutil import escape_name, fsync_dir
 VERSIONS = "versions"
 CURRENT = "current"
 LOCK = ".lock"
+LOCK_POLL_S = 0.2       # how often a run that waits for the lock tries it again
+KEEP_REFRESHES = 8      # refresh versions kept beside the trained ones: two hours of refreshes
+                        # every 15 minutes to roll back to (a refresh of 100k titles is 0.4 GB
+                        # of full copies on a file system without reflinks: docs/DEPLOY.md)
 
 
 def versions_dir(root: Path) -> Path:
@@ -168,7 +175,9 @@ def list_versions(root: Path, *, verify: bool = False) -> list[dict]:
             out.append({"version": escape_name(d.name), "error": str(e), "current": d.name == cur})
             continue
         out.append({"version": d.name, "created": m.created, "n_shows": m.n_shows,
-                    "quality": m.quality, "current": d.name == cur})
+                    "quality": m.quality, "current": d.name == cur,
+                    "refresh_of": m.refresh.of if m.refresh else None,
+                    "added": len(m.refresh.added) if m.refresh else 0})
         if verify:
             try:
                 verify_files(d, m)
@@ -185,8 +194,10 @@ class RootLocked(OSError):
 
 
 @contextmanager
-def locked(root: Path) -> Iterator[Path]:
-    """Hold ROOT/.lock exclusively for the block; refuse at once if someone else holds it.
+def locked(root: Path, wait: float = 0.0, holder: str = "") -> Iterator[Path]:
+    """Hold ROOT/.lock exclusively for the block; if someone else holds it, wait up to
+    `wait` seconds for it (0: refuse at once), then raise RootLocked. `holder` names the
+    job in the lock file (e.g. "nightly"), for the message another run gets.
 
     The lock is an fcntl.flock on an open file: the kernel releases it when the holder
     exits, even on kill -9, so a crashed run never leaves a stale lock behind.
@@ -195,16 +206,23 @@ def locked(root: Path) -> Iterator[Path]:
     root.mkdir(parents=True, exist_ok=True)
     path = root / LOCK
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
-        os.close(fd)
-        raise RootLocked(f"{path}: held by another run (pid {holder}); refusing to start") from None
+    end = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() < end:
+                time.sleep(LOCK_POLL_S)
+                continue
+            who = os.pread(fd, 64, 0).decode("ascii", "replace").split() or ["?"]
+            os.close(fd)
+            waited = f"after waiting {wait:g} s" if wait > 0 else "refusing to start"
+            raise RootLocked(f"{path}: held by another run (pid {', '.join(who)}); {waited}") from None
     try:
         try:  # who holds it, for the message above; informational (a full disk must not stop us)
             os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            os.pwrite(fd, f"{os.getpid()} {holder}".strip().encode() + b"\n", 0)
         except OSError:
             pass
         yield path
@@ -249,23 +267,27 @@ def delete_version(root: Path, version: str) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def prune(root: Path, keep: int) -> list[str]:
-    """Keep the newest `keep` versions (the current one always stays); return the deleted.
-    A folder that is no version (listed with an "error") is neither counted nor deleted."""
-    if keep < 1:
-        raise ValueError("keep must be >= 1")
-    names = [v["version"] for v in list_versions(root) if "error" not in v]
+def prune(root: Path, keep: int | None, refreshes: int | None = KEEP_REFRESHES) -> list[str]:
+    """Keep the newest `keep` trained versions and the newest `refreshes` refresh versions,
+    each kind counted apart, so refreshes never push a trained version out (None: that kind
+    is left alone); the current one always stays. Returns the deleted. A folder that is no
+    version (listed with an "error") is neither counted nor deleted."""
+    if (keep is not None and keep < 1) or (refreshes is not None and refreshes < 0):
+        raise ValueError("keep must be >= 1 and refreshes >= 0")
+    rows = [v for v in list_versions(root) if "error" not in v]
     cur = current_version(root)
-    excess = len(names) - keep
     deleted = []
-    for name in names:  # oldest first
-        if excess <= 0:
-            break
-        if name == cur:
-            continue
-        delete_version(root, name)
-        deleted.append(name)
-        excess -= 1
+    for kind, limit in ((False, keep), (True, refreshes)):
+        names = [v["version"] for v in rows if (v["refresh_of"] is not None) == kind]
+        excess = len(names) - limit if limit is not None else 0
+        for name in names:  # oldest first
+            if excess <= 0:
+                break
+            if name == cur:
+                continue
+            delete_version(root, name)
+            deleted.append(name)
+            excess -= 1
     return deleted
 
 

@@ -67,8 +67,10 @@ def test_every_version_loads_and_answers_and_nothing_is_rewritten(root):
         assert len(model.related("Tennis Highlights Special", k=5).related) == 5      # never seen
         assert [h.id for h in model.related_to_id(0, k=3).related]
     assert registry.list_versions(root) == [
-        {"version": OLDER, "created": "2026-12-07T15:01:36Z", "n_shows": 49, "quality": {}, "current": False},
-        {"version": NEWER, "created": "2026-12-07T15:01:36Z", "n_shows": 49, "quality": {}, "current": True}]
+        {"version": OLDER, "created": "2026-12-07T15:01:36Z", "n_shows": 49, "quality": {}, "current": False,
+         "refresh_of": None, "added": 0},
+        {"version": NEWER, "created": "2026-12-07T15:01:36Z", "n_shows": 49, "quality": {}, "current": True,
+         "refresh_of": None, "added": 0}]
     assert digest(root) == before
 
 

@@ -14,7 +14,10 @@ Format 2 (this one) is format 1 with every entry required: `search`, `neighbours
 time, so a format 1 manifest may lack them. In format 2 the config section holds exactly
 Config's options, tokenizer.json (epgembed-tokenizer/2) every entry, and a history night its
 format line (nightly/nightfile.py). upgrade.py turns format 1 into format 2 when it is read,
-rewriting nothing; a newer format is refused.
+rewriting nothing; a newer format is refused. One entry is optional, and absent from a
+trained model's manifest: `refresh`, in a version made by `epgembed refresh` (titles added
+to a trained model without training; nightly/refresh.py): what it refreshed and added. The
+files are the same as a trained model's (the table below).
 """
 from __future__ import annotations
 
@@ -128,7 +131,25 @@ class TrainingSummary(msgspec.Struct, **_SHAPE):
     timings: dict[str, float]            # seconds per stage before the write
 
 
-class Manifest(msgspec.Struct, **_SHAPE):
+class RefreshInfo(msgspec.Struct, **_SHAPE):
+    """A version made by a refresh (nightly/refresh.py): the version `of` with titles of fresh
+    dumps that it lacked appended, embedded with its token table; nothing else changed since
+    the version `trained` (the last trained one: a refresh of a refresh keeps it). Ids only
+    grow: the ids from `first_added` on were added by refreshes since `trained` (new since
+    the last training), the last len(added) of them by this one."""
+    of: str
+    trained: str
+    first_added: int
+    added: list[str]                     # the keys of this refresh's titles, in id order
+    inputs: list[str]
+    programmes: int                      # programmes read from the inputs
+
+    def __post_init__(self) -> None:
+        if not self.added:
+            raise ValueError("a refresh adds at least one title")
+
+
+class Manifest(msgspec.Struct, omit_defaults=True, **_SHAPE):
     format: Literal["epgembed-model"]
     format_version: int
     version: str
@@ -149,10 +170,14 @@ class Manifest(msgspec.Struct, **_SHAPE):
     quality: dict[str, int | float | None]   # held-out figures it was published at ({}: none)
     libraries: dict[str, str | None]     # versions of the libraries that wrote the files
     files: dict[str, FileEntry]
+    refresh: RefreshInfo | None = None   # a refresh's version: what it added (absent: trained)
 
     def __post_init__(self) -> None:
         if self.format_version != FORMAT_VERSION:
             raise ValueError(f"format_version {self.format_version} is not {FORMAT_VERSION}")
+        if self.refresh is not None and not 1 <= self.refresh.first_added <= self.n_shows - len(self.refresh.added):
+            raise ValueError(f"refresh: first_added {self.refresh.first_added} and {len(self.refresh.added)} "
+                             f"added titles do not fit {self.n_shows} shows")
         try:
             full = Config.from_dict(self.config).to_dict()
         except (ValueError, TypeError, AttributeError) as e:
@@ -168,6 +193,10 @@ class Manifest(msgspec.Struct, **_SHAPE):
     def model_config(self) -> Config:
         """The Config the model was built with."""
         return Config.from_dict(self.config)
+
+    def first_refreshed(self) -> int:
+        """The first id added by a refresh since the last training (n_shows: none)."""
+        return self.refresh.first_added if self.refresh is not None else self.n_shows
 
 
 def expected_files(m: Manifest) -> tuple[set[str], set[str]]:

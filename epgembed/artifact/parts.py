@@ -5,18 +5,24 @@ allow_pickle=False; the large ones memory-mapped when read).
     TitleVectors(vectors, center)    vectors.npy [S, D] float32, center.npy [D] float32
     NeighbourTable(ids, scores)      neighbours.npy [S, K] int32, neighbour_scores.npy [S, K] float32
 
-`save(folder)` returns the names it wrote; `load(folder)` reads them back as written. The
+`save(folder)` returns the names it wrote; `load(folder)` reads them back as written;
+`extend_npy` makes a longer copy of one file (a refresh's new titles: rows appended, some
+rows replaced, the rest shared with the old file where the file system can). The
 other parts save and load themselves too: text/tokenize.py Tokenizer, artifact/catalog.py
 Catalog; the indexes are written by build/index/build.py and opened by query/.
 """
 from __future__ import annotations
 
+import io
 import json
+import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+
+from epgembed.fsutil import clone_file
 
 
 @dataclass(frozen=True)
@@ -87,3 +93,45 @@ def write_history(folder: Path, history: list[dict]) -> list[str]:
     """The per-epoch training history (NaN is no JSON: a figure is a number or null)."""
     (Path(folder) / HISTORY).write_text(json.dumps(history, indent=1, allow_nan=False), encoding="utf-8")
     return [HISTORY]
+
+
+def extend_npy(src: Path, dst: Path, rows: np.ndarray, at: np.ndarray | None = None,
+               values: np.ndarray | None = None) -> int:
+    """Write `dst`: the array of .npy file `src` with `rows` appended (axis 0) and its rows
+    `at` replaced by `values`. `dst` is a clone of `src` (fsutil.clone_file: blocks shared
+    where the file system can) whose header is rewritten for the longer shape (numpy leaves
+    room for that), the new rows written at its end and the replaced ones over theirs; a
+    header that would not fit is written with the whole array instead. Returns the bytes
+    written: on a file system that shares blocks, what the new file costs on disk."""
+    with open(src, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(f)
+        offset = f.tell()
+    rows = np.ascontiguousarray(rows, dtype=dtype)
+    if fortran or rows.shape[1:] != shape[1:]:
+        raise ValueError(f"{src}: {shape} {'F' if fortran else 'C'}-order array, cannot append {rows.shape} rows")
+    header = io.BytesIO()
+    write = np.lib.format.write_array_header_1_0 if version == (1, 0) else np.lib.format.write_array_header_2_0
+    write(header, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                   "shape": (shape[0] + len(rows), *shape[1:])})
+    if len(header.getvalue()) != offset:
+        whole = np.concatenate([np.load(src, mmap_mode="r"), rows])
+        if at is not None and len(at):
+            whole[np.asarray(at)] = values
+        np.save(dst, whole)
+        return os.path.getsize(dst)
+    clone_file(src, dst)
+    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+    written = len(header.getvalue()) + rows.nbytes
+    with open(dst, "r+b") as f:
+        f.write(header.getvalue())
+        f.seek(offset + shape[0] * row_bytes)
+        f.write(rows.tobytes())
+        if at is not None and len(at):
+            values = np.ascontiguousarray(values, dtype=dtype)
+            for i, row in zip(np.asarray(at).tolist(), values):
+                f.seek(offset + i * row_bytes)
+                f.write(row.tobytes())
+            written += values.nbytes
+    return written

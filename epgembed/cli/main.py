@@ -327,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect_commands(sub)
     from epgembed.cli.nightly import add_commands as nightly_commands
     nightly_commands(sub)
+    from epgembed.cli.refresh import add_commands as refresh_commands
+    refresh_commands(sub)
     return p
 
 

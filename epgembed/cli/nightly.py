@@ -44,12 +44,12 @@ def load_configs(path: str | None) -> tuple[NightlyConfig, Config]:
 
 def nightly_config(args: argparse.Namespace) -> tuple[NightlyConfig, Config]:
     ncfg, cfg = load_configs(args.config)
-    overrides = {"history_nights": args.history_nights, "keep": args.keep,
+    overrides = {"history_nights": args.history_nights, "keep": args.keep, "keep_refreshes": args.keep_refreshes,
                  "tolerance": args.tolerance, "night": args.night, "warm_start": args.warm_start,
                  "force": args.force or None}
     ncfg = dataclasses.replace(ncfg, **{k: v for k, v in overrides.items() if v is not None})
-    if ncfg.keep < 1 or ncfg.history_nights < 1:
-        raise ValueError("--keep and --history-nights must be >= 1")
+    if ncfg.keep < 1 or ncfg.history_nights < 1 or ncfg.keep_refreshes < 0:
+        raise ValueError("--keep and --history-nights must be >= 1, --keep-refreshes >= 0")
     return ncfg, cfg
 
 
@@ -99,7 +99,7 @@ def print_laps(progress: Progress, timings: dict) -> None:
 def cmd_rollback(args: argparse.Namespace) -> int:
     from epgembed import registry
     try:
-        with registry.locked(Path(args.models_root)):
+        with registry.locked(Path(args.models_root), holder="rollback"):
             old, new = registry.rollback(Path(args.models_root), args.to)
     except Exception as e:  # noqa: BLE001 - ModelError, RootLocked, missing version ...
         print(f"epgembed rollback: error: {e}", file=sys.stderr)
@@ -161,9 +161,10 @@ def cmd_versions(args: argparse.Namespace) -> int:
             print(f"{'*' if r['current'] else ' '} {r['version']:28s} BROKEN: {r['error']}")
             continue
         fmt = lambda x: f"{x:.3f}" if isinstance(x, float) else "-"  # noqa: E731
+        refresh = f"  +{r['added']:,} titles: refresh of {r['refresh_of']}" if r.get("refresh_of") else ""
         print(f"{'*' if r['current'] else ' '} {r['version']:28s} {r['created']:20s} "
-              f"{r['night'] or '-':10s} {r['n_shows']:>7,} {fmt(r['p_at_10']):>6s} "
-              f"{fmt(r['map_at_10']):>6s} {fmt(r['stability']):>5s}")
+              f"{r['night'] or ('refresh' if refresh else '-'):10s} {r['n_shows']:>7,} {fmt(r['p_at_10']):>6s} "
+              f"{fmt(r['map_at_10']):>6s} {fmt(r['stability']):>5s}{refresh}")
     print("(* = current)" + ("" if args.verify else "; file hashes not checked (--verify)"))
     return code
 
@@ -178,7 +179,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--history-nights", "--history-days", dest="history_nights", type=int,
                    help="keep shows seen in the last N nights received (default 14; counted "
                         "by nights, not by the dumps' dates)")
-    n.add_argument("--keep", type=int, help="versions to keep (default 7; the current one always stays)")
+    n.add_argument("--keep", type=int, help="trained versions to keep (default 7; the current one always stays)")
+    n.add_argument("--keep-refreshes", type=int, metavar="N",
+                   help="refresh versions (`epgembed refresh`) to keep besides, counted apart (default 8)")
     n.add_argument("--config", help='JSON: model sections (catalog, tokenizer, train, index) and "nightly"')
     n.add_argument("--tolerance", type=float, help="largest allowed held-out P@10 drop (default 0.03)")
     n.add_argument("--night", help="the night's date YYYY-MM-DD (default: from programme start times)")

@@ -47,7 +47,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from epgembed.artifact.manifest import read_manifest
     from epgembed.registry import check_version_name, locked, publish, rollback, versions_dir
     version = check_version_name(read_manifest(Path(args.model_dir)).version)
-    with locked(Path(args.root)):   # never beside a nightly run's publish or clean-up
+    with locked(Path(args.root), holder="publish"):   # never beside a nightly run's publish or clean-up
         if (versions_dir(Path(args.root)) / version).is_dir():   # idempotent: make it current again,
             rollback(Path(args.root), version)                   # once it loads (as a rollback)
             print(f"{version} was already published; {args.root}/current -> {version}")

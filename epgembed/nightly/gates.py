@@ -7,12 +7,15 @@ import statistics
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from epgembed.registry import KEEP_REFRESHES
+
 
 @dataclass(frozen=True)
 class NightlyConfig:
     history_nights: int = 14        # a show seen in the last N nights received stays in the
                                     # catalog (by count of nights, never by the dumps' dates)
-    keep: int = 7                   # versions kept (the current one always stays)
+    keep: int = 7                   # trained versions kept (the current one always stays)
+    keep_refreshes: int = KEEP_REFRESHES   # refresh versions kept besides (`epgembed refresh`)
     tolerance: float = 0.03         # largest allowed held-out P@10d drop vs the current version
     min_lift_over_random: float = 0.05   # P@10d must beat the random baseline by this much
     min_test_queries: int = 20      # fewer held-out queries than this: quality unmeasurable

@@ -29,8 +29,10 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from epgembed import registry
 from epgembed.fsutil import fsync_dir, utc, write_synced
-from epgembed.build.ingest.epg import Programme
+from epgembed.build.ingest import epg
+from epgembed.build.ingest.epg import Programme, ReadReport
 from epgembed.nightly.nightfile import NightFileError, encode_programmes, read_programmes
 from epgembed.text.normalize import normalize_category, title_forms
 
@@ -111,6 +113,15 @@ def label_agreement(tonight: Iterable[Programme], past: Iterable[Programme],
     if len(common) < min_common:
         return None, len(common)
     return round(sum(1 for k in common if now[k] & before[k]) / len(common), 4), len(common)
+
+
+def read_dumps(dumps: list[Path]) -> tuple[list[Programme], ReadReport, list[str]]:
+    """The dumps' programmes (duplicate airings merged), and every file that failed to parse
+    as "FILE:LINE: why" (nothing of such a file counts: the run refuses its input)."""
+    report = ReadReport()
+    programmes = merge([epg.read_programmes(dumps, skip_bad_input=True, report=report)])
+    errors = [f"{p}:{ln}: {why}" if ln else f"{p}: {why}" for p, ln, why in report.file_errors]
+    return programmes, report, errors
 
 
 def merge(nights: Iterable[Iterable[Programme]]) -> list[Programme]:
@@ -350,3 +361,11 @@ def clean_tmp(root: Path) -> list[str]:
             p.unlink(missing_ok=True)
             gone.append(f"{HISTORY}/{p.name}")
     return gone
+
+
+def recover_and_clean(root: Path) -> tuple[list[str], list[str]]:
+    """What every writer of the root does first, under the lock: commit a night staged for
+    the current version (a nightly killed between its swap and its commit), then remove
+    hidden leftovers of killed runs. Returns (nights recovered, paths removed)."""
+    recovered = recover_staged(root, registry.current_version(root))
+    return recovered, registry.clean_stale(root) + clean_tmp(root)

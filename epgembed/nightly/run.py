@@ -108,12 +108,11 @@ def run_nightly(dumps: list[str | Path], root: str | Path, ncfg: NightlyConfig,
     """One nightly run; raises registry.RootLocked when another run holds the root."""
     root = Path(root)
     t0 = time.perf_counter()
-    with registry.locked(root):
+    with registry.locked(root, holder="nightly"):
         report = new_report(dumps, root, {"nightly": asdict(ncfg), "model": cfg.to_dict()})
         # a night staged for the version that is current was published with it (a run
         # killed between its swap and its commit): committed, not cleaned as a leftover
-        report["recovered"] = history.recover_staged(root, registry.current_version(root))
-        report["cleaned"] = registry.clean_stale(root) + history.clean_tmp(root)
+        report["recovered"], report["cleaned"] = history.recover_and_clean(root)
         build = registry.versions_dir(root) / f".build-{uuid.uuid4().hex[:12]}"
         clock = _Clock()
         try:
@@ -245,7 +244,7 @@ def housekeeping(root: Path, ncfg: NightlyConfig) -> tuple[dict, list[str]]:
     pruned, warnings). Both only delete what is no longer needed, so a failure here is a
     warning, not an error."""
     pruned, warnings = {}, []
-    steps = [("versions", lambda: registry.prune(root, ncfg.keep)),
+    steps = [("versions", lambda: registry.prune(root, ncfg.keep, ncfg.keep_refreshes)),
              ("history_nights", lambda: history.prune_nights(root, ncfg.history_nights))]
     for name, step in steps:
         try:

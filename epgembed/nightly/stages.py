@@ -21,7 +21,7 @@ from epgembed import registry
 from epgembed.artifact.manifest import ModelError
 from epgembed.query.load import load_model
 from epgembed.config import Config
-from epgembed.build.ingest.epg import Programme, ReadReport, read_programmes
+from epgembed.build.ingest.epg import Programme, ReadReport
 from epgembed.nightly import history
 from epgembed.nightly.gates import (NightlyConfig, catalog_reasons, consistency_reasons, input_reasons,
                                     quality_reasons)
@@ -67,14 +67,6 @@ class InputCheck:
                 "recent_nights": self.recent}
 
 
-def read_tonight(dumps: list[Path]) -> tuple[list[Programme], ReadReport, list[str]]:
-    """Tonight's programmes (duplicate airings merged) and the files that failed to parse."""
-    report = ReadReport()
-    programmes = history.merge([read_programmes(dumps, skip_bad_input=True, report=report)])
-    errors = [f"{p}:{ln}: {why}" if ln else f"{p}: {why}" for p, ln, why in report.file_errors]
-    return programmes, report, errors
-
-
 def tonight_date(programmes: list[Programme], files: list[Path], ncfg: NightlyConfig) -> date:
     if ncfg.night:
         return history.parse_night(ncfg.night)
@@ -86,7 +78,7 @@ def tonight_date(programmes: list[Programme], files: list[Path], ncfg: NightlyCo
 def check_input(files: list[Path], root: Path, ncfg: NightlyConfig) -> InputCheck:
     """Read tonight's dumps and apply the input gate, then the consistency gate."""
     inputs = [file_info(f) for f in files]
-    tonight, read_report, file_errors = read_tonight(files)
+    tonight, read_report, file_errors = history.read_dumps(files)
     night = tonight_date(tonight, files, ncfg)
     stats = history.input_stats(tonight)
     recent = history.recent_metas(root, night, ncfg.recent_nights)

@@ -46,6 +46,7 @@ class RelatedModel:
         # (ids [S, K], cosines [S, K]): exact, for catalog titles
         self.neighbours = (folder.neighbours.ids, folder.neighbours.scores) if folder.neighbours else None
         self.search = search           # index/probe.py: exact or cluster probe; None: Annoy
+        self.first_refreshed = folder.manifest.first_refreshed()   # ids from here: new since training
 
     @property
     def version(self) -> str:
@@ -215,6 +216,7 @@ class _Rows:
 
     def __init__(self, model: "RelatedModel", show_id: int | None, key: str, o: Options):
         self.catalog, self.vectors, self.show_id, self.o = model.catalog, model.vectors, show_id, o
+        self.first_refreshed = model.first_refreshed
         groups = self.catalog.groups
         self.key, self.head, self.squashed = key, series_head(key), squash(key)
         if show_id is not None:
@@ -235,7 +237,7 @@ class _Rows:
             return None
         g = int(self.catalog.groups.of[i])
         return Hit(int(i), show.title, round(float(score), 6), show.category_list(),
-                   self.catalog.groups.names[g], int(self.catalog.groups.sizes[g]))
+                   self.catalog.groups.names[g], int(self.catalog.groups.sizes[g]), int(i) >= self.first_refreshed)
 
     def collect(self, ids, scores, want: int) -> tuple[list[Hit], bool]:
         """The rows of a ranked candidate list (best first), at most `want` of the other

@@ -33,7 +33,7 @@ class ModelRef(msgspec.Struct, **_SHAPE):
     version: str
 
 
-class Hit(msgspec.Struct, **_SHAPE):
+class Hit(msgspec.Struct, omit_defaults=True, **_SHAPE):
     """One related title: by default the best-scoring title of its series, standing for the
     series (each series answers once)."""
     id: int
@@ -46,6 +46,10 @@ class Hit(msgspec.Struct, **_SHAPE):
                     "the series' titles")]
     series_titles: Annotated[int, msgspec.Meta(
         ge=1, description="how many titles of that series the catalog holds (1 + the 'more' a client can offer)")]
+    refreshed: Annotated[bool, msgspec.Meta(
+        description="true when the title is new since the last training: added by a refresh "
+                    "(`epgembed refresh`), placed by its words and guide features until the nightly "
+                    "trains it in; absent otherwise")] = False
 
 
 class Related(msgspec.Struct, **_SHAPE):

@@ -166,6 +166,10 @@
     li.tabIndex = 0;
     li.appendChild(el('span', 'score', Number(hit.score).toFixed(3)));
     li.appendChild(el('span', 'title', titleOf(hit)));
+    if (hit.refreshed) {              // added by a refresh: placed by its words and schedule, not trained yet
+      var badge = li.appendChild(el('span', 'new', 'new'));
+      badge.title = 'new since the last training: added by a refresh, trained in by the next nightly';
+    }
     li.appendChild(document.createTextNode(' '));
     (hit.categories || []).slice(0, 3).forEach(function (c) { li.appendChild(el('span', 'cat', c)); });
     if (hit.series_titles > 1 && !inSeries) li.appendChild(moreButton(li, hit));
