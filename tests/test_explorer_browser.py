@@ -235,3 +235,28 @@ def test_each_series_once_with_its_count_expanded_on_a_click(series_server, brow
     assert alpha.locator("ul.series").count() == 0 and more.inner_text() == "+19 more"
     assert not problems, problems
     page.close()
+
+
+def test_a_title_added_by_a_refresh_carries_the_new_badge(tiny_model_dir, browser, tmp_path):
+    """A refreshed version (`epgembed refresh`): the answers that are new since the last
+    training carry a "new" badge, the others none."""
+    from epgembed import registry
+    from epgembed.nightly.refresh import run_refresh
+    from guide import programme_xml, write_xmltv
+    root = tmp_path / "root"
+    registry.publish(root, tiny_model_dir, move=False)
+    update = write_xmltv(tmp_path / "update.xml", [programme_xml("Kitchen Heroes Christmas Baking", ["Cooking"])])
+    assert run_refresh([update], root).status == "published"
+    problems: list[str] = []
+    page = watched_page(browser, problems)
+    with serving(registry.current_dir(root)) as url:
+        page.goto(url + "/")
+        page.fill("#q", "Baking Kitchen")
+        page.press("#q", "Enter")
+        new = page.locator("#related li", has_text="Kitchen Heroes Christmas Baking")
+        new.wait_for(timeout=10_000)
+        badge = new.locator(".new")
+        assert badge.inner_text() == "new" and "new since the last training" in badge.get_attribute("title")
+        assert page.locator("#related li .new").count() == 1 and page.locator("#related li").count() > 5
+    assert not problems, problems
+    page.close()

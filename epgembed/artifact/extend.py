@@ -14,6 +14,7 @@ into place.
 """
 from __future__ import annotations
 
+import calendar
 import hashlib
 import shutil
 import time
@@ -32,6 +33,8 @@ from epgembed.artifact.parts import HISTORY, TitleVectors, TokenTable, extend_np
 from epgembed.artifact.show import Show
 from epgembed.fsutil import clone_file, utc
 from epgembed.text.tokenize import TOKENIZER_FILE
+
+STAMP = "%Y%m%dT%H%M%SZ"     # the time in a version's name (artifact/folder.py's form)
 
 UNCHANGED = (TOKENIZER_FILE, "tokenizer.model", *TokenTable.files(), "center.npy", HISTORY)
 """The files a refresh keeps as they are: the token table and the tokenizer are the trained
@@ -91,6 +94,7 @@ def _manifest(base: ModelFolder, shows: list[Show], hashes: dict[str, FileEntry]
     """The base's manifest with the new counts, index entries, files and refresh entry; a
     version name of the same form as a trained model's (time, then the files' digest)."""
     content = hashlib.sha256("".join(hashes[f].sha256 for f in sorted(hashes)).encode()).hexdigest()
+    stamp = _stamp_after(base.manifest.version)
     added = Catalog(shows)
     was, new = base.manifest.counts, added.summary()
     categories = set(base.catalog.category_counts) | set(added.category_counts)
@@ -98,10 +102,22 @@ def _manifest(base: ModelFolder, shows: list[Show], hashes: dict[str, FileEntry]
     for kind, k in added.feature_kinds().items():
         kinds[kind] = kinds.get(kind, 0) + k
     return msgspec.structs.replace(
-        base.manifest, version=f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{content[:8]}",
+        base.manifest, version=f"{stamp}-{content[:8]}",
         created=utc(), n_shows=len(base.catalog) + len(shows), n_trees=info.n_trees,
         neighbours=info.neighbours, neighbour_table=info.neighbour_table, search=info.search,
         counts=Counts(shows=was.shows + new["shows"], labelled_shows=was.labelled_shows + new["labelled_shows"],
                       categories=len(categories), airings=was.airings + new["airings"]),
         feature_kinds=dict(sorted(kinds.items())), libraries=library_versions(), files=hashes,
         refresh=refresh)
+
+
+def _stamp_after(version: str) -> str:
+    """The time part of a new version's name: now, but at least a second after the time in
+    `version`'s name, so that the names of a version and its refresh sort in that order
+    (versions are ordered by name: prune, rollback) even within one second."""
+    now = time.time()
+    try:
+        now = max(now, calendar.timegm(time.strptime(version[:16], STAMP)) + 1)
+    except ValueError:          # a name of another form: its order is its own business
+        pass
+    return time.strftime(STAMP, time.gmtime(now))

@@ -41,7 +41,7 @@ import numpy as np
 from epgembed import registry
 from epgembed.artifact.extend import extend_folder
 from epgembed.artifact.folder import ModelFolder, read_folder
-from epgembed.artifact.manifest import Manifest, RefreshInfo
+from epgembed.artifact.manifest import Manifest, ModelError, RefreshInfo, read_manifest
 from epgembed.artifact.show import Show
 from epgembed.build.index.extend import extend_indexes
 from epgembed.build.ingest.additions import added_shows
@@ -100,6 +100,21 @@ def refresh_info(base: Manifest, shows: list[Show], inputs: list[str], programme
                        added=[s.key for s in shows], inputs=inputs, programmes=programmes)
 
 
+def publish(root: Path, build: Path, manifest: Manifest) -> str:
+    """registry.publish the build; if a version of that name and those very files is there
+    already (a run killed after renaming it into versions/, before swapping `current`, in
+    the same second), point `current` at that one instead, once it loads (a rollback)."""
+    existing = registry.versions_dir(root) / manifest.version
+    if existing.is_dir():
+        try:
+            same = read_manifest(existing).files == manifest.files
+        except ModelError:
+            same = False
+        if same:
+            return registry.rollback(root, manifest.version)[1]
+    return registry.publish(root, build)
+
+
 def run_refresh(dumps: list[str | Path], root: str | Path, rcfg: RefreshConfig = RefreshConfig()) -> RefreshResult:
     """One refresh of the root's current version; raises registry.RootLocked when another
     run holds the root for longer than rcfg.wait_s."""
@@ -147,7 +162,7 @@ def _run(dumps: list[Path], root: Path, rcfg: RefreshConfig, build: Path, detail
         return RefreshResult(EXIT_PUBLISHED, "unchanged", f"nothing new ({read}: every title is in the "
                                                           f"model): nothing published")
     if len(shows) > rcfg.max_share * n:
-        raise Refused(f"{read} hold {len(shows):,} titles the model lacks, {len(shows) / n:.0%} of its {n:,} "
+        raise Refused(f"{read} hold {len(shows):,} titles the model lacks, {len(shows) / n:.1%} of its {n:,} "
                       f"(more than {rcfg.max_share:.0%}): run the nightly instead (epgembed nightly), "
                       "which trains them in; nothing published")
     vectors = item_vectors(base, shows)
@@ -156,9 +171,9 @@ def _run(dumps: list[Path], root: Path, rcfg: RefreshConfig, build: Path, detail
     indexes = functools.partial(extend_indexes, base=base, cfg=cfg, written=written,
                                 vectors=np.concatenate([np.asarray(base.vectors.vectors), vectors]))
     info = refresh_info(base.manifest, shows, [escape_name(str(f)) for f in files], len(programmes))
-    extend_folder(base, build, shows, vectors, indexes, info, written)
+    manifest = extend_folder(base, build, shows, vectors, indexes, info, written)
     lap("write_s")
-    version = registry.publish(root, build)
+    version = publish(root, build, manifest)
     lap("publish_s")
     pruned, warnings = [], []
     try:
