@@ -12,7 +12,9 @@ from epgembed.artifact.catalog import Catalog
 from epgembed.artifact.show import Show
 from epgembed.artifact.folder import read_folder
 from epgembed.artifact.manifest import ModelError
-from epgembed.artifact.parts import HISTORY, NeighbourTable, TitleVectors, TokenTable, write_history
+from epgembed.artifact.parts import (HISTORY, NeighbourTable, TitleVectors, TokenTable, block_bytes, extend_npy,
+                                     write_history)
+from epgembed.fsutil import clone_file
 from epgembed.config import FeatureConfig, TokenizerConfig
 from epgembed.text.tokenize import Tokenizer
 from handmade import build_handmade_model
@@ -95,3 +97,49 @@ def test_read_folder_gives_back_every_part(tmp_path):
     np.save(tmp_path / "m" / "center.npy", np.zeros(3, np.float32))          # another model's center
     with pytest.raises(ModelError, match=r"inconsistent model: center \(3,\) != \(8,\)"):
         read_folder(tmp_path / "m", verify=False)
+
+
+def test_extend_npy_appends_and_replaces_rows_and_leaves_the_source_alone(tmp_path):
+    old = RNG.standard_normal((9, 3)).astype(np.float32)
+    np.save(tmp_path / "old.npy", old)
+    before = (tmp_path / "old.npy").read_bytes()
+    new, at, rows = RNG.standard_normal((2, 3)), np.array([1, 7]), np.full((2, 3), -1.0)
+    written = extend_npy(tmp_path / "old.npy", tmp_path / "new.npy", new, at, rows)
+    expected = np.concatenate([old, new.astype(np.float32)])
+    expected[at] = -1
+    back = np.load(tmp_path / "new.npy")
+    assert back.dtype == np.float32 and np.array_equal(back, expected)
+    assert (tmp_path / "old.npy").read_bytes() == before
+    assert 0 < written <= (tmp_path / "new.npy").stat().st_size + 4096    # the blocks written, not more
+    with pytest.raises(ValueError, match="cannot append"):
+        extend_npy(tmp_path / "old.npy", tmp_path / "bad.npy", np.zeros((1, 4)))
+
+
+def test_extend_npy_rewrites_a_header_without_room_for_the_longer_shape(tmp_path):
+    """A .npy written by another tool may leave no room in its header: the whole array then."""
+    head = "{'descr': '<i4', 'fortran_order': False, 'shape': (9, 2), }"
+    head += " " * (64 - 10 - len(head) - 1) + "\n"          # exactly 64 bytes: no room to grow
+    data = np.arange(18, dtype="<i4").reshape(9, 2)
+    (tmp_path / "tight.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(head).to_bytes(2, "little")
+                                         + head.encode() + data.tobytes())
+    assert np.array_equal(np.load(tmp_path / "tight.npy"), data)
+    extend_npy(tmp_path / "tight.npy", tmp_path / "longer.npy", np.full((1, 2), 5), np.array([0]), np.zeros((1, 2)))
+    assert np.load(tmp_path / "longer.npy").tolist() == [[0, 0], *data[1:].tolist(), [5, 5]]
+
+
+def test_clone_file_makes_a_new_file_never_a_link(tmp_path):
+    (tmp_path / "a").write_bytes(b"x" * 10_000)
+    clone_file(tmp_path / "a", tmp_path / "b")
+    a, b = (tmp_path / "a").stat(), (tmp_path / "b").stat()
+    assert a.st_ino != b.st_ino and a.st_nlink == b.st_nlink == 1
+    assert (tmp_path / "b").read_bytes() == b"x" * 10_000
+    with open(tmp_path / "b", "r+b") as f:                  # a write through the copy ...
+        f.write(b"y")
+    assert (tmp_path / "a").read_bytes() == b"x" * 10_000   # ... never reaches the original
+    with pytest.raises(FileExistsError):
+        clone_file(tmp_path / "a", tmp_path / "b")
+
+
+def test_block_bytes_counts_each_touched_block_once():
+    assert block_bytes([(0, 10), (5, 10), (4096, 1), (8191, 2)], 4096) == 3 * 4096
+    assert block_bytes([(100, 0)], 4096) == 0

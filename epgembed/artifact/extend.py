@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import os
 import shutil
 import time
 import uuid
@@ -29,7 +30,7 @@ from epgembed.artifact.catalog import Catalog
 from epgembed.artifact.folder import IndexWriter, ModelFolder
 from epgembed.artifact.libraries import library_versions
 from epgembed.artifact.manifest import Counts, FileEntry, Manifest, RefreshInfo, write_manifest
-from epgembed.artifact.parts import HISTORY, TitleVectors, TokenTable, extend_npy
+from epgembed.artifact.parts import HISTORY, TitleVectors, TokenTable, block_bytes, extend_npy
 from epgembed.artifact.show import Show
 from epgembed.fsutil import clone_file, utc
 from epgembed.text.tokenize import TOKENIZER_FILE
@@ -76,7 +77,7 @@ def extend_folder(base: ModelFolder, out_dir: Path, shows: list[Show], vectors: 
 
 def append_shows(src: Path, dst: Path, shows: list[Show]) -> int:
     """`dst`: the catalog.jsonl `src` (cloned) with a line for each of `shows` appended;
-    returns the bytes appended."""
+    returns the bytes of the blocks written (parts.block_bytes)."""
     lines = Catalog(shows).jsonl_lines()
     clone_file(src, dst)
     with open(dst, "r+b") as f:
@@ -86,7 +87,7 @@ def append_shows(src: Path, dst: Path, shows: list[Show]) -> int:
         start = f.tell()
         for line in lines:
             f.write(line)
-        return f.tell() - start
+        return block_bytes([(start, f.tell() - start)], os.fstat(f.fileno()).st_blksize)
 
 
 def _manifest(base: ModelFolder, shows: list[Show], hashes: dict[str, FileEntry], info,

@@ -101,8 +101,9 @@ def extend_npy(src: Path, dst: Path, rows: np.ndarray, at: np.ndarray | None = N
     `at` replaced by `values`. `dst` is a clone of `src` (fsutil.clone_file: blocks shared
     where the file system can) whose header is rewritten for the longer shape (numpy leaves
     room for that), the new rows written at its end and the replaced ones over theirs; a
-    header that would not fit is written with the whole array instead. Returns the bytes
-    written: on a file system that shares blocks, what the new file costs on disk."""
+    header that would not fit is written with the whole array instead. Returns the bytes of
+    the file system blocks written: on a file system that shares blocks (reflinks), what
+    the new file costs on disk beyond the old one."""
     with open(src, "rb") as f:
         version = np.lib.format.read_magic(f)
         read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
@@ -123,15 +124,25 @@ def extend_npy(src: Path, dst: Path, rows: np.ndarray, at: np.ndarray | None = N
         return os.path.getsize(dst)
     clone_file(src, dst)
     row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
-    written = len(header.getvalue()) + rows.nbytes
+    spans = [(0, offset), (offset + shape[0] * row_bytes, rows.nbytes)]
     with open(dst, "r+b") as f:
         f.write(header.getvalue())
-        f.seek(offset + shape[0] * row_bytes)
+        f.seek(spans[1][0])
         f.write(rows.tobytes())
         if at is not None and len(at):
             values = np.ascontiguousarray(values, dtype=dtype)
             for i, row in zip(np.asarray(at).tolist(), values):
                 f.seek(offset + i * row_bytes)
                 f.write(row.tobytes())
-            written += values.nbytes
-    return written
+                spans.append((offset + i * row_bytes, row_bytes))
+        return block_bytes(spans, os.fstat(f.fileno()).st_blksize)
+
+
+def block_bytes(spans: list[tuple[int, int]], block: int) -> int:
+    """The bytes of the distinct `block`-sized file blocks that (start, length) spans touch:
+    what writing them costs on a file system that copies a shared block when it is written."""
+    touched: set[int] = set()
+    for start, length in spans:
+        if length > 0:
+            touched.update(range(start // block, (start + length - 1) // block + 1))
+    return len(touched) * block
