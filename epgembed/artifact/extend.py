@@ -43,16 +43,17 @@ model's, and so are the center (a new title is centred like a query) and the his
 
 
 def extend_folder(base: ModelFolder, out_dir: Path, shows: list[Show], vectors: np.ndarray,
-                  indexes: IndexWriter, refresh: RefreshInfo, written: dict | None = None) -> Manifest:
+                  indexes: IndexWriter, refresh: RefreshInfo, stats: dict | None = None) -> Manifest:
     """Write `out_dir`: the folder `base` with `shows` (ids len(base.catalog) on, in order)
     and their `vectors` appended, the index files by `indexes`; returns its manifest.
-    `written`, when given, receives per file the bytes written (a file shared with the
-    old version by a reflink costs only those) and "cloned": the files whose blocks are
-    shared with the old version's."""
+    `stats`, when given, receives "written": per file the bytes of the blocks written (where
+    reflinks share the rest with the old version, what the file costs), and "cloned": the
+    files whose blocks are shared with the old version's (none without reflinks)."""
     n = len(base.catalog)
     if [s.id for s in shows] != list(range(n, n + len(shows))) or len(vectors) != len(shows):
         raise ValueError(f"the new titles need ids {n}.. in order and one vector each")
-    written = {} if written is None else written
+    stats = {} if stats is None else stats
+    written = stats.setdefault("written", {})
     out_dir = Path(out_dir)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
@@ -60,7 +61,7 @@ def extend_folder(base: ModelFolder, out_dir: Path, shows: list[Show], vectors: 
         files = [f for f in UNCHANGED if f in base.manifest.files]
         cloned = [f for f in files if clone_file(base.path / f, tmp / f)]
         written.update({f: 0 if f in cloned else (tmp / f).stat().st_size for f in files})
-        written["cloned"] = cloned
+        stats["cloned"] = cloned
         written["catalog.jsonl"] = append_shows(base.path / "catalog.jsonl", tmp / "catalog.jsonl", shows)
         vector_file = TitleVectors.files()[0]
         written[vector_file] = extend_npy(base.path / vector_file, tmp / vector_file, vectors)

@@ -166,12 +166,12 @@ def _run(dumps: list[Path], root: Path, rcfg: RefreshConfig, build: Path, detail
                       f"(more than {rcfg.max_share:.0%}): run the nightly instead (epgembed nightly), "
                       "which trains them in; nothing published")
     vectors = item_vectors(base, shows)
-    written: dict = {}
+    stats: dict = {}
     cfg = base.manifest.model_config().index
-    indexes = functools.partial(extend_indexes, base=base, cfg=cfg, written=written,
+    indexes = functools.partial(extend_indexes, base=base, cfg=cfg, stats=stats,
                                 vectors=np.concatenate([np.asarray(base.vectors.vectors), vectors]))
     info = refresh_info(base.manifest, shows, [escape_name(str(f)) for f in files], len(programmes))
-    manifest = extend_folder(base, build, shows, vectors, indexes, info, written)
+    manifest = extend_folder(base, build, shows, vectors, indexes, info, stats)
     lap("write_s")
     version = publish(root, build, manifest)
     lap("publish_s")
@@ -184,4 +184,4 @@ def _run(dumps: list[Path], root: Path, rcfg: RefreshConfig, build: Path, detail
     return RefreshResult(EXIT_PUBLISHED, "published",
                          f"PUBLISHED {version}: +{len(shows):,} titles ({n + len(shows):,} in all; from {read}; "
                          f"refresh of {base.manifest.version}{more})", version, info.added,
-                         {"written": written, "pruned": pruned, "warnings": warnings})
+                         {**stats, "pruned": pruned, "warnings": warnings})

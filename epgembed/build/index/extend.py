@@ -61,7 +61,7 @@ def changed_rows(vectors: np.ndarray, ids: np.ndarray, scores: np.ndarray, n_old
 
 
 def extend_table(folder: Path, base: ModelFolder, vectors: np.ndarray, cfg: IndexConfig,
-                 written: dict) -> tuple[list[str], int, NeighbourTableInfo | None]:
+                 stats: dict) -> tuple[list[str], int, NeighbourTableInfo | None]:
     """The neighbour table of the extended catalog into `folder`: (files, columns, info)."""
     t0 = time.perf_counter()
     old, info = base.neighbours, base.manifest.neighbour_table
@@ -71,20 +71,20 @@ def extend_table(folder: Path, base: ModelFolder, vectors: np.ndarray, cfg: Inde
     if width < min(len(vectors), cfg.neighbours):        # a small catalog: the table widens
         table = neighbour_table(vectors, cfg)
         files = NeighbourTable(table[0], table[1]).save(folder)
-        written.update({f: (folder / f).stat().st_size for f in files})
+        stats["written"].update({f: (folder / f).stat().st_size for f in files})
         return files, table[0].shape[1], NeighbourTableInfo(**table[2], build_s=round(time.perf_counter() - t0, 2))
     new_ids, new_cos = top_k(vectors, width, rows=np.arange(n_old, len(vectors)), threads=cfg.neighbours_threads)
     at, rows, cos = changed_rows(vectors, old.ids, old.scores, n_old)
     files = list(NeighbourTable.files())
     for name, new, changed in zip(files, (new_ids, new_cos), (rows, cos)):
-        written[name] = extend_npy(base.path / name, folder / name, new, at, changed)
-    written["rows_changed"] = int(len(at))
+        stats["written"][name] = extend_npy(base.path / name, folder / name, new, at, changed)
+    stats["rows_changed"] = int(len(at))
     return files, width, NeighbourTableInfo(method=info.method, recall_at_10=info.recall_at_10,
                                             build_s=round(time.perf_counter() - t0, 2), probe=info.probe)
 
 
 def extend_probe(folder: Path, base: ModelFolder, vectors: np.ndarray, cfg: IndexConfig,
-                 written: dict) -> tuple[list[str], dict]:
+                 stats: dict) -> tuple[list[str], dict]:
     """The search files of the extended catalog into `folder` (none for "exact" and
     "annoy"); returns (files, the manifest's "search" entry)."""
     t0 = time.perf_counter()
@@ -92,7 +92,7 @@ def extend_probe(folder: Path, base: ModelFolder, vectors: np.ndarray, cfg: Inde
         return [], {"method": search_method(len(vectors), cfg)}
     if base.manifest.search.method != "probe":              # crossed the exact search's limit
         files, entry = write_search(folder, vectors, search_clusters(vectors, cfg), cfg)
-        written.update({f: (folder / f).stat().st_size for f in files})
+        stats["written"].update({f: (folder / f).stat().st_size for f in files})
         return files, {**entry, "build_s": round(time.perf_counter() - t0, 2)}
     centroids_file, order_file, bounds_file, ordered_file = PROBE_FILES
     centroids = np.load(base.path / centroids_file, allow_pickle=False)
@@ -118,7 +118,8 @@ def extend_probe(folder: Path, base: ModelFolder, vectors: np.ndarray, cfg: Inde
     np.save(folder / bounds_file, new_bounds.astype(np.int32))
     _write_ordered(folder / ordered_file, np.load(base.path / ordered_file, mmap_mode="r"),
                    fresh[by_cluster], where[by_cluster])
-    written.update({f: 0 if f == centroids_file and shared else (folder / f).stat().st_size for f in PROBE_FILES})
+    stats["written"].update({f: 0 if f == centroids_file and shared else (folder / f).stat().st_size
+                             for f in PROBE_FILES})
     entry = base.manifest.search
     return list(PROBE_FILES), {"method": "probe", "clusters": entry.clusters, "rows": entry.rows,
                                "recall_at_10": entry.recall_at_10, "build_s": round(time.perf_counter() - t0, 2)}
@@ -141,14 +142,22 @@ def _write_ordered(path: Path, old: np.ndarray, fresh: np.ndarray, where: np.nda
 
 
 def extend_indexes(folder: Path, base: ModelFolder, vectors: np.ndarray, cfg: IndexConfig,
-                   written: dict | None = None) -> tuple[list[str], IndexInfo]:
+                   stats: dict | None = None) -> tuple[list[str], IndexInfo]:
     """Every index file of the base folder's catalog with the titles of `vectors`' last rows
     appended into `folder` (an IndexWriter of artifact/extend.py extend_folder, given `base`,
-    `vectors` (all of them, old rows first) and `cfg`). `written` receives the bytes written
-    per file and "rows_changed", the old rows of the neighbour table a new title entered."""
-    written = {} if written is None else written
-    files, search = extend_probe(folder, base, vectors, cfg, written)
-    more, width, table = extend_table(folder, base, vectors, cfg, written)
+    `vectors` (all of them, old rows first) and `cfg`). `stats` receives "written" (the
+    bytes of the blocks written per file), "rows_changed" (the old rows of the neighbour
+    table a new title entered) and "seconds" (per index)."""
+    stats = {} if stats is None else stats
+    stats.setdefault("written", {})
+    seconds = stats.setdefault("seconds", {})
+    t0 = time.perf_counter()
+    files, search = extend_probe(folder, base, vectors, cfg, stats)
+    t1 = time.perf_counter()
+    more, width, table = extend_table(folder, base, vectors, cfg, stats)
+    t2 = time.perf_counter()
     build_index(vectors, cfg, folder / "index.ann")
-    written["index.ann"] = (folder / "index.ann").stat().st_size
+    seconds.update(search=round(t1 - t0, 3), neighbour_table=round(t2 - t1, 3),
+                   annoy=round(time.perf_counter() - t2, 3))
+    stats["written"]["index.ann"] = (folder / "index.ann").stat().st_size
     return files + more + ["index.ann"], IndexInfo(cfg.n_trees, width, table, SearchInfo(**search))
