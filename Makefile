@@ -241,3 +241,12 @@ bench-scale: $(STAMP)
 
 clean:
 	rm -rf models .pytest_cache
+
+# epgembed refresh (issue 24): quality by the cold-start protocol on every shared dump (refreshed
+# vs trained), a refresh of 200 titles on the daily feed's model against its nightly, a refresh
+# of 200 titles on a 100k synthetic catalog (cached in bench/cache/refresh) and its disk cost,
+# the 1M disk cost from a 1M model's files -> bench/results/refresh.json (about 5 minutes with
+# the cache, 15 without)
+.PHONY: bench-refresh
+bench-refresh: $(STAMP)
+	$(BIN)/python bench/refresh.py

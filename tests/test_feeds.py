@@ -143,6 +143,7 @@ def test_the_example_list_renders_to_configs_nginx_and_systemd_accept(tmp_path):
     shutil.copytree(tmp_path / "out" / "systemd", units, dirs_exist_ok=True)
     names = [f"epgembed@{p}.service" for f in feeds for p in f.ports()]
     names += [f"epgembed-nightly@{f.name}.{kind}" for f in feeds for kind in ("service", "timer")]
+    names += ["epgembed-nightly.service", "epgembed-refresh.service", "epgembed-refresh.timer"]
     run = subprocess.run([analyze, "verify", *names], capture_output=True, text=True, cwd=units,
                          env={"SYSTEMD_UNIT_PATH": f"{units}:", "PATH": "/usr/bin:/bin"})
     # the only complaint allowed: the units' ExecStart is installed under /opt/epgembed, not here

@@ -202,6 +202,8 @@ def test_the_cli_and_versions_show_a_refresh(root, update, capsys):
     assert main(["versions", "--models-root", str(root)]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("*"))
     assert "refresh" in line and "+3 titles: refresh of" in line
+    assert main(["info", str(registry.current_dir(root))]) == 0
+    assert "ids 49 on are new since the last training" in capsys.readouterr().out
 
 
 def test_the_probe_files_take_the_new_titles(tmp_path, tiny_dump):

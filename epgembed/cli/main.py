@@ -172,6 +172,10 @@ def cmd_info(args: argparse.Namespace) -> int:
           f"{t.examples_per_s:,} examples/s, val P@10 {_figure(t.val_p_at_10)}")
     print(f"inputs       {', '.join(m.data.inputs)} ({m.data.programmes:,} programmes, "
           f"{len(m.data.skipped)} skipped)")
+    if m.refresh:
+        r = m.refresh
+        print(f"refresh      of {r.of} (trained: {r.trained}): +{len(r.added):,} titles from "
+              f"{', '.join(r.inputs)}; ids {r.first_added:,} on are new since the last training")
     if m.quality:
         print(f"quality      {json.dumps(m.quality)}")
     for name, f in sorted(m.files.items()):
