@@ -6,6 +6,7 @@
     gc_paused()                  no cyclic garbage collection inside (bulk loads of acyclic objects)
     clone_file(src, dst)         a new file with src's bytes: a reflink where the file system
                                  has them, else a copy (never a hard link)
+    flock_within(fd, seconds)    an exclusive flock, waited for up to `seconds`
 """
 from __future__ import annotations
 
@@ -91,6 +92,20 @@ def clone_file(src: Path, dst: Path) -> bool:
             fin.seek(0)
             shutil.copyfileobj(fin, fout, 1 << 20)
         return False
+
+
+def flock_within(fd: int, seconds: float, poll: float = 0.02) -> bool:
+    """Take an exclusive flock on `fd`, trying every `poll` seconds for up to `seconds` (0:
+    once); False when another open file still holds it then."""
+    end = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= end:
+                return False
+            time.sleep(poll)
 
 
 @contextmanager

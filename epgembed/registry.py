@@ -16,11 +16,9 @@ one; `rollback(root, to)` validates a version by loading it, then points at it.
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +27,7 @@ from pathlib import Path
 from epgembed.artifact.bundle import describe_links, linked_files, verify_files
 from epgembed.artifact.manifest import ModelError, read_manifest
 from epgembed.query.load import load_model
-from epgembed.fsutil import escape_name, fsync_dir
+from epgembed.fsutil import escape_name, flock_within, fsync_dir
 
 VERSIONS = "versions"
 CURRENT = "current"
@@ -206,19 +204,11 @@ def locked(root: Path, wait: float = 0.0, holder: str = "") -> Iterator[Path]:
     root.mkdir(parents=True, exist_ok=True)
     path = root / LOCK
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    end = time.monotonic() + wait
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() < end:
-                time.sleep(LOCK_POLL_S)
-                continue
-            who = os.pread(fd, 64, 0).decode("ascii", "replace").split() or ["?"]
-            os.close(fd)
-            waited = f"after waiting {wait:g} s" if wait > 0 else "refusing to start"
-            raise RootLocked(f"{path}: held by another run (pid {', '.join(who)}); {waited}") from None
+    if not flock_within(fd, wait, LOCK_POLL_S):
+        who = os.pread(fd, 64, 0).decode("ascii", "replace").split() or ["?"]
+        os.close(fd)
+        waited = f"after waiting {wait:g} s" if wait > 0 else "refusing to start"
+        raise RootLocked(f"{path}: held by another run (pid {', '.join(who)}); {waited}")
     try:
         try:  # who holds it, for the message above; informational (a full disk must not stop us)
             os.ftruncate(fd, 0)

@@ -17,7 +17,6 @@ decision that cannot be read counts as none, one that cannot be written is logge
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -27,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from epgembed.fsutil import atomic_write
+from epgembed.fsutil import atomic_write, flock_within
 
 log = logging.getLogger("epgembed.service")
 
@@ -107,16 +106,8 @@ class Shared:
             yield
             return
         try:
-            end = time.monotonic() + LOCK_SECONDS
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > end:
-                        raise TimeoutError(f"{self.dir / LOCK}: held by another worker for "
-                                           f"over {LOCK_SECONDS:g} s") from None
-                    time.sleep(0.02)
+            if not flock_within(fd, LOCK_SECONDS):
+                raise TimeoutError(f"{self.dir / LOCK}: held by another worker for over {LOCK_SECONDS:g} s")
             yield
         finally:
             os.close(fd)          # releases the lock (so does the kernel on kill -9)

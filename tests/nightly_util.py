@@ -7,6 +7,10 @@ fourth channel (written into tmp_path), trained with a small config so the tests
 from __future__ import annotations
 
 import gzip
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from lxml import etree
@@ -19,6 +23,22 @@ from epgembed.nightly.gates import NightlyConfig
 
 DAILY = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "epg-daily" / "de_magenta"
 NIGHTS = ["2022-07-21", "2022-07-22", "2022-07-23", "2022-07-24", "2022-07-25"]
+# The start of a script run as `python -c SCRIPT KILL_AT ...`: its os.rename and os.replace
+# record every call in `calls` and SIGKILL the process at call number KILL_AT (0: never).
+KILLING_RENAMES = r"""
+import json, os, signal, sys
+kill_at, calls = int(sys.argv[1]), []
+
+def killing(real):
+    def rename(src, dst, *args, **kwargs):
+        calls.append([os.fspath(src), os.fspath(dst)])
+        if len(calls) == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(src, dst, *args, **kwargs)
+    return rename
+
+os.rename, os.replace = killing(os.rename), killing(os.replace)
+"""
 CFG = Config().replace(train={"dim": 16, "epochs": 4, "min_examples": 0, "patience": 2}, index={"n_trees": 5})
 NCFG = NightlyConfig(history_nights=3, keep=4)
 
@@ -61,3 +81,26 @@ def nights_of(root: Path) -> list[str]:
 def write_night(root: Path, night, programmes: list, meta: dict) -> Path:
     """Store a night's programmes and meta at once, as the nightly job does: staged, then committed."""
     return history.stage_night(root, night, programmes, meta).commit()
+
+
+def counted_renames(run: Callable[[int, Path, Path], subprocess.CompletedProcess], base: Path,
+                    tmp_path: Path) -> list[list[str]]:
+    """The renames of one whole run that kills nothing, `run(0, root, log)` (a KILLING_RENAMES
+    script writing {"status", "renames"} to `log`), on a copy of the root `base`."""
+    counting = tmp_path / "count"
+    shutil.copytree(base, counting, symlinks=True)
+    done = run(0, counting, tmp_path / "count.json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    log = json.loads((tmp_path / "count.json").read_text())
+    assert log["status"] == "published", log
+    return log["renames"]
+
+
+def killed_at(run: Callable[[int, Path, Path], subprocess.CompletedProcess], n: int, base: Path,
+              tmp_path: Path, renames: list) -> Path:
+    """A copy of the root `base` after `run` was killed at its n-th rename."""
+    root = tmp_path / f"kill-{n}"
+    shutil.copytree(base, root, symlinks=True)
+    killed = run(n, root, tmp_path / f"kill-{n}.json")
+    assert killed.returncode == -9, (n, renames[n - 1], killed.stderr[-2000:])
+    return root

@@ -8,8 +8,8 @@ next run deletes nothing published.
 """
 from __future__ import annotations
 
+import functools
 import json
-import shutil
 import subprocess
 import sys
 from dataclasses import asdict, replace
@@ -22,36 +22,24 @@ from epgembed import registry
 from epgembed.query.load import load_model
 from epgembed.nightly import history
 from epgembed.nightly.run import EXIT_GATED, EXIT_PUBLISHED, run_nightly
-from nightly_util import CFG, NCFG, leftovers, nights_of
+from nightly_util import CFG, KILLING_RENAMES, NCFG, counted_renames, killed_at, leftovers, nights_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.system, pytest.mark.usefixtures("one_torch_thread")]
 
 NIGHT = "2022-07-26"
-RUN = r"""
-import json, os, signal, sys
+RUN = KILLING_RENAMES + r"""
 import torch
 from epgembed.config import Config
 from epgembed.nightly.run import NightlyConfig, run_nightly
-kill_at, log, root, dump, cfg, ncfg = sys.argv[1:7]
-kill_at, calls = int(kill_at), []
+log, root, dump, cfg, ncfg = sys.argv[2:7]
 torch.set_num_threads(1)
-
-def killing(real):
-    def rename(src, dst, *args, **kwargs):
-        calls.append([os.fspath(src), os.fspath(dst)])
-        if len(calls) == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return real(src, dst, *args, **kwargs)
-    return rename
-
-os.rename, os.replace = killing(os.rename), killing(os.replace)
 result = run_nightly([dump], root, NightlyConfig(**json.loads(ncfg)), Config.from_dict(json.loads(cfg)))
 with open(log, "w") as f:
     json.dump({"status": result.status, "renames": calls}, f)
 """
 
 
-def nightly(kill_at: int, root: Path, dump: Path, log: Path) -> subprocess.CompletedProcess:
+def nightly(kill_at: int, root: Path, log: Path, dump: Path) -> subprocess.CompletedProcess:
     quick = CFG.replace(train={"epochs": 1})        # a warm-started epoch passes the gate
     args = [str(kill_at), str(log), str(root), str(dump), json.dumps(quick.to_dict()),
             json.dumps({**asdict(NCFG), "night": NIGHT})]
@@ -61,22 +49,14 @@ def nightly(kill_at: int, root: Path, dump: Path, log: Path) -> subprocess.Compl
 def test_kill_9_at_every_rename_of_a_nightly_run(five_nights, daily_dumps, tmp_path):
     base, dump = five_nights[0], daily_dumps[-1]
     before, nights = registry.current_version(base), nights_of(base)
-    counting = tmp_path / "count"
-    shutil.copytree(base, counting, symlinks=True)
-    done = nightly(0, counting, dump, tmp_path / "count.json")
-    assert done.returncode == 0, done.stderr[-2000:]
-    log = json.loads((tmp_path / "count.json").read_text())
-    assert log["status"] == "published", log
-    renames = log["renames"]
+    run = functools.partial(nightly, dump=dump)
+    renames = counted_renames(run, base, tmp_path)
     assert len(renames) >= 8, renames        # build, staging, version, current, history x2, reports
     empty = tmp_path / "empty.xml"
     empty.write_bytes(b"")
     outcomes = []
     for n in range(1, len(renames) + 1):
-        root = tmp_path / f"kill-{n}"
-        shutil.copytree(base, root, symlinks=True)
-        killed = nightly(n, root, dump, tmp_path / f"kill-{n}.json")
-        assert killed.returncode == -9, (n, renames[n - 1], killed.stderr[-2000:])
+        root = killed_at(run, n, base, tmp_path, renames)
         current = registry.current_version(root)
         assert current is not None and load_model(registry.current_dir(root)).version == current, n
         new = current != before

@@ -10,7 +10,7 @@ finds nothing new), and a nightly after it publishes on top.
 """
 from __future__ import annotations
 
-import json
+import functools
 import shutil
 import subprocess
 import sys
@@ -24,32 +24,20 @@ from epgembed.nightly.refresh import RefreshConfig, run_refresh
 from epgembed.nightly.run import EXIT_PUBLISHED, run_nightly
 from epgembed.query.load import load_model
 from guide import programme_xml, write_xmltv
-from nightly_util import CFG, NCFG, leftovers, nights_of
+from nightly_util import CFG, KILLING_RENAMES, NCFG, counted_renames, killed_at, leftovers, nights_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.system, pytest.mark.usefixtures("one_torch_thread")]
 
-RUN = r"""
-import json, os, signal, sys
+RUN = KILLING_RENAMES + r"""
 from epgembed.nightly.refresh import RefreshConfig, run_refresh
-kill_at, log, root, dump = sys.argv[1:5]
-kill_at, calls = int(kill_at), []
-
-def killing(real):
-    def rename(src, dst, *args, **kwargs):
-        calls.append([os.fspath(src), os.fspath(dst)])
-        if len(calls) == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return real(src, dst, *args, **kwargs)
-    return rename
-
-os.rename, os.replace = killing(os.rename), killing(os.replace)
+log, root, dump = sys.argv[2:5]
 result = run_refresh([dump], root, RefreshConfig(keep_refreshes=1))
 with open(log, "w") as f:
     json.dump({"status": result.status, "summary": result.summary, "renames": calls}, f)
 """
 
 
-def refresh(kill_at: int, root: Path, dump: Path, log: Path) -> subprocess.CompletedProcess:
+def refresh(kill_at: int, root: Path, log: Path, dump: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", RUN, str(kill_at), str(log), str(root), str(dump)],
                           capture_output=True, text=True, timeout=300)
 
@@ -65,20 +53,12 @@ def test_kill_9_at_every_rename_of_a_refresh(five_nights, daily_dumps, tmp_path)
     first = run_refresh([dump_of(tmp_path / "first.xml", ["Mord im Watt: Teil Eins"])], base)
     assert first.status == "published", first.summary
     nights, dump = nights_of(base), dump_of(tmp_path / "second.xml", ["Mord am Deich", "Der Fall Kessler"])
-    counting = tmp_path / "count"
-    shutil.copytree(base, counting, symlinks=True)
-    done = refresh(0, counting, dump, tmp_path / "count.json")
-    assert done.returncode == 0, done.stderr[-2000:]
-    log = json.loads((tmp_path / "count.json").read_text())
-    assert log["status"] == "published", log
-    renames = log["renames"]
+    run = functools.partial(refresh, dump=dump)
+    renames = counted_renames(run, base, tmp_path)
     assert len(renames) >= 5, renames        # manifest, build folder, staging, version, current, prune
     outcomes = []
     for n in range(1, len(renames) + 1):
-        root = tmp_path / f"kill-{n}"
-        shutil.copytree(base, root, symlinks=True)
-        killed = refresh(n, root, dump, tmp_path / f"kill-{n}.json")
-        assert killed.returncode == -9, (n, renames[n - 1], killed.stderr[-2000:])
+        root = killed_at(run, n, base, tmp_path, renames)
         current = registry.current_version(root)
         served = load_model(registry.current_dir(root))          # complete: it loads and self-tests
         new = current != first.version
