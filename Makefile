@@ -172,7 +172,7 @@ bench-feeds: $(STAMP)
 	$(BIN)/python bench/feeds.py
 
 # every benchmark; figures printed and written to bench/results/
-bench: bench-quality bench-query bench-train bench-serve bench-nightly bench-outliers bench-scale-quick bench-index bench-cli bench-search bench-feeds
+bench: bench-quality bench-query bench-train bench-serve bench-nightly bench-outliers bench-scale-quick bench-index bench-cli bench-search bench-feeds bench-refresh
 
 # 5 minutes of mixed traffic at 16 connections, a model reload every minute -> bench/results/soak.json
 # (quick look: make bench-soak SOAK_ARGS="--seconds 30 --reload-every 10 --window 10")
