@@ -212,25 +212,30 @@ class EpgembedSystem:
 
     def query_context(self, queries: list[dict], k: int) -> list[list[str]]:
         """Cold start, mode 2: each title with its schedule context (channel, start,
-        duration), through `RelatedModel.related(title, k, context=...)`."""
+        duration), through `RelatedModel.related(title, options, context=...)`; a duration over
+        a day is left out (the guide features know none)."""
+        from epgembed.query.requests import Context, Options
+
         model = self._loaded()
-        return [_titles(lambda: model.related(q["title"], k, context={
-            "channel": q.get("channel"), "start": q.get("start"), "minutes": q.get("duration")}))
-            for q in queries]
+        minutes = [q.get("duration") if (q.get("duration") or 0) <= 24 * 60 else None for q in queries]
+        return [_titles(lambda: model.related(q["title"], Options(k=k), context=Context(
+            channel=q.get("channel"), start=q.get("start"), minutes=m)))
+            for q, m in zip(queries, minutes)]
 
     def query_programmes(self, programmes: list[dict], k: int) -> list[list[str]]:
-        """Cold start, mode 3: each whole programme (fields of query.shapes.ProgrammeQuery),
+        """Cold start, mode 3: each whole programme (fields of query.requests.ProgrammeQuery),
         through `RelatedModel.related_programme`."""
-        from epgembed.query.shapes import ProgrammeQuery, convert
+        from epgembed.query.requests import Options, ProgrammeQuery
+        from epgembed.query.shapes import convert
 
         model = self._loaded()
-        return [_titles(lambda: model.related_programme(convert(p, ProgrammeQuery), k))
+        return [_titles(lambda: model.related_programme(convert(p, ProgrammeQuery), Options(k=k)))
                 for p in programmes]
 
 
 def _titles(answer: Any) -> list[str]:
     """The display titles of `answer()` (a query.shapes.Related), [] when it is refused."""
-    from epgembed.query.related import QueryError
+    from epgembed.query.errors import QueryError
 
     try:
         return [hit.title for hit in answer().related]
