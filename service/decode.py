@@ -6,8 +6,9 @@ query string and the path's parameters, or a JSON body, with the server's limits
 
 Each field's bounds come from contract.fields(cls, limits), the schemas /openapi.json states;
 a value that breaks one is a QueryError naming the field (a 400). Only the spelling is the
-web's: numbers in a URL are ASCII digits, booleans true/false/1/0, and null in a body is a
-key not given (but for the fields a ONE_OF chooses between).
+web's: numbers in a URL are ASCII digits, booleans true/false/1/0; in a body an integer may
+be written 178.0 (JSON Schema's integer), and null is a key not given (but for the fields a
+ONE_OF chooses between).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from flask import request
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from epgembed.query.contract import Field, build, fields, violation
+from epgembed.query.contract import Field, build, components, fields, violation
 from epgembed.query.errors import QueryError
 
 from .errors import ApiError
@@ -114,6 +115,7 @@ def from_json(cls: type, body: Any, limits: Any) -> Any:
             if f.name in chosen:
                 raise QueryError(f"{f.name} must be {_kind(f.schema)}, not null")
             continue
+        value = integral(value, f.schema, components(cls))
         _refuse(violation(f.name, value, f.schema))
         if "$ref" in f.schema.get("items", {}):
             try:
@@ -122,6 +124,23 @@ def from_json(cls: type, body: Any, limits: Any) -> Any:
                 raise QueryError(f"{f.name}: {e}".replace("`$[", f"`$.{f.name}[")) from None
         values[f.name] = value
     return _complete(cls, fs, values)
+
+
+def integral(value: Any, schema: dict, named: dict[str, dict]) -> Any:
+    """`value` with every float where `schema` wants an integer and that is one (178.0) as an
+    int: JSON Schema's integer is a number without a fraction, however written."""
+    if "$ref" in schema:
+        schema = named[schema["$ref"].rsplit("/", 1)[1]]
+    for branch in schema.get("anyOf", ()):
+        value = integral(value, branch, named)
+    if isinstance(value, float) and schema.get("type") == "integer" and value.is_integer():
+        return int(value)
+    if isinstance(value, list) and "items" in schema:
+        return [integral(x, schema["items"], named) for x in value]
+    if isinstance(value, dict) and "properties" in schema:
+        props = schema["properties"]
+        return {k: integral(v, props[k], named) if k in props else v for k, v in value.items()}
+    return value
 
 
 def _kind(schema: dict) -> str:

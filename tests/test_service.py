@@ -454,3 +454,20 @@ def test_every_metric_label_is_the_routes_openapi_path(app, client):
     assert labels == paths | {"/", "/explorer/{filename}", "unmatched"}
     assert "/v1/titles/{id}/related" in labels and "/v1/titles/{id}/explain" in labels
     assert not any("<" in x or ">" in x for x in labels)
+
+
+def test_serve_options_reach_the_one_loader(tmp_path):
+    """`epgembed serve` passes what it was given as the variables service/settings.py reads;
+    the defaults are the dataclasses' (the poll interval's once), and a process reads once."""
+    from epgembed.cli.main import build_parser
+    from epgembed.cli.serve import serve_env
+    from service.settings import ServerConfig
+    argv = ["serve", "--models", str(tmp_path), "--port", "8123", "--poll-seconds", "0.5", "--workers", "3"]
+    env = serve_env(build_parser().parse_args(argv), {})
+    settings = load(env)
+    assert settings.server.bind == "127.0.0.1:8123" and settings.server.workers == 3
+    assert settings.service.poll_seconds == 0.5 and settings.service.models == tmp_path.resolve()
+    assert settings.server.threads == ServerConfig().threads and load(dict(env)) is settings
+    plain = load(serve_env(build_parser().parse_args(["serve", "--models", str(tmp_path)]), {}))
+    assert plain.service.poll_seconds == ServiceConfig(models=tmp_path).poll_seconds
+    assert "EPGEMBED_POLL_SECONDS" not in serve_env(build_parser().parse_args(["serve", "--models", str(tmp_path)]), {})
