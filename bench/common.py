@@ -54,12 +54,12 @@ def run_wrk(url: str, script: Path, seconds: float, connections: int = 16, threa
 def second_version(model_dir: Path, tmp: Path, suffix: str = "-b") -> Path:
     """The same files under another version name (the version + `suffix`): a real load +
     validate + swap of a same-size model."""
-    from epgembed.artifact.bundle import read_manifest
+    import msgspec
+    from epgembed.artifact.manifest import read_manifest, write_manifest
     copy = tmp / f"model{suffix}"
     shutil.copytree(model_dir, copy)
     manifest = read_manifest(copy)
-    manifest["version"] = manifest["version"] + suffix
-    (copy / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    write_manifest(copy, msgspec.structs.replace(manifest, version=manifest.version + suffix))
     return copy
 
 

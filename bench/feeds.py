@@ -52,11 +52,12 @@ def child_train(out: Path, threads: int, dumps: list[Path]) -> dict:
     from epgembed.build.pipeline import train_model
     before = _hwm_mb()                      # the interpreter with torch and the pipeline imported
     t0, c0 = time.perf_counter(), time.process_time()
-    manifest = train_model(dumps, out, Config(), threads=threads)
+    saved: dict = {}
+    manifest = train_model(dumps, out, Config(), threads=threads, timings=saved)
     return {"seconds": round(time.perf_counter() - t0, 2), "cpu_s": round(time.process_time() - c0, 2),
             "peak_rss_mb": _hwm_mb(), "rss_after_imports_mb": before,
-            "shows": manifest["n_shows"], "vocab": manifest["vocab_size"],
-            "timings": {k: round(v, 2) for k, v in manifest["training"]["timings"].items()}}
+            "shows": manifest.n_shows, "vocab": manifest.vocab_size,
+            "timings": {k: round(v, 2) for k, v in {**manifest.training.timings, **saved}.items()}}
 
 
 def train(out: Path, threads: int, dumps: list[Path]) -> dict:

@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+import msgspec
+
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "bench" / "cache"
 RESULTS = REPO / "bench" / "results"
@@ -95,15 +97,16 @@ def child_train(dump: Path, out_dir: Path, epochs: int, threads: int) -> dict:
     from epgembed.build.pipeline import train_model
     cfg = Config().replace(train={"epochs": epochs})
     t0 = time.perf_counter()
-    manifest = train_model([dump], out_dir, cfg, threads=threads)
+    saved: dict = {}
+    manifest = train_model([dump], out_dir, cfg, threads=threads, timings=saved)
     total = time.perf_counter() - t0
     history = json.loads((out_dir / "history.json").read_text())
-    files = {f: m["bytes"] for f, m in manifest["files"].items()}
-    return {"train_model_s": total, "timings": manifest["training"]["timings"],
+    files = {f: m.bytes for f, m in manifest.files.items()}
+    return {"train_model_s": total, "timings": {**manifest.training.timings, **saved},
             "epochs": [{k: h.get(k) for k in ("epoch", "seconds", "examples", "examples_per_s", "val_p_at_10")}
                        for h in history],
-            "vocab": manifest["vocab_size"], "shows": manifest["n_shows"],
-            "neighbour_table": manifest.get("neighbour_table"),
+            "vocab": manifest.vocab_size, "shows": manifest.n_shows,
+            "neighbour_table": msgspec.to_builtins(manifest.neighbour_table),
             "model_bytes": sum(files.values()), "file_bytes": files, "peak_rss_mb": _hwm_mb()}
 
 

@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 import requests
 
-from epgembed.artifact.bundle import read_manifest
+from epgembed.artifact.manifest import read_manifest
 from epgembed.query.load import load_model
 from epgembed.config import Config
 from epgembed.registry import publish
@@ -233,10 +233,10 @@ def main() -> int:
         "setup": {"workers": args.workers, "threads": args.threads, "worker_class": "gthread", "reuse_port": True,
                   "connections": args.connections, "wrk_threads": args.wrk_threads, "seconds": args.seconds,
                   "access_log": "on (JSON line per request, to a file)", "k": 10},
-        "model": {"version": manifest["version"], "shows": manifest["n_shows"], "dim": manifest["dim"],
-                  "n_trees": manifest["n_trees"], "search_k": manifest["config"]["index"]["search_k"],
-                  "dir": str(model_dir), "dumps": [p.name for p in dumps] or manifest["data"].get("inputs"),
-                  "bytes": sum(f["bytes"] for f in manifest["files"].values())},
+        "model": {"version": manifest.version, "shows": manifest.n_shows, "dim": manifest.dim,
+                  "n_trees": manifest.n_trees, "search_k": manifest.config["index"]["search_k"],
+                  "dir": str(model_dir), "dumps": [p.name for p in dumps] or manifest.data.inputs,
+                  "bytes": sum(f.bytes for f in manifest.files.values())},
         "startup_s": startup_s,
         "endpoints": results,
         "ratio_by_id_to_healthz": ratio,

@@ -39,7 +39,7 @@ from urllib.parse import quote
 
 import requests
 
-from epgembed.artifact.bundle import read_manifest
+from epgembed.artifact.manifest import read_manifest
 from epgembed.query.load import load_model
 from epgembed.config import Config
 from epgembed.registry import current_version, publish, rollback
@@ -269,7 +269,7 @@ def main() -> int:
     args = ap.parse_args()
     load_at_start = os.getloadavg()
     models = soak_models()
-    versions = [read_manifest(m)["version"] for m in models]
+    versions = [read_manifest(m).version for m in models]
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="soak-", dir=CACHE))
     proc = None

@@ -13,7 +13,7 @@ violators used), after warm-up, for a ladder of implementations of the same step
                      once, one embedding_bag forward, the gradient derived by hand and
                      scattered with a second embedding_bag, row-wise Adagrad on the touched
                      rows only
-  compiled           the default (`train.engine="compiled"`, epgembed/model/kernels.py): the same
+  compiled           the default (`train.engine="compiled"`, epgembed/build/model/kernels.py): the same
                      math as numba kernels, two passes over the token rows per step
   compiled, 2 workers  the same step from two Hogwild! threads (`train.workers=2`)
 

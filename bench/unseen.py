@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -182,8 +183,9 @@ def bench_search(name: str, args: argparse.Namespace) -> dict | None:
     if hasattr(model.search, "ordered"):
         np.asarray(model.search.ordered).sum()                      # warm page cache, as a serving worker
     row = {"model": str(model_path.name), "shows": len(vectors), "dim": int(vectors.shape[1]),
-           "manifest_search": model.manifest.get("search"), "served_by": type(model.search).__name__ if model.search else "Annoy",
-           "neighbour_table": model.manifest.get("neighbour_table"), "build": build, "results": []}
+           "manifest_search": msgspec.to_builtins(model.manifest.search),
+           "served_by": type(model.search).__name__ if model.search else "Annoy",
+           "neighbour_table": msgspec.to_builtins(model.manifest.neighbour_table), "build": build, "results": []}
     queries = search_queries(model, vectors, args.search_queries)
     truths = {kind: exact_truth(vectors, q, own) for kind, (q, own, _) in queries.items()}
     for variant, settings, fn in search_variants(model, vectors, args):

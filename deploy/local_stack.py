@@ -323,6 +323,10 @@ class SlowClients:
     def open_count(self) -> int:
         return sum(self._alive(c[0]) for c in self.conns)
 
+    def heads_started(self) -> bool:
+        """Every slow connection has sent the first byte of its request head."""
+        return all(c[1] > 0 for c in self.conns if c[2])
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)

@@ -1,6 +1,6 @@
 """A models root: versioned model directories and an atomically swapped `current` pointer.
 
-    ROOT/versions/<version>/     complete model directories (bundle.py layout), never modified
+    ROOT/versions/<version>/     complete model directories (artifact/manifest.py), never modified
     ROOT/current                 symlink -> versions/<version>, replaced with os.replace
 
 Publishing writes the version folder completely, validates it by loading it, then swaps
@@ -23,7 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from epgembed.artifact.bundle import ModelError, describe_links, linked_files, read_manifest, verify_files
+from epgembed.artifact.bundle import describe_links, linked_files, verify_files
+from epgembed.artifact.manifest import ModelError, read_manifest
 from epgembed.query.load import load_model
 from epgembed.fsutil import escape_name, fsync_dir
 
@@ -108,7 +109,7 @@ def publish(root: Path, model_dir: Path, *, move: bool = True, validate: bool = 
     temporary folder.
     """
     root = Path(root)
-    version = check_version_name(read_manifest(model_dir).get("version"))
+    version = check_version_name(read_manifest(model_dir).version)
     linked = linked_files(model_dir)
     if linked:
         raise ModelError(f"{model_dir}: refusing to publish files that have other names (hard links): "
@@ -149,14 +150,6 @@ def current_problem(root: Path) -> str | None:
     return None
 
 
-def version_manifest(folder: Path) -> dict:
-    """The manifest of a version folder; ModelError for a folder that is no version of
-    ours (no manifest, another format, a manifest without the fields a version has)."""
-    m = read_manifest(folder)
-    missing = [k for k in ("version", "created", "n_shows") if k not in m]
-    if missing:
-        raise ModelError(f"{folder}: not a model version: its manifest has no {', '.join(missing)}")
-    return m
 
 
 def list_versions(root: Path, *, verify: bool = False) -> list[dict]:
@@ -170,12 +163,12 @@ def list_versions(root: Path, *, verify: bool = False) -> list[dict]:
     cur = current_version(root)
     for d in sorted(p for p in vdir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:
-            m = version_manifest(d)
+            m = read_manifest(d)
         except Exception as e:  # a broken or foreign folder is listed, not hidden
             out.append({"version": escape_name(d.name), "error": str(e), "current": d.name == cur})
             continue
-        out.append({"version": d.name, "created": m["created"], "n_shows": m["n_shows"],
-                    "quality": m.get("quality", {}), "current": d.name == cur})
+        out.append({"version": d.name, "created": m.created, "n_shows": m.n_shows,
+                    "quality": m.quality, "current": d.name == cur})
         if verify:
             try:
                 verify_files(d, m)

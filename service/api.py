@@ -76,13 +76,14 @@ def model_info():
     """The serving model: version, created, counts, quality; reload status"""
     s = serving()
     m = s.model.manifest
-    t = m.get("training", {})
+    t = m.training
     return json_response(convert({
-        "version": m["version"], "created": m["created"], "name": s.name, "format_version": m["format_version"],
-        "shows": m["n_shows"], "counts": m.get("counts", {}), "dim": m["dim"], "vocab_size": m["vocab_size"],
-        "metric": m["metric"], "n_trees": m["n_trees"], "quality": m.get("quality") or None,
-        "training": {k: t.get(k) for k in ("epochs_run", "best_epoch", "val_p_at_10", "seconds")},
-        "data": {"programmes": m.get("data", {}).get("programmes")},
+        "version": m.version, "created": m.created, "name": s.name, "format_version": m.format_version,
+        "shows": m.n_shows, "counts": msgspec.to_builtins(m.counts), "dim": m.dim, "vocab_size": m.vocab_size,
+        "metric": m.metric, "n_trees": m.n_trees, "quality": m.quality or None,
+        "training": {"epochs_run": t.epochs_run, "best_epoch": t.best_epoch,
+                     "val_p_at_10": t.val_p_at_10, "seconds": t.seconds},
+        "data": {"programmes": m.data.programmes},
         "loaded_at": utc(s.loaded_at),
         "load_seconds": round(s.load_seconds, 3),
         "reload": state().holder.status(),

@@ -149,7 +149,7 @@ class ModelHolder:
         hung = self.hung()
         if hung:
             reasons.append(hung)
-        if view is not None and view.served_folder_missing:
+        if (view is not None and view.served_folder_missing) or self._damage == "the folder is gone":
             reasons.append(f"the served folder versions/{s.name} is missing (deleted while served)")
         elif self._damage is not None:
             reasons.append(f"the files of versions/{s.name} changed since it was loaded: {self._damage}")

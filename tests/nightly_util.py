@@ -56,3 +56,8 @@ def assert_current_valid(root: Path, expected: str) -> None:
 
 def nights_of(root: Path) -> list[str]:
     return [n.isoformat() for n in history.committed_nights(root)]
+
+
+def write_night(root: Path, night, programmes: list, meta: dict) -> Path:
+    """Store a night's programmes and meta at once, as the nightly job does: staged, then committed."""
+    return history.stage_night(root, night, programmes, meta).commit()

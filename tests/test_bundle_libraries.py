@@ -9,7 +9,7 @@ from importlib import metadata
 
 import pytest
 
-from epgembed.artifact.bundle import read_manifest
+from epgembed.artifact.manifest import read_manifest
 from epgembed.query.load import load_model
 from epgembed.artifact.libraries import LIBRARIES
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_the_manifest_names_the_libraries_that_built_it(tiny_model_dir):
-    libraries = read_manifest(tiny_model_dir)["libraries"]
+    libraries = read_manifest(tiny_model_dir).libraries
     assert list(libraries) == ["torch", "numpy", "sentencepiece", "annoy", "numba"] == list(LIBRARIES)
     assert libraries == {name: metadata.version(name) for name in LIBRARIES}
 

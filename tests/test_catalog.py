@@ -1,15 +1,16 @@
 """catalog.jsonl loaded eagerly (Show objects) and lazily (memory-mapped, parsed on access):
 the same catalog either way, and the same answers from a model built on either; a catalog
-whose fields break catalog.FieldLimits is refused either way, and never built."""
+whose fields break show.FieldLimits is refused either way, and never built."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from conftest import programme_xml, tiny_programmes, write_xmltv
+from guide import programme_xml, tiny_programmes, write_xmltv
 from epgembed.query.load import load_model
-from epgembed.artifact.catalog import Catalog, FieldLimits, LazyShows
+from epgembed.artifact.catalog import Catalog, LazyShows
+from epgembed.artifact.show import FieldLimits
 from epgembed.query.requests import Options
 
 pytestmark = pytest.mark.integration

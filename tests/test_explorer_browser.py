@@ -205,7 +205,7 @@ def test_what_the_guide_features_carried(tiny_server, browser):
 
 @pytest.fixture(scope="module")
 def series_server(tmp_path_factory):
-    from conftest import TINY_CONFIG, write_xmltv
+    from guide import TINY_CONFIG, write_xmltv
     from epgembed.build.pipeline import train_model
     from test_series_answers import guide
     tmp = tmp_path_factory.mktemp("series-browser")

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import TINY_CONFIG
+from guide import TINY_CONFIG
 from epgembed.nightly import history
 from epgembed import registry
 from epgembed.query.load import load_model

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from conftest import TINY_CONFIG, programme_xml, write_xmltv
+from guide import TINY_CONFIG, programme_xml, write_xmltv
 
 from epgembed.build.ingest.catalog_build import BARE_EPISODE, build_catalog
 from epgembed.config import FeatureConfig

@@ -1,5 +1,5 @@
 """The training math on hand-worked values: the autograd oracles (tests/oracles.py), and the
-fused torch step (epgembed/model/fused.py) against them."""
+fused torch step (epgembed/build/model/fused.py) against them."""
 import math
 
 import numpy as np

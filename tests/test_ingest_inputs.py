@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tiny_programmes, write_xmltv
+from guide import tiny_programmes, write_xmltv
 from epgembed.build.ingest import epg
 from epgembed import registry
 from epgembed.build.ingest.catalog_build import EMPTY_KEY, build_catalog

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from epgembed.query.load import load_model
-from epgembed.inspect.explain import (InspectConfig, collapse, compare_title, explain_pair, inspect_title,
-                                    leave_one_out)
+from epgembed.config import InspectConfig
+from epgembed.inspect.explain import compare_title, explain_pair, inspect_title
+from epgembed.inspect.loo import collapse, leave_one_out
 from epgembed.query.vectors import title_vectors
 from epgembed.inspect.outliers import (category_matrix, find_outliers, list_disagreement, most_suspicious,
                                      PairArrays, scan_pairs, share_any)

@@ -74,7 +74,7 @@ def test_five_real_nights_publish_in_turn(published):
     assert report["status"] == "published" and report["gate"]["decision"] == "publish"
     assert "P@10d" in results[-1].summary
     # the served model's manifest holds the held-out figures it was gated on (/v1/model shows them)
-    served = load_model(registry.current_dir(root)).manifest["quality"]
+    served = load_model(registry.current_dir(root)).manifest.quality
     assert served == results[-1].report["quality"]["new"] and 0 < served["p_at_10d"] <= 1
     assert leftovers(root) == []
 
@@ -200,7 +200,7 @@ def test_quality_drop_is_gated(root, dumps):
 
 def test_artifact_validation_failure_is_gated(root, dumps, monkeypatch):
     import epgembed.nightly.stages
-    from epgembed.artifact.bundle import ModelError
+    from epgembed.artifact.manifest import ModelError
     before = registry.current_version(root)
 
     def corrupt_new_model(path):                   # the current version still loads

@@ -8,7 +8,8 @@ from datetime import date
 import numpy as np
 import pytest
 
-from epgembed.nightly import history
+from epgembed.nightly import history, nightfile
+from nightly_util import write_night
 from epgembed.build.ingest.epg import Programme
 from epgembed.nightly.gates import (NightlyConfig, catalog_reasons, consistency_reasons, input_reasons,
                                     quality_reasons)
@@ -35,12 +36,11 @@ def test_history_round_trip_keeps_what_the_catalog_uses(tmp_path):
     progs = [Programme("Tatort", "Im Schmerz geboren", "Ein Krimi.", ("Krimi", "Drama"), "ARD",
                        "20220721201500 +0000", "x.xml", 7),
              Programme("Tagesschau", None, None, (), "ARD", "20220721200000 +0000", "x.xml", 9)]
-    history.write_night(tmp_path, date(2022, 7, 21), progs, {"stats": {"programmes": 2}})
+    write_night(tmp_path, date(2022, 7, 21), progs, {"stats": {"programmes": 2}})
     back = list(history.read_night(tmp_path, date(2022, 7, 21)))
-    assert [history.to_row(p) for p in back] == [history.to_row(p) for p in progs]
+    assert [nightfile.to_row(p) for p in back] == [nightfile.to_row(p) for p in progs]
     assert history.committed_nights(tmp_path) == [date(2022, 7, 21)]
     assert history.recent_stats(tmp_path, date(2022, 7, 22), 7) == [{"programmes": 2}]
-    assert history.from_row(["ARD", "1", "Old row", None, []], "h", 1).desc is None
 
 
 def test_input_and_quality_gates():
@@ -108,10 +108,10 @@ def test_retention_counts_nights_received_not_their_dates(tmp_path):
     """A mis-dated night received last does not push the real nights out of the window,
     and pruning keeps the nights received last, whatever their dates."""
     for night in (date(2022, 7, 21), date(2022, 7, 22), date(2022, 7, 23), date(2022, 8, 24)):
-        history.write_night(tmp_path, night, [_prog("Tatort", ("Krimi",))], {"stats": {}})
+        write_night(tmp_path, night, [_prog("Tatort", ("Krimi",))], {"stats": {}})
     assert history.retained(tmp_path, date(2022, 8, 24), 3) == [date(2022, 7, 22), date(2022, 7, 23)]
     # a backfilled older night counts as received last
-    history.write_night(tmp_path, date(2022, 7, 20), [_prog("Tatort", ("Krimi",))], {"stats": {}})
+    write_night(tmp_path, date(2022, 7, 20), [_prog("Tatort", ("Krimi",))], {"stats": {}})
     assert history.committed_nights(tmp_path)[-1] == date(2022, 7, 20)
     assert history.prune_nights(tmp_path, 3) == ["2022-07-21", "2022-07-22"]
     assert history.committed_nights(tmp_path) == [date(2022, 7, 23), date(2022, 8, 24), date(2022, 7, 20)]

@@ -9,8 +9,8 @@ import msgspec
 import numpy as np
 import pytest
 
-from conftest import GENRES, TINY_CONFIG, programme_xml, tiny_programmes, write_xmltv
-from epgembed.artifact.bundle import ModelError, read_manifest
+from guide import GENRES, TINY_CONFIG, programme_xml, tiny_programmes, write_xmltv
+from epgembed.artifact.manifest import ModelError, read_manifest
 from epgembed.query.load import load_model
 from epgembed.build.ingest.epg import DumpError
 from epgembed.build.pipeline import train_model
@@ -49,11 +49,11 @@ def test_scores_are_cosines_of_stored_vectors(tiny_model_dir):
 
 def test_manifest_describes_the_folder(tiny_model_dir):
     m = read_manifest(tiny_model_dir)
-    assert m["format_version"] == 1 and m["metric"] == "angular" and m["dim"] == 32
-    assert m["n_shows"] == len(load_model(tiny_model_dir).catalog)
-    assert set(m["files"]) >= {"embeddings.npy", "vectors.npy", "index.ann", "catalog.jsonl",
-                               "tokenizer.json", "tokenizer.model", "token_counts.npy", "history.json"}
-    assert m["config"]["train"]["dim"] == 32 and m["training"]["epochs_run"] >= 1
+    assert m.format_version == 2 and m.metric == "angular" and m.dim == 32
+    assert m.n_shows == len(load_model(tiny_model_dir).catalog)
+    assert set(m.files) >= {"embeddings.npy", "vectors.npy", "index.ann", "catalog.jsonl",
+                            "tokenizer.json", "tokenizer.model", "token_counts.npy", "history.json"}
+    assert m.config["train"]["dim"] == 32 and m.training.epochs_run >= 1
 
 
 def test_save_load_round_trip(tiny_model_dir, tmp_path):
@@ -99,13 +99,13 @@ def test_damaged_model_is_refused(tiny_model_dir, tmp_path, damage):
 def test_broken_dump_writes_nothing(tmp_path, tiny_dump):
     good = tmp_path / "model"
     train_model([tiny_dump], good, TINY_CONFIG.replace(train={"epochs": 1}), threads=1)
-    before = read_manifest(good)["version"]
+    before = read_manifest(good).version
     broken = tmp_path / "broken.xml"
     broken.write_text('<?xml version="1.0"?>\n<tv>\n' + programme_xml("A", ["x"]) + "<programme>\n")
     with pytest.raises(DumpError) as e:
         train_model([tiny_dump, broken], good, TINY_CONFIG, threads=1)
     assert "broken.xml" in str(e.value)
-    assert read_manifest(good)["version"] == before
+    assert read_manifest(good).version == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.xml", "model"]  # no temp left
 
 
@@ -149,7 +149,7 @@ def test_skip_bad_input_reads_the_rest(tmp_path, tiny_dump):
     r = _cli("train", tiny_dump, empty, "--out", tmp_path / "m", "--skip-bad-input", "--epochs", 1, "--quiet")
     assert r.returncode == 0, r.stderr
     assert "empty.xml" in r.stderr and "skipped" in r.stderr
-    assert read_manifest(tmp_path / "m")["data"]["skipped"]
+    assert read_manifest(tmp_path / "m").data.skipped
 
 
 def test_stored_vectors_are_rebuilt_from_item_tokens_and_centered(tiny_model_dir):

@@ -10,7 +10,7 @@ from xml.sax.saxutils import escape
 import msgspec
 import numpy as np
 import pytest
-from conftest import TINY_CONFIG, write_xmltv
+from guide import TINY_CONFIG, write_xmltv
 
 from epgembed.query.programme import programme_tokens, programme_vector
 from epgembed.query.errors import QueryError

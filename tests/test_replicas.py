@@ -251,7 +251,7 @@ def test_slow_clients_hang_on_nginx_not_on_the_replicas(cluster):
     root, replicas, nginx = cluster
     slow = SlowClients(nginx.port, slow=50, idle=50)
     try:
-        time.sleep(1.2)                              # every slow client has started its request head
+        wait_until(slow.heads_started, timeout=10, what="every slow client started its request head")
         assert slow.open_count() == 100
         health, e1 = p99_ms("127.0.0.1", nginx.port, "/healthz")
         by_id, e2 = p99_ms("127.0.0.1", nginx.port, "/v1/titles/7/related?k=10")

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import TINY_CONFIG, programme_xml, write_xmltv
+from guide import TINY_CONFIG, programme_xml, write_xmltv
 from epgembed.build.ingest.catalog_build import build_catalog
 from epgembed.build.ingest.epg import read_programmes
 from epgembed.query.errors import NotFound

@@ -14,7 +14,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from conftest import GENRES
+from guide import GENRES
 from epgembed.query.load import load_model
 from epgembed.query.requests import Context, Options
 from epgembed.registry import publish

@@ -1,55 +1,26 @@
-"""The model directory: a folder that describes itself, and `load_model` that rebuilds from it.
+"""The model folder on the file system: atomic replacement of a folder, the refusal to
+replace anything that is no model, hashes and sizes against the manifest, hard links.
 
-    MODEL_DIR/
-      manifest.json      format version, version id, created, config, counts, feature
-                         kinds (shows per guide feature kind), dims, metric, data summary,
-                         training summary, quality, file hashes, versions of the libraries
-                         that built it (load_model warns on a change)
-      tokenizer.json     tokenizer metadata + word list       tokenizer.model  sentencepiece
-      embeddings.npy     [V, D] float32 token table (row 0 = PAD = zero)
-      token_counts.npy   [V] int64 training frequency of each token
-      vectors.npy        [S, D] float32 unit title vector of every show
-      center.npy         [D] float32 mean subtracted from catalog and query vectors (or zeros)
-      catalog.jsonl      one show per line, ids 0..S-1
-      index.ann          Annoy index (angular) over vectors.npy
-      neighbours.npy     [S, K] int32 nearest titles of every title, best first, and
-      neighbour_scores.npy  [S, K] float32 their cosines (exact search up to
-                         IndexConfig.neighbours_max_shows titles, clustered beyond)
-      centroids.npy, order.npy, bounds.npy, cluster_vectors.npy   the cluster probe that
-                         searches unseen titles in large catalogs (index/probe.py, manifest
-                         "search"; absent: exact search up to 50k titles, else Annoy)
-      history.json       per-epoch training history
+    check_replaceable(out_dir)          ValueError when a model may not replace out_dir
+    move_into_place(tmp, files, out)    fsync a staged folder and rename it into place
+    check_files(dir, manifest, verify)  sizes and sha256 (ModelError), hard-link warning
 
-Writes go to a temporary sibling folder that is fsynced and renamed into place, so a
-reader never sees a half-written model. No pickles: numpy .npy (allow_pickle=False), JSON.
+What the folder holds is artifact/manifest.py's table (FOLDER_FILES); folder.py writes and
+reads it. No pickles: numpy .npy (allow_pickle=False), JSON.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import shutil
-import time
 import uuid
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
+from epgembed.artifact.manifest import VERSION_EXTRAS, Manifest, ModelError, listed_files
+from epgembed.fsutil import escape_name, fsync_dir
 
-from epgembed.artifact.catalog import Catalog, SerializedCatalog
-from epgembed.artifact.libraries import library_versions
-from epgembed.fsutil import escape_name, fsync_dir, utc
-from epgembed.text.tokenize import Tokenizer
-
-FORMAT = "epgembed-model"
-FORMAT_VERSION = 1
-METRIC = "angular"        # unit vectors in an Annoy angular index: cosine = 1 - d^2 / 2
 log = logging.getLogger("epgembed.artifact.bundle")
-
-
-class ModelError(Exception):
-    """A model directory that is missing, incomplete, corrupt or inconsistent."""
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -58,74 +29,6 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-IndexWriter = Callable[[Path], "tuple[list[str], dict]"]
-"""Writes a model's index files into a folder: (their names, their manifest entries); the
-build side's is index.build.write_indexes (the bundle writes, reads and verifies only)."""
-
-
-def save_model(out_dir: Path, *, tokenizer: Tokenizer, catalog: Catalog | SerializedCatalog,
-               embeddings: np.ndarray,
-               vectors: np.ndarray, token_counts: np.ndarray, config: dict, history: list[dict],
-               data: dict, training: dict, indexes: IndexWriter, quality: dict | None = None,
-               timings: dict | None = None, center: np.ndarray | None = None) -> dict:
-    """Write a complete model directory atomically; returns the manifest. `indexes` writes
-    the index files (index.ann among them) into the staging folder, after the model's own.
-
-    `timings`, when given, receives "index_s" (`indexes`) and "write_s" (everything else).
-    """
-    t_start = time.perf_counter()
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        files = tokenizer.save(tmp)
-        np.save(tmp / "embeddings.npy", np.ascontiguousarray(embeddings, dtype=np.float32))
-        np.save(tmp / "token_counts.npy", np.ascontiguousarray(token_counts, dtype=np.int64))
-        np.save(tmp / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
-        np.save(tmp / "center.npy", np.zeros(vectors.shape[1], np.float32) if center is None
-                else np.ascontiguousarray(center, dtype=np.float32))
-        catalog.save(tmp / "catalog.jsonl")
-        files += ["embeddings.npy", "token_counts.npy", "vectors.npy", "center.npy", "catalog.jsonl",
-                  "history.json"]
-        t_index = time.perf_counter()
-        more, index_entries = indexes(tmp)
-        files += more
-        t_index = time.perf_counter() - t_index
-        (tmp / "history.json").write_text(json.dumps(history, indent=1, allow_nan=False), encoding="utf-8")
-        hashes = {f: {"sha256": sha256_file(tmp / f), "bytes": (tmp / f).stat().st_size} for f in files}
-        created = utc()
-        content = hashlib.sha256("".join(hashes[f]["sha256"] for f in sorted(hashes)).encode()).hexdigest()
-        manifest = {
-            "format": FORMAT, "format_version": FORMAT_VERSION,
-            "version": f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{content[:8]}",
-            "created": created, "metric": METRIC, "dim": int(embeddings.shape[1]),
-            "vocab_size": int(embeddings.shape[0]), "n_shows": len(catalog),
-            **index_entries, "counts": catalog.summary(), "feature_kinds": catalog.feature_kinds(),
-            "config": config,
-            "data": data, "training": training, "quality": quality or {},
-            "libraries": library_versions(), "files": hashes,
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False),
-                                          encoding="utf-8")  # NaN is no JSON: a figure is a number or null
-        _move_into_place(tmp, files + ["manifest.json"], out_dir)
-        if timings is not None:
-            timings["index_s"] = t_index
-            timings["write_s"] = time.perf_counter() - t_start - t_index
-        return manifest
-    except OSError as e:  # a full disk shows up as ENOSPC, or as numpy's "N requested and M written"
-        shutil.rmtree(tmp, ignore_errors=True)
-        free = shutil.disk_usage(out_dir.parent).free
-        raise OSError(f"cannot write model {out_dir}: {e.strerror or e} "
-                      f"({free:,} bytes free on its file system)") from e
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-MODEL_EXTRAS = ("manifest.json", "report.json")   # beside the manifest's files: a version's own
 
 
 def replace_problem(out_dir: Path) -> str | None:
@@ -142,14 +45,10 @@ def replace_problem(out_dir: Path) -> str | None:
     entries = sorted(p.name for p in out_dir.iterdir())
     if not entries:
         return None
-    try:
-        manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
-        own = set(manifest["files"]) if manifest.get("format") == FORMAT else None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        own = None
+    own = listed_files(out_dir)
     if own is None:
         return f"it holds {_names(entries)} and no model manifest"
-    foreign = [e for e in entries if e not in own and e not in MODEL_EXTRAS]
+    foreign = [e for e in entries if e not in own and e not in VERSION_EXTRAS]
     return f"it is a model folder that also holds {_names(foreign)}" if foreign else None
 
 
@@ -166,7 +65,7 @@ def check_replaceable(out_dir: Path) -> None:
                          "empty folder or an earlier model (choose another --out)")
 
 
-def _move_into_place(tmp: Path, files: list[str], out_dir: Path) -> None:
+def move_into_place(tmp: Path, files: list[str], out_dir: Path) -> None:
     """fsync the staged files and folder, then rename the folder to `out_dir` (an old model
     is renamed away first and removed after): a reader sees the old model or the new one.
     Anything else at `out_dir` is refused (check_replaceable), never removed."""
@@ -185,28 +84,14 @@ def _move_into_place(tmp: Path, files: list[str], out_dir: Path) -> None:
     fsync_dir(out_dir.parent)
 
 
-def read_manifest(model_dir: Path) -> dict:
-    path = Path(model_dir) / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"{model_dir}: no manifest.json (not a model directory)") from None
-    except (OSError, ValueError) as e:
-        raise ModelError(f"{path}: unreadable manifest: {e}") from None
-    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-        raise ModelError(f"{path}: unsupported format {manifest.get('format')!r} "
-                         f"version {manifest.get('format_version')!r} (expected {FORMAT} {FORMAT_VERSION})")
-    return manifest
-
-
-def verify_files(model_dir: Path, manifest: dict) -> None:
-    for name, meta in manifest.get("files", {}).items():
+def verify_files(model_dir: Path, manifest: Manifest) -> None:
+    for name, meta in manifest.files.items():
         p = Path(model_dir) / name
         if not p.is_file():
             raise ModelError(f"{model_dir}: missing file {name}")
-        if p.stat().st_size != meta["bytes"]:
-            raise ModelError(f"{model_dir}: {name} has {p.stat().st_size} bytes, manifest says {meta['bytes']}")
-        if sha256_file(p) != meta["sha256"]:
+        if p.stat().st_size != meta.bytes:
+            raise ModelError(f"{model_dir}: {name} has {p.stat().st_size} bytes, manifest says {meta.bytes}")
+        if sha256_file(p) != meta.sha256:
             raise ModelError(f"{model_dir}: {name} does not match its sha256 in the manifest")
 
 
@@ -223,7 +108,7 @@ def describe_links(linked: list[tuple[str, int]]) -> str:
     return ", ".join(f"{name} ({n} links)" for name, n in linked)
 
 
-def check_files(model_dir: Path, manifest: dict, verify: bool) -> None:
+def check_files(model_dir: Path, manifest: Manifest, verify: bool) -> None:
     """Hashes and sizes (when `verify`), and a warning for files with other names: they are
     memory-mapped, so truncating one through another name kills the reader (SIGBUS)."""
     if verify:

@@ -1,8 +1,9 @@
 """One call from dumps to a model directory, in four stages:
 
     prepare (ingest -> catalog -> tokenizer) -> fit (train) -> vectors and summaries
-    -> write_model (index.build.write_indexes: search files, neighbour table, Annoy forest;
-       bundle.save_model: the folder, its manifest and hashes)
+    -> model_parts -> write_model (build/index/build.py write_indexes: search files,
+       neighbour table, Annoy forest; artifact/folder.py write_folder: the folder, its
+       manifest and hashes)
 
     manifest = train_model(["dump.xml.gz"], "MODEL_DIR", Config())
 
@@ -10,7 +11,7 @@
 each: ingest, tokenizer, train, "index, neighbour table and write".
 
 Everything is read and trained before anything is written: a dump that fails to parse
-leaves `out_dir` untouched (bundle.save_model renames a complete folder into place).
+leaves `out_dir` untouched (write_folder renames a complete folder into place).
 """
 from __future__ import annotations
 
@@ -25,7 +26,10 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from epgembed.artifact.bundle import check_replaceable, save_model
+from epgembed.artifact.bundle import check_replaceable
+from epgembed.artifact.folder import ModelParts, write_folder
+from epgembed.artifact.manifest import DataSummary, Manifest, TrainingSummary
+from epgembed.artifact.parts import TitleVectors, TokenTable
 from epgembed.registry import refuse_inside_versions
 from epgembed.artifact.catalog import Catalog, SerializedCatalog
 from epgembed.build.ingest.catalog_build import EMPTY_KEY, ProgrammeLike, build_catalog, iter_titles
@@ -159,17 +163,10 @@ def nothing_learned(prep: Prepared, cfg: Config) -> str:
             "them to learn from (no model written)")
 
 
-def feature_kinds(manifest: dict) -> dict | None:
-    """The shows per guide feature kind a model was built with; None: unknown (a manifest
-    written before they were recorded)."""
-    return manifest.get("feature_kinds")
-
-
-def vanished_kinds(last: dict | None, new: dict) -> str | None:
+def vanished_kinds(last: Manifest | None, new: Manifest) -> str | None:
     """A warning when feature kinds of the last version's manifest are missing from `new`'s
-    (None: none gone, or either is unknown)."""
-    before, now = feature_kinds(last or {}), feature_kinds(new)
-    gone = sorted(set(before or ()) - set(now or ())) if before is not None and now is not None else []
+    (None: none gone, or no last version)."""
+    gone = sorted(set(last.feature_kinds) - set(new.feature_kinds)) if last is not None else []
     if not gone:
         return None
     return (f"feature kinds gone since the last version: {', '.join(gone)} (the input no longer "
@@ -188,10 +185,12 @@ SAVE_STAGE = "index, neighbour table and write"
 
 def train_model(paths: Iterable[str | Path], out_dir: str | Path, cfg: Config | None = None, *,
                 skip_bad_input: bool = False, threads: int | None = None,
-                limits: ReadLimits | None = None,
-                quality: dict | None = None, progress: Progress | None = None) -> dict:
+                limits: ReadLimits | None = None, progress: Progress | None = None,
+                timings: dict | None = None) -> Manifest:
     """Train on the dumps and write a complete model directory; returns its manifest.
-    `progress` gets the stages: ingest, tokenizer, train, index + neighbour table + write."""
+    `progress` gets the stages: ingest, tokenizer, train, index + neighbour table + write;
+    `timings`, when given, receives "index_and_save_s", "index_s" and "write_s" (the
+    manifest's training timings end before the write)."""
     cfg = cfg or Config()
     progress = progress or Progress()
     if threads:
@@ -210,43 +209,34 @@ def train_model(paths: Iterable[str | Path], out_dir: str | Path, cfg: Config | 
         result = fit(prep, cfg, progress=progress)
         if not result.history:
             raise ValueError(nothing_learned(prep, cfg))
-        timings = {**prep.timings, "train_s": time.perf_counter() - t0}
+        prep = replace(prep, timings={**prep.timings, "train_s": time.perf_counter() - t0})
         t0 = time.perf_counter()
         with progress.stage(SAVE_STAGE) as st:
-            vectors, center = catalog_vectors(result.embeddings, prep.token_ids, prep.token_weights,
-                                              centred=cfg.index.center)
-            summary, training = summaries(prep, result, {"inputs": [escape_name(str(p)) for p in paths]},
-                                          timings)
-            tokenizer, catalog = prep.tokenizer, prep.catalog
+            parts = model_parts(prep, result, cfg, {"inputs": [escape_name(str(p)) for p in paths]})
             del prep    # its token arrays go before the index is built (gigabytes at 1M shows)
-            st.status(f"{len(vectors):,} vectors")
+            st.status(f"{len(parts.vectors.vectors):,} vectors")
             saved: dict = {}
-            manifest = save_model(Path(out_dir), tokenizer=tokenizer, catalog=catalog,
-                                  embeddings=result.embeddings, vectors=vectors,
-                                  token_counts=result.token_counts, config=cfg.to_dict(),
-                                  history=result.history, data=summary, training=training,
-                                  indexes=functools.partial(write_indexes, vectors=vectors, cfg=cfg.index),
-                                  quality=quality, center=center, timings=saved)
+            manifest = write_model(parts, out_dir, cfg, timings=saved)
             st.note(save_line(manifest, saved))
-    caller = manifest["training"]["timings"]        # the caller's copy (the file has the rest)
-    caller["index_and_save_s"] = time.perf_counter() - t0
-    caller.update({name: saved[name] for name in ("index_s", "write_s") if name in saved})
+    if timings is not None:
+        timings.update(saved, index_and_save_s=time.perf_counter() - t0)
     return manifest
 
 
-def save_line(manifest: dict, saved: dict) -> str:
-    """E.g. "11,791 titles (neighbour table and index 2.1 s, write 0.8 s)" (save_model's timings)."""
-    head = f"{manifest['n_shows']:,} titles"
+def save_line(manifest: Manifest, saved: dict) -> str:
+    """E.g. "11,791 titles (neighbour table and index 2.1 s, write 0.8 s)" (write_folder's timings)."""
+    head = f"{manifest.n_shows:,} titles"
     if "index_s" not in saved:
         return head
     return f"{head} (neighbour table and index {saved['index_s']:.1f} s, write {saved['write_s']:.1f} s)"
 
 
-def summaries(prep: Prepared, result: TrainResult, data: dict | None, timings: dict) -> tuple[dict, dict]:
+def summaries(prep: Prepared, result: TrainResult, data: dict | None,
+              timings: dict) -> tuple[DataSummary, TrainingSummary]:
     """The manifest's data summary (`data` entries added or overriding) and training summary."""
     summary = {"files": prep.report.files,
                "programmes": prep.report.programmes,
-               "skipped": [list(s) for s in prep.report.skipped],
+               "skipped": [tuple(s) for s in prep.report.skipped],
                "skip_counts": prep.report.skip_counts(),
                "empty_titles": prep.report.empty_titles(),  # cleaned to nothing: reader + catalog
                "dropped_programmes": prep.dropped,           # no item: empty key, bare episode
@@ -255,25 +245,30 @@ def summaries(prep: Prepared, result: TrainResult, data: dict | None, timings: d
                **(data or {})}
     last = result.history[-1] if result.history else {}
     best = next((h for h in result.history if h["epoch"] == result.best_epoch), last)
-    training = {"best_epoch": result.best_epoch, "epochs_run": len(result.history),
-                "seconds": round(result.seconds, 3), "examples": result.examples,
-                "examples_per_s": round(result.examples_per_second, 1),
-                "val_p_at_10": best.get("val_p_at_10"), "timings": timings}
-    return summary, training
+    training = TrainingSummary(
+        best_epoch=result.best_epoch, epochs_run=len(result.history), seconds=round(result.seconds, 3),
+        examples=result.examples, examples_per_s=round(result.examples_per_second, 1),
+        val_p_at_10=best.get("val_p_at_10"), timings=timings)
+    return DataSummary(**summary), training
 
 
-def write_model(prep: Prepared, result: TrainResult, out_dir: str | Path, cfg: Config, *,
-                data: dict | None = None, quality: dict | None = None,
-                timings: dict | None = None) -> dict:
-    """Everything after training: show vectors (centred when configured), the data and
-    training summaries, and bundle.save_model (complete, fsynced, renamed into place).
-    `data` entries are added to (or override) the data summary; `timings` as in save_model."""
+def model_parts(prep: Prepared, result: TrainResult, cfg: Config, data: dict | None = None) -> ModelParts:
+    """Everything after training that needs the prepared data: show vectors (centred when
+    configured) and the data and training summaries (`data` entries added to, or
+    overriding, the data summary). The caller may drop `prep` after it: write_model needs
+    only what this returns."""
     vectors, center = catalog_vectors(result.embeddings, prep.token_ids, prep.token_weights,
                                       centred=cfg.index.center)
     summary, training = summaries(prep, result, data, dict(prep.timings))
-    return save_model(Path(out_dir), tokenizer=prep.tokenizer, catalog=prep.catalog,
-                      embeddings=result.embeddings, vectors=vectors,
-                      token_counts=result.token_counts, config=cfg.to_dict(),
-                      history=result.history, data=summary, training=training,
-                      indexes=functools.partial(write_indexes, vectors=vectors, cfg=cfg.index),
-                      quality=quality, center=center, timings=timings)
+    return ModelParts(prep.tokenizer, prep.catalog, TokenTable(result.embeddings, result.token_counts),
+                      TitleVectors.of(vectors, center), result.history, cfg.to_dict(), summary, training)
+
+
+def write_model(parts: ModelParts, out_dir: str | Path, cfg: Config, *,
+                timings: dict | None = None) -> Manifest:
+    """The one writer of a model, for training and the nightly run: the neighbour table
+    and indexes (build/index/build.py write_indexes) and the folder (artifact/folder.py
+    write_folder: complete, fsynced, renamed into place); `timings` as in write_folder."""
+    return write_folder(Path(out_dir), parts,
+                        functools.partial(write_indexes, vectors=parts.vectors.vectors, cfg=cfg.index),
+                        timings=timings)

@@ -42,9 +42,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from epgembed.artifact.bundle import read_manifest
+    from epgembed.artifact.manifest import read_manifest
     from epgembed.registry import check_version_name, locked, publish, rollback, versions_dir
-    version = check_version_name(read_manifest(Path(args.model_dir)).get("version"))
+    version = check_version_name(read_manifest(Path(args.model_dir)).version)
     with locked(Path(args.root)):   # never beside a nightly run's publish or clean-up
         if (versions_dir(Path(args.root)) / version).is_dir():   # idempotent: make it current again,
             rollback(Path(args.root), version)                   # once it loads (as a rollback)

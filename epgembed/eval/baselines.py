@@ -7,7 +7,7 @@ Each system has a ``name``, ``fit(train_dump, workdir)`` and
 - `TfidfSystem`: char 2-4-gram TF-IDF over the distinct (case-folded) titles, cosine.
 - `ChannelSystem`: no text at all: a title is the idf-weighted set of its channels, cosine.
 - `EpgembedSystem`: trains and queries the project's model via `epgembed.build.pipeline`
-  and `epgembed.artifact.bundle` (imported lazily); it also answers the cold-start
+  and `epgembed.query.load` (imported lazily); it also answers the cold-start
   modes with a schedule context and with the whole programme (`epgembed.eval.coldstart`).
 - The fastText reference is `epgembed.eval.fasttext_ref.FastTextSystem`.
 """

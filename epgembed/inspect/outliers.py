@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from epgembed.inspect.explain import (InspectConfig, LeaveOneOut, TitleStats, broad_categories, collapse, explain_sides,
-                                    model_center, model_json, padded, pair_scores, show_tokens, side_of, title_stats,
-                                    token_rows)
+from epgembed.config import InspectConfig
+from epgembed.inspect.explain import broad_categories, explain_sides, model_center, model_json, padded, show_tokens, side_of
+from epgembed.inspect.loo import LeaveOneOut, TitleStats, collapse, pair_scores, title_stats, token_rows
 from epgembed.query.vectors import nearest_others
 from epgembed.progress import Progress, Stage
 from epgembed.query.errors import QueryError

@@ -93,10 +93,6 @@ def cell(text: str, sort_value: object, cls: str = "") -> str:
     return f'<td{attr} data-v="{esc(sort_value)}">{text}</td>'
 
 
-def flag_words(flags: list[str]) -> str:
-    return ", ".join(f.replace("_", " ") for f in flags) or "no flag"
-
-
 def flags_html(flags: list[str]) -> str:
     return "".join(f'<span class="flag {esc(f)}">{esc(f.replace("_", " "))}</span>' for f in flags)
 

@@ -1,13 +1,9 @@
 """The nightly input history kept in a models root: what past nights' dumps contained.
 
-    ROOT/history/<YYYY-MM-DD>.jsonl.gz   one programme per line:
-                                         [channel, start, title, sub_title, [categories], desc,
-                                          {stop, episode, credits, year, country, rating}]
+    ROOT/history/<YYYY-MM-DD>.jsonl.gz   the night's programmes (nightfile.py)
     ROOT/history/<YYYY-MM-DD>.json       the night's meta: inputs, input statistics
 
-Not copies of the raw dumps: only the fields the catalog uses (titles, categories,
-descriptions and the guide fields of epgembed/text/features.py; no icons, no XML). A night counts only once its meta file exists;
-both files are written to hidden temporary names, fsynced and renamed, data first, so a
+A night counts only once its meta file exists; both files are written to hidden temporary names, fsynced and renamed, data first, so a
 crash leaves either the complete night or nothing (plus a hidden temp file that
 `clean_tmp` removes). The nightly job stages a night (`stage_night`) before it publishes and
 commits it after, so a published version always has its night in the history: a run
@@ -23,12 +19,10 @@ or from the newest input file's mtime when no start time parses.
 """
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import re
 import uuid
-import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -37,6 +31,7 @@ from pathlib import Path
 
 from epgembed.fsutil import fsync_dir, utc, write_synced
 from epgembed.build.ingest.epg import Programme
+from epgembed.nightly.nightfile import NightFileError, encode_programmes, read_programmes
 from epgembed.text.normalize import normalize_category, title_forms
 
 HISTORY = "history"
@@ -118,29 +113,6 @@ def label_agreement(tonight: Iterable[Programme], past: Iterable[Programme],
     return round(sum(1 for k in common if now[k] & before[k]) / len(common), 4), len(common)
 
 
-# ---------------------------------------------------------------- rows
-GUIDE_FIELDS = ("stop", "episode", "credits", "year", "country", "rating")
-
-
-def to_row(p: Programme) -> list:
-    """[channel, start, title, sub_title, [categories], desc, {guide fields present}]."""
-    guide = {f: getattr(p, f) for f in GUIDE_FIELDS if getattr(p, f)}
-    if "credits" in guide:
-        guide["credits"] = list(guide["credits"])
-    return [p.channel, p.start, p.title, p.sub_title, list(p.categories), p.desc, guide]
-
-
-def from_row(row: list, source: str, line: int) -> Programme:
-    channel, start, title, sub_title, cats = row[:5]
-    desc = row[5] if len(row) > 5 else None
-    guide = dict(row[6]) if len(row) > 6 and isinstance(row[6], dict) else {}
-    if "credits" in guide:
-        guide["credits"] = tuple(guide["credits"])
-    guide = {f: v for f, v in guide.items() if f in GUIDE_FIELDS}
-    return Programme(title=title, sub_title=sub_title, desc=desc, categories=tuple(cats),
-                     channel=channel, start=start, source=source, line=line, **guide)
-
-
 def merge(nights: Iterable[Iterable[Programme]]) -> list[Programme]:
     """One programme per airing (channel, start), the latest night's listing winning.
 
@@ -183,24 +155,19 @@ def stage_night(root: Path, night: date, programmes: list[Programme], meta: dict
     the order nights were received in (`received`), which retention follows."""
     hdir = history_dir(root)
     hdir.mkdir(parents=True, exist_ok=True)
-    lines = "".join(json.dumps(to_row(p), ensure_ascii=False) + "\n" for p in programmes)
+    data = encode_programmes(programmes)
     meta = {"night": night.isoformat(), "written": utc(), "received": _next_received(root), **meta}
     token = uuid.uuid4().hex[:8]            # one suffix for both: recover_staged pairs them
     staged = StagedNight(hdir, night, tuple(
         (hdir / f".{final}{_STAGED}{token}", hdir / final)
         for final in (f"{night.isoformat()}.jsonl.gz", f"{night.isoformat()}.json")))
     try:
-        write_synced(staged.files[0][0], gzip.compress(lines.encode("utf-8"), compresslevel=6, mtime=0))
+        write_synced(staged.files[0][0], data)
         write_synced(staged.files[1][0], json.dumps(meta, indent=1).encode("utf-8"))
     except BaseException:
         staged.discard()
         raise
     return staged
-
-
-def write_night(root: Path, night: date, programmes: list[Programme], meta: dict) -> Path:
-    """Store a night's programmes and meta at once (stage + commit)."""
-    return stage_night(root, night, programmes, meta).commit()
 
 
 class HistoryError(ValueError):
@@ -252,15 +219,10 @@ def retained(root: Path, tonight: date, nights: int) -> list[date]:
 def read_night(root: Path, night: date) -> Iterator[Programme]:
     """The night's programmes; HistoryError naming the file (and line) when it is damaged."""
     path = history_dir(root) / f"{night.isoformat()}.jsonl.gz"
-    source, i = f"{HISTORY}/{path.name}", 0
     try:
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
-                if line.strip():
-                    yield from_row(json.loads(line), source, i)
-    except (OSError, EOFError, zlib.error, ValueError, TypeError, KeyError) as e:
-        where = f"{source}:{i}" if i else source
-        raise HistoryError(f"{where}: unreadable night ({type(e).__name__}: {e})") from None
+        yield from read_programmes(path, f"{HISTORY}/{path.name}")
+    except NightFileError as e:
+        raise HistoryError(str(e)) from None
 
 
 def read_meta(root: Path, night: date) -> dict:

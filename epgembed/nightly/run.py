@@ -12,7 +12,7 @@ One run, under ROOT/.lock:
     received), gate on labels that no longer agree and on a large catalog drop, strip the
     categories of the held-out titles, build catalog + tokenizer, warm-start from the
     current model's token vectors (matched by token string) and train;
- 4. write the model completely (bundle.save_model: fsynced, renamed into a hidden
+ 4. write the model completely (pipeline.write_model: fsynced, renamed into a hidden
     ROOT/versions/.build-* folder), load it (validation), evaluate it and the current
     version on tonight's held-out split, measure neighbour stability and catalog changes;
  5. quality gate; stage tonight's history night (fsynced, not yet counted); then
@@ -37,18 +37,20 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 from epgembed import registry
-from epgembed.artifact.bundle import ModelError, read_manifest, sha256_file
+from epgembed.artifact.bundle import sha256_file
+from epgembed.artifact.manifest import Manifest, ModelError, read_manifest, write_manifest
 from epgembed.config import Config
-from epgembed.fsutil import atomic_write, escape_name, utc
+from epgembed.fsutil import escape_name, utc
 from epgembed.build.ingest.epg import expand_paths
 from epgembed.nightly import history
 from epgembed.nightly.gates import NightlyConfig
 from epgembed.nightly.report import new_report, summary_line, write_reports
 from epgembed.nightly.stages import Gated, InputCheck, check_input, check_quality, ingest
-from epgembed.build.pipeline import Prepared, fit, nothing_learned, vanished_kinds, write_model
+from epgembed.build.pipeline import Prepared, fit, model_parts, nothing_learned, vanished_kinds, write_model
 
 EXIT_PUBLISHED, EXIT_ERROR, EXIT_GATED = 0, 2, 3
 
@@ -85,7 +87,7 @@ class _Clock:
 
 # ---------------------------------------------------------------- training
 def train_and_write(prep: Prepared, init: np.ndarray | None, cfg: Config, out: Path,
-                    data: dict, clock: _Clock) -> dict:
+                    data: dict, clock: _Clock) -> Manifest:
     """Train, then write the complete model folder `out` (pipeline.write_model, fsynced);
     returns its manifest. A run that learned nothing is gated."""
     result = fit(prep, cfg, init)
@@ -93,7 +95,7 @@ def train_and_write(prep: Prepared, init: np.ndarray | None, cfg: Config, out: P
     if not result.history:
         raise Gated("training", [nothing_learned(prep, cfg)])
     save_timings: dict = {}
-    manifest = write_model(prep, result, out, cfg, data=data, timings=save_timings)
+    manifest = write_model(model_parts(prep, result, cfg, data), out, cfg, timings=save_timings)
     clock.lap("write_s")
     clock.timings["index_s"] = round(save_timings["index_s"], 3)
     clock.timings["write_s"] = round(clock.timings["write_s"] - save_timings["index_s"], 3)
@@ -166,7 +168,7 @@ def _run(dumps: list[str | Path], root: Path, ncfg: NightlyConfig, cfg: Config, 
     if ingested.warm.train_overrides:
         cfg = cfg.replace(train=ingested.warm.train_overrides)
     manifest = train_and_write(ingested.prep, ingested.warm.init, cfg, build, data, clock)
-    report["training"] = manifest["training"]
+    report["training"] = msgspec.to_builtins(manifest.training)
     gone = vanished_kinds(ingested.current.manifest if ingested.current else None, manifest)
     if gone:
         report["warnings"].append(gone)
@@ -184,11 +186,9 @@ def _run(dumps: list[str | Path], root: Path, ncfg: NightlyConfig, cfg: Config, 
 
 def record_quality(build: Path, quality: dict) -> None:
     """Tonight's held-out figures (P@10d, P@10x, ...) into the manifest of the build, before it
-    is published: /v1/model and `versions` show what the serving model was measured at."""
-    manifest = read_manifest(build)
-    manifest["quality"] = quality
-    atomic_write(build / "manifest.json",
-                 json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+    is published: /v1/model and `versions` show what the serving model was measured at. The
+    build is no version yet (a hidden folder); the figures need the written model loaded."""
+    write_manifest(build, msgspec.structs.replace(read_manifest(build), quality=quality))
 
 
 def input_digest(files: list[Path], ncfg: NightlyConfig, cfg: Config) -> str | None:
@@ -220,7 +220,7 @@ def publish_with_history(root: Path, build: Path, checked: InputCheck, previous:
     """Publish the build and commit tonight to the history: both or neither. The night is
     staged (written, fsynced) first, so a full disk stops the run before the swap; should
     the commit itself fail after the swap, `current` goes back to what it was."""
-    version = read_manifest(build)["version"]
+    version = read_manifest(build).version
     staged = history.stage_night(root, checked.night, checked.tonight, {
         "inputs": checked.inputs, "stats": checked.stats, "version": version,
         "category_names": history.category_names(checked.tonight)})

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from epgembed import registry
-from epgembed.artifact.bundle import ModelError
+from epgembed.artifact.manifest import ModelError
 from epgembed.query.load import load_model
 from epgembed.config import Config
 from epgembed.build.ingest.epg import Programme, ReadReport, read_programmes

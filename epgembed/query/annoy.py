@@ -1,5 +1,5 @@
 """The Annoy index at serve time: open a built index, ask it for neighbours (numpy + Annoy
-only; the build side is index_build.py).
+only; the build side is epgembed/build/index/build.py).
 
     idx = open_index(path, dim)            # memory-mapped, read-only
     ids, cos = query_vector(idx, v, k)     # a vector's nearest items
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
-from epgembed.artifact.bundle import METRIC
+from epgembed.artifact.manifest import METRIC
 
 
 def angular_to_cosine(d: np.ndarray | float) -> np.ndarray | float:

@@ -1,6 +1,6 @@
 """Loading a model folder for serving: `load_model(dir)` rebuilds a RelatedModel from the
-folder alone (artifact/bundle.py reads and verifies its files) and refuses anything
-inconsistent: hashes, dimensions, counts, and a self-test of the content itself.
+folder alone (artifact/folder.py reads and checks its parts) and refuses anything
+inconsistent: hashes, dimensions, counts, the indexes, and a self-test of the content itself.
 
     model = load_model("MODEL_DIR")      # RelatedModel, or ModelError saying what is wrong
 """
@@ -10,95 +10,53 @@ from pathlib import Path
 
 import numpy as np
 
-from epgembed.artifact.bundle import METRIC, ModelError, check_files, read_manifest
-from epgembed.artifact.catalog import Catalog
-from epgembed.artifact.libraries import warn_library_drift
-from epgembed.config import IndexConfig
+from epgembed.artifact.folder import ModelFolder, read_folder
+from epgembed.artifact.manifest import METRIC, ModelError
 from epgembed.query.annoy import open_index
-from epgembed.query.probe import ExactSearch, check_search, open_probe, search_method
+from epgembed.query.probe import ExactSearch, check_search, open_probe
 from epgembed.query.related import RelatedModel
 from epgembed.query.vectors import top_k
-from epgembed.text.tokenize import Tokenizer
 
 
 def load_model(model_dir: str | Path, *, verify: bool = True) -> RelatedModel:
     """Rebuild a RelatedModel from the folder alone; refuse anything inconsistent."""
-    model_dir = Path(model_dir)
-    manifest = read_manifest(model_dir)
-    check_files(model_dir, manifest, verify)
-    warn_library_drift(model_dir, manifest)
-    step = "tokenizer"
-    try:
-        tokenizer = Tokenizer.load(model_dir)
-        step = "catalog.jsonl"
-        catalog = Catalog.load(model_dir / "catalog.jsonl")
-        arrays = {}
-        for name, mmap in (("embeddings", "r"), ("vectors", "r"), ("token_counts", None), ("center", None)):
-            step = f"{name}.npy"
-            arrays[name] = np.load(model_dir / step, mmap_mode=mmap, allow_pickle=False)
-        embeddings, vectors, counts, center = arrays.values()
-        table = None
-        if manifest.get("neighbours"):
-            table = tuple(np.load(model_dir / (step := f"{name}.npy"), mmap_mode="r", allow_pickle=False)
-                          for name in ("neighbours", "neighbour_scores"))
-        step, dim = "manifest.json", manifest["dim"]
-        search = _open_search(model_dir, manifest, vectors, dim)
-        if embeddings.ndim != 2 or embeddings.shape[1] != dim:
-            raise ModelError(f"{model_dir}: inconsistent model: embeddings {embeddings.shape}, "
-                             f"manifest says dimension {dim}")
-        try:
-            index = open_index(model_dir / "index.ann", dim)
-        except OSError as e:
-            why = str(e).split(". Ensure")[0].removesuffix(": Success (0)")
-            raise ModelError(f"{model_dir}: index.ann does not open as a {dim}-dimensional "
-                             f"{METRIC} index ({why})") from None
-    except ModelError:
-        raise
-    except Exception as e:  # noqa: BLE001 - whatever a damaged file makes a loader throw
-        why = " ".join(str(e).split())[:300]
-        raise ModelError(f"{model_dir}: cannot load {step}: {type(e).__name__}: {why}") from None
-    n = len(catalog)
-    checks = [
-        (embeddings.shape == (tokenizer.vocab_size, dim), f"embeddings {embeddings.shape} != ({tokenizer.vocab_size}, {dim})"),
-        (vectors.shape == (n, dim), f"vectors {vectors.shape} != ({n}, {dim})"),
-        (index.get_n_items() == n, f"index has {index.get_n_items()} items, catalog {n}"),
-        (index.f == dim, f"index dimension {index.f} != {dim}"),
-        (manifest["n_shows"] == n, f"manifest says {manifest['n_shows']} shows, catalog has {n}"),
-        (manifest.get("metric") == METRIC, f"metric {manifest.get('metric')!r} != {METRIC!r}"),
-        (len(counts) == tokenizer.vocab_size, "token_counts length != vocabulary"),
-        (center.shape == (dim,), f"center {center.shape} != ({dim},)"),
-    ]
-    if table is not None:
-        shape = (n, min(n, int(manifest["neighbours"])))
-        checks += [(table[0].shape == shape and table[0].dtype == np.int32,
-                    f"neighbours {table[0].shape} {table[0].dtype} != {shape} int32"),
-                   (table[1].shape == shape and table[1].dtype == np.float32,
-                    f"neighbour_scores {table[1].shape} {table[1].dtype} != {shape} float32")]
-    for ok, why in checks:
-        if not ok:
-            raise ModelError(f"{model_dir}: inconsistent model: {why}")
-    model = RelatedModel(model_dir, manifest, tokenizer, catalog, embeddings, vectors, index, counts,
-                         center, table, search)
+    folder = read_folder(model_dir, verify=verify)
+    model = RelatedModel(folder, _open_index(folder), _open_search(folder))
     self_test(model)
     return model
 
 
-def _open_search(model_dir: Path, manifest: dict, vectors: np.ndarray, dim: int):
-    """The search for vectors that are no catalog row: the manifest's "search" entry (a model
-    without one, built before it existed: exact search up to the default size, else Annoy);
-    None = Annoy. Raises ModelError for probe files that do not fit the catalog."""
-    n = len(vectors)
-    cfg = IndexConfig()
-    entry = manifest.get("search") or {"method": "annoy" if search_method(n, cfg) == "probe"
-                                       else search_method(n, cfg)}
-    if entry["method"] == "exact":
+def _open_index(folder: ModelFolder):
+    """The Annoy index, memory-mapped; ModelError when it does not fit the folder."""
+    n, dim = len(folder.catalog), folder.manifest.dim
+    try:
+        index = open_index(folder.path / "index.ann", dim)
+    except OSError as e:
+        why = str(e).split(". Ensure")[0].removesuffix(": Success (0)")
+        raise ModelError(f"{folder.path}: index.ann does not open as a {dim}-dimensional "
+                         f"{METRIC} index ({why})") from None
+    for ok, why in ((index.get_n_items() == n, f"index has {index.get_n_items()} items, catalog {n}"),
+                    (index.f == dim, f"index dimension {index.f} != {dim}")):
+        if not ok:
+            raise ModelError(f"{folder.path}: inconsistent model: {why}")
+    return index
+
+
+def _open_search(folder: ModelFolder):
+    """The search for vectors that are no catalog row, as the manifest's `search` entry
+    says; None = Annoy. Raises ModelError for probe files that do not fit the catalog."""
+    entry, vectors = folder.manifest.search, folder.vectors.vectors
+    if entry.method == "exact":
         return ExactSearch(vectors)
-    if entry["method"] != "probe":
+    if entry.method != "probe":
         return None
     try:
-        return open_probe(model_dir, entry, n, dim)
+        return open_probe(folder.path, entry.rows, len(vectors), folder.manifest.dim)
     except ValueError as e:
-        raise ModelError(f"{model_dir}: inconsistent model: {e}") from None
+        raise ModelError(f"{folder.path}: inconsistent model: {e}") from None
+    except Exception as e:  # noqa: BLE001 - whatever a damaged file makes a loader throw
+        why = " ".join(str(e).split())[:300]
+        raise ModelError(f"{folder.path}: cannot load the probe files: {type(e).__name__}: {why}") from None
 
 
 SELF_TEST_ITEMS = 64  # items checked against the index and rebuilt from their tokens
@@ -169,7 +127,7 @@ def _check_neighbours(model: RelatedModel, fail) -> None:
         if len(block) and (block.min() < 0 or block.max() >= len(model)):
             fail("neighbours.npy holds ids outside the catalog")
     vectors = model.vectors
-    exact_table = (model.manifest.get("neighbour_table") or {}).get("method", "exact") == "exact"
+    exact_table = model.manifest.neighbour_table.method == "exact"
     check_all = exact_table and len(model) <= 65536
     for i in sorted(set(np.linspace(0, len(ids) - 1, min(len(ids), 16)).astype(int).tolist())):
         row, cos = np.asarray(ids[i]), np.asarray(scores[i], dtype=np.float64)

@@ -11,7 +11,7 @@ and scores those titles exactly: one [m, D] x [D] product per cluster over a
 cluster-ordered copy of the vectors, where each cluster is a contiguous slice. A true
 neighbour in a cluster not probed is missed; everything returned carries its exact cosine.
 The clusters are the spherical k-means of the build (clustered.spherical_kmeans), stored in
-the model folder as FILES (docs/SCALE.md).
+the model folder as PROBE_FILES (artifact/manifest.py; docs/SCALE.md).
 """
 from __future__ import annotations
 
@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from epgembed.artifact.manifest import PROBE_FILES
 from epgembed.config import IndexConfig
-
-FILES = ("centroids.npy", "order.npy", "bounds.npy", "cluster_vectors.npy")
 
 
 def search_method(n: int, cfg: IndexConfig) -> str:
@@ -106,17 +105,17 @@ class ClusterProbe:
         return {"method": self.method, "clusters": int(len(self.centroids)), "rows": self.rows}
 
 
-def open_probe(folder: Path, entry: dict, n: int, dim: int) -> ClusterProbe:
-    """The ClusterProbe of a model folder (its manifest's "search" entry; files mmapped but
-    the small centroids and bounds); ValueError when the files do not fit the catalog."""
+def open_probe(folder: Path, rows: int, n: int, dim: int) -> ClusterProbe:
+    """The ClusterProbe of a model folder scoring `rows` titles a query (its manifest's
+    search entry; files mmapped but the small centroids and bounds); ValueError when the
+    files do not fit the catalog."""
     centroids, order, bounds, ordered = (np.load(folder / name, mmap_mode=mode, allow_pickle=False)
-                                         for name, mode in zip(FILES, (None, "r", None, "r")))
+                                         for name, mode in zip(PROBE_FILES, (None, "r", None, "r")))
     why = check_clusters(centroids, order, bounds, n, dim)
     if why is None and (ordered.shape != (n, dim) or ordered.dtype != np.float32):
         why = f"cluster_vectors {ordered.shape} {ordered.dtype} != ({n}, {dim}) float32"
     if why:
         raise ValueError(why)
-    rows = entry.get("rows") or int(entry["probe"]) * n // max(1, len(centroids))   # "probe": clusters
     return ClusterProbe(ordered, centroids, order, bounds, int(rows))
 
 
@@ -142,10 +141,10 @@ def check_clusters(centroids: np.ndarray, order: np.ndarray, bounds: np.ndarray,
 
 
 def check_search(search, vectors: np.ndarray, items: list[int]) -> str | None:
-    """Content check of a loaded search (bundle's self-test): for the given catalog items,
+    """Content check of a loaded search (load.py's self-test): for the given catalog items,
     the cluster-ordered copy holds their vectors where order says, and a search for an
     item's vector finds a row at cosine 1 (itself, or an identical title). An exact search
-    reads vectors.npy itself, which the bundle checks already: nothing more to check (and
+    reads vectors.npy itself, which the self-test checks already: nothing more to check (and
     nothing to spend on a query command's model load)."""
     if not isinstance(search, ClusterProbe):
         return None

@@ -1,14 +1,14 @@
 """Build time: the Annoy forest and the neighbour table of a model's catalog vectors (the
-serve side is index.py). Importing it loads neither torch nor numba (bundle does): the
-clustered table (clustered.py) is imported when a catalog needs one.
+serve side is epgembed/query/annoy.py and probe.py). Importing it loads neither torch nor
+numba: the clustered table (clustered.py) is imported when a catalog needs one.
 
     build_index(vectors, cfg, path)              # seeded Annoy build, written to `path`
     ids, cos, info = neighbour_table(vectors, cfg)   # exact (model.top_k), or clustered past
                                                      # cfg.neighbours_max_shows titles
     recall = sampled_recall(vectors, ids)        # of a clustered table, against exact search
     clusters = search_clusters(vectors, cfg)     # k-means for the probe search, or None
-    files, info = write_search(folder, vectors, clusters, cfg)   # its files (probe.FILES)
-    files, entries = write_indexes(folder, vectors, cfg)   # all of them: a model's IndexWriter
+    files, info = write_search(folder, vectors, clusters, cfg)   # its files (PROBE_FILES)
+    files, info = write_indexes(folder, vectors, cfg)    # all of them: a model's IndexWriter
 """
 from __future__ import annotations
 
@@ -18,8 +18,11 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
+from epgembed.artifact.folder import IndexInfo
+from epgembed.artifact.manifest import PROBE_FILES, NeighbourTableInfo, SearchInfo
+from epgembed.artifact.parts import NeighbourTable
 from epgembed.config import IndexConfig
-from epgembed.query.probe import FILES as PROBE_FILES, ClusterProbe, search_method
+from epgembed.query.probe import ClusterProbe, search_method
 from epgembed.query.annoy import METRIC
 from epgembed.query.vectors import top_k
 
@@ -118,24 +121,11 @@ def probe_recall(vectors: np.ndarray, search, k: int = 10, samples: int = 200, s
     return float(found / max(1, truth.size))
 
 
-def search_recall(vectors: np.ndarray, search, k: int = 10, samples: int = 200, seed: int = 0) -> float:
-    """Share of the true k nearest other rows (exact search) that `search` finds for catalog
-    rows taken as queries, each row itself left out of both lists (held out)."""
-    n = len(vectors)
-    rows = np.random.default_rng(seed).choice(n, size=min(samples, n), replace=False)
-    truth, _ = top_k(vectors, k, rows=rows, skip_self=True)
-    found = 0
-    for r, t in zip(rows.tolist(), truth):
-        ids, _ = search(np.asarray(vectors[r]), k + 1)
-        found += len(set(t.tolist()) & set([i for i in ids if i != r][:k]))
-    return float(found / max(1, truth.size))
-
-
-def write_indexes(folder: Path, vectors: np.ndarray, cfg: IndexConfig) -> tuple[list[str], dict]:
+def write_indexes(folder: Path, vectors: np.ndarray, cfg: IndexConfig) -> tuple[list[str], IndexInfo]:
     """Every index file of a model of `vectors` into `folder`: the probe search's files, the
     neighbour table and the Annoy forest, one after the other (the table and Annoy's build
-    never share memory). Returns (file names, the manifest's "n_trees", "neighbours",
-    "neighbour_table" and "search" entries): bundle.save_model's IndexWriter."""
+    never share memory). Returns (file names, what the manifest says of them): the
+    IndexWriter of artifact/folder.py write_folder."""
     t0 = time.perf_counter()
     clusters = search_clusters(vectors, cfg)
     files, search_info = write_search(folder, vectors, clusters, cfg)
@@ -145,12 +135,9 @@ def write_indexes(folder: Path, vectors: np.ndarray, cfg: IndexConfig) -> tuple[
     del clusters
     n_neighbours, table_info = 0, None
     if table is not None:
-        np.save(folder / "neighbours.npy", table[0])
-        np.save(folder / "neighbour_scores.npy", table[1])
-        files += ["neighbours.npy", "neighbour_scores.npy"]
+        files += NeighbourTable(table[0], table[1]).save(folder)
         n_neighbours = table[0].shape[1]
-        table_info = {**table[2], "build_s": round(time.perf_counter() - t0, 2)}
+        table_info = NeighbourTableInfo(**table[2], build_s=round(time.perf_counter() - t0, 2))
     del table
     build_index(vectors, cfg, folder / "index.ann")
-    return files + ["index.ann"], {"n_trees": cfg.n_trees, "neighbours": n_neighbours,
-                                   "neighbour_table": table_info, "search": search_info}
+    return files + ["index.ann"], IndexInfo(cfg.n_trees, n_neighbours, table_info, SearchInfo(**search_info))

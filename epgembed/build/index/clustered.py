@@ -28,7 +28,7 @@ def clustered_neighbours(vectors: np.ndarray, k: int, probe: int, seed: int = 0,
     cluster order; per probed cluster, one matmul scores the chunk's rows that probe it, and
     a compiled merge keeps each row's top k. Memory beyond the [S, k] result: a few hundred
     MB per thread at most (no copy of the vectors). Cosines are exact; a true neighbour in a
-    cluster not probed is missed (recall: `index_build.sampled_recall`). Time ~ S * probe *
+    cluster not probed is missed (recall: `build.sampled_recall`). Time ~ S * probe *
     sqrt(S); `threads` scan chunks in parallel (torch matmuls and the merge release the
     GIL). Rows whose probed clusters hold fewer than k rows get an exact search. `clusters`:
     (centroids, order, bounds) of `spherical_kmeans` with the same seed, computed once."""

@@ -17,7 +17,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Protocol
 
-from epgembed.artifact.catalog import FIELD_LIMITS, Catalog, FieldLimits, Show
+from epgembed.artifact.catalog import Catalog
+from epgembed.artifact.show import FIELD_LIMITS, FieldLimits, Show
 from epgembed.config import CatalogConfig, FeatureConfig
 from epgembed.text.features import channel_feature, item_features, programme_features
 from epgembed.text.normalize import (clean_text, drop_time_prefix, fold, is_bare_episode, normalize_category, split_series, squash,

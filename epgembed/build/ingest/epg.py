@@ -51,7 +51,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from epgembed.artifact.catalog import programme_problem
+from epgembed.artifact.show import programme_problem
 from epgembed.build.ingest.dumpfiles import (InputError, PathArg, ReadLimits, ScannedPaths, Source, display_name,
                                        escape_name, expand_paths, open_dump)
 from epgembed.text.normalize import clean_text
