@@ -6,6 +6,7 @@ error the app answers with its status (errors.py).
 """
 from __future__ import annotations
 
+import msgspec
 from flask import Blueprint
 
 from epgembed.fsutil import utc

@@ -15,7 +15,6 @@ caller (`check`, on construction); a bound a server sets is named in the field's
 """
 from __future__ import annotations
 
-import copy
 import math
 import re
 import typing
