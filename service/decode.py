@@ -78,6 +78,8 @@ def _from_path(f: Field, raw: str) -> int:
         raise QueryError(f"{f.name} must be a non-negative integer, got {raw[:40]!r}")
     digits = raw.lstrip("0") or "0"
     value = int(digits) if len(digits) <= 18 else 10**18
+    if value > f.schema.get("maximum", value):      # digits: never below the minimum of 0
+        raise QueryError(f"{f.name} must be at most {f.schema['maximum']}")
     _refuse(violation(f.name, value, f.schema))
     return value
 

@@ -131,16 +131,20 @@ def violation(name: str, value: Any, schema: dict) -> str | None:
     return None
 
 
+def _figure(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
 def _range(name: str, v: float, schema: dict) -> str | None:
     above = schema.get("exclusiveMinimum")
     if above is not None and v <= above:
-        return f"{name} must be greater than {above:g}"
+        return f"{name} must be greater than {_figure(above)}"
     low, high = schema.get("minimum"), schema.get("maximum")
     if (low is None or v >= low) and (high is None or v <= high):
         return None
     if low is not None and high is not None:
-        return f"{name} must be between {low:g} and {high:g}"
-    return f"{name} must be at least {low:g}" if low is not None else f"{name} must be at most {high:g}"
+        return f"{name} must be between {_figure(low)} and {_figure(high)}"
+    return f"{name} must be at least {_figure(low)}" if low is not None else f"{name} must be at most {_figure(high)}"
 
 
 def _text(name: str, v: str, schema: dict) -> str | None:
