@@ -9,6 +9,7 @@ import pytest
 
 from epgembed.query.contract import LETTER_OR_DIGIT, NOT_BLANK, TIME, fields, one_of, violation
 from epgembed.query.errors import NotFound, QueryError
+import epgembed.query.requests as request_types
 from epgembed.query.requests import (BatchRequest, Context, ExplainTextRequest, Options, ProgrammeQuery,
                                      RelatedRequest, RequestLimits, Tuning)
 from epgembed.text.features import parse_time
@@ -83,3 +84,14 @@ def test_the_service_maps_refusals_by_type():
     assert status_of(NotFound("unknown id 9")) == 404 and status_of(QueryError("k must be ...")) == 400
     assert {s: c for s, (c, _) in ERRORS.items() if s in (400, 404, 503)} == \
         {400: "bad_request", 404: "not_found", 503: "no_model"}
+
+
+def test_every_request_type_is_an_operations(tmp_path):
+    """Each request type is read by an operation of the service (none declared and unused),
+    and every operation with parameters reads one of them."""
+    from service import ServiceConfig, create_app
+    from service.openapi import operations
+    app = create_app(ServiceConfig(models=tmp_path), start=False)
+    read = {op.request for _, _, op, _ in operations(app)}
+    declared = {t for name, t in vars(request_types).items() if name.endswith("Request") and isinstance(t, type)}
+    assert read - {None} == declared and len(declared) == 6

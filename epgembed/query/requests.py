@@ -174,9 +174,6 @@ class Context(msgspec.Struct, **_REQUEST):
         if self.start is not None and parse_time(self.start) is None:
             raise QueryError(f"start {self.start[:40]!r} is not a time YYYYmmddHHMM")
 
-    def given(self) -> bool:
-        return any(x is not None for x in (self.channel, self.start, self.minutes))
-
 
 class RelatedRequest(msgspec.Struct, **_REQUEST):
     """Related titles for any title text (known or never seen), one row per series."""
@@ -270,6 +267,3 @@ class ExplainTextRequest(msgspec.Struct, **_REQUEST):
 
     def __post_init__(self) -> None:
         check(self)
-
-
-REQUESTS = (RelatedRequest, RelatedByIdRequest, BatchRequest, SearchRequest, ExplainRequest, ExplainTextRequest)
