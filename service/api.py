@@ -42,7 +42,7 @@ def related_by_id(req: RelatedByIdRequest):
 @bp.post("/related")
 @operation(BatchRequest, Batch, 404, 408, 413, 415, 503, 504)
 def related_batch(req: BatchRequest):
-    """Batch: related titles for up to max_batch titles or whole programmes, one result per query in order"""
+    """Batch: related titles for up to {max_batch} titles or whole programmes, one result per query in order"""
     state().config.limits.check_work(req.options, req.queries)
     s = serving()
     if req.titles is not None:

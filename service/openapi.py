@@ -114,16 +114,26 @@ def _body(cls: type, fs: tuple[Field, ...]) -> dict:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
+class _Limits(dict):
+    """A limit's name in a text, as its value ("{max_batch}" -> 64); other braces are kept."""
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _with(text: str, limits: Limits) -> str:
+    return text.format_map(_Limits(asdict(limits)))
+
+
 def _description(cls: type, limits: Limits) -> str:
     text = " ".join((cls.__doc__ or "").split())
-    refuses = [r.format(**asdict(limits)) for r in getattr(cls, "REFUSES", ())]
+    refuses = getattr(cls, "REFUSES", ())
     if refuses:
         text += " Refused although the schema allows it (no JSON Schema says so): " + "; ".join(refuses) + "."
-    return text
+    return _with(text, limits)
 
 
 def _operation(op: Operation, arguments: set[str], post: bool, limits: Limits) -> dict:
-    out: dict[str, Any] = {"summary": op.summary, "parameters": [], "responses": _responses(op)}
+    out: dict[str, Any] = {"summary": _with(op.summary, limits), "parameters": [], "responses": _responses(op)}
     if op.request is not None:
         fs = fields(op.request, limits)
         out["description"] = _description(op.request, limits)

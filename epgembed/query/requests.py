@@ -197,7 +197,7 @@ class RelatedByIdRequest(msgspec.Struct, **_REQUEST):
 
 
 class BatchRequest(msgspec.Struct, **_REQUEST):
-    """Related titles for up to max_batch titles or whole programmes, one result per query in
+    """Related titles for up to {max_batch} titles or whole programmes, one result per query in
     order; a query that cannot be answered (no tokens) gets an error entry."""
     ONE_OF: ClassVar = (("titles", "context"), ("programmes",))    # a programme carries its own context
     REFUSES: ClassVar = (WORK, BATCH_WORK, NO_SUCH_DAY)
