@@ -22,9 +22,7 @@ from polling import holds_for, wait_until
 from service import Limits, ServiceConfig, create_app
 from epgembed.text.normalize import MAX_TITLE_CHARS
 from service.holder import install_sighup
-from service.openapi import build_spec, route_label
 from service.state import state
-from service.settings import load
 from service_util import CORRUPTIONS, make_root, publish_corrupt, serving_app, version_of
 
 pytestmark = pytest.mark.integration
@@ -230,46 +228,6 @@ def test_unexpected_exception_is_json_500(app, client, monkeypatch):
 
 
 # ---------------------------------------------------------------------- openapi, metrics, logs
-def test_every_registered_route_is_in_the_document(app, client, tmp_path):
-    """Derived, not listed: every method of every route the app registers is an operation of
-    /openapi.json, but the explorer page and its files; a route without an operation cannot
-    be built into a document at all."""
-    spec = get_json(client, "/openapi.json")
-    left_out = set()
-    for rule in app.url_map.iter_rules():
-        view = app.view_functions[rule.endpoint]
-        if rule.endpoint.rsplit(".", 1)[-1] == "static" or getattr(view, "page", False):
-            left_out.add(rule.rule)
-            continue
-        for method in rule.methods - {"HEAD", "OPTIONS"}:
-            assert method.lower() in spec["paths"][route_label(rule.rule)], (method, rule.rule)
-    # the page (HTML, JS, CSS) and Flask's own static folder: not the API
-    assert left_out == {"/", "/explorer/<path:filename>", "/static/<path:filename>"}
-    undocumented = create_app(ServiceConfig(models=tmp_path, poll_seconds=0), start=False)
-    undocumented.add_url_rule("/v1/extra", "extra", lambda: "x")
-    with pytest.raises(RuntimeError, match="/v1/extra"):
-        build_spec(undocumented, Limits())
-
-
-def test_openapi_states_the_enforced_limits(app, client):
-    spec = get_json(client, "/openapi.json")
-    params = {p["name"]: p["schema"] for p in spec["paths"]["/v1/related"]["get"]["parameters"]}
-    assert set(params) == {"title", "k", "min_score", "category", "offset", "include_self", "same_series",
-                           "expand", "channel", "start", "minutes"}
-    assert params["k"]["maximum"] == Limits().max_k and params["title"]["maxLength"] == MAX_TITLE_CHARS
-    body = spec["paths"]["/v1/related"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert body["properties"]["titles"]["maxItems"] == 64 == body["properties"]["programmes"]["maxItems"]
-    assert body["properties"]["programmes"]["items"] == {"$ref": "#/components/schemas/ProgrammeQuery"}
-    for code in ("413", "415"):
-        assert code in spec["paths"]["/v1/related"]["post"]["responses"]
-    small = create_app(ServiceConfig(models=Path(app.extensions["epgembed"].config.models), poll_seconds=0,
-                                     limits=Limits(max_k=5)), start=False)
-    small_spec = small.test_client().get("/openapi.json").get_json()
-    k = next(p for p in small_spec["paths"]["/v1/related"]["get"]["parameters"] if p["name"] == "k")
-    assert k["schema"]["maximum"] == 5
-    assert small.test_client().get("/v1/related?title=a&k=6").status_code == 400
-
-
 def test_metrics_count_requests_by_endpoint_and_status(client):
     for _ in range(3):
         client.get("/v1/related?title=News")
@@ -427,24 +385,11 @@ def test_single_model_directory_has_no_reload(tiny_model_dir):
     assert get_json(app.test_client(), "/v1/model")["version"] == version_of(tiny_model_dir)
 
 
-def test_config_is_built_from_the_environment_only_in_the_entry_layer(tmp_path):
-    with pytest.raises(RuntimeError, match="EPGEMBED_MODELS"):
-        load({})
-    with pytest.raises(RuntimeError, match="no such directory"):
-        load({"EPGEMBED_MODELS": str(tmp_path / "nope")})
-    with pytest.raises(RuntimeError, match="EPGEMBED_WORKERS='two'"):
-        load({"EPGEMBED_MODELS": str(tmp_path), "EPGEMBED_WORKERS": "two"})
-    c = load({"EPGEMBED_MODELS": str(tmp_path), "EPGEMBED_MAX_K": "7", "EPGEMBED_POLL_SECONDS": "0.5"}).service
-    assert c.limits.max_k == 7 and c.poll_seconds == 0.5 and c.metrics_dir is None and c.models == tmp_path
-    with pytest.raises(RuntimeError, match="PROMETHEUS_MULTIPROC_DIR"):   # multiprocess needs the env first
-        create_app(ServiceConfig(models=tmp_path, metrics_dir=tmp_path), start=False)
-
-
 def test_every_metric_label_is_the_routes_openapi_path(app, client):
     """One label style for every route: the path as /openapi.json writes it ({id}, not
-    <show_id> or <int:show_id>); "/" and the explorer's files are the page, not the API."""
+    <id>); "/" and the explorer's files are the page, not the API."""
     for rule in (r for r in app.url_map.iter_rules() if r.endpoint != "static"):   # Flask's own
-        url = rule.rule.replace("<show_id>", "0").replace("<path:filename>", "explorer.js")
+        url = rule.rule.replace("<id>", "0").replace("<path:filename>", "explorer.js")
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             client.open(url + ("?neighbor=1" if "explain" in url else ""), method=method, json={})
     client.get("/nowhere")
@@ -454,20 +399,3 @@ def test_every_metric_label_is_the_routes_openapi_path(app, client):
     assert labels == paths | {"/", "/explorer/{filename}", "unmatched"}
     assert "/v1/titles/{id}/related" in labels and "/v1/titles/{id}/explain" in labels
     assert not any("<" in x or ">" in x for x in labels)
-
-
-def test_serve_options_reach_the_one_loader(tmp_path):
-    """`epgembed serve` passes what it was given as the variables service/settings.py reads;
-    the defaults are the dataclasses' (the poll interval's once), and a process reads once."""
-    from epgembed.cli.main import build_parser
-    from epgembed.cli.serve import serve_env
-    from service.settings import ServerConfig
-    argv = ["serve", "--models", str(tmp_path), "--port", "8123", "--poll-seconds", "0.5", "--workers", "3"]
-    env = serve_env(build_parser().parse_args(argv), {})
-    settings = load(env)
-    assert settings.server.bind == "127.0.0.1:8123" and settings.server.workers == 3
-    assert settings.service.poll_seconds == 0.5 and settings.service.models == tmp_path.resolve()
-    assert settings.server.threads == ServerConfig().threads and load(dict(env)) is settings
-    plain = load(serve_env(build_parser().parse_args(["serve", "--models", str(tmp_path)]), {}))
-    assert plain.service.poll_seconds == ServiceConfig(models=tmp_path).poll_seconds
-    assert "EPGEMBED_POLL_SECONDS" not in serve_env(build_parser().parse_args(["serve", "--models", str(tmp_path)]), {})
