@@ -175,7 +175,8 @@ def test_schemathesis_finds_nothing_but_the_known_refusals(server, tmp_path):
     run = subprocess.run([str(st), "run", server.url + "/openapi.json", "--checks", "all", "--workers", "1",
                           "--seed", str(SEED), "--report", "ndjson", "--report-ndjson-path", str(report),
                           "--request-timeout", "10"],
-                         capture_output=True, text=True, timeout=600, env={**os.environ, "NO_COLOR": "1"})
+                         capture_output=True, text=True, timeout=600, env={**os.environ, "NO_COLOR": "1"},
+                         cwd=tmp_path)       # its cache of failures (.schemathesis/) goes there, not the repo
     assert report.is_file(), run.stdout[-3000:] + run.stderr[-2000:]
     spec = requests.get(server.url + "/openapi.json", timeout=5).json()
     found = failures(report)
