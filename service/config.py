@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from epgembed.query.requests import RequestLimits
+from epgembed.query.limits import RequestLimits
 
 
 @dataclass(frozen=True)

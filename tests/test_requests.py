@@ -10,8 +10,9 @@ import pytest
 from epgembed.query.contract import LETTER_OR_DIGIT, NOT_BLANK, TIME, fields, one_of, violation
 from epgembed.query.errors import NotFound, QueryError
 import epgembed.query.requests as request_types
+from epgembed.query.limits import RequestLimits
 from epgembed.query.requests import (BatchRequest, Context, ExplainTextRequest, Options, ProgrammeQuery,
-                                     RelatedRequest, RequestLimits, Tuning)
+                                     RelatedRequest, Tuning)
 from epgembed.text.features import parse_time
 
 pytestmark = pytest.mark.unit
