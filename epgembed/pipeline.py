@@ -32,6 +32,7 @@ from epgembed.config import Config
 from epgembed.ingest.dumpfiles import ReadLimits
 from epgembed.ingest.epg import ReadReport, read_programmes
 from epgembed.index.build import write_indexes
+from epgembed.model.distributed import send_training
 from epgembed.model.vectors import catalog_vectors
 from epgembed.text.tokenize import Tokenizer
 from epgembed.model.train import TrainResult, train
@@ -151,10 +152,14 @@ def nothing_read(report: ReadReport, programmes: int, dropped: Counter, examples
 
 
 def fit(prep: Prepared, cfg: Config, init: np.ndarray | None = None,
-        progress: Progress | None = None) -> TrainResult:
-    return train(prep.token_ids, prep.show_categories, len(prep.categories), cfg.train,
-                 prep.tokenizer.vocab_size, init=init, token_weights=prep.token_weights,
-                 progress=progress, views=prep.views, series=prep.series)
+        progress: Progress | None = None, group=None) -> TrainResult:
+    """Train on `prep`; with `group` (model.distributed.Group, rank 0) the other ranks get
+    the training inputs first and train beside it."""
+    args = (prep.token_ids, prep.show_categories, len(prep.categories), cfg.train, prep.tokenizer.vocab_size)
+    kwargs = dict(init=init, token_weights=prep.token_weights, views=prep.views, series=prep.series)
+    if group is not None:
+        send_training(group, *args, **kwargs)
+    return train(*args, **kwargs, progress=progress, group=group)
 
 
 SAVE_STAGE = "index, neighbour table and write"
@@ -163,9 +168,10 @@ SAVE_STAGE = "index, neighbour table and write"
 def train_model(paths: Iterable[str | Path], out_dir: str | Path, cfg: Config | None = None, *,
                 skip_bad_input: bool = False, threads: int | None = None,
                 limits: ReadLimits | None = None,
-                quality: dict | None = None, progress: Progress | None = None) -> dict:
+                quality: dict | None = None, progress: Progress | None = None, group=None) -> dict:
     """Train on the dumps and write a complete model directory; returns its manifest.
-    `progress` gets the stages: ingest, tokenizer, train, index + neighbour table + write."""
+    `progress` gets the stages: ingest, tokenizer, train, index + neighbour table + write.
+    `group`: rank 0 of a data-parallel run (model.distributed), which trains with the others."""
     cfg = cfg or Config()
     progress = progress or Progress()
     if threads:
@@ -179,7 +185,7 @@ def train_model(paths: Iterable[str | Path], out_dir: str | Path, cfg: Config | 
     with tempfile.TemporaryFile(dir=out_dir.parent, prefix=f".{out_dir.name}.catalog-") as spool:
         prep = replace(prep, catalog=prep.catalog.serialized(spool))
         t0 = time.perf_counter()
-        result = fit(prep, cfg, progress=progress)
+        result = fit(prep, cfg, progress=progress, group=group)
         timings = {**prep.timings, "train_s": time.perf_counter() - t0}
         t0 = time.perf_counter()
         with progress.stage(SAVE_STAGE) as st:
@@ -228,6 +234,8 @@ def summaries(prep: Prepared, result: TrainResult, data: dict | None, timings: d
                 "seconds": round(result.seconds, 3), "examples": result.examples,
                 "examples_per_s": round(result.examples_per_second, 1),
                 "val_p_at_10": best.get("val_p_at_10"), "timings": timings}
+    if result.distributed:
+        training["distributed"] = result.distributed
     return summary, training
 
 
