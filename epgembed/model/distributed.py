@@ -174,6 +174,15 @@ def _broadcast(flat: np.ndarray) -> None:
         dist.broadcast(torch.from_numpy(flat[lo: lo + CHUNK]), 0)
 
 
+def shard_batch(shows: np.ndarray, b: int, n: int, lo: int, hi: int) -> np.ndarray:
+    """The titles of examples [lo, hi) of a batch laid out as example_batches lays it out
+    (b x (n-1) contexts, b positives, then the candidates), in the same layout: their
+    contexts, their positives, every candidate."""
+    ctx = b * (n - 1)
+    return np.concatenate([shows[:ctx].reshape(b, n - 1)[lo:hi].ravel(), shows[ctx + lo: ctx + hi],
+                           shows[b * n:]])
+
+
 class ShardStep:
     """step(titles, shows, b, allowed, n) -> the whole batch's loss, as train.make_step's
     steps: this rank's slice of the batch's examples, the row gradients summed over the
@@ -188,9 +197,7 @@ class ShardStep:
 
     def __call__(self, titles, shows: np.ndarray, b: int, allowed, n: int) -> float:
         lo, hi = self.group.share(b)
-        ctx = b * (n - 1)
-        mine = np.concatenate([shows[:ctx].reshape(b, n - 1)[lo:hi].ravel(),
-                               shows[ctx + lo: ctx + hi], shows[b * n:]])
+        mine = shard_batch(shows, b, n, lo, hi)
         allowed = (allowed.numpy() if isinstance(allowed, torch.Tensor) else allowed)[lo:hi]
         order = None   # random negatives: the whole batch's draw, as one process makes it
         if not self.hard:
