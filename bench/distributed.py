@@ -155,14 +155,15 @@ def more_ranks(dump: Path, cfg: Config, ks=(1, 2, 4, 8, 16), batches: int = 100)
         per_k.append({"ranks": k, "rows_per_rank": round(m, 1), "union_rows": round(u, 1),
                       "allgather_bytes": round((k - 1) * (16 + m * (4 * dim + 4))),
                       "union_bytes": round((k - 1) * (16 + 8 * m) + 2 * (k - 1) / k * u * 4 * dim)})
-    inputs = [prep.token_ids, prep.token_weights, prep.series] + [a for v in prep.views
-                                                                 for a in (v.ids, v.weights, v.lengths)]
-    packed = [titles.tokens, titles.weights, titles.length, titles.start]
     n = len(prep.token_ids)
+    padded = [prep.token_ids, prep.token_weights] + [a for v in prep.views for a in (v.ids, v.weights, v.lengths)]
+    packed = [titles.tokens, titles.weights, titles.length, titles.start]
+    supervision = 8 * (n + sum(len(c) for c in prep.show_categories)) + prep.series.nbytes
     return {"dump": dump_name(dump), "titles": n, "vocab": int(table.shape[0]), "batches": batches,
             "per_k": per_k,
-            "follower_bytes_per_title": {"inputs": round(sum(a.nbytes for a in inputs) / n),
-                                         "packed_titles": round(sum(a.nbytes for a in packed) / n)},
+            "bytes_per_title": {"packed_titles": round(sum(a.nbytes for a in packed) / n),
+                                "supervision": round(supervision / n),
+                                "rank0_padded_arrays": round(sum(a.nbytes for a in padded) / n)},
             "table_and_accum_bytes": int(table.nbytes + table.shape[0] * 4)}
 
 
@@ -200,10 +201,12 @@ def markdown(res: dict) -> str:
     for p in mr["per_k"]:
         lines.append(f"| {p['ranks']} | {p['rows_per_rank']:.0f} | {p['union_rows']:.0f} | "
                      f"{p['allgather_bytes'] / 1e6:.2f} | {p['union_bytes'] / 1e6:.2f} |")
-    f = mr["follower_bytes_per_title"]
-    lines += ["", f"A rank other than 0 holds per title {f['inputs']} B of inputs (token arrays, "
-              f"views, series) and {f['packed_titles']} B of packed titles, plus the table and "
-              f"its accumulators ({mr['table_and_accum_bytes'] / 1e6:.1f} MB here).", "",
+    f = mr["bytes_per_title"]
+    lines += ["", f"A rank other than 0 holds per title {f['packed_titles']} B of packed titles (the "
+              f"title bags and both views, no padding) and {f['supervision']} B of categories and "
+              f"series, plus the table and its accumulators ({mr['table_and_accum_bytes'] / 1e6:.1f} MB "
+              f"here); rank 0 also holds the padded arrays ({f['rank0_padded_arrays']} B), the catalog "
+              "and the tokenizer.", "",
               "MB sent: what the collectives move for this rank (a ring all-gather sends K - 1 "
               "times its share, a ring all-reduce 2 (K - 1) / K times the tensor); written: the "
               "bytes rank 0's process wrote during training (/proc/self/io wchar: gloo's "

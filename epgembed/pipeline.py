@@ -157,9 +157,8 @@ def fit(prep: Prepared, cfg: Config, init: np.ndarray | None = None,
     the training inputs first and train beside it."""
     args = (prep.token_ids, prep.show_categories, len(prep.categories), cfg.train, prep.tokenizer.vocab_size)
     kwargs = dict(init=init, token_weights=prep.token_weights, views=prep.views, series=prep.series)
-    if group is not None:
-        send_training(group, *args, **kwargs)
-    return train(*args, **kwargs, progress=progress, group=group)
+    titles = send_training(group, *args, **kwargs) if group is not None else None
+    return train(*args, **kwargs, progress=progress, group=group, titles=titles)
 
 
 SAVE_STAGE = "index, neighbour table and write"

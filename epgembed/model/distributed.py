@@ -10,8 +10,9 @@ math is the single-process step's: one rank gives its table bit for bit, K ranks
 up to the order of float additions.
 
 Rank 0 alone reads the dumps (ingest, catalog and tokenizer are not sharded), sends the
-others what training needs (`send_training`: token arrays, supervision, views, the warm
-start, the training config), trains with them and alone writes and publishes.
+others what training needs (`send_training`: the packed titles and views, supervision,
+series, the warm start, the training config), trains with them and alone writes and
+publishes.
 
     with Group.open(rank, world, "env://") as group:   # under torchrun (cli: --distributed)
         if group.rank == 0:
@@ -27,7 +28,7 @@ import json
 import subprocess
 import sys
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Iterator
 
@@ -38,6 +39,7 @@ import torch.distributed as dist
 from epgembed.config import TrainConfig
 from epgembed.model.exchange import Exchange
 from epgembed.model.rowgrad import RowGradient, adagrad_rows
+from epgembed.model.sampling import PackedTitles
 from epgembed.model.train import train
 
 # The longest a rank waits in one collective. The others wait for rank 0's ingest before
@@ -224,27 +226,22 @@ def launch(args: list[str], ranks: int, **run) -> subprocess.CompletedProcess:
     return done
 
 
-@dataclass(frozen=True)
-class View:
-    """A view of the shows as rank 0 sent it (the fields sampling.PackedTitles reads)."""
-    ids: np.ndarray
-    weights: np.ndarray
-    lengths: np.ndarray
-
-
 def send_training(group: Group, token_ids: np.ndarray, show_categories: list[list[int]],
                   n_categories: int, cfg: TrainConfig, vocab_size: int, init: np.ndarray | None,
-                  token_weights: np.ndarray | None, views: tuple, series: np.ndarray | None) -> None:
-    """Rank 0: train()'s inputs to the others (`follow`), before it trains with them."""
+                  token_weights: np.ndarray | None, views: tuple,
+                  series: np.ndarray | None) -> PackedTitles:
+    """Rank 0: train()'s inputs to the others (`follow`): the shows and their views packed
+    (no padding, no second copy on the other ranks), the supervision, series, the warm
+    start and the config. Returns the packed titles, for rank 0's own train(titles=)."""
+    titles = PackedTitles(token_ids, token_weights, views)
     sizes = np.array([len(c) for c in show_categories], np.int64)
-    arrays = {"token_ids": token_ids, "token_weights": token_weights, "init": init, "series": series,
-              "category_sizes": sizes,
+    arrays = {"tokens": titles.tokens, "weights": titles.weights, "length": titles.length,
+              "init": init, "series": series, "category_sizes": sizes,
               "categories": np.fromiter((c for cats in show_categories for c in cats), np.int64,
                                         int(sizes.sum()))}
-    for k, v in enumerate(views):
-        arrays.update({f"view{k}_ids": v.ids, f"view{k}_weights": v.weights, f"view{k}_lengths": v.lengths})
     group.send_inputs(arrays, {"n_categories": n_categories, "vocab_size": vocab_size,
-                               "views": len(views), "train": asdict(cfg)})
+                               "n_shows": len(titles), "train": asdict(cfg)})
+    return titles
 
 
 def follow(group: Group):
@@ -255,8 +252,7 @@ def follow(group: Group):
         return None
     a, meta = got
     show_categories = [c.tolist() for c in np.split(a["categories"], np.cumsum(a["category_sizes"])[:-1])]
-    views = tuple(View(a[f"view{k}_ids"], a[f"view{k}_weights"], a[f"view{k}_lengths"])
-                  for k in range(meta["views"]))
-    return train(a["token_ids"], show_categories, meta["n_categories"], TrainConfig(**meta["train"]),
-                 meta["vocab_size"], init=a.get("init"), token_weights=a.get("token_weights"),
-                 views=views, series=a.get("series"), group=group)
+    titles = PackedTitles.from_packed(a["tokens"], a.get("weights"), a["length"], meta["n_shows"])
+    return train(None, show_categories, meta["n_categories"], TrainConfig(**meta["train"]),
+                 meta["vocab_size"], init=a.get("init"), series=a.get("series"), group=group,
+                 titles=titles)

@@ -134,19 +134,22 @@ def make_step(table: torch.Tensor, row_weights: torch.Tensor | None, cfg: TrainC
 def train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories: int,
           cfg: TrainConfig, vocab_size: int, init: np.ndarray | None = None,
           token_weights: np.ndarray | None = None, progress: Progress | None = None,
-          views: tuple = (), series: np.ndarray | None = None, group=None) -> TrainResult:
+          views: tuple = (), series: np.ndarray | None = None, group=None,
+          titles: PackedTitles | None = None) -> TrainResult:
     """Train the token table. token_ids: [S, L] padded ids of every show's tokens;
     token_weights: optional [S, L] weights of those tokens in the title's sum; init: a
     [V, D] table to start from instead of the seeded one; views: the shows' text and guide
     views (TrainConfig.text_view, guide_view), packed; series: every show's series id, so
     that validation counts other series, once each; group: a distributed.Group when this is
-    one rank of a data-parallel run (its steps, rank 0's validation). One "train" stage on
+    one rank of a data-parallel run (its steps, rank 0's validation); titles: the shows and
+    views packed already (then token_ids only serve validation: None on a rank other than
+    0, which never validates). One "train" stage on
     `progress` (an epoch bar on a terminal); without one, cfg.progress draws that bar on stderr."""
     if progress is None and cfg.progress:
         progress = Progress(sys.stderr, live=True)
     with (progress or Progress()).stage("train") as stage:
         result = _train(token_ids, show_categories, n_categories, cfg, vocab_size, init,
-                        token_weights, stage, views, series, group)
+                        token_weights, stage, views, series, group, titles)
         stage.note(describe(result))
     return result
 
@@ -164,14 +167,15 @@ def describe(result: TrainResult) -> str:
 def _train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories: int,
            cfg: TrainConfig, vocab_size: int, init: np.ndarray | None,
            token_weights: np.ndarray | None, stage: Stage, views: tuple = (),
-           series: np.ndarray | None = None, group=None) -> TrainResult:
+           series: np.ndarray | None = None, group=None,
+           titles: PackedTitles | None = None) -> TrainResult:
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     val = split_validation(show_categories, cfg, rng)
     val_set = set(val)
     train_cats = [[] if s in val_set else c for s, c in enumerate(show_categories)]
     sampler = LeaveOneOutSampler(train_cats, n_categories, cfg.n, rng)
-    titles = PackedTitles(token_ids, token_weights, views)
+    titles = titles if titles is not None else PackedTitles(token_ids, token_weights, views)
     table = init_table(vocab_size, cfg.dim, cfg.init_std, gen)
     if init is not None:
         table.copy_(torch.from_numpy(init))
