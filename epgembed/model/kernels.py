@@ -31,19 +31,21 @@ log = logging.getLogger("epgembed.model.kernels")
 _NO_CACHE: list[str] = []   # kernels compiled without a disk cache (then warned about once)
 
 
-def _jit(fn):
-    """nb.njit(**_JIT): compiled on first use and cached on disk, in __pycache__ beside this
+def _jit(fn=None, **extra):
+    """nb.njit(**_JIT, **extra) (as @_jit or @_jit(inline="always")): compiled on first use and cached on disk, in __pycache__ beside this
     file, or where that is read-only in the user's cache directory (~/.cache/numba), or in
     NUMBA_CACHE_DIR when set (deploy/systemd sets it). Where none is writable numba refuses
     cache=True with a RuntimeError at import: then the kernels compile in every process."""
+    if fn is None:
+        return lambda f: _jit(f, **extra)
     try:
-        return nb.njit(**_JIT)(fn)
+        return nb.njit(**_JIT, **extra)(fn)
     except RuntimeError as e:
         if not _NO_CACHE:
             log.warning("numba kernels not cached (%s): each process compiles them (2-5 s); "
                         "set NUMBA_CACHE_DIR to a writable directory", e)
         _NO_CACHE.append(fn.__name__)
-        return nb.njit(**{**_JIT, "cache": False})(fn)
+        return nb.njit(**{**_JIT, "cache": False, **extra})(fn)
 
 
 @_jit
@@ -173,16 +175,13 @@ def triplet_grad(u, norms, slots, b, n, bag, bag_norm, scores, rank, allowed, k,
     return loss / b
 
 
-@_jit
-def scatter_adagrad(table, accum, tokens, start, length, weights, titles, d_sums, lr,
-                    row_weights, slot_of, occ_slot, counts, occ_title, occ_w, rows, grad):
-    """Row-wise Adagrad on the rows of the titles' tokens: each distinct row's gradient is
-    summed from the titles that use it (d_sums[i] times the token's weight in title i),
-    then the row takes the step -lr * row_weight / sqrt(accum) * grad.
-
-    slot_of: [V] int32, -1 everywhere on entry and on exit (the caller's scratch).
-    Returns the number of distinct rows updated. Row 0 (PAD) is never updated."""
-    dim = table.shape[1]
+@_jit(inline="always")
+def group_by_row(tokens, start, length, weights, titles, slot_of, occ_slot, counts, occ_title,
+                 occ_w, rows):
+    """The token occurrences of the titles grouped by row (a counting sort): rows[:n] are
+    the distinct rows in order of first use, slot_of[rows[r]] = r (the caller puts -1 back),
+    and row r's occurrences are occ_title / occ_w[counts[r - 1]: counts[r]] (from 0 for r = 0):
+    the title index and the token's weight in it. Returns n."""
     m = 0
     n_rows = 0
     for i in range(len(titles)):                    # 1: distinct rows, occurrences per row
@@ -214,29 +213,56 @@ def scatter_adagrad(table, accum, tokens, start, length, weights, titles, d_sums
             occ_w[q] = weights[j]
             counts[r] = q + 1
             m += 1
+    return n_rows
+
+
+@_jit(inline="always")
+def row_gradient(occ_title, occ_w, lo, hi, d_sums, grad):
+    """grad = the sum of d_sums[title] x weight over one row's occurrences [lo, hi)."""
+    dim = d_sums.shape[1]
+    for d in range(dim):
+        grad[d] = 0.0
+    for q in range(lo, hi):
+        w = occ_w[q]
+        i = occ_title[q]
+        for d in range(dim):
+            grad[d] += w * d_sums[i, d]
+
+
+@_jit(inline="always")
+def adagrad_row(table, accum, t, grad, lr, row_weights):
+    """Row t's row-wise Adagrad step: -lr * row_weight / sqrt(accum) * grad (never PAD, 0)."""
+    if t == 0:
+        return
+    dim = table.shape[1]
+    sq = np.float32(0.0)
+    for d in range(dim):
+        sq += grad[d] * grad[d]
+    acc = accum[t] + sq / np.float32(dim)
+    accum[t] = acc
+    step = np.float32(-lr * row_weights[t] / (np.sqrt(acc) + 1e-10))
+    for d in range(dim):
+        table[t, d] += step * grad[d]
+
+
+@_jit
+def scatter_adagrad(table, accum, tokens, start, length, weights, titles, d_sums, lr,
+                    row_weights, slot_of, occ_slot, counts, occ_title, occ_w, rows, grad):
+    """Row-wise Adagrad on the rows of the titles' tokens: each distinct row's gradient is
+    summed from the titles that use it (d_sums[i] times the token's weight in title i),
+    then the row takes the step -lr * row_weight / sqrt(accum) * grad.
+
+    slot_of: [V] int32, -1 everywhere on entry and on exit (the caller's scratch).
+    Returns the number of distinct rows updated. Row 0 (PAD) is never updated."""
+    n_rows = group_by_row(tokens, start, length, weights, titles, slot_of, occ_slot, counts,
+                          occ_title, occ_w, rows)
     lo = 0
     for r in range(n_rows):                         # 3: per row: sum, accumulate, step
-        hi = counts[r]
-        for d in range(dim):
-            grad[d] = 0.0
-        for q in range(lo, hi):
-            w = occ_w[q]
-            i = occ_title[q]
-            for d in range(dim):
-                grad[d] += w * d_sums[i, d]
-        lo = hi
+        row_gradient(occ_title, occ_w, lo, counts[r], d_sums, grad)
+        lo = counts[r]
         t = rows[r]
         slot_of[t] = -1
-        if t == 0:
-            continue
-        sq = np.float32(0.0)
-        for d in range(dim):
-            sq += grad[d] * grad[d]
-        acc = accum[t] + sq / np.float32(dim)
-        accum[t] = acc
-        step = np.float32(-lr * row_weights[t] / (np.sqrt(acc) + 1e-10))
-        for d in range(dim):
-            table[t, d] += step * grad[d]
+        adagrad_row(table, accum, t, grad, lr, row_weights)
     return n_rows
 
 

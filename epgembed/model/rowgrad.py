@@ -3,9 +3,9 @@
 Adagrad step on rows whose gradients were summed over the ranks.
 
 `kernels.CompiledStep` does both in one pass (`kernels.scatter_adagrad`); here
-`row_gradients` is that kernel's passes 1-3 writing each distinct row's summed gradient
-instead of applying it, `merge_rows` sums the rows several ranks sent, and `adagrad_rows`
-is its step alone. The forward and backward kernels are CompiledStep's own. A batch split
+`row_gradients` is that kernel writing each distinct row's summed gradient instead of
+applying it, `merge_rows` sums the rows several ranks sent, and `adagrad_rows` is its step
+alone (the same kernels.group_by_row, row_gradient and adagrad_row). The forward and backward kernels are CompiledStep's own. A batch split
 nowhere (one rank) gives CompiledStep's table bit for bit (tests/test_distributed_step.py).
 
     grad = RowGradient(table, k, margin, hard, generator)
@@ -19,58 +19,22 @@ import threading
 import numpy as np
 import torch
 
-from epgembed.model.kernels import _jit, context_bags, triplet_grad, unit_title_sums
+from epgembed.model.kernels import (_jit, adagrad_row, context_bags, group_by_row, row_gradient,
+                                    triplet_grad, unit_title_sums)
 
 
 @_jit
 def row_gradients(tokens, start, length, weights, titles, d_sums, slot_of, occ_slot, counts,
                   occ_title, occ_w, rows, grad):
-    """grad[r] = sum over the titles using row rows[r] of d_sums[i] times the token's weight
-    (kernels.scatter_adagrad's passes 1-3, in the same order). slot_of: [V] int32, -1 on
-    entry and on exit. Returns the number of distinct rows (PAD included when used)."""
-    dim = d_sums.shape[1]
-    m = 0
-    n_rows = 0
-    for i in range(len(titles)):                    # 1: distinct rows, occurrences per row
-        s = titles[i]
-        for j in range(start[s], start[s] + length[s]):
-            t = tokens[j]
-            r = slot_of[t]
-            if r < 0:
-                r = n_rows
-                slot_of[t] = r
-                rows[r] = t
-                counts[r] = 0
-                n_rows += 1
-            counts[r] += 1
-            occ_slot[m] = r
-            m += 1
-    total = 0                                       # 2: counting sort of occurrences by row
-    for r in range(n_rows):
-        c = counts[r]
-        counts[r] = total
-        total += c
-    m = 0
-    for i in range(len(titles)):
-        s = titles[i]
-        for j in range(start[s], start[s] + length[s]):
-            r = occ_slot[m]
-            q = counts[r]
-            occ_title[q] = i
-            occ_w[q] = weights[j]
-            counts[r] = q + 1
-            m += 1
+    """grad[r] = the sum over the titles using row rows[r] of d_sums[i] times the token's
+    weight (kernels.scatter_adagrad without its step). slot_of: [V] int32, -1 on entry and
+    on exit. Returns the number of distinct rows (PAD included when used)."""
+    n_rows = group_by_row(tokens, start, length, weights, titles, slot_of, occ_slot, counts,
+                          occ_title, occ_w, rows)
     lo = 0
-    for r in range(n_rows):                         # 3: per row: the summed gradient
-        hi = counts[r]
-        for d in range(dim):
-            grad[r, d] = 0.0
-        for q in range(lo, hi):
-            w = occ_w[q]
-            i = occ_title[q]
-            for d in range(dim):
-                grad[r, d] += w * d_sums[i, d]
-        lo = hi
+    for r in range(n_rows):
+        row_gradient(occ_title, occ_w, lo, counts[r], d_sums, grad[r])
+        lo = counts[r]
         slot_of[rows[r]] = -1
     return n_rows
 
@@ -83,12 +47,11 @@ def merge_rows(ids, grads, slot_of, rows, sums):
     dim = grads.shape[1]
     n = 0
     for q in range(len(ids)):
-        t = ids[q]
-        r = slot_of[t]
+        r = slot_of[ids[q]]
         if r < 0:
             r = n
-            slot_of[t] = r
-            rows[r] = t
+            slot_of[ids[q]] = r
+            rows[r] = ids[q]
             for d in range(dim):
                 sums[r, d] = 0.0
             n += 1
@@ -102,21 +65,9 @@ def merge_rows(ids, grads, slot_of, rows, sums):
 @_jit
 def adagrad_rows(table, accum, rows, grad, n, lr, row_weights):
     """Row-wise Adagrad on the distinct rows rows[:n] with their summed gradients grad[:n]
-    (kernels.scatter_adagrad's step): -lr * row_weight / sqrt(accum) * grad. Row 0 (PAD)
-    is never updated."""
-    dim = table.shape[1]
+    (kernels.scatter_adagrad's step). Row 0 (PAD) is never updated."""
     for r in range(n):
-        t = rows[r]
-        if t == 0:
-            continue
-        sq = np.float32(0.0)
-        for d in range(dim):
-            sq += grad[r, d] * grad[r, d]
-        acc = accum[t] + sq / np.float32(dim)
-        accum[t] = acc
-        step = np.float32(-lr * row_weights[t] / (np.sqrt(acc) + 1e-10))
-        for d in range(dim):
-            table[t, d] += step * grad[r, d]
+        adagrad_row(table, accum, rows[r], grad[r], lr, row_weights)
 
 
 class RowGradient:
