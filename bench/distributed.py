@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common import SHARED_DUMPS, dump_paths
 from epgembed.config import Config
 from epgembed.eval.baselines import EpgembedSystem
 from epgembed.eval.evaluate import dump_name, evaluate_dumps
@@ -221,15 +222,12 @@ def markdown(res: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dumps", default=str(ROOT.parent / "shared" / "data" / "epg"))
+    ap.add_argument("--dumps", default=str(SHARED_DUMPS))
     ap.add_argument("--seeds", default="0,1,2", help="training seeds (default 0,1,2)")
     ap.add_argument("--ranks", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = ap.parse_args(argv)
-    paths = sorted(Path(args.dumps).glob("*.xml*"))
-    if not paths:
-        print(f"no dumps in {args.dumps}", file=sys.stderr)
-        return 2
+    paths = dump_paths(args.dumps)
     seeds = [int(s) for s in args.seeds.split(",")]
     cfg, load_before, t0 = Config(), os.getloadavg(), time.perf_counter()
     torch.set_num_threads(1)

@@ -8,25 +8,14 @@ import pytest
 import torch
 
 from epgembed.config import TrainConfig
-from epgembed.model.distributed import Group, ShardStep
+from epgembed.model.distributed import Group, ShardStep, shard_batch
 from epgembed.model.kernels import CompiledStep
 from epgembed.model.rowgrad import RowGradient, adagrad_rows, merge_rows
-from epgembed.model.sampling import PackedTitles
+from oracles import random_titles
 
 pytestmark = pytest.mark.unit
 
 CFG = TrainConfig(dim=8, n=3, max_negatives=4, margin=0.5, lr=0.3)
-
-
-def _titles(shows=40, vocab=60, seed=0):
-    rng = np.random.default_rng(seed)
-    ids = np.zeros((shows, 7), np.int64)
-    w = np.zeros(ids.shape, np.float32)
-    for s in range(shows):
-        k = rng.integers(1, 8)
-        ids[s, :k] = rng.integers(1, vocab, k)
-        w[s, :k] = rng.uniform(0.2, 1.0, k)
-    return PackedTitles(ids, w), vocab
 
 
 def _batches(titles, b, n, c, steps=5, seed=2):
@@ -66,7 +55,7 @@ def test_merge_rows_sums_equal_ids_in_order_of_first_appearance():
 def test_one_rank_steps_exactly_as_the_compiled_step(hard):
     """Row gradients, then the Adagrad step on them, over several steps (so the accumulators
     count): the table of kernels.CompiledStep bit for bit, random negatives drawn alike."""
-    titles, vocab = _titles()
+    titles, vocab = random_titles(weighted=True)
     cfg = replace(CFG, hard_negatives=hard)
     weights = np.random.default_rng(1).uniform(1.0, 3.0, vocab).astype(np.float32)
     whole = CompiledStep(_table(vocab, cfg.dim), np.zeros(vocab, np.float32), weights, cfg.max_negatives,
@@ -83,7 +72,7 @@ def test_the_slices_of_a_batch_add_up_to_the_whole_batch(world):
     """What K ranks compute (each its Group.share of the examples, the candidates in full,
     each example weighted 1 / the whole batch) sums to the whole batch's loss and row
     gradients: the exchange's sum is the one-process step, up to the order of additions."""
-    titles, vocab = _titles()
+    titles, vocab = random_titles(weighted=True)
     b, n, c = 7, CFG.n, 12
     shows, allowed = _batches(titles, b, n, c, steps=1)[0]
     grad = RowGradient(_table(vocab, CFG.dim), CFG.max_negatives, CFG.margin)
@@ -93,8 +82,7 @@ def test_the_slices_of_a_batch_add_up_to_the_whole_batch(world):
     for rank in range(world):
         lo, hi = Group(rank, world).share(b)
         sizes.append(hi - lo)
-        ctx = shows[: b * (n - 1)].reshape(b, n - 1)[lo:hi].ravel()
-        mine = np.concatenate([ctx, shows[b * (n - 1) + lo: b * (n - 1) + hi], shows[b * n:]])
+        mine = shard_batch(shows, b, n, lo, hi)
         part_loss, part_rows, part = grad(titles, mine, hi - lo, allowed[lo:hi], n, 1.0 / b)
         total += part_loss
         for r, g in zip(part_rows.tolist(), part):
