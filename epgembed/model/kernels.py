@@ -32,10 +32,11 @@ _NO_CACHE: list[str] = []   # kernels compiled without a disk cache (then warned
 
 
 def _jit(fn=None, **extra):
-    """nb.njit(**_JIT, **extra) (as @_jit or @_jit(inline="always")): compiled on first use and cached on disk, in __pycache__ beside this
-    file, or where that is read-only in the user's cache directory (~/.cache/numba), or in
-    NUMBA_CACHE_DIR when set (deploy/systemd sets it). Where none is writable numba refuses
-    cache=True with a RuntimeError at import: then the kernels compile in every process."""
+    """nb.njit(**_JIT, **extra), as @_jit or @_jit(inline="always"): compiled on first use
+    and cached on disk, in __pycache__ beside this file, or where that is read-only in the
+    user's cache directory (~/.cache/numba), or in NUMBA_CACHE_DIR when set (deploy/systemd
+    sets it). Where none is writable numba refuses cache=True with a RuntimeError at import:
+    then the kernels compile in every process."""
     if fn is None:
         return lambda f: _jit(f, **extra)
     try:
