@@ -85,6 +85,23 @@ def test_nightly_distributed_publishes_from_rank_0_only(tmp_path):
     assert [v["version"] for v in registry.list_versions(root)] == [versions[0]["version"]]
 
 
+@pytest.mark.parametrize("exchange", ["allgather", "union"])
+def test_a_group_of_one_rank_trains_the_one_process_table(tmp_path, exchange):
+    """In this process, a process group of one (gloo, a file store): each exchange, the
+    shared validation figure and the end-of-training check give train()'s table without a
+    group, to float rounding (3 epochs: 1e-6), and the same held-out figures."""
+    from epgembed.model.distributed import Group
+    from epgembed.pipeline import fit, prepare
+    cfg = Config().replace(train={"epochs": 3, "min_examples": 0})
+    prep = prepare([SAMPLE], cfg)
+    alone = fit(prep, cfg)
+    with Group.open(0, 1, f"file://{tmp_path / 'store'}", exchange=exchange) as group:
+        ranked = fit(prep, cfg, group=group)
+    assert np.abs(ranked.embeddings - alone.embeddings).max() < 1e-5
+    assert [h["val_p_at_10"] for h in ranked.history] == [h["val_p_at_10"] for h in alone.history]
+    assert ranked.distributed["exchange"] == exchange and ranked.distributed["rank0"]["steps"] > 0
+
+
 def test_distributed_outside_torchrun_says_how_to_start_it(tmp_path, monkeypatch, capsys):
     for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(name, raising=False)

@@ -1,6 +1,6 @@
 """The compiled step split into row gradients and an Adagrad step (model/rowgrad.py) and the
-data-parallel step built on it (model/distributed.ShardStep), in one process: the same
-table as kernels.CompiledStep, and a batch's slices adding up to the whole batch."""
+data-parallel step built on it (model/distributed.ShardStep), in one process: the table of
+kernels.CompiledStep, and a batch's slices adding up to the whole batch."""
 from dataclasses import replace
 
 import numpy as np
@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from epgembed.config import TrainConfig
-from epgembed.model.distributed import Group, ShardStep, shard_batch
+from epgembed.model.distributed import Group, RowGradient, ShardStep, shard_batch
 from epgembed.model.kernels import CompiledStep
-from epgembed.model.rowgrad import RowGradient, adagrad_rows, merge_rows
+from epgembed.model.rowgrad import merge_rows
 from oracles import random_titles
 
 pytestmark = pytest.mark.unit
 
-CFG = TrainConfig(dim=8, n=3, max_negatives=4, margin=0.5, lr=0.3)
+CFG = TrainConfig(dim=100, n=3, max_negatives=4, margin=0.5, lr=0.3)
 
 
 def _batches(titles, b, n, c, steps=5, seed=2):
@@ -52,19 +52,23 @@ def test_merge_rows_sums_equal_ids_in_order_of_first_appearance():
 
 
 @pytest.mark.parametrize("hard", [True, False])
-def test_one_rank_steps_exactly_as_the_compiled_step(hard):
+def test_one_rank_steps_as_the_compiled_step(hard):
     """Row gradients, then the Adagrad step on them, over several steps (so the accumulators
-    count): the table of kernels.CompiledStep bit for bit, random negatives drawn alike."""
+    count): the losses of kernels.CompiledStep and its table to float rounding (its step
+    sums a row's squares in another order), random negatives drawn alike."""
     titles, vocab = random_titles(weighted=True)
     cfg = replace(CFG, hard_negatives=hard)
     weights = np.random.default_rng(1).uniform(1.0, 3.0, vocab).astype(np.float32)
     whole = CompiledStep(_table(vocab, cfg.dim), np.zeros(vocab, np.float32), weights, cfg.max_negatives,
                          cfg.margin, cfg.lr, hard, torch.Generator().manual_seed(7))
-    split = ShardStep(_Alone(), _table(vocab, cfg.dim), weights, cfg, torch.Generator().manual_seed(7))
+    split = ShardStep(_Alone(), torch.from_numpy(_table(vocab, cfg.dim)), torch.from_numpy(weights), cfg,
+                      torch.Generator().manual_seed(7))
     for shows, allowed in _batches(titles, 6, cfg.n, 12):
-        assert split(titles, shows, 6, allowed, cfg.n) == whole(titles, shows, 6, allowed, cfg.n)
-    assert np.array_equal(split.table, whole.table) and np.array_equal(split.accum, whole.accum)
-    assert not np.array_equal(whole.table, _table(vocab, cfg.dim))      # it did move
+        assert split(titles, shows, 6, allowed, cfg.n) == pytest.approx(whole(titles, shows, 6, allowed, cfg.n),
+                                                                      rel=1e-5)
+    assert np.abs(split.table.numpy() - whole.table).max() < 1e-5
+    assert np.allclose(split.accum.numpy(), whole.accum, rtol=1e-5, atol=0)
+    assert np.abs(whole.table - _table(vocab, cfg.dim)).max() > 0.01     # it did move
 
 
 @pytest.mark.parametrize("world", [2, 3, 4])
@@ -93,13 +97,3 @@ def test_the_slices_of_a_batch_add_up_to_the_whole_batch(world):
     for r, g in expect.items():
         assert np.allclose(summed[r], g, atol=1e-6)
     assert any(np.abs(g).max() > 1e-3 for g in expect.values())        # not all zero
-
-
-def test_adagrad_rows_steps_each_row_by_its_own_accumulator_and_leaves_pad_alone():
-    """Row 2: g = [2, 2], accum 4, row weight 2 -> step 2 * 0.1 / 2; row 0 (PAD) untouched."""
-    table = np.ones((3, 2), np.float32)
-    accum = np.zeros(3, np.float32)
-    adagrad_rows(table, accum, np.array([2, 0]), np.array([[2, 2], [9, 9]], np.float32), 2, 0.1,
-                 np.array([1, 1, 2], np.float32))
-    assert table[2].tolist() == pytest.approx([0.8, 0.8])
-    assert table[0].tolist() == [1, 1] and accum.tolist() == pytest.approx([0, 0, 4])

@@ -3,11 +3,11 @@
 Every rank samples the same batches (the same seed, so the same permutation of the
 leave-one-out memberships, contexts and candidate pool) and takes its slice of each
 batch's examples: rank r trains on its shard of the examples. It computes the gradient of
-its examples' rows (rowgrad.RowGradient, each example weighted 1 / the whole batch), the
+its examples' rows (RowGradient, each example weighted 1 / the whole batch), the
 ranks sum those gradients (exchange.Exchange), and every rank applies the same row-wise
-Adagrad step, so the tables stay identical (checked at the end: a digest per rank). The
-math is the single-process step's: one rank gives its table bit for bit, K ranks the same
-up to the order of float additions.
+Adagrad step (fused.rowwise_adagrad_), so the tables stay identical (checked at the end: a
+digest per rank). The math is the single-process step's: one rank or K give its table up
+to float rounding (the order of the additions).
 
 Rank 0 alone reads the dumps (ingest, catalog and tokenizer are not sharded), sends the
 others what training needs (`send_training`: the packed titles and views, supervision,
@@ -27,6 +27,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import threading
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import timedelta
@@ -38,7 +39,9 @@ import torch.distributed as dist
 
 from epgembed.config import TrainConfig
 from epgembed.model.exchange import Exchange
-from epgembed.model.rowgrad import RowGradient, adagrad_rows
+from epgembed.model.kernels import context_bags, triplet_grad, unit_title_sums
+from epgembed.model.fused import rowwise_adagrad_
+from epgembed.model.rowgrad import row_gradients
 from epgembed.model.sampling import PackedTitles
 from epgembed.model.train import train
 
@@ -86,8 +89,7 @@ class Group:
                              "add ranks instead of workers")
         self.exchange = Exchange(self.exchange_method, self.world, table.shape[0])
         self._wchar0 = _written()
-        weights = row_weights if row_weights is not None else torch.ones(table.shape[0])
-        return ShardStep(self, table.numpy(), weights.numpy(), cfg, generator)
+        return ShardStep(self, table, row_weights, cfg, generator)
 
     def agreed(self, validate):
         """`validate` run by rank 0 alone, its figure given to every rank (early stopping
@@ -185,17 +187,73 @@ def shard_batch(shows: np.ndarray, b: int, n: int, lo: int, hi: int) -> np.ndarr
                            shows[b * n:]])
 
 
+class RowGradient:
+    """grad(titles, shows, b, allowed, n, scale, order) -> (loss_sum, rows, row_grad): the
+    batch's summed loss and the gradient of every distinct token row it uses, from the
+    current table, nothing applied. As CompiledStep, but each example's loss is weighted
+    by `scale` instead of 1 / b (1 / the global batch, when this is one rank's share of it);
+    `order` ([b, C]) ranks the candidates when they are random (hard=False). The rows and
+    gradients returned are this thread's work arrays: read them before its next call."""
+
+    def __init__(self, table: np.ndarray, k: int, margin: float, hard: bool = True,
+                 generator: torch.Generator | None = None):
+        self.table, self.k, self.margin, self.hard, self.generator = table, k, float(margin), hard, generator
+        self._local = threading.local()
+
+    def _work(self, size: int) -> dict:
+        """This thread's work arrays, for `size` token occurrences (grown, never shrunk)."""
+        w = getattr(self._local, "work", None)
+        if w is None:
+            w = self._local.work = {"slot_of": np.full(len(self.table), -1, np.int32), "size": -1}
+        if w["size"] < size:
+            size = max(size, 2 * w["size"])
+            w.update(size=size, occ_slot=np.empty(size, np.int32), counts=np.empty(size, np.int64),
+                     occ_title=np.empty(size, np.int32), occ_w=np.empty(size, np.float32),
+                     rows=np.empty(size, np.int64),
+                     grad=np.empty((size, self.table.shape[1]), np.float32))
+        return w
+
+    def __call__(self, titles, shows: np.ndarray, b: int, allowed, n: int, scale: float,
+                 order: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+        dim = self.table.shape[1]
+        if b == 0:
+            return 0.0, np.empty(0, np.int64), np.empty((0, dim), np.float32)
+        weights = titles.weights if titles.weights is not None else np.ones(len(titles.tokens), np.float32)
+        allowed = allowed.numpy() if isinstance(allowed, torch.Tensor) else allowed
+        uniq, slots = np.unique(shows, return_inverse=True)
+        slots = slots.reshape(-1)
+        t = len(uniq)
+        u, norms = np.empty((t, dim), np.float32), np.empty(t, np.float32)
+        unit_title_sums(self.table, titles.tokens, titles.start, titles.length, weights, uniq, u, norms)
+        bag, bag_norm = np.empty((b, dim), np.float32), np.empty(b, np.float32)
+        context_bags(u, slots, b, n, bag, bag_norm)
+        scores = torch.from_numpy(bag).mm(torch.from_numpy(u[slots[b * n:]]).T).numpy()
+        if order is None:
+            order = scores if self.hard else torch.rand(scores.shape, generator=self.generator).numpy()
+        d_u, d_sums = np.empty((t, dim), np.float32), np.empty((t, dim), np.float32)
+        loss = triplet_grad(u, norms, slots, b, n, bag, bag_norm, scores, order, allowed,
+                            self.k, self.margin, d_u, d_sums)
+        if scale != 1.0 / b:                        # triplet_grad weighs each example 1 / b
+            d_sums *= np.float32(scale * b)
+        occ = int(titles.length[uniq].sum())
+        work = self._work(occ)
+        m = row_gradients(titles.tokens, titles.start, titles.length, weights, uniq, d_sums,
+                          work["slot_of"], work["occ_slot"], work["counts"], work["occ_title"],
+                          work["occ_w"], work["rows"], work["grad"])
+        return float(loss) * b, work["rows"][:m], work["grad"][:m]
+
+
 class ShardStep:
     """step(titles, shows, b, allowed, n) -> the whole batch's loss, as train.make_step's
     steps: this rank's slice of the batch's examples, the row gradients summed over the
     ranks, the same Adagrad step on every rank."""
 
-    def __init__(self, group: Group, table: np.ndarray, row_weights: np.ndarray,
+    def __init__(self, group: Group, table: torch.Tensor, row_weights: torch.Tensor | None,
                  cfg: TrainConfig, generator: torch.Generator):
         self.group, self.table, self.row_weights, self.lr = group, table, row_weights, float(cfg.lr)
-        self.accum = np.zeros(len(table), np.float32)
+        self.accum = torch.zeros(len(table))
         self.hard, self.generator = cfg.hard_negatives, generator
-        self.grad = RowGradient(table, cfg.max_negatives, cfg.margin, cfg.hard_negatives, generator)
+        self.grad = RowGradient(table.numpy(), cfg.max_negatives, cfg.margin, cfg.hard_negatives, generator)
 
     def __call__(self, titles, shows: np.ndarray, b: int, allowed, n: int) -> float:
         lo, hi = self.group.share(b)
@@ -209,7 +267,8 @@ class ShardStep:
         # their step changes nothing, so they are not sent (~5% of the rows on de_magenta)
         moved = grad.any(axis=1)
         rows, grads, total = self.group.exchange(rows[moved], grad[moved], loss)
-        adagrad_rows(self.table, self.accum, rows, grads, len(rows), self.lr, self.row_weights)
+        rowwise_adagrad_(self.table, self.accum, torch.from_numpy(rows), torch.from_numpy(grads), self.lr,
+                         self.row_weights)
         return total / b
 
 
