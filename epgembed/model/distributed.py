@@ -29,7 +29,7 @@ import subprocess
 import sys
 import threading
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import timedelta
 from typing import Iterator
 
@@ -312,6 +312,7 @@ def follow(group: Group):
     a, meta = got
     show_categories = [c.tolist() for c in np.split(a["categories"], np.cumsum(a["category_sizes"])[:-1])]
     titles = PackedTitles.from_packed(a["tokens"], a.get("weights"), a["length"], meta["n_shows"])
-    return train(None, show_categories, meta["n_categories"], TrainConfig(**meta["train"]),
+    cfg = replace(TrainConfig(**meta["train"]), progress=False)     # rank 0 draws the bar
+    return train(None, show_categories, meta["n_categories"], cfg,
                  meta["vocab_size"], init=a.get("init"), series=a.get("series"), group=group,
                  titles=titles)
