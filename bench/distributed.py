@@ -38,8 +38,7 @@ from common import SHARED_DUMPS, dump_paths
 from epgembed.config import Config
 from epgembed.eval.baselines import EpgembedSystem
 from epgembed.eval.evaluate import dump_name, evaluate_dumps
-from epgembed.model.distributed import Group, launch, shard_batch
-from epgembed.model.rowgrad import RowGradient
+from epgembed.model.distributed import Group, RowGradient, launch, shard_batch
 from epgembed.model.sampling import LeaveOneOutSampler, PackedTitles
 from epgembed.model.train import example_batches, split_validation
 from epgembed.pipeline import fit, prepare, train_model
