@@ -147,7 +147,7 @@ bench-train: $(STAMP)
 
 # data-parallel training: 2 ranks (torchrun, gloo on loopback) against one process on every
 # shared dump, 3 seeds each: P@10d, time per epoch, bytes exchanged; the exchanges compared;
-# the rows K ranks would send -> bench/results/distributed.{json,md} (about 10 minutes)
+# the rows K ranks would send -> bench/results/distributed.{json,md} (5-6 minutes)
 .PHONY: bench-distributed
 bench-distributed: $(STAMP)
 	$(BIN)/python bench/distributed.py $(DISTRIBUTED_ARGS)

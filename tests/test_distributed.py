@@ -59,7 +59,7 @@ def test_two_ranks_train_the_one_process_model_and_rank_0_alone_writes_it(tmp_pa
     assert model.related("Premier Football Tonight", 5).related
 
     # the same batches and math as one process, only the order of float additions differs
-    # (2e-7 after the sample's 90 steps): the held-out figure is the same to within 0.02,
+    # (3e-7 after the sample's 90 steps): the held-out figure is the same to within 0.02,
     # 6 of the 280 answers of its 28 validation titles
     assert np.abs(table - np.load(single / "embeddings.npy")).max() < 1e-3
     assert manifest["training"]["val_p_at_10"] == pytest.approx(alone["training"]["val_p_at_10"], abs=0.02)
