@@ -110,7 +110,8 @@ $(NGINX):
 test: $(STAMP) $(BYTECODE) $(CHROMIUM) $(NGINX)
 	$(BIN)/python -m pytest -m "not slow"
 
-# the slow multi-process fault tests (marker `slow`: live servers under load, kill -9 of masters)
+# the slow fault runs (marker `slow`): live servers under load, kill -9 of masters, a kill -9 at
+# every rename of a nightly run; a few minutes
 .PHONY: test-slow
 test-slow: $(STAMP) $(BYTECODE) $(NGINX)
 	$(BIN)/python -m pytest -m slow
@@ -140,6 +141,12 @@ bench-outliers: $(STAMP)
 bench-nightly: $(STAMP)
 	$(BIN)/python bench/nightly.py
 
+# in-process query times (by id, by title, unseen, with context, a programme; one answer per series)
+# and the training time on all shared dumps -> bench/results/query_speed.json
+.PHONY: bench-query
+bench-query: $(STAMP) $(BYTECODE)
+	$(BIN)/python bench/query_speed.py
+
 # training throughput: the METHOD.md ladder side by side -> bench/results/train_speed.json
 .PHONY: bench-train
 bench-train: $(STAMP)
@@ -164,8 +171,15 @@ bench-cli: $(STAMP) $(BYTECODE)
 bench-search: $(STAMP)
 	$(BIN)/python bench/search.py
 
+# one model or many (issue 27): one model of all shared dumps against one per dump, P@10d per dump on
+# the same test titles (the combined model's answers restricted to the query's feed), training time
+# and peak memory of each -> bench/results/feeds-model.{json,md} (about 2 minutes)
+.PHONY: bench-feeds
+bench-feeds: $(STAMP)
+	$(BIN)/python bench/feeds.py
+
 # every benchmark; figures printed and written to bench/results/
-bench: bench-quality bench-train bench-serve bench-nightly bench-outliers bench-scale-quick bench-index bench-cli bench-search bench-distributed
+bench: bench-quality bench-query bench-train bench-serve bench-nightly bench-outliers bench-scale-quick bench-index bench-cli bench-search bench-feeds bench-distributed
 
 # 5 minutes of mixed traffic at 16 connections, a model reload every minute -> bench/results/soak.json
 # (quick look: make bench-soak SOAK_ARGS="--seconds 30 --reload-every 10 --window 10")
@@ -176,8 +190,10 @@ bench-soak: $(STAMP)
 # nginx (deploy/nginx) in front of 2 replicas x 2 workers on the shared-data model: throughput
 # through nginx to 2 vs 1 replica vs bare gunicorn, a publish and a kill -9 under load, 200 slow
 # clients against nginx and against bare gunicorn, 16 clients sending the largest legal request
-# (/healthz p99 meanwhile) -> bench/results/replicas.json (20 s phases; quick look, about a
-# minute: make bench-replicas REPLICAS_ARGS=--quick; one phase: REPLICAS_ARGS="--only saturation")
+# (/healthz p99 meanwhile), 2 feeds x 2 replicas behind one nginx (traffic to both, a publish on
+# one, kill -9 of a replica of the other) -> bench/results/replicas.json (20 s phases; quick look,
+# about a minute: make bench-replicas REPLICAS_ARGS=--quick; one phase, its figures under its own
+# key of the file: REPLICAS_ARGS="--only feeds --seconds 10")
 .PHONY: bench-replicas
 bench-replicas: $(STAMP) $(NGINX)
 	$(BIN)/python bench/replicas.py $(REPLICAS_ARGS)

@@ -64,14 +64,15 @@ def run_wrk(url: str, script: Path, seconds: float, connections: int = 16, threa
 
 
 # ---------------------------------------------------------------------------- models and queries
-def second_version(model_dir: Path, tmp: Path) -> Path:
-    """The same files under another version name: a real load + validate + swap of a same-size model."""
-    from epgembed.artifact.bundle import read_manifest
-    copy = tmp / "model-b"
+def second_version(model_dir: Path, tmp: Path, suffix: str = "-b") -> Path:
+    """The same files under another version name (the version + `suffix`): a real load +
+    validate + swap of a same-size model."""
+    import msgspec
+    from epgembed.artifact.manifest import read_manifest, write_manifest
+    copy = tmp / f"model{suffix}"
     shutil.copytree(model_dir, copy)
     manifest = read_manifest(copy)
-    manifest["version"] = manifest["version"] + "-b"
-    (copy / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    write_manifest(copy, msgspec.structs.replace(manifest, version=manifest.version + suffix))
     return copy
 
 
@@ -152,6 +153,30 @@ class PyLoad:
                 "p50_ms": round(pct(lat, 50), 2), "p99_ms": round(pct(lat, 99), 2)}
 
 
+def kill_and_restart(nginx, victim, mark: int) -> dict:
+    """kill -9 of `victim` (a local_stack.Replica behind `nginx`), restarted 1 s later (systemd's
+    RestartSec=1): wall-clock times of the kill, the restart and the first 200 nginx got from it
+    after the restart (its access log from entry `mark`; it may precede ready, which waits for
+    every worker), and the seconds from the restart to ready."""
+    t_kill = time.time()
+    victim.kill9()
+    time.sleep(1.0)
+    t_restart = time.time()
+    victim.start()
+    ready_s = victim.wait_ready()
+    t_ready = time.time()
+
+    def first_answer() -> float | None:
+        return next((e["msec"] for e in nginx.access()[mark:] if e["msec"] > t_restart and e["status"] == 200
+                     and e["upstream"].split(",")[-1].strip() == victim.addr), None)
+
+    t_back = first_answer()
+    while t_back is None and time.time() - t_ready < 30:
+        time.sleep(0.1)
+        t_back = first_answer()
+    return {"t_kill": t_kill, "t_restart": t_restart, "t_back": t_back, "ready_s": ready_s}
+
+
 def probe(port: int, paths: list[str], seconds: float, timeout: float = 2.0, min_n: int = 0) -> dict:
     """Sequential GETs, each on a new connection, alternating `paths`, for `seconds` (and at
     least min_n of each): per path p50/p99/max in ms (a timeout counts as `timeout`), errors."""
@@ -178,7 +203,10 @@ def probe(port: int, paths: list[str], seconds: float, timeout: float = 2.0, min
 
 
 # ---------------------------------------------------------------------------- results
-def write_results(out: Path, report: dict) -> None:
-    """bench/results/<name>.json (the folder made when missing)."""
+def write_results(out: Path, report: dict, key: str | None = None) -> None:
+    """bench/results/<name>.json (the folder made when missing); with `key`, the report goes
+    under that key and the file's other figures are kept (a run of one phase)."""
     out.parent.mkdir(parents=True, exist_ok=True)
+    if key is not None:
+        report = {**(json.loads(out.read_text()) if out.is_file() else {}), key: report}
     out.write_text(json.dumps(report, indent=1))

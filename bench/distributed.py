@@ -38,10 +38,10 @@ from common import SHARED_DUMPS, dump_paths
 from epgembed.config import Config
 from epgembed.eval.baselines import EpgembedSystem
 from epgembed.eval.evaluate import dump_name, evaluate_dumps
-from epgembed.model.distributed import Group, RowGradient, launch, shard_batch
-from epgembed.model.sampling import LeaveOneOutSampler, PackedTitles
-from epgembed.model.train import example_batches, split_validation
-from epgembed.pipeline import fit, prepare, train_model
+from epgembed.build.model.distributed import Group, RowGradient, launch, shard_batch
+from epgembed.build.model.sampling import LeaveOneOutSampler, PackedTitles
+from epgembed.build.model.train import example_batches, split_validation
+from epgembed.build.pipeline import fit, prepare, train_model
 
 ROOT = Path(__file__).resolve().parent.parent
 SPLIT_SEED = 7
@@ -57,8 +57,8 @@ def model_costs(model: Path) -> dict:
            "epoch_s": statistics.median(h["seconds"] for h in history),
            "fastest_epoch_s": min(h["seconds"] for h in history),
            "val_p_at_10": t["val_p_at_10"]}
-    if "distributed" in t:
-        traffic = t["distributed"]["rank0"]
+    if t.get("distributed"):
+        traffic = t["distributed"]["traffic"]
         out.update(steps=traffic["steps"], bytes_per_step=traffic["bytes_per_step"],
                    bytes_per_epoch=round(traffic["bytes_sent"] / epochs),
                    written_per_epoch=round(traffic.get("written_bytes", 0) / epochs),

@@ -69,8 +69,8 @@ def search_all(index, vectors: np.ndarray, qids: np.ndarray, search_k: int) -> t
 
 def bench_size(shows: int, args: argparse.Namespace) -> dict | None:
     from epgembed.config import IndexConfig
-    from epgembed.index.serve import open_index
-    from epgembed.index.build import build_index
+    from epgembed.query.annoy import open_index
+    from epgembed.build.index.build import build_index
     model = model_dir(shows)
     if not (model / "vectors.npy").is_file():
         if shows > 100_000:
@@ -111,7 +111,7 @@ def bench_size(shows: int, args: argparse.Namespace) -> dict | None:
                         "single": percentiles(times)}
         print(f"[{shows:,}] neighbour table ({row['table'].get('method')}): recall@10 {recall:.4f}, "
               f"p99 {row['table']['single']['p99_ms']:.4f} ms", flush=True)
-    from epgembed.index.clustered import clustered_neighbours
+    from epgembed.build.index.clustered import clustered_neighbours
     for probe in args.table_probes:               # the clustered table at other probe counts
         t0 = time.perf_counter()
         ids, _ = clustered_neighbours(vectors, 100, probe, threads=args.table_threads)

@@ -28,12 +28,14 @@ TARGET_S = 30.0
 def ensure_model(dumps: list[str], model_dir: Path) -> dict:
     """Train once; retrain when the dump list changed or the folder no longer loads."""
     sys.path.insert(0, str(ROOT))
-    from epgembed.artifact.bundle import ModelError, load_model
+    import msgspec
+    from epgembed.artifact.manifest import ModelError
+    from epgembed.query.load import load_model
     manifest = model_dir / "manifest.json"
     try:
         m = load_model(model_dir).manifest
-        if sorted(m["data"]["inputs"]) == sorted(dumps):
-            return m
+        if sorted(m.data.inputs) == sorted(dumps):
+            return msgspec.to_builtins(m)
     except ModelError:
         pass
     cmd = [str(Path(sys.executable).parent / "epgembed"), "train", *dumps, "--out", str(model_dir),
@@ -58,9 +60,9 @@ def run_outliers(model_dir: Path, top: int, html: Path) -> tuple[float, float, d
 
 def sensitivity(model_dir: Path, counts: list[int]) -> list[dict]:
     """The rare-token signal alone, per rare_max_count: how often its pairs share no category."""
-    from epgembed.artifact.bundle import load_model
-    from epgembed.query.inspect import InspectConfig
-    from epgembed.query.outliers import scan_pairs
+    from epgembed.query.load import load_model
+    from epgembed.config import InspectConfig
+    from epgembed.inspect.outliers import scan_pairs
     model = load_model(model_dir)
     rows = []
     for c in counts:

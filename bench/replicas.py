@@ -27,10 +27,13 @@ titles 20%, batches of 8 titles 10%):
 5. saturation (issue 26.9): 16 keep-alive clients sending the largest legal request (the
    most titles and answer rows service/config.py Limits allow, unseen titles) through
    nginx, then to one bare instance: /healthz p50/p99 on new connections meanwhile
-   (targets: p99 <= 50 ms through nginx, <= 250 ms bare; bench/work_bounds.py).
+   (targets: p99 <= 50 ms through nginx, <= 250 ms bare; bench/work_bounds.py);
+6. feeds (issue 27): 2 feeds x N replicas behind one nginx, traffic to both, a publish on
+   one, kill -9 of a replica of the other (bench/replicas_feeds.py; its own replicas).
 
-`--only PHASE` runs one phase (with the idle latencies): throughput, publish, kill, slow,
-saturation.
+`--only PHASE` runs one phase (with the idle latencies, but for feeds): throughput, publish,
+kill, slow, saturation, feeds; its figures go under the key PHASE of the results file, whose
+other figures are kept.
 """
 from __future__ import annotations
 
@@ -49,11 +52,13 @@ from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "bench"), str(REPO)]       # bench/common.py, deploy/local_stack.py
-from common import PyLoad, ensure_wrk, probe, run_wrk, sample_titles, second_version, write_results  # noqa: E402
+from common import (PyLoad, ensure_wrk, kill_and_restart, probe, run_wrk, sample_titles,  # noqa: E402
+                    second_version, write_results)
 from deploy.local_stack import LocalStack, Nginx, Replica, SlowClients, StackError, find_nginx, get  # noqa: E402
+from replicas_feeds import feeds_phase  # noqa: E402
 from work_bounds import largest_legal_request, saturation_phase  # noqa: E402
 
-PHASES = ("throughput", "publish", "kill", "slow", "saturation")
+PHASES = ("throughput", "publish", "kill", "slow", "saturation", "feeds")
 
 DUMPS = REPO.parent / "shared" / "data" / "epg"
 CACHE = REPO / "bench" / "cache"
@@ -91,7 +96,7 @@ end
 
 # ---------------------------------------------------------------------------- model
 def loads(model_dir: Path) -> bool:
-    from epgembed.artifact.bundle import load_model
+    from epgembed.query.load import load_model
     try:
         load_model(model_dir, verify=False)
         return True
@@ -130,7 +135,7 @@ def bench_model(dumps: list[Path]) -> tuple[Path, str]:
 
 def mixed_requests(model_dir: Path, n: int = 1000) -> list[tuple[str, str, str | None]]:
     """(method, path, body): by id 40%, known titles 30%, unseen titles 20%, batches of 8 titles 10%."""
-    from epgembed.artifact.bundle import load_model
+    from epgembed.query.load import load_model
     model = load_model(model_dir, verify=False)
     rng = random.Random(0)
     _, known, unseen = sample_titles(model, n, rng)
@@ -152,7 +157,7 @@ def mixed_requests(model_dir: Path, n: int = 1000) -> list[tuple[str, str, str |
 
 # ---------------------------------------------------------------------------- phases
 def publish_phase(load_port: int, reqs, replicas: list[Replica], root: Path, model_b: Path, tail: float) -> dict:
-    from epgembed.artifact.registry import publish
+    from epgembed.registry import publish
     b = json.loads((model_b / "manifest.json").read_text())["version"]
     load = PyLoad(load_port, reqs)
     time.sleep(1.0)
@@ -181,33 +186,17 @@ def kill_phase(nginx: Nginx, reqs, victim: Replica, tail: float) -> dict:
     mark = len(nginx.access())
     load = PyLoad(nginx.port, reqs)
     time.sleep(1.0)
-    t_kill = time.time()
-    victim.kill9()
-    time.sleep(1.0)                        # systemd's RestartSec=1
-    t_restart = time.time()
-    victim.start()
-    ready_s = victim.wait_ready()
-    t_ready = time.time()
-
-    def first_answer() -> float | None:
-        """When nginx got the restarted instance's first 200 (it may precede `ready`: that waits
-        for every worker, nginx needs one)."""
-        return next((e["msec"] for e in nginx.access()[mark:] if e["msec"] > t_restart and e["status"] == 200
-                     and e["upstream"].split(",")[-1].strip() == victim.addr), None)
-
-    t_back = first_answer()
-    while t_back is None and time.time() - t_ready < 30:
-        time.sleep(0.1)
-        t_back = first_answer()
+    k = kill_and_restart(nginx, victim, mark)
     time.sleep(tail)
     stats = load.stop()
-    entries = [e for e in nginx.access()[mark:] if e["msec"] >= t_kill]
+    entries = [e for e in nginx.access()[mark:] if e["msec"] >= k["t_kill"]]
+    back = k["t_back"]
     return {**stats,
             "retried_by_nginx": sum(1 for e in entries if "," in e["upstream"]),
-            "restart_delay_s": round(t_restart - t_kill, 2),
-            "restart_to_ready_s": round(ready_s, 2),
-            "restart_to_traffic_via_nginx_s": round(t_back - t_restart, 2) if t_back else None,
-            "kill_to_traffic_via_nginx_s": round(t_back - t_kill, 2) if t_back else None}
+            "restart_delay_s": round(k["t_restart"] - k["t_kill"], 2),
+            "restart_to_ready_s": round(k["ready_s"], 2),
+            "restart_to_traffic_via_nginx_s": round(back - k["t_restart"], 2) if back else None,
+            "kill_to_traffic_via_nginx_s": round(back - k["t_kill"], 2) if back else None}
 
 
 def slow_phase(port: int, paths: list[str], seconds: float, slow: int, idle: int) -> dict:
@@ -276,7 +265,7 @@ def saturation_phases(args: argparse.Namespace, stack: LocalStack, body: dict) -
 
 def run_phases(args: argparse.Namespace, nginx_bin: str, model_dir: Path, reqs, tmp: Path) -> tuple[dict, float]:
     """Every phase on replicas started in `tmp`: (results, seconds until every replica was ready)."""
-    from epgembed.artifact.registry import publish
+    from epgembed.registry import publish
     probe_paths = ["/healthz", next(p for m, p, _ in reqs if p.startswith("/v1/titles/"))]
     root = tmp / "root"
     publish(root, model_dir, move=False)
@@ -310,7 +299,7 @@ def run_phases(args: argparse.Namespace, nginx_bin: str, model_dir: Path, reqs, 
 
 
 def unseen_titles(model_dir: Path, n: int = 64) -> list[str]:
-    from epgembed.artifact.bundle import load_model
+    from epgembed.query.load import load_model
     return sample_titles(load_model(model_dir, verify=False), n, random.Random(1))[2]
 
 
@@ -342,7 +331,8 @@ def report(args: argparse.Namespace, nginx_bin: str, model: dict, load_at_start,
         "command": "python bench/replicas.py " + " ".join(sys.argv[1:]),
         "short_run": bool(args.quick),
         "note": ("a SHORT run (--quick: 4 s phases), a smoke test of the set-up; `make bench-replicas` "
-                 "(20 s phases) gives the figures to quote") if args.quick else "full run (make bench-replicas)",
+                 "(20 s phases) gives the figures to quote") if args.quick else
+                (f"one phase, {args.seconds:g} s steps" if args.only else "full run (make bench-replicas)"),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "loadavg_at_start": load_at_start, "loadavg_at_end": os.getloadavg(),
                     "note": "nginx, every replica and the load generators share the same cores; "
@@ -373,16 +363,20 @@ def main() -> int:
     print(f"model: {model_what}, {manifest['n_shows']} shows, version {manifest['version']}", flush=True)
     reqs = mixed_requests(model_dir)
     tmp = Path(tempfile.mkdtemp(prefix="replicas-bench-", dir=CACHE))
+    results, startup = {}, None
     try:
-        results, startup = run_phases(args, nginx_bin, model_dir, reqs, tmp)
+        if set(args.phases) - {"feeds"}:
+            results, startup = run_phases(args, nginx_bin, model_dir, reqs, tmp / "one")
+        if "feeds" in args.phases:
+            results["feeds"] = feeds_phase(args, nginx_bin, model_dir, reqs, tmp / "feeds", [str(EPGEMBED)])
     except StackError as e:                 # a replica or nginx that exited or never answered: its log
         sys.exit(str(e))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     model = {"what": model_what, "dir": str(model_dir), "version": manifest["version"], "shows": manifest["n_shows"]}
-    out = report(args, nginx_bin, model, load_at_start, startup, t_begin, results)
-    write_results(args.out, out)
-    print(f"{out['run_seconds']} s in all -> {args.out}")
+    own = results.pop("feeds") if args.only == "feeds" else results   # --only: its figures at the top
+    write_results(args.out, report(args, nginx_bin, model, load_at_start, startup, t_begin, own), args.only)
+    print(f"{round(time.monotonic() - t_begin, 1)} s in all -> {args.out}")
     return 0
 
 

@@ -8,11 +8,11 @@ its peak RSS is its own (the kernel's VmHWM of the child, read by the child at e
 checkpoint, and ru_maxrss of the whole child from wait4):
 
   prepare   read the dump + build the catalog (ingest), then train the tokenizer and encode
-            every show (epgembed.pipeline.prepare), with the peak RSS after each
-  train     epgembed.pipeline.train_model(..., epochs=E): the whole library run, from the
+            every show (epgembed.build.pipeline.prepare), with the peak RSS after each
+  train     epgembed.build.pipeline.train_model(..., epochs=E): the whole library run, from the
             dump to a complete model directory; per-epoch seconds and examples/s from its
             history; its peak RSS; the model directory's size on disk
-  index     epgembed.index.build.build_index over the model's vectors.npy with the default
+  index     epgembed.build.index.build.build_index over the model's vectors.npy with the default
             IndexConfig: build seconds, peak RSS, index size
 
 Writes bench/results/scale.json (command, config, machine, versions, every figure) and
@@ -30,6 +30,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import msgspec
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "bench" / "cache"
@@ -68,9 +70,9 @@ def _hwm_mb() -> float:
 def child_prepare(dump: Path, threads: int) -> dict:
     import torch
     torch.set_num_threads(threads)
-    from epgembed.ingest.catalog_build import build_catalog, iter_titles
+    from epgembed.build.ingest.catalog_build import build_catalog, iter_titles
     from epgembed.config import Config
-    from epgembed.ingest.epg import read_programmes, ReadReport
+    from epgembed.build.ingest.epg import read_programmes, ReadReport
     from epgembed.text.tokenize import Tokenizer
     cfg = Config()
     out = {"rss_after_imports_mb": _hwm_mb()}
@@ -92,25 +94,26 @@ def child_prepare(dump: Path, threads: int) -> dict:
 
 def child_train(dump: Path, out_dir: Path, epochs: int, threads: int) -> dict:
     from epgembed.config import Config
-    from epgembed.pipeline import train_model
+    from epgembed.build.pipeline import train_model
     cfg = Config().replace(train={"epochs": epochs})
     t0 = time.perf_counter()
-    manifest = train_model([dump], out_dir, cfg, threads=threads)
+    saved: dict = {}
+    manifest = train_model([dump], out_dir, cfg, threads=threads, timings=saved)
     total = time.perf_counter() - t0
     history = json.loads((out_dir / "history.json").read_text())
-    files = {f: m["bytes"] for f, m in manifest["files"].items()}
-    return {"train_model_s": total, "timings": manifest["training"]["timings"],
+    files = {f: m.bytes for f, m in manifest.files.items()}
+    return {"train_model_s": total, "timings": {**manifest.training.timings, **saved},
             "epochs": [{k: h.get(k) for k in ("epoch", "seconds", "examples", "examples_per_s", "val_p_at_10")}
                        for h in history],
-            "vocab": manifest["vocab_size"], "shows": manifest["n_shows"],
-            "neighbour_table": manifest.get("neighbour_table"),
+            "vocab": manifest.vocab_size, "shows": manifest.n_shows,
+            "neighbour_table": msgspec.to_builtins(manifest.neighbour_table),
             "model_bytes": sum(files.values()), "file_bytes": files, "peak_rss_mb": _hwm_mb()}
 
 
 def child_index(model: Path) -> dict:
     import numpy as np
     from epgembed.config import IndexConfig
-    from epgembed.index.build import build_index
+    from epgembed.build.index.build import build_index
     cfg = IndexConfig()
     vectors = np.load(model / "vectors.npy")
     base = _hwm_mb()

@@ -45,7 +45,7 @@ DUMPS = REPO.parent / "shared" / "data" / "epg"
 RESULTS = REPO / "bench" / "results"
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
-from service.search import TitleIndex, normalize_query  # noqa: E402
+from epgembed.query.search import TitleIndex, normalize_query  # noqa: E402
 
 
 def one_edit(key: str, rng: random.Random, first: int = 0) -> tuple[str, str]:
@@ -127,8 +127,8 @@ def title_figures(path: Path, seed: int) -> dict:
     must come first (hit@1; a title that folds to the same text as another counts for
     either), and one edit away from its first character must be among the first 5 (titles
     of 5 characters or more)."""
-    from epgembed.ingest.catalog_build import build_catalog
-    from epgembed.ingest.epg import read_programmes
+    from epgembed.build.ingest.catalog_build import build_catalog
+    from epgembed.build.ingest.epg import read_programmes
     catalog = build_catalog(read_programmes([path]))
     idx = TitleIndex.from_catalog(catalog)
     titles = [s.title for s in catalog.shows]
@@ -312,8 +312,8 @@ def main() -> int:
     ap.add_argument("--baseline-rev", default="HEAD", help="git revision of the search before typos")
     ap.add_argument("--out", type=Path, default=RESULTS / "search.json")
     args = ap.parse_args()
-    from epgembed.ingest.catalog_build import build_catalog
-    from epgembed.ingest.epg import read_programmes
+    from epgembed.build.ingest.catalog_build import build_catalog
+    from epgembed.build.ingest.epg import read_programmes
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     command = "python bench/search.py " + " ".join(sys.argv[1:])
     paths = sorted(DUMPS.glob("*.xml*"))

@@ -29,9 +29,10 @@ from urllib.parse import quote
 
 import requests
 
-from epgembed.artifact.bundle import load_model, read_manifest
+from epgembed.artifact.manifest import read_manifest
+from epgembed.query.load import load_model
 from epgembed.config import Config
-from epgembed.artifact.registry import publish
+from epgembed.registry import publish
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ensure_wrk, free_port, sample_titles, second_version, write_results  # noqa: E402
@@ -61,7 +62,7 @@ def bench_model(dumps: list[Path]) -> Path:
         h.update(f"{p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}".encode())
     out = CACHE / f"epg-all-{h.hexdigest()[:10]}"
     if not (out / "manifest.json").is_file():
-        from epgembed.pipeline import train_model
+        from epgembed.build.pipeline import train_model
         print(f"training the bench model on {len(dumps)} dumps -> {out} (once) ...", flush=True)
         train_model(dumps, out, Config(), threads=os.cpu_count())
         for old in CACHE.glob("epg-all-*"):      # models of earlier code/config are not needed
@@ -232,10 +233,10 @@ def main() -> int:
         "setup": {"workers": args.workers, "threads": args.threads, "worker_class": "gthread", "reuse_port": True,
                   "connections": args.connections, "wrk_threads": args.wrk_threads, "seconds": args.seconds,
                   "access_log": "on (JSON line per request, to a file)", "k": 10},
-        "model": {"version": manifest["version"], "shows": manifest["n_shows"], "dim": manifest["dim"],
-                  "n_trees": manifest["n_trees"], "search_k": manifest["config"]["index"]["search_k"],
-                  "dir": str(model_dir), "dumps": [p.name for p in dumps] or manifest["data"].get("inputs"),
-                  "bytes": sum(f["bytes"] for f in manifest["files"].values())},
+        "model": {"version": manifest.version, "shows": manifest.n_shows, "dim": manifest.dim,
+                  "n_trees": manifest.n_trees, "search_k": manifest.config["index"]["search_k"],
+                  "dir": str(model_dir), "dumps": [p.name for p in dumps] or manifest.data.inputs,
+                  "bytes": sum(f.bytes for f in manifest.files.values())},
         "startup_s": startup_s,
         "endpoints": results,
         "ratio_by_id_to_healthz": ratio,

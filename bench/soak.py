@@ -39,9 +39,10 @@ from urllib.parse import quote
 
 import requests
 
-from epgembed.artifact.bundle import load_model, read_manifest
+from epgembed.artifact.manifest import read_manifest
+from epgembed.query.load import load_model
 from epgembed.config import Config
-from epgembed.artifact.registry import current_version, publish, rollback
+from epgembed.registry import current_version, publish, rollback
 from serve import free_port, sample_titles, start_gunicorn, wait_ready, worker_pids   # bench/serve.py
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,7 +60,7 @@ def soak_models() -> list[Path]:
     for seed in (1, 2):
         d = CACHE / f"soak-{h.hexdigest()[:10]}-seed{seed}"
         if not (d / "manifest.json").is_file():
-            from epgembed.pipeline import train_model
+            from epgembed.build.pipeline import train_model
             print(f"training {d.name} (once) ...", flush=True)
             train_model([SAMPLE], d, Config().with_seed(seed), threads=1)
         out.append(d)
@@ -268,7 +269,7 @@ def main() -> int:
     args = ap.parse_args()
     load_at_start = os.getloadavg()
     models = soak_models()
-    versions = [read_manifest(m)["version"] for m in models]
+    versions = [read_manifest(m).version for m in models]
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="soak-", dir=CACHE))
     proc = None

@@ -13,7 +13,7 @@ violators used), after warm-up, for a ladder of implementations of the same step
                      once, one embedding_bag forward, the gradient derived by hand and
                      scattered with a second embedding_bag, row-wise Adagrad on the touched
                      rows only
-  compiled           the default (`train.engine="compiled"`, epgembed/model/kernels.py): the same
+  compiled           the default (`train.engine="compiled"`, epgembed/build/model/kernels.py): the same
                      math as numba kernels, two passes over the token rows per step
   compiled, 2 workers  the same step from two Hogwild! threads (`train.workers=2`)
 
@@ -47,10 +47,10 @@ sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(ROOT / "tests"))      # the autograd oracles
 from epgembed.config import Config, TrainConfig  # noqa: E402
-from epgembed.model.fused import inverse_frequency_weights  # noqa: E402
-from epgembed.pipeline import prepare  # noqa: E402
-from epgembed.model.sampling import LeaveOneOutSampler, PackedTitles  # noqa: E402
-from epgembed.model.train import example_batches, make_step, run_epoch, train  # noqa: E402
+from epgembed.build.model.fused import inverse_frequency_weights  # noqa: E402
+from epgembed.build.pipeline import prepare  # noqa: E402
+from epgembed.build.model.sampling import LeaveOneOutSampler, PackedTitles  # noqa: E402
+from epgembed.build.model.train import example_batches, make_step, run_epoch, train  # noqa: E402
 from oracles import (TitleEncoder, autograd_title_vectors, bag_of, margin_ranking_loss, padded,  # noqa: E402
                      scale_sparse_grad_, select_negatives)
 

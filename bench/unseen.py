@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -98,9 +99,9 @@ def search_variants(model, vectors: np.ndarray, args: argparse.Namespace) -> lis
     when it has that many, else made here, seeded, as the build makes them); the probe with
     Annoy over the centroids as the coarse step; Annoy at the model's search_k; with
     --reference, hnswlib's HNSW at each --ef."""
-    from epgembed.index.clustered import spherical_kmeans
-    from epgembed.index.probe import ClusterProbe, ExactSearch
-    from epgembed.index.serve import query_vector
+    from epgembed.build.index.clustered import spherical_kmeans
+    from epgembed.query.probe import ClusterProbe, ExactSearch
+    from epgembed.query.annoy import query_vector
     out, bases = [("exact", {}, ExactSearch(vectors))], []
     stored = isinstance(model.search, ClusterProbe)
     for factor in args.cluster_factors:
@@ -155,7 +156,7 @@ def annoy_coarse(base, rows: int, n_trees: int = 10):
     """The cluster probe with the coarse step in Annoy (an index over the centroids): as many
     clusters as hold `rows` titles on average."""
     from annoy import AnnoyIndex
-    from epgembed.index.probe import ClusterProbe
+    from epgembed.query.probe import ClusterProbe
     idx = AnnoyIndex(base.centroids.shape[1], "angular")
     idx.set_seed(0)
     for i, c in enumerate(base.centroids):
@@ -172,7 +173,7 @@ def annoy_coarse(base, rows: int, n_trees: int = 10):
 
 
 def bench_search(name: str, args: argparse.Namespace) -> dict | None:
-    from epgembed.artifact.bundle import load_model
+    from epgembed.query.load import load_model
     model_path, build = search_model(name, args)
     if not (model_path / "manifest.json").is_file():
         print(f"[{name}] no model at {model_path}: skipped (--train builds it)")
@@ -182,8 +183,9 @@ def bench_search(name: str, args: argparse.Namespace) -> dict | None:
     if hasattr(model.search, "ordered"):
         np.asarray(model.search.ordered).sum()                      # warm page cache, as a serving worker
     row = {"model": str(model_path.name), "shows": len(vectors), "dim": int(vectors.shape[1]),
-           "manifest_search": model.manifest.get("search"), "served_by": type(model.search).__name__ if model.search else "Annoy",
-           "neighbour_table": model.manifest.get("neighbour_table"), "build": build, "results": []}
+           "manifest_search": msgspec.to_builtins(model.manifest.search),
+           "served_by": type(model.search).__name__ if model.search else "Annoy",
+           "neighbour_table": msgspec.to_builtins(model.manifest.neighbour_table), "build": build, "results": []}
     queries = search_queries(model, vectors, args.search_queries)
     truths = {kind: exact_truth(vectors, q, own) for kind, (q, own, _) in queries.items()}
     for variant, settings, fn in search_variants(model, vectors, args):

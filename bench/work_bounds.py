@@ -82,8 +82,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
-    from epgembed.artifact.bundle import load_model
-    from epgembed.artifact.registry import publish
+    from epgembed.query.load import load_model
+    from epgembed.registry import publish
     from service import Limits, ServiceConfig, create_app
     from service.state import state
     import tempfile

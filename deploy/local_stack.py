@@ -1,8 +1,10 @@
-"""N `epgembed serve` replicas behind nginx on loopback: the set-up of tests/test_replicas.py
-and bench/replicas.py (docs/DEPLOY.md), written once.
+"""N `epgembed serve` replicas behind nginx on loopback: the set-up of tests/test_replicas.py,
+tests/test_feeds.py and bench/replicas.py (docs/DEPLOY.md), written once.
 
     with LocalStack(root, folder, 2, find_nginx(), workers=1, poll=0.2) as stack:
         stack.nginx.url, [r.addr for r in stack.replicas]
+    with FeedStack({"a": root_a, "b": root_b}, folder, 2, find_nginx()) as stack:
+        stack.nginx.url + "/feeds/a/v1/model", stack.feeds["a"]      # nginx routes by feed
 
 Every replica is an `epgembed serve` in its own process group on a free loopback port, with
 its own run, metrics and access-log folder (as on N hosts), all on one models root; nginx
@@ -27,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deploy import render_nginx
+from deploy.feeds import Feed
 
 SERVE = (sys.executable, "-m", "epgembed.cli.main")   # `epgembed` of this interpreter
 
@@ -147,9 +150,11 @@ class Replica:
 
 
 class Nginx:
-    """nginx in the foreground on its own prefix folder (config, logs, pid, temp files)."""
+    """nginx in the foreground on its own prefix folder (config, logs, pid, temp files), in
+    front of one replica set or (`feeds`) of each feed's."""
 
-    def __init__(self, binary: str, replicas: list[str], timeout: float = 10):
+    def __init__(self, binary: str, replicas: list[str] | None = None, timeout: float = 10,
+                 feeds: list[Feed] | None = None):
         # not under pytest's 0700 basetemp: started as root, nginx's workers run as nobody,
         # which must reach the temp folders inside the prefix
         self.prefix = Path(tempfile.mkdtemp(prefix="epgembed-nginx-"))
@@ -157,7 +162,7 @@ class Nginx:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
-        render_nginx.write_prefix(self.prefix, f"127.0.0.1:{self.port}", replicas)
+        render_nginx.write_prefix(self.prefix, f"127.0.0.1:{self.port}", replicas, feeds=feeds)
         check = subprocess.run(render_nginx.command(self.prefix, binary, "-t"), capture_output=True, text=True)
         if check.returncode != 0:
             self.stop()
@@ -206,8 +211,11 @@ class LocalStack:
     Everything is stopped on leaving the `with` (or when the start fails)."""
 
     def __init__(self, root: Path, folder: Path, n: int, nginx_binary: str, **replica_kw):
+        self._init(nginx_binary, [Replica(root, folder / f"replica{i}", **replica_kw) for i in range(n)])
+
+    def _init(self, nginx_binary: str, replicas: list[Replica]) -> None:
         self.binary = nginx_binary
-        self.replicas = [Replica(root, folder / f"replica{i}", **replica_kw) for i in range(n)]
+        self.replicas = replicas
         self.balancers: list[Nginx] = []
         self.startup_s = 0.0                 # start to every replica ready
 
@@ -219,11 +227,14 @@ class LocalStack:
             for r in self.replicas:
                 r.wait_ready()
             self.startup_s = round(time.monotonic() - t0, 2)
-            self.nginx = self.add_nginx(self.replicas)
+            self.nginx = self._front()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _front(self) -> Nginx:
+        return self.add_nginx(self.replicas)
 
     def add_nginx(self, replicas: list[Replica]) -> Nginx:
         lb = Nginx(self.binary, [r.addr for r in replicas])
@@ -238,6 +249,23 @@ class LocalStack:
             lb.stop()
         for r in self.replicas:
             r.stop()
+
+
+class FeedStack(LocalStack):
+    """Several feeds: `n` replicas per feed on the feed's own models root (FOLDER/NAME/replica0
+    ...), all started together and ready, then one nginx routing /feeds/NAME/ to each feed's
+    replicas (deploy/feeds.py); `feeds` maps each name to its replicas."""
+
+    def __init__(self, roots: dict[str, Path], folder: Path, n: int, nginx_binary: str, **replica_kw):
+        self.feeds = {name: [Replica(root, folder / name / f"replica{i}", **replica_kw) for i in range(n)]
+                      for name, root in roots.items()}
+        self._init(nginx_binary, [r for rs in self.feeds.values() for r in rs])
+
+    def _front(self) -> Nginx:
+        feeds = [Feed(name, str(rs[0].root), tuple(r.addr for r in rs)) for name, rs in self.feeds.items()]
+        lb = Nginx(self.binary, feeds=feeds)
+        self.balancers.append(lb)
+        return lb
 
 
 class SlowClients:
@@ -294,6 +322,10 @@ class SlowClients:
 
     def open_count(self) -> int:
         return sum(self._alive(c[0]) for c in self.conns)
+
+    def heads_started(self) -> bool:
+        """Every slow connection has sent the first byte of its request head."""
+        return all(c[1] > 0 for c in self.conns if c[2])
 
     def close(self) -> None:
         self._stop.set()

@@ -96,8 +96,8 @@ class TrainConfig:
     # 0.05 with margin 0.3 (was 0.2 and 0.2): P@10d 0.77 -> 0.79 mean over the shared dumps,
     # the text and guide views on (issue 23's runs; 0.1 / 0.5 within 0.005 of it)
     lr: float = 0.05
-    # "compiled": numba kernels of the step (epgembed/model/kernels.py), the production engine;
-    # "fused": the same math in torch ops (epgembed/model/fused.py: hand-derived gradient +
+    # "compiled": numba kernels of the step (epgembed/build/model/kernels.py), the production engine;
+    # "fused": the same math in torch ops (epgembed/build/model/fused.py: hand-derived gradient +
     # row-wise Adagrad), ~2x slower: the readable statement the kernels are tested against
     engine: str = "compiled"
     margin: float = 0.3
@@ -220,17 +220,6 @@ class Config:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Config":
         return cls().replace(**data)
-
-    @classmethod
-    def from_manifest(cls, data: dict[str, Any]) -> "Config":
-        """The config a model folder was built with (manifest["config"]). Options this
-        version no longer has are left out, so a model built by an earlier version still
-        loads; a user's config file goes through from_dict, where they are an error."""
-        default = cls()
-        known = {f.name: {g.name for g in dataclasses.fields(getattr(default, f.name))}
-                 for f in dataclasses.fields(cls)}
-        return cls.from_dict({name: {k: v for k, v in values.items() if k in known[name]}
-                              for name, values in data.items() if name in known})
 
     @classmethod
     def load(cls, path: str | Path) -> "Config":

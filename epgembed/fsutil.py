@@ -67,3 +67,17 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def escape_name(name: str) -> str:
+    """``name`` with every unprintable character escaped (``\\n``, ``\\x1b``, ``\\u200b``);
+    a byte that is not UTF-8 (surrogate-escaped by the OS layer) is shown as ``\\xff``."""
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else _escape_char(c) for c in name)
+
+
+def _escape_char(c: str) -> str:
+    if 0xDC80 <= ord(c) <= 0xDCFF:
+        return f"\\x{ord(c) - 0xDC00:02x}"
+    return c.encode("unicode_escape").decode("ascii")

@@ -16,8 +16,8 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
-    from epgembed.ingest.dumpfiles import ReadLimits
-    from epgembed.ingest.epg import DumpError, ReadReport, read_programmes
+    from epgembed.build.ingest.dumpfiles import ReadLimits
+    from epgembed.build.ingest.epg import DumpError, ReadReport, read_programmes
 
 LIMITS = ReadLimits(max_element_bytes=1 << 20, max_element_tags=5_000, gzip_ratio_after=1 << 20)
 PATH = Path(tempfile.mkdtemp(prefix="epgembed-fuzz-")) / "input.xml"

@@ -4,16 +4,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 from flask import Blueprint, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from epgembed.fsutil import utc
-from epgembed.query.related import QueryError
-from epgembed.query.shapes import Batch, BatchItem, ErrorBody, ModelRef, Query, convert
+from epgembed.query.related import NotFound, QueryError
+from epgembed.query.shapes import Batch, BatchItem, ErrorBody, ModelRef, ProgrammeQuery, Query, convert
 from epgembed.text.features import parse_time
 
-from .schema import ApiError, check_work, parse_body, parse_query, path_id
-from .search import normalize_query
+from .schema import PROGRAMMES, ApiError, check_work, parse_body, parse_query, path_id
+from epgembed.query.search import normalize_query
 from .shapes import Found, Model, SearchQuery, TitleSearch, json_response
 from .state import check_deadline, serving, state
 
@@ -24,7 +25,7 @@ def _filters(v: dict[str, Any], titles: int = 1) -> dict[str, Any]:
     check_work(v, state().config.limits, titles)
     return {"k": v["k"], "min_score": v["min_score"], "category": v["category"],
             "offset": v["offset"], "include_self": v["include_self"],
-            "same_series": v["same_series"]}
+            "same_series": v["same_series"], "expand": v["expand"]}
 
 
 def _context(v: dict[str, Any]) -> dict[str, Any]:
@@ -42,8 +43,13 @@ def related_by_title():
     try:
         r = s.model.related(v["title"], **_filters(v), **_context(v))
     except QueryError as e:
-        raise ApiError(400, str(e)) from None
+        raise _query_error(e) from None
     return json_response(r)
+
+
+def _query_error(e: QueryError) -> ApiError:
+    """A query the model cannot answer: 404 for an id or series it does not have, else 400."""
+    return ApiError(404 if isinstance(e, NotFound) else 400, str(e))
 
 
 @bp.get("/titles/<show_id>/related")
@@ -56,7 +62,7 @@ def related_by_id(show_id: str):
     try:
         r = s.model.related_to_id(x, **_filters(v))
     except QueryError as e:
-        raise ApiError(400, str(e)) from None
+        raise _query_error(e) from None
     return json_response(r)
 
 
@@ -92,18 +98,43 @@ def _json_body() -> Any:
 
 @bp.post("/related")
 def related_batch():
-    v = parse_body(state().params.batch, _json_body())
-    ctx, filters = _context(v), _filters(v, len(v["titles"]))
+    body = _json_body()
+    v = parse_body(state().params.batch, body, frozenset({PROGRAMMES}))
+    asks = _batch_asks(v, body)
+    filters = _filters(v, len(asks))
     s = serving()
     results = []
-    for i, title in enumerate(v["titles"]):
-        check_deadline(f"{i} of {len(v['titles'])} titles answered")
+    for i, (query, answer) in enumerate(asks):
+        check_deadline(f"{i} of {len(asks)} queries answered")
         try:
-            r = s.model.related(title, **filters, **ctx)
+            r = answer(s.model, filters)
             results.append(BatchItem(r.query, r.related))
         except QueryError as e:
-            results.append(BatchItem(Query(title, False, None), [], ErrorBody(400, "bad_request", str(e))))
+            results.append(BatchItem(Query(query, False, None), [], ErrorBody(400, "bad_request", str(e))))
     return json_response(Batch(ModelRef(s.version), results))
+
+
+def _batch_asks(v: dict[str, Any], body: dict) -> list[tuple[str, Any]]:
+    """(the query's text, the call that answers it) per title or per programme of a batch
+    body: `titles` (with an optional schedule context) or `programmes`, exactly one."""
+    if ("titles" in body) == (PROGRAMMES in body):
+        raise ApiError(400, f"the body needs exactly one of titles and {PROGRAMMES}")
+    if v["titles"] is None and "titles" in body:
+        raise ApiError(400, "titles must be a non-empty array of strings, not null")
+    programmes = body.get(PROGRAMMES)
+    if v["titles"] is not None:
+        ctx = _context(v)
+        return [(t, lambda m, f, t=t: m.related(t, **f, **ctx)) for t in v["titles"]]
+    if _context(v):
+        raise ApiError(400, "channel, start and minutes go with titles: a programme carries its own")
+    limits = state().config.limits
+    if not isinstance(programmes, list) or not 1 <= len(programmes) <= limits.max_batch:
+        raise ApiError(400, f"{PROGRAMMES} must be a list of 1 to {limits.max_batch} programmes")
+    try:
+        read = convert(programmes, list[ProgrammeQuery])
+    except (msgspec.ValidationError, ValueError) as e:
+        raise ApiError(400, f"{PROGRAMMES}: {e}".replace("`$[", f"`$.{PROGRAMMES}[")) from None
+    return [(p.title, lambda m, f, p=p: m.related_programme(p, **f)) for p in read]
 
 
 @bp.get("/titles")
@@ -120,13 +151,14 @@ def search_titles():
 def model_info():
     s = serving()
     m = s.model.manifest
-    t = m.get("training", {})
+    t = m.training
     return json_response(convert({
-        "version": m["version"], "created": m["created"], "name": s.name, "format_version": m["format_version"],
-        "shows": m["n_shows"], "counts": m.get("counts", {}), "dim": m["dim"], "vocab_size": m["vocab_size"],
-        "metric": m["metric"], "n_trees": m["n_trees"], "quality": m.get("quality") or None,
-        "training": {k: t.get(k) for k in ("epochs_run", "best_epoch", "val_p_at_10", "seconds")},
-        "data": {"programmes": m.get("data", {}).get("programmes")},
+        "version": m.version, "created": m.created, "name": s.name, "format_version": m.format_version,
+        "shows": m.n_shows, "counts": msgspec.to_builtins(m.counts), "dim": m.dim, "vocab_size": m.vocab_size,
+        "metric": m.metric, "n_trees": m.n_trees, "quality": m.quality or None,
+        "training": {"epochs_run": t.epochs_run, "best_epoch": t.best_epoch,
+                     "val_p_at_10": t.val_p_at_10, "seconds": t.seconds},
+        "data": {"programmes": m.data.programmes},
         "loaded_at": utc(s.loaded_at),
         "load_seconds": round(s.load_seconds, 3),
         "reload": state().holder.status(),

@@ -25,7 +25,8 @@ class Limits:
     max_title_chars: int = MAX_TITLE_CHARS   # longer text is cut by normalization anyway
     max_category_chars: int = 100
     max_batch: int = 64               # titles per POST /v1/related
-    max_body_bytes: int = 64 * 1024   # request body (413 above)
+    max_body_bytes: int = 256 * 1024  # request body (413 above): 64 programmes with descriptions
+                                      # of 2,000 characters and 10 credits take about 170 kB
     max_search_limit: int = 50        # GET /v1/titles?limit=
     default_search_limit: int = 20
     max_query_chars: int = 200        # GET /v1/titles?q=

@@ -7,7 +7,7 @@
     GET /                                                    the explorer page
     GET /explorer/<file>                                     its script and style sheet
 
-The numbers come from epgembed.query.inspect.explain_pair, the same function `epgembed inspect
+The numbers come from epgembed.inspect.explain.explain_pair, the same function `epgembed inspect
 --json` and the HTML report use. Like the api blueprint, the views take the request's model
 from state.serving() and validate with schema.parse_query (errors: ApiError JSON).
 Registered in create_app with `app.register_blueprint(explain.bp)`; the parameters are
@@ -21,7 +21,8 @@ from typing import Any
 
 from flask import Blueprint, request, send_from_directory
 
-from epgembed.query.inspect import InspectConfig, explain_pair
+from epgembed.config import InspectConfig
+from epgembed.inspect.explain import explain_pair
 from epgembed.query.related import QueryError
 from epgembed.query.shapes import Explain, convert
 

@@ -1,6 +1,6 @@
 """ModelHolder: the one reference to the model a worker serves, and its hot reload.
 
-A holder serves either a models root (epgembed.artifact.registry layout: versions/<v>/ + `current`)
+A holder serves either a models root (epgembed.registry layout: versions/<v>/ + `current`)
 or one fixed model directory (no reload). For a root, every worker of a service serves the
 version of one shared decision (service/shared.py, in the service's run directory): the
 worker that finds the decision stale (`current` moved, the decided folder is gone, or a
@@ -37,12 +37,12 @@ import threading
 import time
 from pathlib import Path
 
-from epgembed.artifact.bundle import load_model
-from epgembed.artifact.registry import current_version, versions_dir
+from epgembed.query.load import load_model
+from epgembed.registry import current_version, versions_dir
 from epgembed.fsutil import utc
 
 from .integrity import ServedFiles, stamps
-from .search import TitleIndex
+from epgembed.query.search import TitleIndex
 from .serving import ReloadListener, RootView, Serving, is_model_dir, log_event
 from .shared import Decision, Shared
 
@@ -148,7 +148,7 @@ class ModelHolder:
         hung = self.hung()
         if hung:
             reasons.append(hung)
-        if view is not None and view.served_folder_missing:
+        if (view is not None and view.served_folder_missing) or self._damage == "the folder is gone":
             reasons.append(f"the served folder versions/{s.name} is missing (deleted while served)")
         elif self._damage is not None:
             reasons.append(f"the files of versions/{s.name} changed since it was loaded: {self._damage}")

@@ -19,12 +19,12 @@ a hash only on a change, plus the rolling hash (hashlib releases the GIL while i
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from epgembed.artifact.bundle import sha256_file
+from epgembed.artifact.manifest import FileEntry, Manifest, ModelError, read_manifest
 
 HASH_BYTES_PER_CHECK = 4 << 20   # rolling verification per tick: a 256 MB model in about a minute
 MANIFEST = "manifest.json"
@@ -64,9 +64,9 @@ def stamps(folder: Path) -> dict[str, Stamp]:
 class ServedFiles:
     """The files of one loaded version: `check()` says why they are no longer what was loaded."""
 
-    def __init__(self, folder: Path, manifest: dict, before: dict[str, Stamp], rolling: bool = True):
+    def __init__(self, folder: Path, manifest: Manifest, before: dict[str, Stamp], rolling: bool = True):
         self.folder, self.manifest = Path(folder), manifest
-        self.files: dict[str, dict] = dict(manifest.get("files", {}))
+        self.files: dict[str, FileEntry] = dict(manifest.files)
         self.stamps = {name: before[name] for name in (*self.files, MANIFEST) if name in before}
         self._known: dict[str, tuple[Stamp, str]] = {}   # name -> (its stamp, why) of a damage found
         self.rolling = rolling and bool(self.files)
@@ -79,7 +79,7 @@ class ServedFiles:
         for name, was in self.stamps.items():
             now = stamp(self.folder / name)
             if now is None:
-                return f"{name} is gone"
+                return "the folder is gone" if not self.folder.is_dir() else f"{name} is gone"
             known = self._known.get(name)
             if known is not None and known[0] == now:
                 return known[1]
@@ -96,15 +96,15 @@ class ServedFiles:
         path = self.folder / name
         try:
             if name == MANIFEST:
-                same = json.loads(path.read_bytes()) == self.manifest
+                same = read_manifest(self.folder) == self.manifest
                 return None if same else f"{MANIFEST} was rewritten since the version was loaded"
             meta = self.files[name]
             size = path.stat().st_size
-            if size != meta["bytes"]:
-                return f"{name} has {size} bytes, the manifest says {meta['bytes']} (changed on disk)"
-            if sha256_file(path) != meta["sha256"]:
+            if size != meta.bytes:
+                return f"{name} has {size} bytes, the manifest says {meta.bytes} (changed on disk)"
+            if sha256_file(path) != meta.sha256:
                 return f"{name} was rewritten on disk: it no longer matches its sha256 in the manifest"
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, ModelError) as e:
             return f"{name} is unreadable: {type(e).__name__}: {e}"
         return None
 
@@ -122,11 +122,11 @@ class ServedFiles:
             self._hash.update(data)
             self._offset += len(data)
             budget -= len(data)
-            if len(data) and self._offset < self.files[name]["bytes"]:
+            if len(data) and self._offset < self.files[name].bytes:
                 continue
             digest, self._hash = self._hash.hexdigest(), hashlib.sha256()
             self._at, self._offset = (self._at + 1) % len(self._order), 0
-            if digest != self.files[name]["sha256"]:
+            if digest != self.files[name].sha256:
                 now = stamp(self.folder / name)
                 why = f"{name} no longer matches its sha256 in the manifest (found by the periodic re-hash)"
                 if now is not None:

@@ -15,13 +15,13 @@ from typing import Any
 from epgembed.query.shapes import schemas
 
 from .config import Limits
-from .schema import (MAX_ID, Param, batch_params, explain_params, explain_text_params, filter_params, related_params,
-                     search_params)
+from .schema import (MAX_ID, PROGRAMMES, Param, batch_params, context_params, explain_params, explain_text_params,
+                     filter_params, related_params, search_params)
 from .shapes import SHAPES
 
 ERROR_CODES = {400: "invalid input (message says which), including a query string that is not "
                     "percent-encoded UTF-8",
-               404: "unknown id or route", 405: "method not allowed on this route",
+               404: "unknown id, series (expand) or route", 405: "method not allowed on this route",
                408: "the request body did not arrive in time (gunicorn.conf.py REQUEST_READ_SECONDS)",
                413: "request body too large", 414: "query string too long",
                415: "body is not application/json", 503: "no valid model loaded",
@@ -52,12 +52,20 @@ def _op(summary: str, params: list[dict], resp: dict, **extra: Any) -> dict:
 
 
 def _batch_body(limits: Limits) -> dict:
-    # null for an optional key means "not given" (its default)
+    # null for an optional key means "not given" (its default); exactly one of the two lists
     props = {p.name: {"description": p.description,
                       **(p.openapi_schema() if p.required else {"anyOf": [p.openapi_schema(), {"type": "null"}]})}
              for p in batch_params(limits)}
+    props["titles"] = {"description": props["titles"]["description"], **batch_params(limits)[0].openapi_schema()}
+    props[PROGRAMMES] = {"description": "whole programmes (everything the guide says about one airing "
+                                        "but its categories), answered in order (or `titles`)",
+                         "type": "array", "items": ref("ProgrammeQuery"), "minItems": 1,
+                         "maxItems": limits.max_batch}
+    no_context = {"not": {"anyOf": [{"required": [p.name]} for p in context_params(limits)]}}
     return {"required": True, "content": {"application/json": {"schema": {
-        "type": "object", "properties": props, "required": ["titles"], "additionalProperties": False}}}}
+        "type": "object", "properties": props, "additionalProperties": False,
+        "oneOf": [{"required": ["titles"], "not": {"required": [PROGRAMMES]}},
+                  {"required": [PROGRAMMES], "not": {"required": ["titles"]}, **no_context}]}}}}
 
 
 def build_spec(limits: Limits) -> dict:
@@ -69,11 +77,13 @@ def build_spec(limits: Limits) -> dict:
                  "content": {"application/json": {"schema": ref("Status")}}}
     paths = {
         "/v1/related": {
-            "get": _op("Related titles for any title text (known or never seen)", query_params(related_params(limits)),
-                       responses("related titles, best first", ref("Related"), 503)),
-            "post": _op(f"Batch: related titles for up to {limits.max_batch} titles, one result per title in order",
-                        [], responses("one result per title; a title without tokens gets an error entry",
-                                      ref("Batch"), 408, 413, 415, 503, 504),
+            "get": _op("Related titles for any title text (known or never seen), one row per series",
+                       query_params(related_params(limits)),
+                       responses("related titles, best first", ref("Related"), 404, 503)),
+            "post": _op(f"Batch: related titles for up to {limits.max_batch} titles or whole programmes, "
+                        "one result per query in order",
+                        [], responses("one result per query; one without tokens gets an error entry",
+                                      ref("Batch"), 404, 408, 413, 415, 503, 504),
                         requestBody=_batch_body(limits)),
         },
         "/v1/titles/{id}/related": {"get": _op(

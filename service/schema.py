@@ -84,17 +84,22 @@ def _k(limits: Limits) -> Param:
 
 
 def filter_params(limits: Limits) -> tuple[Param, ...]:
+    """The options of one query, answered one row per series (epgembed.query.related.Options)."""
     return (
         _k(limits),
         Param("min_score", "number", "only answers with at least this cosine", minimum=-1, maximum=1),
         Param("category", "string", "only answers carrying this category (case-insensitive)",
               max_length=limits.max_category_chars),
-        Param("offset", "integer", f"skip this many answers (paging; k + offset <= {limits.max_answer_rows})",
+        Param("offset", "integer", f"skip this many answer rows (paging: rows are series, so a page "
+              f"never repeats a series; k + offset <= {limits.max_answer_rows})",
               default=0, minimum=0, maximum=limits.max_answer_rows - 1),
         Param("include_self", "boolean", "let the query's own show be an answer", default=False),
         Param("same_series", "boolean", "also answer with the query's own series (its other "
-              "episodes, other spellings of it): \"more episodes\"; by default answers are "
-              "distinct shows of other series", default=False),
+              "episodes, other spellings of it), one row per title, first: \"more episodes\"; "
+              "by default each row is one other series, as its best-scoring title", default=False),
+        Param("expand", "string", "a series of an answer (its `series`): list that series' titles, "
+              "best first, instead of one row per series (\"N more\")", max_length=3 * limits.max_title_chars,
+              example="tennis tonight"),
     )
 
 
@@ -116,10 +121,15 @@ def related_params(limits: Limits) -> tuple[Param, ...]:
 
 
 def batch_params(limits: Limits) -> tuple[Param, ...]:
-    titles = Param("titles", "array", "query titles, answered in order", required=True,
+    """POST /v1/related: `titles`, or `programmes` (read as query.shapes.ProgrammeQuery, one
+    each; not a Param: programme_body says what they are), with the options of every query."""
+    titles = Param("titles", "array", "query titles, answered in order (or `programmes`)",
                    max_length=limits.max_batch, items="string",
                    item_max_length=limits.max_title_chars, example=["Football Tonight", "Cooking with Anna"])
     return (titles, *filter_params(limits), *context_params(limits))
+
+
+PROGRAMMES = "programmes"     # the batch body's other list: whole programmes (ProgrammeQuery)
 
 
 def search_params(limits: Limits) -> tuple[Param, ...]:
@@ -257,10 +267,11 @@ def parse_query(params: tuple[Param, ...], args: MultiDict) -> dict[str, Any]:
     return _fill(params, given)
 
 
-def parse_body(params: tuple[Param, ...], body: Any) -> dict[str, Any]:
+def parse_body(params: tuple[Param, ...], body: Any, extra: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The body's values of `params` (defaults filled); keys in `extra` are the caller's."""
     if not isinstance(body, Mapping):
         raise ApiError(400, "the body must be a JSON object")
-    _unknown(params, set(body.keys()))
+    _unknown(params, set(body.keys()) - extra)
     given = {p.name: _from_json(p, body[p.name]) for p in params if p.name in body and body[p.name] is not None}
     return _fill(params, given)
 

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from epgembed.query.related import RelatedModel
 
-from .search import TitleIndex
+from epgembed.query.search import TitleIndex
 
 log = logging.getLogger("epgembed.service")
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Optional
 import msgspec
 from flask import Response
 
-from epgembed.query.shapes import ANSWERS, ModelRef, encode
+from epgembed.query.shapes import ANSWERS, ModelRef, ProgrammeQuery, encode
 
 _SHAPE = dict(forbid_unknown_fields=True, frozen=True)
 Time = Annotated[str, msgspec.Meta(description="UTC, ISO 8601")]
@@ -104,7 +104,7 @@ class Status(msgspec.Struct, omit_defaults=True, **_SHAPE):
                     "readiness answers from it and never reads the root itself")] = None
 
 
-SHAPES = (*ANSWERS, TitleSearch, Model, Status)
+SHAPES = (*ANSWERS, ProgrammeQuery, TitleSearch, Model, Status)
 OK = encode(Status("ok"))
 
 

@@ -11,12 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from epgembed.artifact.bundle import save_model
-from epgembed.index.build import write_indexes
-from epgembed.ingest.catalog import Catalog, Show
+from epgembed.artifact.folder import ModelParts, write_folder
+from epgembed.artifact.manifest import DataSummary, TrainingSummary
+from epgembed.artifact.parts import TitleVectors, TokenTable
+from epgembed.build.index.build import write_indexes
+from epgembed.artifact.catalog import Catalog
+from epgembed.artifact.show import Show
 from epgembed.config import Config, IndexConfig, TokenizerConfig
-from epgembed.query.inspect import padded
-from epgembed.model.vectors import catalog_vectors
+from epgembed.inspect.explain import padded
+from epgembed.query.vectors import catalog_vectors
 from epgembed.text.normalize import title_key
 from epgembed.text.tokenize import Tokenizer
 
@@ -71,10 +74,13 @@ def build_handmade_model(out_dir: Path, seed: int = 0, center: bool = False) -> 
     counts[tokenizer.word_id[RARE]] = 0          # both zorblax shows were held out: never trained
     vectors, mean = catalog_vectors(table, padded(ids), centred=center)   # as pipeline.write_model
     cfg = Config().replace(index={"n_trees": 5})
-    save_model(out_dir, tokenizer=tokenizer, catalog=catalog, embeddings=table, vectors=vectors,
-               token_counts=counts, config=cfg.to_dict(), history=[], data={"inputs": []},
-               training={"note": "hand-made"}, center=mean,
-               indexes=lambda folder: write_indexes(folder, vectors, IndexConfig(n_trees=5)))
+    data = DataSummary(files=[], programmes=0, skipped=[], skip_counts={}, empty_titles=0,
+                       dropped_programmes={}, supervising_categories=4, labelled_for_training=0, inputs=[])
+    training = TrainingSummary(best_epoch=0, epochs_run=0, seconds=0.0, examples=0, examples_per_s=0.0,
+                               val_p_at_10=None, timings={})     # hand-made: not trained
+    parts = ModelParts(tokenizer, catalog, TokenTable(table, counts), TitleVectors.of(vectors, mean), [],
+                       cfg.to_dict(), data, training)
+    write_folder(out_dir, parts, lambda folder: write_indexes(folder, vectors, IndexConfig(n_trees=5)))
     return out_dir
 
 

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from epgembed.config import TrainConfig
-from epgembed.model.fused import pick_negatives
-from epgembed.model.vectors import PAD_ID
-from epgembed.model.sampling import PackedTitles
+from epgembed.build.model.fused import pick_negatives
+from epgembed.text.tokenize import PAD_ID
+from epgembed.build.model.sampling import PackedTitles
 
 
 class TitleEncoder(nn.Module):

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
-from epgembed.artifact.bundle import read_manifest, sha256_file
-from epgembed.artifact.registry import point_current, publish, versions_dir
+from epgembed.artifact.bundle import sha256_file
+from epgembed.artifact.manifest import read_manifest
+from epgembed.registry import point_current, publish, versions_dir
 
 
 def make_root(root: Path, model_dir: Path) -> str:
@@ -20,7 +21,7 @@ def make_root(root: Path, model_dir: Path) -> str:
 
 
 def version_of(model_dir: Path) -> str:
-    return read_manifest(model_dir)["version"]
+    return read_manifest(model_dir).version
 
 
 def _refresh_hash(folder: Path, name: str) -> None:
@@ -36,7 +37,7 @@ def truncate_index(folder: Path) -> None:
 
 def wrong_dimension(folder: Path) -> None:
     """A well-formed index of the wrong dimension, with hashes that match (only dims can catch it)."""
-    n = read_manifest(folder)["n_shows"]
+    n = read_manifest(folder).n_shows
     index = AnnoyIndex(16, "angular")
     rng = np.random.default_rng(0)
     for i in range(n):

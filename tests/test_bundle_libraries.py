@@ -9,14 +9,15 @@ from importlib import metadata
 
 import pytest
 
-from epgembed.artifact.bundle import load_model, read_manifest
+from epgembed.artifact.manifest import read_manifest
+from epgembed.query.load import load_model
 from epgembed.artifact.libraries import LIBRARIES
 
 pytestmark = pytest.mark.integration
 
 
 def test_the_manifest_names_the_libraries_that_built_it(tiny_model_dir):
-    libraries = read_manifest(tiny_model_dir)["libraries"]
+    libraries = read_manifest(tiny_model_dir).libraries
     assert list(libraries) == ["torch", "numpy", "sentencepiece", "annoy", "numba"] == list(LIBRARIES)
     assert libraries == {name: metadata.version(name) for name in LIBRARIES}
 
@@ -43,7 +44,7 @@ def test_reading_the_versions_parses_no_package_metadata(tiny_model_dir):
     command): a fresh process loads a model and neither it nor the email parser is loaded."""
     import subprocess
     import sys
-    probe = ("import sys\nfrom epgembed.artifact.bundle import load_model\n"
+    probe = ("import sys\nfrom epgembed.query.load import load_model\n"
              f"load_model({str(tiny_model_dir)!r})\n"
              "print(sorted(m for m in ('importlib.metadata', 'email.message') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout

@@ -1,15 +1,16 @@
 """catalog.jsonl loaded eagerly (Show objects) and lazily (memory-mapped, parsed on access):
 the same catalog either way, and the same answers from a model built on either; a catalog
-whose fields break catalog.FieldLimits is refused either way, and never built."""
+whose fields break show.FieldLimits is refused either way, and never built."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from conftest import programme_xml, write_xmltv
-from epgembed.artifact.bundle import load_model
-from epgembed.ingest.catalog import Catalog, FieldLimits, LazyShows
+from guide import programme_xml, tiny_programmes, write_xmltv
+from epgembed.query.load import load_model
+from epgembed.artifact.catalog import Catalog, LazyShows
+from epgembed.artifact.show import FieldLimits
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +32,7 @@ def test_lazy_and_eager_load_are_the_same_catalog(tiny_model_dir):
 
 def test_a_lazy_catalog_answers_like_an_eager_one(tiny_model_dir, monkeypatch):
     eager = load_model(tiny_model_dir)
-    monkeypatch.setattr("epgembed.ingest.catalog.LAZY_BYTES", 0)      # every catalog counts as large
+    monkeypatch.setattr("epgembed.artifact.catalog.LAZY_BYTES", 0)      # every catalog counts as large
     lazy = load_model(tiny_model_dir)
     assert isinstance(lazy.catalog.shows, LazyShows)
     for q in ("Football Weekly", "A Title Nobody Has Seen"):
@@ -92,12 +93,60 @@ def test_the_largest_accepted_title_loads(tmp_path, tiny_model_dir):
     assert Catalog.load(p).shows[0].title == rows[0]["title"]
 
 
-def test_a_build_whose_catalog_would_be_refused_stops_with_the_reason(tmp_path):
+# ---------------------------------------------------------------- over a limit (issue 26.5)
+def test_a_programme_over_a_field_limit_is_skipped_with_its_file_and_line(tmp_path, capsys):
+    """300 categories, or a 1,001-character channel id, on one programme: that programme is
+    skipped and named with its line (with and without --skip-bad-input), the rest trained."""
+    from epgembed.cli.main import main
+    bad = [programme_xml("Cats 300", [f"c{i}" for i in range(300)]),
+           programme_xml("A Long Channel", ["News"], channel="c" * 1001)]
+    dump = write_xmltv(tmp_path / "d.xml", tiny_programmes()[:40] + bad + tiny_programmes()[40:])
+    lines = dump.read_text(encoding="utf-8").splitlines()
+    at = [n for n, line in enumerate(lines, 1) if "Cats 300" in line or "A Long Channel" in line]
+    for skip in ([], ["--skip-bad-input"]):
+        out = tmp_path / f"m{len(skip)}"
+        code = main(["train", str(dump), "--out", str(out), "--dim", "16", "--epochs", "1", "--quiet", *skip])
+        err = capsys.readouterr().err
+        assert code == 0, err
+        assert f"skipped: {dump}:{at[0]}: too many categories (300, limit 256)" in err, err
+        assert f"skipped: {dump}:{at[1]}: channel id too long (1,001 characters, limit 992)" in err, err
+        catalog = Catalog.load(out / "catalog.jsonl")
+        assert catalog.lookup("Cats 300") is None and catalog.lookup("Football Weekly") is not None
+        data = json.loads((out / "manifest.json").read_text())["data"]
+        assert data["skip_counts"] == {"too many categories": 1, "channel id too long": 1}
+
+
+def test_what_a_show_accumulates_is_capped_keeping_the_most_frequent():
+    """No programme over a limit, but a show that gathers too much: 40 new categories a
+    night for 8 nights, one title on 10,001 channels, 1,100 channel ids of 990 characters
+    (over a show's 1M characters): capped, the most frequent kept; the build never fails."""
     from epgembed.config import Config
-    from epgembed.pipeline import prepare
+    from epgembed.build.ingest.epg import Programme
+    from epgembed.build.pipeline import prepare_programmes
+
+    def airing(title: str, cats: tuple[str, ...] = ("Show",), channel: str = "ard") -> Programme:
+        return Programme(title, None, None, cats, channel, "20220721201500 +0000", "x.xml", 1)
+    programmes = [airing("Tatort", ("Krimi", *(f"Neu {night} {i}" for i in range(40)))) for night in range(8)]
+    programmes += [airing("Everywhere", channel=f"ch-{c}") for c in range(10_001)]
+    programmes += [airing("Everywhere", channel="ch-0")] * 2 + [airing("Everywhere", channel="ch-9999")]
+    programmes += [airing("Long Ids", channel=f"{c:04d}" + "x" * 986) for c in range(1_100)]
+    programmes += [airing("Long Ids", channel="0500" + "x" * 986)]
+    programmes += [airing(t, ("Krimi",)) for t in ("Polizeiruf", "Soko", "Wilsberg", "Der Alte")]
+    catalog = prepare_programmes(programmes, Config()).catalog
+    shows = {s.key: s for s in catalog.shows}
+    limits = FieldLimits()
+    tatort, everywhere, long_ids = shows["tatort"], shows["everywhere"], shows["long ids"]
+    assert len(tatort.categories) == limits.categories and tatort.categories["krimi"] == 8
+    assert len(everywhere.channels) == limits.channels and {"ch-0", "ch-9999"} <= set(everywhere.channels)
+    assert "0500" + "x" * 986 in long_ids.channels and len(long_ids.channels) < 1_100
+    assert all(s.problem() is None for s in catalog.shows)
+
+
+
+
+def test_a_long_title_is_cut_not_refused(tmp_path):
+    from epgembed.config import Config
+    from epgembed.build.pipeline import prepare
     ok = [programme_xml(f"News {w}", ["News"]) for w in ("Today", "Tonight", "Weekly", "Hour")]
     dump = write_xmltv(tmp_path / "ok.xml", ok + [programme_xml("ü" * 999, ["News"])])
     assert len(prepare([dump], Config()).catalog) == 5           # titles are cut to 500 characters
-    dump = write_xmltv(tmp_path / "bad.xml", ok + [programme_xml("A Long Channel", ["News"], channel="c" * 20_000)])
-    with pytest.raises(ValueError, match=r"show 0 'a long channel': channels of 20,000 characters \(at most 1,000\)"):
-        prepare([dump], Config())

@@ -8,7 +8,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
-from conftest import TINY_CONFIG
+from guide import TINY_CONFIG
 from test_evaluate import TOPICS, topic_dump, write_dump
 
 from epgembed.eval.baselines import EpgembedSystem, TfidfSystem

@@ -1,8 +1,10 @@
-"""Configs: a user's file is strict, a model folder's manifest is read as built."""
+"""Configs: a user's file is strict, a model folder's manifest is read as built (a format 1
+manifest's config through the format's converter, artifact/upgrade.py)."""
 import json
 
 import pytest
 
+from epgembed.artifact import upgrade
 from epgembed.config import Config
 
 pytestmark = pytest.mark.unit
@@ -15,14 +17,17 @@ def test_a_config_file_with_an_unknown_option_is_an_error(tmp_path):
         Config.load(path)
 
 
-def test_from_manifest_rebuilds_the_config_a_model_was_built_with():
+def test_a_manifest_config_rebuilds_the_config_a_model_was_built_with():
     built = Config().replace(train={"dim": 8, "epochs": 2}, index={"search_k": 123, "center": False})
-    assert Config.from_manifest(json.loads(json.dumps(built.to_dict()))) == built
+    assert Config.from_dict(json.loads(json.dumps(built.to_dict()))) == built
 
 
-def test_from_manifest_leaves_out_options_this_version_no_longer_has():
+def test_a_format_1_config_loses_the_options_this_version_no_longer_has():
     old = {"train": {"dim": 8, "optimizer": "sparse_adam", "context_task": 0.0},
            "index": {"search_k": 5}, "retired_section": {"x": 1}}
-    c = Config.from_manifest(old)
-    assert (c.train.dim, c.index.search_k) == (8, 5)
+    with pytest.raises(ValueError, match="unknown train option"):
+        Config.from_dict(old)                       # format 2 holds exactly Config's options
+    new = upgrade.config(old)
+    c = Config.from_dict(new)
+    assert (c.train.dim, c.index.search_k) == (8, 5) and new == c.to_dict()
     assert c.train.lr == Config().train.lr          # what the manifest does not say: today's default

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from epgembed.artifact import registry
-from epgembed.artifact.bundle import load_model, read_manifest
+from epgembed import registry
+from epgembed.artifact.manifest import read_manifest
 from epgembed.cli.main import main
 from epgembed.config import Config
-from epgembed.model.distributed import launch
+from epgembed.build.model.distributed import launch
+from epgembed.query.load import load_model
 
 pytestmark = pytest.mark.system
 
@@ -29,7 +30,7 @@ RUN_S = 180          # a run that takes longer is hung (each takes about 7 s her
 @pytest.fixture(scope="module")
 def single(tmp_path_factory) -> Path:
     """The one-process model of the sample, default config."""
-    from epgembed.pipeline import train_model
+    from epgembed.build.pipeline import train_model
     out = tmp_path_factory.mktemp("single") / "m"
     train_model([SAMPLE], out, Config(), threads=1)
     return out
@@ -49,12 +50,12 @@ def test_two_ranks_train_the_one_process_model_and_rank_0_alone_writes_it(tmp_pa
     rank1 = re.search(r"table sha256 ([0-9a-f]{64})", follower[0]).group(1)
     assert hashlib.sha256(table.tobytes()).hexdigest() == rank1          # bit-identical ranks
     manifest, alone = read_manifest(out), read_manifest(single)
-    assert manifest["training"]["distributed"]["ranks"] == 2
-    assert manifest["training"]["distributed"]["table_sha256"] == rank1
-    assert manifest["training"]["distributed"]["rank0"]["bytes_per_step"] > 0
-    # the same folder: files, manifest entries and config as one process writes
-    assert sorted(manifest["files"]) == sorted(alone["files"])
-    assert set(manifest) == set(alone) and manifest["config"] == alone["config"]
+    ranks = manifest.training.distributed
+    assert ranks.ranks == 2 and ranks.table_sha256 == rank1 and ranks.traffic.bytes_per_step > 0
+    assert alone.training.distributed is None
+    # the same folder: format, files and config as one process writes
+    assert (manifest.format, manifest.format_version) == (alone.format, alone.format_version)
+    assert sorted(manifest.files) == sorted(alone.files) and manifest.config == alone.config
     model = load_model(out)                                               # hashes and self-test
     assert model.related("Premier Football Tonight", 5).related
 
@@ -62,7 +63,7 @@ def test_two_ranks_train_the_one_process_model_and_rank_0_alone_writes_it(tmp_pa
     # (3e-7 after the sample's 90 steps): the held-out figure is the same to within 0.02,
     # 6 of the 280 answers of its 28 validation titles
     assert np.abs(table - np.load(single / "embeddings.npy")).max() < 1e-3
-    assert manifest["training"]["val_p_at_10"] == pytest.approx(alone["training"]["val_p_at_10"], abs=0.02)
+    assert manifest.training.val_p_at_10 == pytest.approx(alone.training.val_p_at_10, abs=0.02)
 
 
 def test_nightly_distributed_publishes_from_rank_0_only(tmp_path):
@@ -90,8 +91,8 @@ def test_a_group_of_one_rank_trains_the_one_process_table(tmp_path, exchange):
     """In this process, a process group of one (gloo, a file store): each exchange, the
     shared validation figure and the end-of-training check give train()'s table without a
     group, to float rounding (3 epochs: 1e-6), and the same held-out figures."""
-    from epgembed.model.distributed import Group
-    from epgembed.pipeline import fit, prepare
+    from epgembed.build.model.distributed import Group
+    from epgembed.build.pipeline import fit, prepare
     cfg = Config().replace(train={"epochs": 3, "min_examples": 0})
     prep = prepare([SAMPLE], cfg)
     alone = fit(prep, cfg)
@@ -99,7 +100,7 @@ def test_a_group_of_one_rank_trains_the_one_process_table(tmp_path, exchange):
         ranked = fit(prep, cfg, group=group)
     assert np.abs(ranked.embeddings - alone.embeddings).max() < 1e-5
     assert [h["val_p_at_10"] for h in ranked.history] == [h["val_p_at_10"] for h in alone.history]
-    assert ranked.distributed["exchange"] == exchange and ranked.distributed["rank0"]["steps"] > 0
+    assert ranked.distributed.exchange == exchange and ranked.distributed.traffic.steps > 0
 
 
 def test_distributed_outside_torchrun_says_how_to_start_it(tmp_path, monkeypatch, capsys):

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from epgembed.config import TrainConfig
-from epgembed.model.distributed import Group, RowGradient, ShardStep, shard_batch
-from epgembed.model.kernels import CompiledStep
-from epgembed.model.rowgrad import merge_rows
+from epgembed.build.model.distributed import Group, RowGradient, ShardStep, shard_batch
+from epgembed.build.model.kernels import CompiledStep
+from epgembed.build.model.rowgrad import merge_rows
 from oracles import random_titles
 
 pytestmark = pytest.mark.unit

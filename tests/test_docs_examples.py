@@ -83,7 +83,7 @@ def runner_of(command: str) -> str | None:
 # ---------------------------------------------------------------- curl: the service's answers
 @pytest.fixture(scope="module")
 def sample_model(tmp_path_factory) -> Path:
-    from epgembed.pipeline import train_model
+    from epgembed.build.pipeline import train_model
     out = tmp_path_factory.mktemp("sample") / "sample"
     train_model([SAMPLE], out, Config(), threads=1)
     return out

@@ -1,4 +1,4 @@
-"""Tests for the streaming XMLTV reader (epgembed.ingest.epg)."""
+"""Tests for the streaming XMLTV reader (epgembed.build.ingest.epg)."""
 from __future__ import annotations
 
 import gzip
@@ -10,7 +10,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from epgembed.ingest.epg import DumpError, Programme, ReadReport, expand_paths, read_programmes
+from epgembed.build.ingest.epg import DumpError, Programme, ReadReport, expand_paths, read_programmes
 
 pytestmark = pytest.mark.unit
 

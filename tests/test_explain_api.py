@@ -10,9 +10,9 @@ import pytest
 
 from typing import get_args
 
-from epgembed.artifact.bundle import load_model
+from epgembed.query.load import load_model
 from epgembed.config import TokenizerConfig
-from epgembed.query.inspect import PARTS, explain_pair, side_of, token_parts
+from epgembed.inspect.explain import PARTS, explain_pair, side_of, token_parts
 from epgembed.query.shapes import FeatureKind
 from epgembed.text.features import KINDS
 from epgembed.text.tokenize import Tokenizer

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from epgembed.artifact.bundle import load_model
+from epgembed.query.load import load_model
 from handmade import PLANTED, RARE, build_handmade_model, make_app
 
 pytestmark = pytest.mark.system
@@ -199,5 +199,39 @@ def test_what_the_guide_features_carried(tiny_server, browser):
     assert feature_rows.count() > 0 and not feature_rows.first.is_visible()
     page.locator("#why-pieces summary").click()
     assert feature_rows.first.is_visible() and feature_rows.first.inner_text().startswith("<")
+    assert not problems, problems
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def series_server(tmp_path_factory):
+    from guide import TINY_CONFIG, write_xmltv
+    from epgembed.build.pipeline import train_model
+    from test_series_answers import guide
+    tmp = tmp_path_factory.mktemp("series-browser")
+    cfg = TINY_CONFIG.replace(catalog={"max_category_share": 0.9})
+    train_model([write_xmltv(tmp / "guide.xml", guide())], tmp / "model", cfg, threads=1)
+    with serving(tmp / "model") as url:
+        yield url
+
+
+def test_each_series_once_with_its_count_expanded_on_a_click(series_server, browser):
+    problems: list[str] = []
+    page = watched_page(browser, problems)
+    page.goto(series_server + "/")
+    page.fill("#q", "Echo Investigates")
+    page.press("#q", "Enter")
+    alpha = page.locator("#related > li", has_text="Alpha Files")
+    alpha.first.wait_for(timeout=10_000)
+    assert alpha.count() == 1                                   # the 20-episode show: one row
+    more = alpha.locator(":scope > button.more")
+    assert more.inner_text() == "+19 more"
+    more.click()
+    episodes = alpha.locator("ul.series > li")
+    episodes.nth(18).wait_for(timeout=10_000)
+    assert episodes.count() == 19
+    assert all(t.startswith("Alpha Files") for t in alpha.locator("ul.series > li .title").all_inner_texts())
+    more.click()                                                 # and folded again
+    assert alpha.locator("ul.series").count() == 0 and more.inner_text() == "+19 more"
     assert not problems, problems
     page.close()

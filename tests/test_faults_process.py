@@ -31,10 +31,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import TINY_CONFIG
+from guide import TINY_CONFIG
 from epgembed.nightly import history
-from epgembed.artifact import registry
-from epgembed.artifact.bundle import load_model
+from epgembed import registry
+from epgembed.query.load import load_model
 from epgembed.nightly.run import EXIT_ERROR, EXIT_PUBLISHED, NightlyConfig, run_nightly
 from polling import wait_until
 from test_service_gunicorn import start

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from conftest import TINY_CONFIG, programme_xml, write_xmltv
+from guide import TINY_CONFIG, programme_xml, write_xmltv
 
-from epgembed.ingest.catalog_build import BARE_EPISODE, build_catalog
+from epgembed.build.ingest.catalog_build import BARE_EPISODE, build_catalog
 from epgembed.config import FeatureConfig
-from epgembed.ingest.epg import read_programmes
+from epgembed.build.ingest.epg import read_programmes
 from epgembed.text.features import context_features, item_features, programme_features
 from epgembed.text.normalize import series_head
 
@@ -91,8 +91,8 @@ def series_dump(tmp_path):
 
 @pytest.fixture(scope="module")
 def series_model(tmp_path_factory):
-    from epgembed.artifact.bundle import load_model
-    from epgembed.pipeline import train_model
+    from epgembed.query.load import load_model
+    from epgembed.build.pipeline import train_model
     tmp = tmp_path_factory.mktemp("series")
     train_model([series_dump(tmp)], tmp / "model", TINY_CONFIG, threads=1)
     return load_model(tmp / "model")

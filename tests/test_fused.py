@@ -1,13 +1,13 @@
 """The training math on hand-worked values: the autograd oracles (tests/oracles.py), and the
-fused torch step (epgembed/model/fused.py) against them."""
+fused torch step (epgembed/build/model/fused.py) against them."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from epgembed.model.fused import fused_triplet_grad, inverse_frequency_weights, rowwise_adagrad_
-from epgembed.model.sampling import PackedTitles
+from epgembed.build.model.fused import fused_triplet_grad, inverse_frequency_weights, rowwise_adagrad_
+from epgembed.build.model.sampling import PackedTitles
 from oracles import (TitleEncoder, autograd_title_vectors, bag_of, margin_ranking_loss, padded,
                      scale_sparse_grad_, select_negatives)
 

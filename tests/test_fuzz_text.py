@@ -24,12 +24,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from conftest import GENRES
+from guide import GENRES
 from epgembed.config import TokenizerConfig
 from epgembed.text.normalize import (MAX_TITLE_CHARS, clean_text, fold, normalize_category, split_series,
                                      is_bare_episode, strip_episode, title_forms, title_key)
-from epgembed.ingest.catalog_build import build_catalog
-from epgembed.ingest.epg import Programme
+from epgembed.build.ingest.catalog_build import build_catalog
+from epgembed.build.ingest.epg import Programme
 from epgembed.query.related import QueryError
 from epgembed.text.tokenize import PAD_ID, Tokenizer, token_text
 
@@ -146,7 +146,7 @@ def test_tokenizer_encodes_anything_to_real_tokens(tokenizer, x):
 # ---------------------------------------------------------------- query side and service
 @pytest.fixture(scope="module")
 def model(tiny_model_dir):
-    from epgembed.artifact.bundle import load_model
+    from epgembed.query.load import load_model
     return load_model(tiny_model_dir)
 
 

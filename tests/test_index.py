@@ -4,27 +4,38 @@ probe answering like an exhaustive search, and model folders with and without th
 files."""
 from __future__ import annotations
 
-import json
 import math
-import shutil
 
 import numpy as np
 import pytest
 
-from conftest import TINY_CONFIG
-import epgembed.artifact.bundle
-from epgembed.artifact.bundle import ModelError, load_model, read_manifest, verify_files
+from guide import TINY_CONFIG
+from epgembed.artifact.bundle import verify_files
+from epgembed.artifact.manifest import ModelError, read_manifest
+from epgembed.query.load import load_model
 from epgembed.config import IndexConfig
-import epgembed.model.vectors
-from epgembed.index.serve import open_index, query_item
-from epgembed.index.clustered import clustered_neighbours, spherical_kmeans
-from epgembed.index.build import (build_index, neighbour_table, probe_recall, sampled_recall,
-                                  search_recall, write_search)
-from epgembed.index.probe import ClusterProbe, ExactSearch
-from epgembed.model.vectors import top_k
-from epgembed.pipeline import train_model
+import epgembed.query.vectors
+from epgembed.query.annoy import open_index, query_item
+from epgembed.build.index.clustered import clustered_neighbours, spherical_kmeans
+from epgembed.build.index.build import build_index, neighbour_table, probe_recall, sampled_recall, write_search
+from epgembed.query.probe import ClusterProbe, ExactSearch
+from epgembed.query.vectors import top_k
+from epgembed.build.pipeline import train_model
 
 pytestmark = pytest.mark.integration
+
+
+def search_recall(vectors: np.ndarray, search, k: int = 10, samples: int = 200, seed: int = 0) -> float:
+    """The test's oracle: the share of the true k nearest other rows (exact search) that
+    `search` finds for catalog rows taken as queries, each row itself left out of both lists."""
+    n = len(vectors)
+    rows = np.random.default_rng(seed).choice(n, size=min(samples, n), replace=False)
+    truth, _ = top_k(vectors, k, rows=rows, skip_self=True)
+    found = 0
+    for r, t in zip(rows.tolist(), truth):
+        ids, _ = search(np.asarray(vectors[r]), k + 1)
+        found += len(set(t.tolist()) & set([i for i in ids if i != r][:k]))
+    return float(found / max(1, truth.size))
 
 
 def circle(degrees: list[float]) -> np.ndarray:
@@ -33,7 +44,7 @@ def circle(degrees: list[float]) -> np.ndarray:
 
 def test_exact_table_hand_worked(monkeypatch):
     v = circle([0, 10, 90, 180, 200])
-    monkeypatch.setattr(epgembed.model.vectors, "SCORE_FLOATS", 2 * len(v))   # blocks of two rows
+    monkeypatch.setattr(epgembed.query.vectors, "SCORE_FLOATS", 2 * len(v))   # blocks of two rows
     ids, cos, info = neighbour_table(v, IndexConfig(neighbours=3))    # the seams are crossed
     assert info["method"] == "exact"
     assert ids.dtype == np.int32 and cos.dtype == np.float32 and ids.shape == (5, 3)
@@ -64,7 +75,7 @@ def test_seeded_build_is_identical_and_answers_like_exact_search(tmp_path):
 
 def test_catalog_titles_are_answered_from_the_table_exactly(tiny_model_dir):
     model = load_model(tiny_model_dir)
-    assert read_manifest(tiny_model_dir)["neighbours"] == min(len(model), IndexConfig().neighbours)
+    assert read_manifest(tiny_model_dir).neighbours == min(len(model), IndexConfig().neighbours)
     exhaustive = load_model(tiny_model_dir)
     exhaustive.neighbours, exhaustive.search_k = None, len(model) * 100
     for i in range(len(model)):
@@ -79,11 +90,11 @@ def test_past_the_exact_limit_the_table_is_clustered_or_none(tiny_dump, tmp_path
     cfg = TINY_CONFIG.replace(train={"epochs": 1}, index={"neighbours_max_shows": 10})
     train_model([tiny_dump], tmp_path / "c", cfg, threads=1)
     m = read_manifest(tmp_path / "c")
-    assert m["neighbours"] == 49 and m["neighbour_table"]["method"] == "clustered"
-    assert 0.0 < m["neighbour_table"]["recall_at_10"] <= 1.0
+    assert m.neighbours == 49 and m.neighbour_table.method == "clustered"
+    assert 0.0 < m.neighbour_table.recall_at_10 <= 1.0
     assert load_model(tmp_path / "c").neighbours is not None
     train_model([tiny_dump], tmp_path / "m", cfg.replace(index={"neighbours_probe": 0}), threads=1)
-    assert read_manifest(tmp_path / "m")["neighbours"] == 0 and not (tmp_path / "m" / "neighbours.npy").exists()
+    assert read_manifest(tmp_path / "m").neighbours == 0 and not (tmp_path / "m" / "neighbours.npy").exists()
     model = load_model(tmp_path / "m")
     assert model.neighbours is None and len(model.related_to_id(0, 5).related) == 5   # Annoy alone
 
@@ -207,9 +218,9 @@ def test_a_model_with_the_probe_files_round_trips(tiny_dump, tmp_path):
     cfg = TINY_CONFIG.replace(train={"epochs": 1}, index={"search_exact_max_shows": 10, "search_rows": 1000})
     train_model([tiny_dump], tmp_path / "p", cfg, threads=1)
     m = read_manifest(tmp_path / "p")
-    assert m["search"]["method"] == "probe" and m["search"]["rows"] == 1000 and m["search"]["recall_at_10"] == 1.0
+    assert m.search.method == "probe" and m.search.rows == 1000 and m.search.recall_at_10 == 1.0
     for f in ("centroids.npy", "order.npy", "bounds.npy", "cluster_vectors.npy"):
-        assert m["files"][f]["bytes"] == (tmp_path / "p" / f).stat().st_size   # hashed like the others
+        assert m.files[f].bytes == (tmp_path / "p" / f).stat().st_size   # hashed like the others
     verify_files(tmp_path / "p", m)
     model = load_model(tmp_path / "p")
     assert isinstance(model.search, ClusterProbe)
@@ -226,20 +237,3 @@ def test_a_model_with_the_probe_files_round_trips(tiny_dump, tmp_path):
         load_model(tmp_path / "p", verify=False)
     with pytest.raises(ModelError, match="order.npy"):
         load_model(tmp_path / "p")
-
-
-def test_models_without_the_probe_files_still_load(tiny_dump, tiny_model_dir, tmp_path, monkeypatch):
-    assert read_manifest(tiny_model_dir)["search"]["method"] == "exact"      # 49 titles
-    old = tmp_path / "old"
-    shutil.copytree(tiny_model_dir, old)
-    manifest = read_manifest(old)
-    del manifest["search"]                                     # as written before the entry existed
-    (old / "manifest.json").write_text(json.dumps(manifest))
-    model = load_model(old)
-    assert isinstance(model.search, ExactSearch)               # small catalog: exact search
-    answer = [h.id for h in model.related("Puppy Kitchen Tonight", 5).related]
-    monkeypatch.setattr(epgembed.artifact.bundle, "IndexConfig", lambda: IndexConfig(search_exact_max_shows=10))
-    big = load_model(old)                                      # "large" without files: Annoy as before
-    assert big.search is None and len(big.related("Puppy Kitchen Tonight", 5).related) == 5
-    big.search_k = len(big) * 100
-    assert [h.id for h in big.related("Puppy Kitchen Tonight", 5).related] == answer

@@ -23,13 +23,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tiny_programmes, write_xmltv
-from epgembed.ingest import epg
-from epgembed.artifact import registry
-from epgembed.ingest.catalog_build import EMPTY_KEY, build_catalog
+from guide import tiny_programmes, write_xmltv
+from epgembed.build.ingest import epg
+from epgembed import registry
+from epgembed.build.ingest.catalog_build import EMPTY_KEY, build_catalog
 from epgembed.cli.main import main
-from epgembed.ingest.dumpfiles import ReadLimits
-from epgembed.ingest.epg import (SKIP_EMPTY_TITLE, SKIP_NAMESPACED, DumpError, Programme,
+from epgembed.build.ingest.dumpfiles import ReadLimits
+from epgembed.build.ingest.epg import (SKIP_EMPTY_TITLE, SKIP_NAMESPACED, DumpError, Programme,
                                  ReadReport, expand_paths, read_programmes)
 from epgembed.text.normalize import clean_text, title_key
 
@@ -198,7 +198,7 @@ def test_a_gzip_bomb_through_a_pipe_is_still_refused():
 
 
 def test_dash_reads_standard_input(tmp_path):
-    code = ("from epgembed.ingest.epg import ReadReport, read_programmes; r = ReadReport(); "
+    code = ("from epgembed.build.ingest.epg import ReadReport, read_programmes; r = ReadReport(); "
             "print(sum(1 for _ in read_programmes(['-'], report=r)), r.files)")
     (tmp_path / "in.gz").write_bytes(gzip.compress(dump(prog("A"), prog("B"), prog("C"))))
     for how in ("a pipe", "a file"):
@@ -299,6 +299,19 @@ def test_file_names_with_control_characters_are_printed_escaped(tmp_path, capsys
     assert main(["train", str(path), "--out", str(tmp_path / "m"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "\x1b" not in err and shown in err
+
+
+def test_a_file_name_that_is_not_utf8_is_read_and_named_escaped(tmp_path, tiny_dump, capsys):
+    """Issue 26.13: a byte that is not UTF-8 in a dump's name stopped train and nightly with
+    a bare codec error (the manifest and report could not be written)."""
+    path = tmp_path / os.fsdecode(b"night\xff.xml.gz")
+    path.write_bytes(tiny_dump.read_bytes())
+    out = tmp_path / "m"
+    assert main(["train", str(path), "--out", str(out), "--quiet", "--epochs", "1", "--dim", "16"]) == 0, \
+        capsys.readouterr().err
+    data = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["data"]
+    shown = str(tmp_path / "night\\xff.xml.gz")
+    assert data["files"] == data["inputs"] == [shown] and data["programmes"] > 90
 
 
 def _zip(data: bytes) -> bytes:

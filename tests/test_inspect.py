@@ -12,14 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from epgembed.artifact.bundle import load_model
-from epgembed.query.inspect import (InspectConfig, collapse, compare_title, explain_pair, inspect_title,
-                                    leave_one_out)
-from epgembed.model.vectors import title_vectors
-from epgembed.query.outliers import (category_matrix, find_outliers, list_disagreement, most_suspicious,
+from epgembed.query.load import load_model
+from epgembed.config import InspectConfig
+from epgembed.inspect.explain import compare_title, explain_pair, inspect_title
+from epgembed.inspect.loo import collapse, leave_one_out
+from epgembed.query.vectors import title_vectors
+from epgembed.inspect.outliers import (category_matrix, find_outliers, list_disagreement, most_suspicious,
                                      PairArrays, scan_pairs, share_any)
 from epgembed.query.related import QueryError
-from epgembed.query.report import bar_widths, esc, group_pairs, render_report
+from epgembed.inspect.report import bar_widths, esc, group_pairs, render_report
 from handmade import PLANTED, RARE, build_handmade_model
 
 pytestmark = pytest.mark.integration
@@ -364,3 +365,14 @@ def test_report_writes_words_not_python_values(model, inv_freq, words):
     assert f"inverse-frequency scaling {words} " in visible and "suspicious neighbour" in visible
     assert not re.findall(r"\b(?:True|False|None|nan|NaN)\b", visible)
     assert not re.search(r'data-v="(?:True|False|None|nan)"', text)
+
+
+@pytest.mark.unit
+def test_the_outlier_scan_lists_each_other_series_once():
+    from epgembed.inspect.outliers import one_per_series
+    series = np.array([0, 0, 1, 1, 2, 3, 3])        # titles 0,1 | 2,3 | 4 | 5,6
+    wide = np.array([[1, 2, 3, 4, 5, 6],             # title 0: its own 1 last, 3 after 2, 6 after 5
+                     [0, 3, 2, 6, 4, 5]])
+    got = one_per_series(wide, series, 3)
+    assert got.tolist() == [[2, 4, 5], [3, 6, 4]]
+    assert one_per_series(wide[:1], series, 5).tolist() == [[2, 4, 5, 3, 6]]   # repeats only to fill

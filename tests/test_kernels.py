@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from epgembed.config import TrainConfig
-from epgembed.model.kernels import CompiledStep, hardest_allowed, scatter_adagrad, unit_title_sums
-from epgembed.model.vectors import title_vectors
-from epgembed.model.train import init_table, make_step
+from epgembed.build.model.kernels import CompiledStep, hardest_allowed, scatter_adagrad, unit_title_sums
+from epgembed.query.vectors import title_vectors
+from epgembed.build.model.train import init_table, make_step
 from oracles import random_titles
 
 pytestmark = pytest.mark.unit
@@ -140,7 +140,7 @@ def test_compiled_step_from_several_threads_at_once_is_the_same_as_one_after_the
 def test_merge_top_k_keeps_the_best_others_after_the_row_itself():
     """Row 0 sees candidates in two blocks; its list keeps itself first, then the 3 best
     others in order; its own id among the candidates is skipped."""
-    from epgembed.model.kernels import merge_top_k, sort_top_k
+    from epgembed.build.model.kernels import merge_top_k, sort_top_k
     ids = np.full((2, 4), -1, np.int32)
     best = np.full((2, 4), -np.inf, np.float32)
     ids[:, 0] = [0, 1]

@@ -5,8 +5,9 @@ import math
 import numpy as np
 import pytest
 
-import epgembed.model.vectors as model_module
-from epgembed.model.vectors import PAD_ID, catalog_vectors, nearest_others, title_vectors, top_k
+import epgembed.query.vectors as model_module
+from epgembed.query.vectors import catalog_vectors, nearest_others, title_vectors, top_k
+from epgembed.text.tokenize import PAD_ID
 
 pytestmark = pytest.mark.unit
 

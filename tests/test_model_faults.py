@@ -19,11 +19,14 @@ import os
 import shutil
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
-from epgembed.artifact import registry
-from epgembed.artifact.bundle import ModelError, load_model, read_manifest, sha256_file
+from epgembed import registry
+from epgembed.artifact.bundle import sha256_file
+from epgembed.artifact.manifest import ModelError, read_manifest, write_manifest
+from epgembed.query.load import load_model
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +57,7 @@ def refused(folder: Path, *, verify: bool = True) -> str:
 
 def test_the_fixtures_load(tiny_model_dir, tiny_model_b):
     a, b = read_manifest(tiny_model_dir), read_manifest(tiny_model_b)
-    assert sorted(a["files"]) == sorted(DATA_FILES) and a["dim"] == b["dim"] and a["n_shows"] == b["n_shows"]
+    assert sorted(a.files) == sorted(DATA_FILES) and a.dim == b.dim and a.n_shows == b.n_shows
     for d in (tiny_model_dir, tiny_model_b):
         load_model(d)
         load_model(d, verify=False)
@@ -161,9 +164,9 @@ def _wrong_dim_embeddings(a):
 def _wrong_dim_index(d: Path, other: Path) -> None:
     from annoy import AnnoyIndex
     m = read_manifest(d)
-    index = AnnoyIndex(m["dim"] // 2, "angular")
+    index = AnnoyIndex(m.dim // 2, "angular")
     for i, v in enumerate(np.load(d / "vectors.npy")):
-        index.add_item(i, v[: m["dim"] // 2].tolist())
+        index.add_item(i, v[: m.dim // 2].tolist())
     index.build(2)
     index.save(str(d / "index.ann"))
     index.unload()
@@ -212,7 +215,7 @@ def test_manifest_hash_lie_is_refused(tiny_model_dir, tiny_model_b, tmp_path):
     """The manifest claims another model's hashes for intact files."""
     d = copy_model(tiny_model_dir, tmp_path / "m")
     m = json.loads((d / "manifest.json").read_text())
-    m["files"]["embeddings.npy"] = read_manifest(tiny_model_b)["files"]["embeddings.npy"]
+    m["files"]["embeddings.npy"] = msgspec.to_builtins(read_manifest(tiny_model_b).files["embeddings.npy"])
     (d / "manifest.json").write_text(json.dumps(m))
     assert "embeddings.npy does not match its sha256 in the manifest" in refused(d)
 
@@ -227,8 +230,7 @@ def test_registry_refuses_to_publish_it(tiny_model_dir, tiny_model_b, tmp_path, 
     good = registry.publish(root, tiny_model_dir, move=False)
     bad = make_lie(tiny_model_dir, tiny_model_b, tmp_path / "bad", how)
     manifest = read_manifest(bad)
-    manifest["version"] += "-bad"
-    (bad / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(bad, msgspec.structs.replace(manifest, version=manifest.version + "-bad"))
     with pytest.raises(ModelError, match=LIES[how][2].split("(")[0][:30]):
         registry.publish(root, bad)                          # move=True: validated in staging
     assert registry.current_version(root) == good and load_model(registry.current_dir(root)).version == good

@@ -1,7 +1,7 @@
 """Nightly retraining: five real nights published in turn, gates, crash safety, lock, rollback.
 
-Inputs are the real daily dumps of ../shared/data/epg-daily/de_magenta reduced to every
-fourth channel (written into tmp_path), trained with a small config so the module is quick.
+The five nights (tests/nightly_util.py: real daily dumps reduced to every fourth channel, a
+small config) run once a session (conftest.py); each test works on a private copy.
 """
 from __future__ import annotations
 
@@ -14,79 +14,37 @@ import shutil
 import subprocess
 import sys
 from dataclasses import asdict, replace
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
-from lxml import etree
 
 from epgembed.nightly import history
 
-from epgembed.artifact import registry
-from epgembed.artifact.bundle import load_model
+from epgembed import registry
+from epgembed.query.load import load_model
 from epgembed.cli.main import main
-from epgembed.config import Config
-from epgembed.ingest.epg import Programme
-from epgembed.nightly.run import EXIT_ERROR, EXIT_GATED, EXIT_PUBLISHED, NightlyConfig, run_nightly
+from epgembed.nightly.run import EXIT_ERROR, EXIT_GATED, EXIT_PUBLISHED, run_nightly
 from epgembed.nightly.quality import warm_start_table
-
-DAILY = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "epg-daily" / "de_magenta"
-NIGHTS = ["2022-07-21", "2022-07-22", "2022-07-23", "2022-07-24", "2022-07-25"]
-CFG = Config().replace(train={"dim": 16, "epochs": 4, "min_examples": 0, "patience": 2}, index={"n_trees": 5})
-NCFG = NightlyConfig(history_nights=3, keep=4)
-
-
-def reduce_dump(src: Path, out: Path, every: int = 4) -> Path:
-    """Every `every`-th channel (sorted by id) of a dump, as a gzipped XMLTV file."""
-    with gzip.open(src, "rb") as f:
-        root = etree.parse(f, etree.XMLParser(resolve_entities=False, no_network=True)).getroot()
-    keep = set(sorted({el.get("id") for el in root.iterchildren("channel")})[::every])
-    for el in list(root):
-        if (el.tag == "channel" and el.get("id") not in keep) or \
-                (el.tag == "programme" and el.get("channel") not in keep):
-            root.remove(el)
-    out.write_bytes(gzip.compress(etree.tostring(root, xml_declaration=True, encoding="UTF-8"), mtime=0))
-    return out
-
+from nightly_util import CFG, NCFG, NIGHTS, assert_current_valid, leftovers, nights_of, rewrite_dump
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture(scope="module")
-def dumps(tmp_path_factory) -> list[Path]:
-    d = tmp_path_factory.mktemp("daily")
-    return [reduce_dump(DAILY / f"{n}.xml.gz", d / f"{n}.xml.gz") for n in NIGHTS]
+def dumps(daily_dumps) -> list[Path]:
+    return daily_dumps
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory, dumps):
+def published(five_nights):
     """The five nights run in turn into one root; (root, results, current after each)."""
-    root = tmp_path_factory.mktemp("models") / "root"
-    results, currents = [], []
-    for dump in dumps:
-        results.append(run_nightly([dump], root, NCFG, CFG))
-        currents.append(registry.current_version(root))
-    return root, results, currents
+    return five_nights
 
 
 @pytest.fixture
-def root(published, tmp_path) -> Path:
-    """A private copy of the published root (the `current` symlink is relative)."""
-    copy = tmp_path / "root"
-    shutil.copytree(published[0], copy, symlinks=True)
-    return copy
-
-
-def leftovers(root: Path) -> list[str]:
-    hidden = [p.name for p in root.iterdir() if p.name.startswith(".") and p.name != ".lock"]
-    vdir = registry.versions_dir(root)
-    return hidden + [f"versions/{p.name}" for p in vdir.iterdir() if p.name.startswith(".")]
-
-
-def assert_current_valid(root: Path, expected: str) -> None:
-    assert registry.current_version(root) == expected
-    assert load_model(registry.current_dir(root)).version == expected  # what the service loads
+def root(nightly_root) -> Path:
+    return nightly_root
 
 
 # ---------------------------------------------------------------- the five nights
@@ -114,6 +72,10 @@ def test_five_real_nights_publish_in_turn(published):
     assert [n.isoformat() for n in history.committed_nights(root)] == NIGHTS[2:]
     report = json.loads((registry.current_dir(root) / "report.json").read_text())
     assert report["status"] == "published" and report["gate"]["decision"] == "publish"
+    assert "P@10d" in results[-1].summary
+    # the served model's manifest holds the held-out figures it was gated on (/v1/model shows them)
+    served = load_model(registry.current_dir(root)).manifest.quality
+    assert served == results[-1].report["quality"]["new"] and 0 < served["p_at_10d"] <= 1
     assert leftovers(root) == []
 
 
@@ -139,17 +101,6 @@ def test_truncated_and_empty_dumps_are_gated(root, dumps, tmp_path):
         assert result.report_path.parent == root / "reports" and result.report_path.is_file()
     assert len(registry.list_versions(root)) == 4 and leftovers(root) == []
     assert "2022-07-26" not in [n.isoformat() for n in history.committed_nights(root)]
-
-
-def rewrite_dump(src: Path, out: Path, edit) -> Path:
-    """`src` (gzipped XMLTV) with its text passed through `edit`, gzipped to `out`."""
-    text = gzip.decompress(src.read_bytes()).decode("utf-8")
-    out.write_bytes(gzip.compress(edit(text).encode("utf-8"), mtime=0))
-    return out
-
-
-def nights_of(root: Path) -> list[str]:
-    return [n.isoformat() for n in history.committed_nights(root)]
 
 
 def test_a_misdated_dump_is_gated_and_never_erases_the_history(root, dumps, tmp_path):
@@ -249,7 +200,7 @@ def test_quality_drop_is_gated(root, dumps):
 
 def test_artifact_validation_failure_is_gated(root, dumps, monkeypatch):
     import epgembed.nightly.stages
-    from epgembed.artifact.bundle import ModelError
+    from epgembed.artifact.manifest import ModelError
     before = registry.current_version(root)
 
     def corrupt_new_model(path):                   # the current version still loads
@@ -281,7 +232,7 @@ CRASH = r"""
 import json, os, signal, sys
 from pathlib import Path
 import torch
-import epgembed.index.build, epgembed.nightly.run, epgembed.artifact.registry
+import epgembed.build.index.build, epgembed.nightly.run, epgembed.registry
 from epgembed.config import Config
 from epgembed.nightly.run import NightlyConfig, run_nightly
 point, root, dump, cfg, ncfg = sys.argv[1:6]
@@ -291,9 +242,9 @@ def die(*args, **kwargs):
 if point == "train":        # mid-training
     epgembed.nightly.run.fit = die
 elif point == "write":      # mid-write: tokenizer, arrays, catalog written, index not yet
-    epgembed.index.build.build_index = die
+    epgembed.build.index.build.build_index = die
 elif point == "validate":   # written and fsynced, moved to staging, before validation
-    epgembed.artifact.registry.load_model = die
+    epgembed.registry.load_model = die
 elif point == "swap":       # version complete, temp symlink made, `current` not yet replaced
     real = os.replace
     os.replace = lambda src, dst: die() if Path(dst).name == "current" else real(src, dst)

@@ -2,13 +2,15 @@
 retention by count, the gates, the held-out split, neighbour stability."""
 from __future__ import annotations
 
+import os
 from datetime import date
 
 import numpy as np
 import pytest
 
-from epgembed.nightly import history
-from epgembed.ingest.epg import Programme
+from epgembed.nightly import history, nightfile
+from nightly_util import write_night
+from epgembed.build.ingest.epg import Programme
 from epgembed.nightly.gates import (NightlyConfig, catalog_reasons, consistency_reasons, input_reasons,
                                     quality_reasons)
 from epgembed.nightly.quality import in_holdout, neighbour_stability
@@ -34,12 +36,11 @@ def test_history_round_trip_keeps_what_the_catalog_uses(tmp_path):
     progs = [Programme("Tatort", "Im Schmerz geboren", "Ein Krimi.", ("Krimi", "Drama"), "ARD",
                        "20220721201500 +0000", "x.xml", 7),
              Programme("Tagesschau", None, None, (), "ARD", "20220721200000 +0000", "x.xml", 9)]
-    history.write_night(tmp_path, date(2022, 7, 21), progs, {"stats": {"programmes": 2}})
+    write_night(tmp_path, date(2022, 7, 21), progs, {"stats": {"programmes": 2}})
     back = list(history.read_night(tmp_path, date(2022, 7, 21)))
-    assert [history.to_row(p) for p in back] == [history.to_row(p) for p in progs]
+    assert [nightfile.to_row(p) for p in back] == [nightfile.to_row(p) for p in progs]
     assert history.committed_nights(tmp_path) == [date(2022, 7, 21)]
     assert history.recent_stats(tmp_path, date(2022, 7, 22), 7) == [{"programmes": 2}]
-    assert history.from_row(["ARD", "1", "Old row", None, []], "h", 1).desc is None
 
 
 def test_input_and_quality_gates():
@@ -50,11 +51,33 @@ def test_input_and_quality_gates():
     assert input_reasons(stats, [], [], 0.5) == []
     assert "no categories" in input_reasons({**stats, "labelled_share": 0.0}, [], [], 0.5)[0]
     ncfg = NightlyConfig()
-    rand = {"p_at_10": 0.12}
-    assert quality_reasons({"p_at_10": 0.40, "n_test": 500}, {"p_at_10": 0.42}, rand, ncfg) == []
-    assert "dropped" in quality_reasons({"p_at_10": 0.38, "n_test": 500}, {"p_at_10": 0.42}, rand, ncfg)[0]
-    assert "random" in quality_reasons({"p_at_10": 0.15, "n_test": 500}, None, rand, ncfg)[0]
-    assert "cannot be measured" in quality_reasons({"p_at_10": 0.5, "n_test": 3}, None, rand, ncfg)[0]
+    rand = {"p_at_10": 0.12, "p_at_10d": 0.12}
+    # the gate reads P@10d (one answer per series), not P@10
+    assert quality_reasons({"p_at_10": 0.1, "p_at_10d": 0.40, "n_test": 500}, {"p_at_10": 0.9, "p_at_10d": 0.42},
+                           rand, ncfg) == []
+    assert "P@10d dropped" in quality_reasons({"p_at_10": 0.9, "p_at_10d": 0.38, "n_test": 500},
+                                              {"p_at_10": 0.1, "p_at_10d": 0.42}, rand, ncfg)[0]
+    assert "random" in quality_reasons({"p_at_10": 0.9, "p_at_10d": 0.15, "n_test": 500}, None, rand, ncfg)[0]
+    assert "cannot be measured" in quality_reasons({"p_at_10d": 0.5, "n_test": 3}, None, rand, ncfg)[0]
+
+
+def test_a_dump_for_a_stored_night_is_compared_with_that_night():
+    """Issue 26.2: besides the median, the input gate's ratio holds against the night the
+    history already has for tonight's date; any shrink of it is a consistency reason."""
+    stats = {"programmes": 1000, "shows": 300, "labelled_share": 0.9}
+    recent = [{"programmes": 1100, "shows": 320, "labelled_share": 0.9}] * 3
+    stored = {"night": "2022-07-23", "stats": {"programmes": 2500, "shows": 330, "labelled_share": 0.9}}
+    assert input_reasons(stats, recent, [], 0.5) == []
+    reasons = input_reasons(stats, recent, [], 0.5, stored)
+    assert reasons == ["far fewer programmes than the stored night 2022-07-23: 1,000 vs 2,500"]
+    ncfg = NightlyConfig()
+    shrink = consistency_reasons(date(2022, 7, 23), stats, [], [], ncfg, stored)
+    assert len(shrink) == 1 and "would shrink the stored night 2022-07-23" in shrink[0]
+    assert "2,500 to 1,000 programmes" in shrink[0] and "330 to 300 shows" in shrink[0]
+    assert "--force" in shrink[0]
+    same = {"night": "2022-07-23", "stats": dict(stats)}
+    assert consistency_reasons(date(2022, 7, 23), stats, [], [], ncfg, same) == []
+    assert consistency_reasons(date(2022, 7, 23), stats, [], [], ncfg, {"night": "2022-07-23"}) == []
 
 
 def test_holdout_is_stable_and_about_a_fifth():
@@ -85,10 +108,10 @@ def test_retention_counts_nights_received_not_their_dates(tmp_path):
     """A mis-dated night received last does not push the real nights out of the window,
     and pruning keeps the nights received last, whatever their dates."""
     for night in (date(2022, 7, 21), date(2022, 7, 22), date(2022, 7, 23), date(2022, 8, 24)):
-        history.write_night(tmp_path, night, [_prog("Tatort", ("Krimi",))], {"stats": {}})
+        write_night(tmp_path, night, [_prog("Tatort", ("Krimi",))], {"stats": {}})
     assert history.retained(tmp_path, date(2022, 8, 24), 3) == [date(2022, 7, 22), date(2022, 7, 23)]
     # a backfilled older night counts as received last
-    history.write_night(tmp_path, date(2022, 7, 20), [_prog("Tatort", ("Krimi",))], {"stats": {}})
+    write_night(tmp_path, date(2022, 7, 20), [_prog("Tatort", ("Krimi",))], {"stats": {}})
     assert history.committed_nights(tmp_path)[-1] == date(2022, 7, 20)
     assert history.prune_nights(tmp_path, 3) == ["2022-07-21", "2022-07-22"]
     assert history.committed_nights(tmp_path) == [date(2022, 7, 23), date(2022, 8, 24), date(2022, 7, 20)]
@@ -104,6 +127,25 @@ def test_a_staged_night_counts_only_once_committed(tmp_path):
     assert list(history.history_dir(tmp_path).iterdir()) == []
     history.stage_night(tmp_path, date(2022, 7, 21), [_prog("Tatort", ("Krimi",))], {}).commit()
     assert history.committed_nights(tmp_path) == [date(2022, 7, 21)]
+
+
+@pytest.mark.parametrize("data_committed", [False, True])
+def test_a_night_staged_for_the_current_version_is_recovered(tmp_path, data_committed):
+    """Issue 26.3: a run killed after its swap left its night staged (or half committed:
+    data renamed, meta not): the next run commits it when its version is current, and
+    leaves any other staged night to clean_tmp."""
+    night, other = date(2022, 7, 22), date(2022, 7, 23)
+    staged = history.stage_night(tmp_path, night, [_prog("Tatort", ("Krimi",))], {"version": "v2"})
+    history.stage_night(tmp_path, other, [_prog("Tatort", ("Krimi",))], {"version": "v3"})
+    if data_committed:
+        os.replace(*staged.files[0])
+    assert history.recover_staged(tmp_path, None) == []
+    assert history.recover_staged(tmp_path, "v2") == ["2022-07-22"]
+    assert history.committed_nights(tmp_path) == [night]
+    assert history.read_meta(tmp_path, night)["version"] == "v2"
+    assert [p.title for p in history.read_night(tmp_path, night)] == ["Tatort"]
+    assert len(history.clean_tmp(tmp_path)) == 2                         # the other version's night
+    assert history.committed_nights(tmp_path) == [night] and history.recover_staged(tmp_path, "v2") == []
 
 
 def test_label_agreement_and_usable_categories():

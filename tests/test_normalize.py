@@ -1,8 +1,8 @@
 import pytest
 
-from epgembed.ingest.catalog_build import build_catalog
+from epgembed.build.ingest.catalog_build import build_catalog
 from epgembed.config import CatalogConfig
-from epgembed.ingest.epg import Programme
+from epgembed.build.ingest.epg import Programme
 from epgembed.text.normalize import (clean_text, is_bare_episode, normalize_category, series_head, split_series,
                                      squash, strip_episode, title_forms, title_key)
 

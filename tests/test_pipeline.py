@@ -9,10 +9,11 @@ import msgspec
 import numpy as np
 import pytest
 
-from conftest import GENRES, TINY_CONFIG, programme_xml, tiny_programmes, write_xmltv
-from epgembed.artifact.bundle import ModelError, load_model, read_manifest
-from epgembed.ingest.epg import DumpError
-from epgembed.pipeline import train_model
+from guide import GENRES, TINY_CONFIG, programme_xml, tiny_programmes, write_xmltv
+from epgembed.artifact.manifest import ModelError, read_manifest
+from epgembed.query.load import load_model
+from epgembed.build.ingest.epg import DumpError
+from epgembed.build.pipeline import train_model
 from epgembed.query.shapes import Related
 
 pytestmark = pytest.mark.integration
@@ -47,11 +48,11 @@ def test_scores_are_cosines_of_stored_vectors(tiny_model_dir):
 
 def test_manifest_describes_the_folder(tiny_model_dir):
     m = read_manifest(tiny_model_dir)
-    assert m["format_version"] == 1 and m["metric"] == "angular" and m["dim"] == 32
-    assert m["n_shows"] == len(load_model(tiny_model_dir).catalog)
-    assert set(m["files"]) >= {"embeddings.npy", "vectors.npy", "index.ann", "catalog.jsonl",
-                               "tokenizer.json", "tokenizer.model", "token_counts.npy", "history.json"}
-    assert m["config"]["train"]["dim"] == 32 and m["training"]["epochs_run"] >= 1
+    assert m.format_version == 2 and m.metric == "angular" and m.dim == 32
+    assert m.n_shows == len(load_model(tiny_model_dir).catalog)
+    assert set(m.files) >= {"embeddings.npy", "vectors.npy", "index.ann", "catalog.jsonl",
+                            "tokenizer.json", "tokenizer.model", "token_counts.npy", "history.json"}
+    assert m.config["train"]["dim"] == 32 and m.training.epochs_run >= 1
 
 
 def test_save_load_round_trip(tiny_model_dir, tmp_path):
@@ -97,13 +98,13 @@ def test_damaged_model_is_refused(tiny_model_dir, tmp_path, damage):
 def test_broken_dump_writes_nothing(tmp_path, tiny_dump):
     good = tmp_path / "model"
     train_model([tiny_dump], good, TINY_CONFIG.replace(train={"epochs": 1}), threads=1)
-    before = read_manifest(good)["version"]
+    before = read_manifest(good).version
     broken = tmp_path / "broken.xml"
     broken.write_text('<?xml version="1.0"?>\n<tv>\n' + programme_xml("A", ["x"]) + "<programme>\n")
     with pytest.raises(DumpError) as e:
         train_model([tiny_dump, broken], good, TINY_CONFIG, threads=1)
     assert "broken.xml" in str(e.value)
-    assert read_manifest(good)["version"] == before
+    assert read_manifest(good).version == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.xml", "model"]  # no temp left
 
 
@@ -147,7 +148,7 @@ def test_skip_bad_input_reads_the_rest(tmp_path, tiny_dump):
     r = _cli("train", tiny_dump, empty, "--out", tmp_path / "m", "--skip-bad-input", "--epochs", 1, "--quiet")
     assert r.returncode == 0, r.stderr
     assert "empty.xml" in r.stderr and "skipped" in r.stderr
-    assert read_manifest(tmp_path / "m")["data"]["skipped"]
+    assert read_manifest(tmp_path / "m").data.skipped
 
 
 def test_stored_vectors_are_rebuilt_from_item_tokens_and_centered(tiny_model_dir):
@@ -166,8 +167,8 @@ def test_stored_vectors_are_rebuilt_from_item_tokens_and_centered(tiny_model_dir
 
 
 def test_display_titles_keep_the_feeds_spelling(tmp_path):
-    from epgembed.ingest.catalog_build import build_catalog
-    from epgembed.ingest.epg import read_programmes
+    from epgembed.build.ingest.catalog_build import build_catalog
+    from epgembed.build.ingest.epg import read_programmes
     dump = write_xmltv(tmp_path / "d.xml", [programme_xml("Avatar \u2013 Der Herr: Folge A", ["x"]),
                                            programme_xml("Sissi \u2013 Teil 2", ["y"])])
     cat = build_catalog(read_programmes(dump))
@@ -177,9 +178,9 @@ def test_display_titles_keep_the_feeds_spelling(tmp_path):
 
 def test_serialized_catalog_saves_the_same_file(tiny_dump, tmp_path):
     """train_model keeps only the catalog's file during training; it must be the same file."""
-    from epgembed.ingest.catalog import Catalog
-    from epgembed.ingest.catalog_build import build_catalog
-    from epgembed.ingest.epg import read_programmes
+    from epgembed.artifact.catalog import Catalog
+    from epgembed.build.ingest.catalog_build import build_catalog
+    from epgembed.build.ingest.epg import read_programmes
     catalog = build_catalog(read_programmes([tiny_dump]), TINY_CONFIG.catalog)
     serialized = catalog.serialized()
     catalog.save(tmp_path / "a.jsonl")
@@ -198,9 +199,9 @@ def test_a_spooled_serialized_catalog_saves_the_same_file_and_leaves_nothing(tin
     memory while training): the saved file is the same, the spool is closed after, and
     training leaves no file in the model's parent folder but the model."""
     import tempfile
-    from epgembed.ingest.catalog_build import build_catalog
-    from epgembed.ingest.epg import read_programmes
-    from epgembed.pipeline import train_model
+    from epgembed.build.ingest.catalog_build import build_catalog
+    from epgembed.build.ingest.epg import read_programmes
+    from epgembed.build.pipeline import train_model
     catalog = build_catalog(read_programmes([tiny_dump]), TINY_CONFIG.catalog)
     spool = tempfile.TemporaryFile(dir=tmp_path)
     serialized = catalog.serialized(spool)

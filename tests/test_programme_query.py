@@ -10,7 +10,7 @@ from xml.sax.saxutils import escape
 import msgspec
 import numpy as np
 import pytest
-from conftest import TINY_CONFIG, write_xmltv
+from guide import TINY_CONFIG, write_xmltv
 
 from epgembed.query.programme import programme_tokens, programme_vector
 from epgembed.query.related import QueryError
@@ -60,10 +60,11 @@ def programmes() -> list[str]:
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    from epgembed.artifact.bundle import load_model
-    from epgembed.pipeline import train_model
+    from epgembed.query.load import load_model
+    from epgembed.build.pipeline import train_model
     tmp = tmp_path_factory.mktemp("programme")
-    train_model([write_xmltv(tmp / "guide.xml", programmes())], tmp / "model", TINY_CONFIG, threads=1)
+    cfg = TINY_CONFIG.replace(catalog={"max_category_share": 0.6})   # two genres of 6 and 5 titles
+    train_model([write_xmltv(tmp / "guide.xml", programmes())], tmp / "model", cfg, threads=1)
     return load_model(tmp / "model")
 
 

@@ -16,9 +16,9 @@ pytestmark = pytest.mark.system
 PROBE = r"""
 import contextlib, io, json, sys
 model_dir, known, unseen = sys.argv[1:4]
-from epgembed.artifact.bundle import load_model
+from epgembed.query.load import load_model
 from epgembed.cli.main import main
-from epgembed.query.inspect import explain_pair, inspect_title
+from epgembed.inspect.explain import explain_pair, inspect_title
 from service import ServiceConfig, create_app
 
 m = load_model(model_dir)
@@ -55,6 +55,6 @@ def test_the_query_path_never_imports_torch(tiny_model_dir: Path):
 
 def test_the_probe_would_see_torch():
     """The check itself: the same probe after an import of the training code reports torch."""
-    code = "import sys, epgembed.model.train; print('torch' in sys.modules, 'numba' in sys.modules)"
+    code = "import sys, epgembed.build.model.train; print('torch' in sys.modules, 'numba' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.stdout.split() == ["True", "True"], r.stderr

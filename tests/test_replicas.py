@@ -32,8 +32,9 @@ import pytest
 import requests
 
 from deploy.local_stack import LocalStack, Replica, SlowClients, find_nginx
-from epgembed.artifact.registry import publish
+from epgembed.registry import publish
 from polling import wait_until
+from service import Limits
 from service_util import make_root, version_of
 
 pytestmark = pytest.mark.system
@@ -122,10 +123,10 @@ def test_both_replicas_answer_through_nginx_and_its_limits_are_the_services(clus
         assert (r.folder / "access.log").read_text().count('"path": "/v1/') >= 10
 
     # nginx refuses what the service would refuse, in the service's JSON shape
-    big = requests.post(nginx.url + "/v1/related", data="x" * 70_000, timeout=5,
+    big = requests.post(nginx.url + "/v1/related", data="x" * (Limits().max_body_bytes + 1000), timeout=5,
                         headers={"Content-Type": "application/json"})
     assert big.status_code == 413 and big.json()["error"]["code"] == "payload_too_large"
-    under = requests.post(nginx.url + "/v1/related", data="x" * 60_000, timeout=5,
+    under = requests.post(nginx.url + "/v1/related", data="x" * (Limits().max_body_bytes - 1000), timeout=5,
                           headers={"Content-Type": "application/json"})
     assert under.status_code == 400 and "not valid JSON" in under.json()["error"]["message"]   # the service's answer
     long_line = requests.get(nginx.url + "/v1/related?title=" + "a" * 9000, timeout=5)
@@ -250,7 +251,7 @@ def test_slow_clients_hang_on_nginx_not_on_the_replicas(cluster):
     root, replicas, nginx = cluster
     slow = SlowClients(nginx.port, slow=50, idle=50)
     try:
-        time.sleep(1.2)                              # every slow client has started its request head
+        wait_until(slow.heads_started, timeout=10, what="every slow client started its request head")
         assert slow.open_count() == 100
         health, e1 = p99_ms("127.0.0.1", nginx.port, "/healthz")
         by_id, e2 = p99_ms("127.0.0.1", nginx.port, "/v1/titles/7/related?k=10")

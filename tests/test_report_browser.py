@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from epgembed.artifact.bundle import load_model
-from epgembed.query.outliers import find_outliers
-from epgembed.query.report import render_report
+from epgembed.query.load import load_model
+from epgembed.inspect.outliers import find_outliers
+from epgembed.inspect.report import render_report
 from handmade import PLANTED, RARE, build_handmade_model
 
 pytestmark = pytest.mark.system

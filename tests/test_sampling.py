@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from epgembed.model.sampling import LeaveOneOutSampler
+from epgembed.build.model.sampling import LeaveOneOutSampler
 
 pytestmark = pytest.mark.unit
 
@@ -42,7 +42,7 @@ def test_sampling_is_seeded():
 
 
 def test_packed_titles_give_each_show_its_tokens_once():
-    from epgembed.model.sampling import PackedTitles
+    from epgembed.build.model.sampling import PackedTitles
     ids = np.array([[5, 6, 0, 0], [7, 0, 0, 0], [8, 9, 10, 0]])
     w = np.where(ids > 0, np.array([[1, .5, 0, 0], [1, 0, 0, 0], [1, 1, .5, 0]]), 0).astype(np.float32)
     p = PackedTitles(ids, w)

@@ -14,9 +14,9 @@ import msgspec
 import numpy as np
 import pytest
 
-from conftest import GENRES
-from epgembed.artifact.bundle import load_model
-from epgembed.artifact.registry import publish
+from guide import GENRES
+from epgembed.query.load import load_model
+from epgembed.registry import publish
 from polling import holds_for, wait_until
 from service import Limits, ServiceConfig, create_app
 from service.holder import install_sighup
@@ -190,12 +190,13 @@ ERRORS = [
     ("PUT", "/v1/related", {}, 405, "PUT is not allowed"),
     ("POST", "/healthz", {}, 405, "not allowed"),
     ("DELETE", "/v1/titles", {}, 405, "not allowed"),
-    ("POST", "/v1/related", {"data": "x" * 70000, "content_type": "application/json"}, 413, "larger than 65536"),
+    ("POST", "/v1/related", {"data": "x" * (Limits().max_body_bytes + 1000), "content_type": "application/json"}, 413,
+     f"larger than {Limits().max_body_bytes}"),
     ("POST", "/v1/related", {"data": "titles=a", "content_type": "text/plain"}, 415, "application/json"),
     ("POST", "/v1/related", {"data": "{}"}, 415, "application/json"),
     ("POST", "/v1/related", {"data": "{not json", "content_type": "application/json"}, 400, "not valid JSON"),
     ("POST", "/v1/related", {"json": ["a"]}, 400, "JSON object"),
-    ("POST", "/v1/related", {"json": {}}, 400, "titles is required"),
+    ("POST", "/v1/related", {"json": {}}, 400, "exactly one of titles and programmes"),
     ("POST", "/v1/related", {"json": {"titles": "a"}}, 400, "non-empty array"),
     ("POST", "/v1/related", {"json": {"titles": []}}, 400, "non-empty array"),
     ("POST", "/v1/related", {"json": {"titles": ["a"] * 65}}, 400, "at most 64 items"),
@@ -234,10 +235,11 @@ def test_openapi_describes_every_route_and_the_enforced_limits(app, client):
     assert routes == set(spec["paths"])
     params = {p["name"]: p["schema"] for p in spec["paths"]["/v1/related"]["get"]["parameters"]}
     assert set(params) == {"title", "k", "min_score", "category", "offset", "include_self", "same_series",
-                           "channel", "start", "minutes"}
+                           "expand", "channel", "start", "minutes"}
     assert params["k"]["maximum"] == Limits().max_k and params["title"]["maxLength"] == 500
     body = spec["paths"]["/v1/related"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert body["properties"]["titles"]["maxItems"] == 64
+    assert body["properties"]["titles"]["maxItems"] == 64 == body["properties"]["programmes"]["maxItems"]
+    assert body["properties"]["programmes"]["items"] == {"$ref": "#/components/schemas/ProgrammeQuery"}
     for code in ("413", "415"):
         assert code in spec["paths"]["/v1/related"]["post"]["responses"]
     small = create_app(ServiceConfig(models=Path(app.extensions["epgembed"].config.models), poll_seconds=0,

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from epgembed.artifact.bundle import load_model, read_manifest
-from epgembed.artifact.registry import versions_dir
+from epgembed.artifact.manifest import read_manifest
+from epgembed.query.load import load_model
+from epgembed.registry import versions_dir
 from polling import holds_for, wait_until
 from service.holder import ModelHolder
 from service.integrity import ServedFiles, stamps
@@ -129,9 +130,9 @@ def test_the_rolling_rehash_finds_a_change_the_stat_does_not_show(tmp_path, tiny
     target = folder / "embeddings.npy"
     overwrite_in_place(target)
     files = ServedFiles(folder, manifest, stamps(folder))     # stamps of the changed files: stat sees nothing
-    found = [files.check() for _ in range(len(manifest["files"]) + 1)]
+    found = [files.check() for _ in range(len(manifest.files) + 1)]
     why = next(x for x in found if x is not None)
     assert "embeddings.npy" in why and "re-hash" in why
     assert files.check(roll=False) == why                    # remembered: the stat pass reports it on
     intact = ServedFiles(tiny_model_dir, read_manifest(tiny_model_dir), stamps(tiny_model_dir))
-    assert [intact.check() for _ in range(len(manifest["files"]) + 1)] == [None] * (len(manifest["files"]) + 1)
+    assert [intact.check() for _ in range(len(manifest.files) + 1)] == [None] * (len(manifest.files) + 1)

@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from epgembed.artifact.bundle import read_manifest
-from epgembed.artifact.registry import versions_dir
+from epgembed.artifact.manifest import read_manifest
+from epgembed.registry import versions_dir
 from polling import wait_until
 from service_util import make_root
 from test_faults_process import children
@@ -90,7 +90,7 @@ def every_worker_serves(server, version: str) -> bool:
 def converge_after_fault(server, root: Path, fault, a: str, boot: float) -> float:
     """Seconds from `fault()` until every worker serves `a` (2 poll intervals plus twice a boot of
     gunicorn, for the workers killed and replaced, at most)."""
-    shows = read_manifest(versions_dir(root) / a)["n_shows"]
+    shows = read_manifest(versions_dir(root) / a).n_shows
     traffic = Traffic(server.url, shows)
     try:
         t0 = time.monotonic()
@@ -151,7 +151,7 @@ def test_a_killed_master_takes_its_workers_and_a_restart_gets_the_port(tmp_path,
     server = start(tmp_path / "first", root)
     workers = children(server.proc.pid)
     port = int(server.url.rsplit(":", 1)[1])
-    traffic = Traffic(server.url, read_manifest(tiny_model_dir)["n_shows"], n=4, keep_alive=True)
+    traffic = Traffic(server.url, read_manifest(tiny_model_dir).n_shows, n=4, keep_alive=True)
     restarted = None
     try:
         wait_until(lambda: traffic.ok >= 50, what="keep-alive traffic")

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from epgembed.artifact.registry import publish
+from epgembed.registry import publish
+from service import Limits
 from polling import holds_for, wait_until
 from service_util import make_root, publish_corrupt, version_of
 
@@ -108,7 +109,7 @@ def test_http_contract_metrics_and_access_log(served, tmp_path, tiny_model_dir):
     assert server.get("/v1/titles/999/related").json()["error"]["status"] == 404
     bad = requests.put(server.url + "/v1/related", timeout=5)
     assert bad.status_code == 405 and bad.headers["Content-Type"] == "application/json"
-    big = requests.post(server.url + "/v1/related", data="x" * 100_000, timeout=5,
+    big = requests.post(server.url + "/v1/related", data="x" * (Limits().max_body_bytes + 1000), timeout=5,
                         headers={"Content-Type": "application/json"})
     assert big.status_code == 413 and big.json()["error"]["code"] == "payload_too_large"
     long_title = server.get("/v1/related", params={"title": "é" * 500})   # 4.5 kB request line fits

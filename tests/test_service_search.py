@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-import service.search as search_mod
-from service.search import TitleIndex, normalize_query, typo_budget
+import epgembed.query.search as search_mod
+from epgembed.query.search import TitleIndex, normalize_query, typo_budget
 
 pytestmark = pytest.mark.unit
 KINDS = ["prefix", "word", "substring", "typo"]
@@ -163,7 +163,8 @@ def test_typo_matches_are_the_near_keys(keys, monkeypatch):
 def test_a_title_as_the_service_shows_it_finds_its_show_first():
     """Issue 26: the key loses the episode part ("ugly americans"), the title shown keeps it;
     pasted back (exactly, or with one typo) it finds that show first, each show once."""
-    from epgembed.ingest.catalog import Catalog, Show
+    from epgembed.artifact.catalog import Catalog
+    from epgembed.artifact.show import Show
     from epgembed.text.normalize import title_key
     titles = ["Ugly Americans S2 Ep. 3", "Ugly Americans Live", "Hell's Kitchen Series 11 Episode 13",
               "Million Dollar Deal Part 1", "Is Earth Striking Back? (2017)", "Zürich Tonight", "Evening News"]

@@ -23,11 +23,11 @@ import time
 import pytest
 import requests
 
-from epgembed.artifact.registry import point_current, versions_dir
+from epgembed.registry import point_current, versions_dir
 from service.holder import ModelHolder
 from service.shared import Shared
 from service.state import state
-from polling import wait_until
+from polling import holds_for, wait_until
 from service_util import make_root, publish_corrupt, serving_app
 from test_faults_process import children
 from test_service_gunicorn import start
@@ -55,8 +55,8 @@ def test_a_deleted_served_folder_moves_every_worker_to_the_older_version(two_ver
                            what="/readyz to be ready on the older version")
         assert ready["model"]["version"] == a and ready["current"] == b and ready["decision"]["serve"] == a
         assert ready["decision"]["refused"]["name"] == b and "no manifest.json" in ready["decision"]["refused"]["reason"]
-        text = c.get("/metrics").get_data(as_text=True)
-        assert gauge(text, "served_folder_missing") == 0 and gauge(text, "current_refused") == 1
+        wait_until(lambda: gauge(t := c.get("/metrics").get_data(as_text=True), "current_refused") == 1
+                   and gauge(t, "served_folder_missing") == 0, timeout=5, what="the gauges of this check")
         decision = json.loads((tmp_path / "run" / "decision.json").read_text())
         assert decision["current"] == b and decision["serve"] == a and decision["refused"]["name"] == b
         point_current(root, a)                          # the operator points `current` back
@@ -76,7 +76,8 @@ def test_a_deleted_served_folder_with_no_other_version_is_reported_and_serves_on
         r = wait_until(lambda: (x := c.get("/readyz")).status_code == 503 and x, timeout=5,
                        what="/readyz to report the missing folder")
         assert f"versions/{a} is missing" in r.get_json()["reason"], r.get_json()
-        assert gauge(c.get("/metrics").get_data(as_text=True), "served_folder_missing") == 1
+        wait_until(lambda: gauge(c.get("/metrics").get_data(as_text=True), "served_folder_missing") == 1,
+                   timeout=5, what="the served_folder_missing gauge")
         assert c.get("/v1/titles/0/related?k=3").status_code == 200
 
 
@@ -92,19 +93,19 @@ def test_readiness_never_waits_for_a_hung_models_root(two_versions, tmp_path, mo
     holder.start()
     try:
         assert holder.readiness()[0] is True
-        release = threading.Event()
+        release, entered = threading.Event(), threading.Event()
         real = holder_module.current_version
-        monkeypatch.setattr(holder_module, "current_version",
-                            lambda path: release.wait(30) and real(path))    # readlink on a hung mount
+        monkeypatch.setattr(holder_module, "current_version",                 # readlink on a hung mount
+                            lambda path: (entered.set(), release.wait(30))[1] and real(path))
         checking = threading.Thread(target=holder.check, daemon=True)
         checking.start()
-        time.sleep(0.1)
+        assert entered.wait(5)                                             # the check is in the root
         t0 = time.perf_counter()
         ready, body = holder.readiness()
         assert time.perf_counter() - t0 < 0.1 and ready is True, body     # the check runs, not yet stuck
-        time.sleep(0.6)
-        ready, body = holder.readiness()
-        assert ready is False and "the models root has not answered" in body["reason"], body
+        ready, body = wait_until(lambda: (r := holder.readiness()) and not r[0] and r, timeout=5,
+                                 what="readiness to notice the hung root")
+        assert "the models root has not answered" in body["reason"], body
         assert holder.get().name == b and holder.get().model.related_to_id(0, 3).related
         release.set()
         checking.join(5)
@@ -135,8 +136,8 @@ def test_a_wait_for_the_decision_lock_is_not_a_hung_root(two_versions, tmp_path)
         assert held.wait(5)
         checking = threading.Thread(target=holder.check, daemon=True)
         checking.start()
-        time.sleep(0.8)
-        assert holder.hung() is None and holder.readiness()[0] is True
+        holds_for(lambda: holder.hung() is None and holder.readiness()[0] is True, seconds=0.8,
+                  what="a check waiting for the lock counts as no hung root")
         release.set()
         other.join(5)
         checking.join(10)

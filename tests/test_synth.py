@@ -5,9 +5,9 @@ import gzip
 
 import pytest
 
-from epgembed.ingest.catalog_build import build_catalog
+from epgembed.build.ingest.catalog_build import build_catalog
 from epgembed.config import CatalogConfig
-from epgembed.ingest.epg import read_programmes
+from epgembed.build.ingest.epg import read_programmes
 from epgembed.gen.synth import SynthConfig, main, write_synth
 
 pytestmark = pytest.mark.unit

@@ -1,7 +1,7 @@
 import pytest
 
 from epgembed.config import TokenizerConfig
-from epgembed.model.vectors import PAD_ID
+from epgembed.text.tokenize import PAD_ID
 from epgembed.text.tokenize import Tokenizer, token_text
 
 pytestmark = pytest.mark.unit

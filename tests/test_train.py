@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from epgembed.config import TrainConfig
-from epgembed.model.vectors import title_vectors
-from epgembed.model.sampling import LeaveOneOutSampler, PackedTitles
-from epgembed.model.train import example_batches, run_epoch, train, validation_precision
+from epgembed.query.vectors import title_vectors
+from epgembed.build.model.sampling import LeaveOneOutSampler, PackedTitles
+from epgembed.build.model.train import example_batches, run_epoch, train, validation_precision
 from oracles import TitleEncoder, autograd_step
 
 pytestmark = pytest.mark.integration
@@ -105,7 +105,7 @@ def test_inverse_frequency_scaling_changes_the_trained_table():
 def test_validation_over_only_the_shows_it_reads_gives_the_same_figure():
     """validate() builds the vectors of the labelled and the validation shows only (1M
     shows: about 800 MB less at its peak); the figure is the one over every show's vector."""
-    from epgembed.model.train import _validation_rows, rows_vectors
+    from epgembed.build.model.train import _validation_rows, rows_vectors
     ids, w, cats, vocab = _data()
     table = np.random.default_rng(0).standard_normal((vocab, 16)).astype(np.float32)
     table[0] = 0

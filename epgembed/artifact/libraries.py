@@ -61,11 +61,11 @@ def library_versions() -> dict[str, str | None]:
     return dict(_running_libraries())
 
 
-def warn_library_drift(model_dir: Path, manifest: dict) -> dict[str, tuple[str | None, str | None]]:
-    """Log a warning when the libraries that built the model differ from the running ones;
-    returns {name: (built, running)} of the differences (models without the entry: none)."""
+def warn_library_drift(model_dir: Path, built_with: dict[str, str | None]) -> dict[str, tuple[str | None, str | None]]:
+    """Log a warning when the libraries that built the model (the manifest's `libraries`)
+    differ from the running ones; returns {name: (built, running)} of the differences."""
     running = library_versions()
-    drift = {name: (built, running.get(name)) for name, built in (manifest.get("libraries") or {}).items()
+    drift = {name: (built, running.get(name)) for name, built in built_with.items()
              if name in running and built != running[name]}
     if drift:
         log.warning("%s: built with other library versions than these: %s", model_dir,

@@ -62,8 +62,8 @@ def print_compare(c: dict) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from epgembed.artifact.bundle import load_model
-    from epgembed.query.inspect import compare_title, inspect_title
+    from epgembed.query.load import load_model
+    from epgembed.inspect.explain import compare_title, inspect_title
     with gc_paused():
         model = load_model(args.model_dir)
         other = load_model(args.compare) if args.compare else None
@@ -103,9 +103,9 @@ def print_outliers(scan: dict, limit: int = 25) -> None:
 
 
 def cmd_outliers(args: argparse.Namespace) -> int:
-    from epgembed.artifact.bundle import load_model
-    from epgembed.query.outliers import find_outliers
-    from epgembed.query.report import render_report
+    from epgembed.query.load import load_model
+    from epgembed.inspect.outliers import find_outliers
+    from epgembed.inspect.report import render_report
     progress = Progress.for_stream(sys.stderr, quiet=args.quiet)
     with progress.stage("load model") as st:
         model = load_model(args.model_dir)

@@ -21,9 +21,9 @@ from functools import partial
 from pathlib import Path
 
 from epgembed.cli import EXIT_ERROR, QUERY_COMMANDS, one_blas_thread, ranks
-from epgembed.fsutil import gc_paused
+from epgembed.fsutil import escape_name, gc_paused
 from epgembed.config import Config
-from epgembed.ingest.dumpfiles import PIPE_TIMEOUT_S, escape_name
+from epgembed.build.ingest.dumpfiles import PIPE_TIMEOUT_S
 
 # system -> (the module it needs, the extra that brings it)
 EXTRA_SYSTEMS = {"channel": ("scipy", "eval"), "tfidf": ("sklearn", "eval"), "fasttext": ("fasttext", "fasttext")}
@@ -51,27 +51,40 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, group) -> int:
-    from epgembed.ingest.dumpfiles import ReadLimits
-    from epgembed.ingest.epg import SKIP_EMPTY_TITLE
-    from epgembed.pipeline import train_model
+    from epgembed.build.ingest.dumpfiles import ReadLimits
+    from epgembed.build.ingest.epg import SKIP_EMPTY_TITLE
+    from epgembed.build.pipeline import train_model, vanished_kinds
     from epgembed.progress import Progress
     cfg = _config(args)
     limits = ReadLimits(pipe_timeout_s=args.input_timeout or None)
+    last = _replaced_manifest(Path(args.out))
     manifest = train_model(args.dumps, args.out, cfg, skip_bad_input=args.skip_bad_input,
                            threads=args.threads, limits=limits,
                            progress=Progress.for_stream(sys.stderr, quiet=args.quiet), group=group)
-    data, t = manifest["data"], manifest["training"]
-    print(f"model {manifest['version']} -> {escape_name(args.out)}: {manifest['n_shows']:,} shows "
-          f"({manifest['counts']['labelled_shows']:,} labelled) from {data['programmes']:,} programmes; "
-          f"{t['epochs_run']} epochs (best {t['best_epoch']}), {t['seconds']:.1f} s, "
-          f"{t['examples_per_s']:,.0f} examples/s, val P@10 {_figure(t['val_p_at_10'])}")
-    for f, line, why in data["skipped"]:
+    data, t = manifest.data, manifest.training
+    print(f"model {manifest.version} -> {escape_name(args.out)}: {manifest.n_shows:,} shows "
+          f"({manifest.counts.labelled_shows:,} labelled) from {data.programmes:,} programmes; "
+          f"{t.epochs_run} epochs (best {t.best_epoch}), {t.seconds:.1f} s, "
+          f"{t.examples_per_s:,.0f} examples/s, val P@10 {_figure(t.val_p_at_10)}")
+    for f, line, why in data.skipped:
         print(f"skipped: {f}{':' + str(line) if line else ''}: {why}", file=sys.stderr)
-    no_key = data["empty_titles"] - data["skip_counts"].get(SKIP_EMPTY_TITLE, 0)
+    no_key = data.empty_titles - data.skip_counts.get(SKIP_EMPTY_TITLE, 0)
     if no_key:
         print(f"dropped: {no_key:,} programmes whose title has an empty key (e.g. punctuation only)",
               file=sys.stderr)
+    gone = vanished_kinds(last, manifest)
+    if gone:
+        print(f"warning: {gone}", file=sys.stderr)
     return 0
+
+
+def _replaced_manifest(out: Path):
+    """The manifest of the model `train` is about to replace, if any (to compare with)."""
+    from epgembed.artifact.manifest import ModelError, read_manifest
+    try:
+        return read_manifest(out) if out.is_dir() else None
+    except ModelError:
+        return None
 
 
 def _queries(args: argparse.Namespace) -> list[str]:
@@ -123,7 +136,7 @@ def _answer_programme(model, n: int, line: str, args: argparse.Namespace):
 
 def cmd_related(args: argparse.Namespace) -> int:
     """One answer per query; --json writes the HTTP service's shapes (query.shapes), one per line."""
-    from epgembed.artifact.bundle import load_model
+    from epgembed.query.load import load_model
     from epgembed.query.related import QueryError
     from epgembed.query.shapes import Error, ErrorBody, encode
     with gc_paused():
@@ -149,25 +162,25 @@ def cmd_related(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from epgembed.artifact.bundle import read_manifest
+    from epgembed.artifact.manifest import encode_manifest, read_manifest
     m = read_manifest(args.model_dir)
     if args.json:
-        print(json.dumps(m, indent=2, ensure_ascii=False))
+        print(encode_manifest(m).decode("utf-8"))
         return 0
-    t, c = m["training"], m["counts"]
-    print(f"model        {m['version']}  (format {m['format']} v{m['format_version']}, created {m['created']})")
-    print(f"catalog      {c['shows']:,} shows, {c['labelled_shows']:,} with categories, "
-          f"{c['categories']} categories, {c['airings']:,} airings")
-    print(f"vectors      dim {m['dim']}, vocabulary {m['vocab_size']:,} tokens, metric {m['metric']}, "
-          f"{m['n_trees']} trees")
-    print(f"training     {t['epochs_run']} epochs (best {t['best_epoch']}), {t['seconds']} s, "
-          f"{t['examples_per_s']:,} examples/s, val P@10 {_figure(t['val_p_at_10'])}")
-    print(f"inputs       {', '.join(m['data']['inputs'])} ({m['data']['programmes']:,} programmes, "
-          f"{len(m['data']['skipped'])} skipped)")
-    if m.get("quality"):
-        print(f"quality      {json.dumps(m['quality'])}")
-    for name, f in sorted(m["files"].items()):
-        print(f"file         {name:18s} {f['bytes']:>12,} bytes  sha256 {f['sha256'][:16]}")
+    t, c = m.training, m.counts
+    print(f"model        {m.version}  (format {m.format} v{m.format_version}, created {m.created})")
+    print(f"catalog      {c.shows:,} shows, {c.labelled_shows:,} with categories, "
+          f"{c.categories} categories, {c.airings:,} airings")
+    print(f"vectors      dim {m.dim}, vocabulary {m.vocab_size:,} tokens, metric {m.metric}, "
+          f"{m.n_trees} trees")
+    print(f"training     {t.epochs_run} epochs (best {t.best_epoch}), {t.seconds} s, "
+          f"{t.examples_per_s:,} examples/s, val P@10 {_figure(t.val_p_at_10)}")
+    print(f"inputs       {', '.join(m.data.inputs)} ({m.data.programmes:,} programmes, "
+          f"{len(m.data.skipped)} skipped)")
+    if m.quality:
+        print(f"quality      {json.dumps(m.quality)}")
+    for name, f in sorted(m.files.items()):
+        print(f"file         {name:18s} {f.bytes:>12,} bytes  sha256 {f.sha256[:16]}")
     return 0
 
 
@@ -228,7 +241,9 @@ def _add_train(sub) -> None:
     t.add_argument("dumps", nargs="+",
                    help="XMLTV files (.xml or .xml.gz), directories, pipes or FIFOs; - is stdin "
                         "(zcat today.xml.gz | epgembed train - --out m)")
-    t.add_argument("--out", required=True, help="model directory to write (replaced atomically)")
+    t.add_argument("--out", required=True,
+                   help="model directory to write: a new path, an empty folder or an earlier "
+                        "model (replaced atomically); anything else is refused")
     _training_options(t)
     t.add_argument("--skip-bad-input", action="store_true",
                    help="read what can be read from broken files and report what was skipped")
@@ -326,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in QUERY_COMMANDS:
         one_blas_thread()
     with gc_paused() if args.command in QUERY_COMMANDS else nullcontext():
-        from epgembed.artifact.bundle import ModelError
+        from epgembed.artifact.manifest import ModelError
     try:    # ingest.epg's DumpError is a ValueError: caught without importing lxml for queries
         return args.func(args)
     except BrokenPipeError:                    # `epgembed info DIR | head`: silent, like any tool

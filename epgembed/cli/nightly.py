@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from epgembed.cli import EXIT_ERROR, ranks
 from epgembed.config import Config
-from epgembed.ingest.dumpfiles import escape_name
+from epgembed.fsutil import escape_name
 from epgembed.progress import Progress, stage_line
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
 
 
 def _nightly(args: argparse.Namespace, group) -> int:
-    from epgembed.artifact import registry
+    from epgembed import registry
     from epgembed.nightly.run import run_nightly   # trains: torch and numba load for this command only
     try:
         ncfg, cfg = nightly_config(args)
@@ -81,6 +81,8 @@ def _nightly(args: argparse.Namespace, group) -> int:
         print(f"epgembed nightly: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     print(result.summary)
+    for warning in result.report.get("warnings") or []:
+        print(f"epgembed nightly: warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.report, indent=1, ensure_ascii=False, default=str))
     if result.status == "error":
@@ -102,7 +104,7 @@ def print_laps(progress: Progress, timings: dict) -> None:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from epgembed.artifact import registry
+    from epgembed import registry
     try:
         with registry.locked(Path(args.models_root)):
             old, new = registry.rollback(Path(args.models_root), args.to)
@@ -113,14 +115,22 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_of(version_dir: Path) -> dict:
+    """A version's nightly report.json ({} when it has none, or none that reads)."""
+    try:
+        rep = json.loads((version_dir / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return rep if isinstance(rep, dict) else {}
+
+
 def version_rows(root: Path, verify: bool = False) -> list[dict]:
     """list_versions (hashes checked when `verify`) plus the figures of each version's
     nightly report, and a broken row for a `current` that points at no version."""
-    from epgembed.artifact import registry
+    from epgembed import registry
     rows = []
     for v in registry.list_versions(root, verify=verify):
-        path = registry.versions_dir(root) / v["version"] / "report.json"
-        rep = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        rep = _report_of(registry.versions_dir(root) / v["version"])
         q = rep.get("quality") or {}
         rows.append({**v, "night": rep.get("night"),
                      "p_at_10": (q.get("new") or {}).get("p_at_10"),
@@ -131,6 +141,9 @@ def version_rows(root: Path, verify: bool = False) -> list[dict]:
     if dangling:
         rows.append({"version": registry.current_version(root) or registry.CURRENT,
                      "current": True, "error": dangling})
+    if verify:   # the nightly history too: a damaged night file is a problem of the root
+        from epgembed.nightly.history import verify_nights
+        rows += [{"version": name, "current": False, "error": why} for name, why in verify_nights(root)]
     return rows
 
 
@@ -179,7 +192,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--force", action="store_true",
                    help="publish a night that only the consistency gates refuse (a date far from "
                         "the recent nights', renamed or collapsed categories, a catalog drop "
-                        "over 30%%); the reasons stay in the report")
+                        "over 30%%, a dump smaller than the stored night of its date, which it "
+                        "replaces); the reasons stay in the report")
     n.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     ws = n.add_mutually_exclusive_group()
     ws.add_argument("--warm-start", dest="warm_start", action="store_true", default=None,
@@ -200,12 +214,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=cmd_rollback)
 
     v = sub.add_parser("versions", help="list versions with dates, counts, quality, current",
-                       epilog="exit codes: 0 all listed versions look sound, 1 a version is broken "
-                              "or current points at no version, 2 no such models root. "
+                       epilog="exit codes: 0 all listed versions look sound, 1 a version is broken, "
+                              "current points at no version, or (--verify) a history file is "
+                              "damaged, 2 no such models root. "
                               "example: epgembed versions --models-root /srv/epgembed --verify")
     v.add_argument("--models-root", required=True)
     v.add_argument("--json", action="store_true")
     v.add_argument("--verify", action="store_true",
-                   help="also check every file's size and sha256 against its manifest "
-                        "(reads every file of every version)")
+                   help="also check every file's size and sha256 against its manifest, and "
+                        "read every history night to its end (reads every file of the root)")
     v.set_defaults(func=cmd_versions)

@@ -1,5 +1,5 @@
 """`--distributed` for `train` and `nightly`: the command as one rank of a data-parallel run
-started by torchrun (epgembed/model/distributed.py).
+started by torchrun (epgembed/build/model/distributed.py).
 
     torchrun --standalone --nproc-per-node=2 -m epgembed.cli.main train DUMP --out M --distributed
 
@@ -38,7 +38,7 @@ def ranked(args: argparse.Namespace, lead: Callable[[object], int], what: str) -
         raise ValueError(f"--distributed runs under torchrun ({', '.join(missing)} not set): "
                          f"torchrun --standalone --nproc-per-node=2 -m epgembed.cli.main {args.command} "
                          "... --distributed")
-    from epgembed.model.distributed import Group, follow
+    from epgembed.build.model.distributed import Group, follow
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     with Group.open(rank, world, "env://", exchange=args.exchange) as group:
         if rank == 0:

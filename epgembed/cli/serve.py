@@ -44,12 +44,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from epgembed.artifact.bundle import read_manifest
-    from epgembed.artifact.registry import locked, point_current, publish, versions_dir
-    version = read_manifest(Path(args.model_dir))["version"]
+    from epgembed.artifact.manifest import read_manifest
+    from epgembed.registry import check_version_name, locked, publish, rollback, versions_dir
+    version = check_version_name(read_manifest(Path(args.model_dir)).version)
     with locked(Path(args.root)):   # never beside a nightly run's publish or clean-up
-        if (versions_dir(Path(args.root)) / version).is_dir():   # idempotent: make it current again
-            point_current(Path(args.root), version)
+        if (versions_dir(Path(args.root)) / version).is_dir():   # idempotent: make it current again,
+            rollback(Path(args.root), version)                   # once it loads (as a rollback)
             print(f"{version} was already published; {args.root}/current -> {version}")
             return 0
         version = publish(Path(args.root), Path(args.model_dir), move=args.move)

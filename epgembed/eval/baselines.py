@@ -6,9 +6,9 @@ Each system has a ``name``, ``fit(train_dump, workdir)`` and
 - `RandomSystem`: k random distinct titles of the training dump (the floor).
 - `TfidfSystem`: char 2-4-gram TF-IDF over the distinct (case-folded) titles, cosine.
 - `ChannelSystem`: no text at all: a title is the idf-weighted set of its channels, cosine.
-- `EpgembedSystem`: trains and queries the project's model via `epgembed.pipeline`
-  and `epgembed.artifact.bundle` (imported lazily), or with ranks > 1 as a data-parallel
-  run of `epgembed train --distributed` (`epgembed.model.distributed.launch`); it also
+- `EpgembedSystem`: trains and queries the project's model via `epgembed.build.pipeline`
+  and `epgembed.query.load` (imported lazily), or with ranks > 1 as a data-parallel run of
+  `epgembed train --distributed` (`epgembed.build.model.distributed.launch`); it also
   answers the cold-start modes with a schedule context and with the whole programme
   (`epgembed.eval.coldstart`).
 - The fastText reference is `epgembed.eval.fasttext_ref.FastTextSystem`.
@@ -177,7 +177,7 @@ class ChannelSystem(_CosineSystem):
 
 
 class EpgembedSystem:
-    """The project's model: `epgembed.pipeline.train_model` + `epgembed.artifact.bundle.load_model`.
+    """The project's model: `epgembed.build.pipeline.train_model` + `epgembed.query.load.load_model`.
 
     The model is loaded on the first `query` after `fit` (so query time includes loading,
     as with ``epgembed related``).
@@ -202,12 +202,12 @@ class EpgembedSystem:
         if self.ranks > 1:
             self._fit_distributed(Path(train_dump), Path(workdir))
             return
-        from epgembed.pipeline import train_model
+        from epgembed.build.pipeline import train_model
 
         train_model([Path(train_dump)], out_dir=self._model_dir, cfg=self.config, threads=self.threads)
 
     def _fit_distributed(self, train_dump: Path, workdir: Path) -> None:
-        from epgembed.model.distributed import launch
+        from epgembed.build.model.distributed import launch
 
         args = ["train", str(train_dump), "--out", str(self._model_dir), "--distributed", "--quiet",
                 "--threads", str(self.threads or 1)]
@@ -221,7 +221,7 @@ class EpgembedSystem:
         if self._model is None:
             if self._model_dir is None:
                 raise RuntimeError("EpgembedSystem queried before fit")
-            from epgembed.artifact.bundle import load_model
+            from epgembed.query.load import load_model
 
             self._model = load_model(self._model_dir)
         return self._model

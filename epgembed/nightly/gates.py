@@ -13,8 +13,8 @@ class NightlyConfig:
     history_nights: int = 14        # a show seen in the last N nights received stays in the
                                     # catalog (by count of nights, never by the dumps' dates)
     keep: int = 7                   # versions kept (the current one always stays)
-    tolerance: float = 0.03         # largest allowed held-out P@10 drop vs the current version
-    min_lift_over_random: float = 0.05   # P@10 must beat the random baseline by this much
+    tolerance: float = 0.03         # largest allowed held-out P@10d drop vs the current version
+    min_lift_over_random: float = 0.05   # P@10d must beat the random baseline by this much
     min_test_queries: int = 20      # fewer held-out queries than this: quality unmeasurable
     min_input_ratio: float = 0.5    # tonight vs the median of recent nights (counts, shares)
     recent_nights: int = 7
@@ -35,27 +35,47 @@ class NightlyConfig:
     force: bool = False
 
 
-def input_reasons(stats: dict, recent: list[dict], file_errors: list[str], ratio: float) -> list[str]:
-    """Why tonight's input looks broken (empty list: it looks fine)."""
+def input_reasons(stats: dict, recent: list[dict], file_errors: list[str], ratio: float,
+                  stored: dict | None = None) -> list[str]:
+    """Why tonight's input looks broken (empty list: it looks fine). `stored`: the meta of
+    the night the history already holds for tonight's date, compared like the median."""
     reasons = [f"dump failed to parse: {e}" for e in file_errors]
     if stats["programmes"] == 0:
         return reasons + ["no programmes in tonight's input"]
     if stats["labelled_share"] == 0:
         reasons.append("no categories on any programme")
+    same = (stored or {}).get("stats") or {}
     for name, label in (("programmes", "programmes"), ("shows", "shows"),
                         ("labelled_share", "programmes with categories (share)")):
         values = [r[name] for r in recent if name in r]
         if values and stats[name] < ratio * statistics.median(values):
             reasons.append(f"far fewer {label} than recent nights: {stats[name]:,} vs median "
                            f"{statistics.median(values):,} of the last {len(values)}")
+        elif name in same and stats[name] < ratio * same[name]:
+            reasons.append(f"far fewer {label} than the stored night {stored['night']}: "
+                           f"{stats[name]:,} vs {same[name]:,}")
     return reasons
 
 
+def shrink_reasons(stats: dict, stored: dict | None) -> list[str]:
+    """Why tonight's dump may not replace the night the history holds for its date
+    (`stored`: that night's meta): it has fewer programmes or shows. A night is replaced
+    whole, so a partial dump would drop the rest of it (and shows with it)."""
+    same = (stored or {}).get("stats") or {}
+    fewer = [f"from {same[k]:,} to {stats[k]:,} {k}" for k in ("programmes", "shows")
+             if k in same and k in stats and stats[k] < same[k]]
+    if not fewer:
+        return []
+    return [f"tonight's dump would shrink the stored night {stored['night']} "
+            f"({' and '.join(fewer)}); the stored night is kept (--force replaces it)"]
+
+
 def consistency_reasons(night: date, stats: dict, names: list[str], recent: list[dict],
-                        ncfg: NightlyConfig) -> list[str]:
+                        ncfg: NightlyConfig, stored: dict | None = None) -> list[str]:
     """Why tonight's dump, although it parses, does not look like the same feed as the
-    recent nights (`recent`: their meta files, oldest first). `force` accepts these."""
-    reasons = []
+    recent nights (`recent`: their meta files, oldest first), or would shrink the night
+    the history holds for its date (`stored`). `force` accepts these."""
+    reasons = shrink_reasons(stats, stored)
     dates = sorted(date.fromisoformat(m["night"]) for m in recent if m.get("night"))
     if dates and not (dates[0] - timedelta(days=ncfg.max_date_gap_days) <= night
                       <= dates[-1] + timedelta(days=ncfg.max_date_gap_days)):
@@ -92,17 +112,19 @@ def catalog_reasons(agreement: float | None, changes: dict, current_shows: int,
     return reasons
 
 
+GATED_FIGURE, GATED_NAME = "p_at_10d", "P@10d"   # the editor's view: one answer per series
+
+
 def quality_reasons(new: dict, current: dict | None, rand: dict, ncfg: NightlyConfig) -> list[str]:
-    """Why the new model's held-out quality is not good enough to publish."""
+    """Why the new model's held-out quality (P@10d, EVALUATION.md) is not good enough to publish."""
     if new["n_test"] < ncfg.min_test_queries:
         return [f"only {new['n_test']} held-out queries (< {ncfg.min_test_queries}): "
                 "quality cannot be measured"]
-    reasons = []
-    if rand["p_at_10"] is not None and new["p_at_10"] < rand["p_at_10"] + ncfg.min_lift_over_random:
-        reasons.append(f"P@10 {new['p_at_10']:.3f} is not clearly above random "
-                       f"({rand['p_at_10']:.3f} + {ncfg.min_lift_over_random})")
-    if current and current.get("p_at_10") is not None \
-            and new["p_at_10"] < current["p_at_10"] - ncfg.tolerance:
-        reasons.append(f"P@10 dropped from {current['p_at_10']:.3f} (current) to "
-                       f"{new['p_at_10']:.3f} (tolerance {ncfg.tolerance})")
+    reasons, f, name = [], GATED_FIGURE, GATED_NAME
+    if rand[f] is not None and new[f] < rand[f] + ncfg.min_lift_over_random:
+        reasons.append(f"{name} {new[f]:.3f} is not clearly above random "
+                       f"({rand[f]:.3f} + {ncfg.min_lift_over_random})")
+    if current and current.get(f) is not None and new[f] < current[f] - ncfg.tolerance:
+        reasons.append(f"{name} dropped from {current[f]:.3f} (current) to "
+                       f"{new[f]:.3f} (tolerance {ncfg.tolerance})")
     return reasons

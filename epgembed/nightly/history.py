@@ -1,16 +1,14 @@
 """The nightly input history kept in a models root: what past nights' dumps contained.
 
-    ROOT/history/<YYYY-MM-DD>.jsonl.gz   one programme per line:
-                                         [channel, start, title, sub_title, [categories], desc,
-                                          {stop, episode, credits, year, country, rating}]
+    ROOT/history/<YYYY-MM-DD>.jsonl.gz   the night's programmes (nightfile.py)
     ROOT/history/<YYYY-MM-DD>.json       the night's meta: inputs, input statistics
 
-Not copies of the raw dumps: only the fields the catalog uses (titles, categories,
-descriptions and the guide fields of epgembed/text/features.py; no icons, no XML). A night counts only once its meta file exists;
-both files are written to hidden temporary names, fsynced and renamed, data first, so a
+A night counts only once its meta file exists; both files are written to hidden temporary names, fsynced and renamed, data first, so a
 crash leaves either the complete night or nothing (plus a hidden temp file that
 `clean_tmp` removes). The nightly job stages a night (`stage_night`) before it publishes and
-commits it after, so a published version always has its night in the history.
+commits it after, so a published version always has its night in the history: a run
+killed between its swap and its commit leaves the night staged for the version that is now
+current, and the next run commits it (`recover_staged`) before it cleans anything.
 
 Retention is by count of nights received (`retained`, `prune_nights`), never by the dates
 inside a dump: a mis-dated dump cannot age the real nights out.
@@ -21,18 +19,19 @@ or from the newest input file's mtime when no start time parses.
 """
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import re
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from epgembed.fsutil import fsync_dir, temp_sibling, utc, write_synced
-from epgembed.ingest.epg import Programme
+from epgembed.fsutil import fsync_dir, utc, write_synced
+from epgembed.build.ingest.epg import Programme
+from epgembed.nightly.nightfile import NightFileError, encode_programmes, read_programmes
 from epgembed.text.normalize import normalize_category, title_forms
 
 HISTORY = "history"
@@ -114,29 +113,6 @@ def label_agreement(tonight: Iterable[Programme], past: Iterable[Programme],
     return round(sum(1 for k in common if now[k] & before[k]) / len(common), 4), len(common)
 
 
-# ---------------------------------------------------------------- rows
-GUIDE_FIELDS = ("stop", "episode", "credits", "year", "country", "rating")
-
-
-def to_row(p: Programme) -> list:
-    """[channel, start, title, sub_title, [categories], desc, {guide fields present}]."""
-    guide = {f: getattr(p, f) for f in GUIDE_FIELDS if getattr(p, f)}
-    if "credits" in guide:
-        guide["credits"] = list(guide["credits"])
-    return [p.channel, p.start, p.title, p.sub_title, list(p.categories), p.desc, guide]
-
-
-def from_row(row: list, source: str, line: int) -> Programme:
-    channel, start, title, sub_title, cats = row[:5]
-    desc = row[5] if len(row) > 5 else None
-    guide = dict(row[6]) if len(row) > 6 and isinstance(row[6], dict) else {}
-    if "credits" in guide:
-        guide["credits"] = tuple(guide["credits"])
-    guide = {f: v for f, v in guide.items() if f in GUIDE_FIELDS}
-    return Programme(title=title, sub_title=sub_title, desc=desc, categories=tuple(cats),
-                     channel=channel, start=start, source=source, line=line, **guide)
-
-
 def merge(nights: Iterable[Iterable[Programme]]) -> list[Programme]:
     """One programme per airing (channel, start), the latest night's listing winning.
 
@@ -179,13 +155,14 @@ def stage_night(root: Path, night: date, programmes: list[Programme], meta: dict
     the order nights were received in (`received`), which retention follows."""
     hdir = history_dir(root)
     hdir.mkdir(parents=True, exist_ok=True)
-    lines = "".join(json.dumps(to_row(p), ensure_ascii=False) + "\n" for p in programmes)
+    data = encode_programmes(programmes)
     meta = {"night": night.isoformat(), "written": utc(), "received": _next_received(root), **meta}
+    token = uuid.uuid4().hex[:8]            # one suffix for both: recover_staged pairs them
     staged = StagedNight(hdir, night, tuple(
-        (temp_sibling(final), final) for final in (hdir / f"{night.isoformat()}.jsonl.gz",
-                                                   hdir / f"{night.isoformat()}.json")))
+        (hdir / f".{final}{_STAGED}{token}", hdir / final)
+        for final in (f"{night.isoformat()}.jsonl.gz", f"{night.isoformat()}.json")))
     try:
-        write_synced(staged.files[0][0], gzip.compress(lines.encode("utf-8"), compresslevel=6, mtime=0))
+        write_synced(staged.files[0][0], data)
         write_synced(staged.files[1][0], json.dumps(meta, indent=1).encode("utf-8"))
     except BaseException:
         staged.discard()
@@ -193,34 +170,42 @@ def stage_night(root: Path, night: date, programmes: list[Programme], meta: dict
     return staged
 
 
-def write_night(root: Path, night: date, programmes: list[Programme], meta: dict) -> Path:
-    """Store a night's programmes and meta at once (stage + commit)."""
-    return stage_night(root, night, programmes, meta).commit()
+class HistoryError(ValueError):
+    """A history file that cannot be read; the message names it."""
 
 
 def committed_nights(root: Path) -> list[date]:
     """Nights whose data and meta are both present, in the order they were received
-    (oldest first; nights stored before `received` was recorded come first, by date)."""
+    (oldest first; nights stored before `received` was recorded come first, by date; a
+    night whose meta is unreadable comes right after the nights received before its date)."""
     hdir = history_dir(root)
     if not hdir.is_dir():
         return []
-    out = []
+    received = {}
     for meta in hdir.glob("*.json"):
         if _NIGHT.match(meta.stem) and (hdir / f"{meta.stem}.jsonl.gz").is_file():
             night = date.fromisoformat(meta.stem)
-            out.append((_received(root, night), night))
-    return [night for _, night in sorted(out)]
+            received[night] = _received(root, night)
+    known = {n: r for n, r in received.items() if r is not None}
+    order = {n: known.get(n, max((r for d, r in known.items() if d < n), default=0) + 0.5)
+             for n in received}
+    return sorted(received, key=lambda n: (order[n], n))
 
 
-def _received(root: Path, night: date) -> int:
+def _received(root: Path, night: date) -> int | None:
+    """The night's place in the order received (0: not recorded), None: unreadable meta."""
     try:
-        return int(read_meta(root, night).get("received", 0))
-    except (OSError, ValueError, TypeError, AttributeError):
+        meta = read_meta(root, night)
+    except HistoryError:
+        return None
+    try:
+        return int(meta.get("received", 0))
+    except (ValueError, TypeError):
         return 0
 
 
 def _next_received(root: Path) -> int:
-    return 1 + max((_received(root, n) for n in committed_nights(root)), default=0)
+    return 1 + max((r for n in committed_nights(root) if (r := _received(root, n)) is not None), default=0)
 
 
 def retained(root: Path, tonight: date, nights: int) -> list[date]:
@@ -232,26 +217,76 @@ def retained(root: Path, tonight: date, nights: int) -> list[date]:
 
 
 def read_night(root: Path, night: date) -> Iterator[Programme]:
+    """The night's programmes; HistoryError naming the file (and line) when it is damaged."""
     path = history_dir(root) / f"{night.isoformat()}.jsonl.gz"
-    source = f"{HISTORY}/{path.name}"
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if line.strip():
-                yield from_row(json.loads(line), source, i)
+    try:
+        yield from read_programmes(path, f"{HISTORY}/{path.name}")
+    except NightFileError as e:
+        raise HistoryError(str(e)) from None
 
 
 def read_meta(root: Path, night: date) -> dict:
-    return json.loads((history_dir(root) / f"{night.isoformat()}.json").read_text(encoding="utf-8"))
+    """The night's meta; HistoryError naming the file when it is missing or damaged."""
+    path = history_dir(root) / f"{night.isoformat()}.json"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise HistoryError(f"{HISTORY}/{path.name}: unreadable night meta ({type(e).__name__}: {e})") from None
+    if not isinstance(meta, dict):
+        raise HistoryError(f"{HISTORY}/{path.name}: not a night meta (a JSON {type(meta).__name__})")
+    return meta
+
+
+def stored_meta(root: Path, night: date) -> dict | None:
+    """The meta of `night` when the history holds it (committed, readable), else None."""
+    if night not in committed_nights(root):
+        return None
+    try:
+        return read_meta(root, night)
+    except HistoryError:
+        return None
 
 
 def recent_metas(root: Path, tonight: date, n: int) -> list[dict]:
-    """The meta files of the last `n` nights received, other than tonight's date."""
-    return [read_meta(root, d) for d in retained(root, tonight, n + 1)]
+    """The meta files of the last `n` nights received, other than tonight's date (an
+    unreadable one left out: `damaged_metas` names it)."""
+    out = []
+    for night in retained(root, tonight, n + 1):
+        try:
+            out.append(read_meta(root, night))
+        except HistoryError:
+            pass
+    return out
 
 
 def recent_stats(root: Path, tonight: date, n: int) -> list[dict]:
     """Input statistics of the last `n` nights received, other than tonight's date."""
     return [m.get("stats", {}) for m in recent_metas(root, tonight, n)]
+
+
+def damaged_metas(root: Path) -> list[str]:
+    """What is wrong with the meta files of the committed nights, each naming its file."""
+    out = []
+    for night in committed_nights(root):
+        try:
+            read_meta(root, night)
+        except HistoryError as e:
+            out.append(f"{e}: the night's statistics are left out of the gates, its programmes kept")
+    return out
+
+
+def verify_nights(root: Path) -> list[tuple[str, str]]:
+    """(file, problem) for every committed night file that cannot be read to its end:
+    metas, and the programmes, every line (what `epgembed versions --verify` adds)."""
+    problems = []
+    for night in committed_nights(root):
+        for name, read in ((f"{night.isoformat()}.json", lambda: read_meta(root, night)),
+                           (f"{night.isoformat()}.jsonl.gz", lambda: sum(1 for _ in read_night(root, night)))):
+            try:
+                read()
+            except HistoryError as e:
+                problems.append((f"{HISTORY}/{name}", str(e)))
+    return problems
 
 
 def prune_nights(root: Path, keep: int) -> list[str]:
@@ -266,6 +301,41 @@ def prune_nights(root: Path, keep: int) -> list[str]:
         (hdir / f"{night.isoformat()}.jsonl.gz").unlink(missing_ok=True)
         gone.append(night.isoformat())
     return gone
+
+
+_STAGED = ".tmp-"
+_STAGED_META = re.compile(r"^\.(\d{4}-\d{2}-\d{2})\.json\.tmp-(\w+)$")
+
+
+def recover_staged(root: Path, current: str | None) -> list[str]:
+    """Commit the nights staged for the version that is `current`: a run killed after its
+    swap and before its commit published that version; its night belongs to it (a night
+    staged for any other version is left to `clean_tmp`). Call it under the lock, before
+    cleaning. Returns the nights committed."""
+    hdir = history_dir(root)
+    if current is None or not hdir.is_dir():
+        return []
+    done = []
+    for meta_tmp in sorted(hdir.iterdir()):
+        m = _STAGED_META.match(meta_tmp.name)
+        if not m:
+            continue
+        try:
+            meta = json.loads(meta_tmp.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue                # written after the data: half a meta, nothing was published
+        if not isinstance(meta, dict) or meta.get("version") != current:
+            continue
+        night, token = m[1], m[2]
+        data_tmp, data = hdir / f".{night}.jsonl.gz{_STAGED}{token}", hdir / f"{night}.jsonl.gz"
+        if data_tmp.exists():
+            os.replace(data_tmp, data)
+        elif not data.exists():
+            continue
+        os.replace(meta_tmp, hdir / f"{night}.json")
+        fsync_dir(hdir)
+        done.append(night)
+    return done
 
 
 def clean_tmp(root: Path) -> list[str]:

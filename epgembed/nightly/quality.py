@@ -20,11 +20,11 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from epgembed.ingest.catalog import Catalog
-from epgembed.ingest.epg import Programme
+from epgembed.artifact.catalog import Catalog
+from epgembed.build.ingest.epg import Programme
 from epgembed.eval.evaluate import ASKED, Split, eval_key, most_frequent_spelling, score_query, split_pairs
 from epgembed.eval.score import QueryScore, mean_scores
-from epgembed.model.vectors import nearest_others
+from epgembed.query.vectors import nearest_others
 from epgembed.query.related import RelatedModel
 from epgembed.text.tokenize import Tokenizer
 

@@ -12,20 +12,21 @@ import os
 import statistics
 from pathlib import Path
 
-from epgembed.artifact import registry
-from epgembed.fsutil import atomic_write, utc
+from epgembed import registry
+from epgembed.fsutil import atomic_write, escape_name, utc
 
 REPORTS = "reports"
 REPORT_FORMAT = "epgembed-nightly-report/1"
 
 
 def file_info(path: Path) -> dict:
+    """Path (escaped: a name need not be UTF-8), size and time of an input file."""
     try:
         st = path.stat()
-        return {"path": str(path), "bytes": st.st_size,
+        return {"path": escape_name(str(path)), "bytes": st.st_size,
                 "mtime": utc(st.st_mtime)}
     except OSError as e:
-        return {"path": str(path), "error": e.strerror or str(e)}
+        return {"path": escape_name(str(path)), "error": e.strerror or str(e)}
 
 
 def medians(recent: list[dict]) -> dict:
@@ -35,7 +36,7 @@ def medians(recent: list[dict]) -> dict:
 
 def new_report(dumps: list, root: Path, config: dict) -> dict:
     return {"format": REPORT_FORMAT, "started": utc(),
-            "root": str(root), "dumps": [str(d) for d in dumps], "night": None,
+            "root": escape_name(str(root)), "dumps": [escape_name(str(d)) for d in dumps], "night": None,
             "previous": registry.current_version(root), "version": None, "pid": os.getpid(),
             "config": config}
 
@@ -86,9 +87,9 @@ def summary_line(r: dict) -> str:
                      f"{c.get('categories_changed', 0)} recategorised)")
     q = r.get("quality")
     if q:
-        cur = q["current"]["p_at_10"] if q.get("current") else None
-        parts.append(f"P@10 {_fig(q['new']['p_at_10'])} (current {_fig(cur)}, "
-                     f"random {_fig(q['random']['p_at_10'])}); P@10x {_fig(q['new'].get('p_at_10x'))}")
+        cur = q["current"].get("p_at_10d") if q.get("current") else None
+        parts.append(f"P@10d {_fig(q['new'].get('p_at_10d'))} (current {_fig(cur)}, "
+                     f"random {_fig(q['random'].get('p_at_10d'))}); P@10 {_fig(q['new']['p_at_10'])}")
     if r.get("stability"):
         parts.append(f"top-10 Jaccard {_fig(r['stability']['common'])}")
     if "warm_start" in r:

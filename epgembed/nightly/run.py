@@ -12,7 +12,7 @@ One run, under ROOT/.lock:
     received), gate on labels that no longer agree and on a large catalog drop, strip the
     categories of the held-out titles, build catalog + tokenizer, warm-start from the
     current model's token vectors (matched by token string) and train;
- 4. write the model completely (bundle.save_model: fsynced, renamed into a hidden
+ 4. write the model completely (pipeline.write_model: fsynced, renamed into a hidden
     ROOT/versions/.build-* folder), load it (validation), evaluate it and the current
     version on tonight's held-out split, measure neighbour stability and catalog changes;
  5. quality gate; stage tonight's history night (fsynced, not yet counted); then
@@ -37,18 +37,20 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
-from epgembed.artifact import registry
-from epgembed.artifact.bundle import ModelError, read_manifest, sha256_file
+from epgembed import registry
+from epgembed.artifact.bundle import sha256_file
+from epgembed.artifact.manifest import Manifest, ModelError, read_manifest, write_manifest
 from epgembed.config import Config
-from epgembed.fsutil import utc
-from epgembed.ingest.epg import expand_paths
+from epgembed.fsutil import escape_name, utc
+from epgembed.build.ingest.epg import expand_paths
 from epgembed.nightly import history
 from epgembed.nightly.gates import NightlyConfig
 from epgembed.nightly.report import new_report, summary_line, write_reports
 from epgembed.nightly.stages import Gated, InputCheck, check_input, check_quality, ingest
-from epgembed.pipeline import Prepared, fit, write_model
+from epgembed.build.pipeline import Prepared, fit, model_parts, nothing_learned, vanished_kinds, write_model
 
 EXIT_PUBLISHED, EXIT_ERROR, EXIT_GATED = 0, 2, 3
 
@@ -85,17 +87,20 @@ class _Clock:
 
 # ---------------------------------------------------------------- training
 def train_and_write(prep: Prepared, init: np.ndarray | None, cfg: Config, out: Path,
-                    data: dict, clock: _Clock, group=None) -> dict:
-    """Train (with the other ranks when `group`, model.distributed), then write the complete
-    model folder `out` (pipeline.write_model, fsynced)."""
+                    data: dict, clock: _Clock, group=None) -> Manifest:
+    """Train (with the other ranks when `group`, build/model/distributed.py), then write the
+    complete model folder `out` (pipeline.write_model, fsynced); returns its manifest. A run
+    that learned nothing is gated."""
     result = fit(prep, cfg, init, group=group)
     clock.lap("train_s")
+    if not result.history:
+        raise Gated("training", [nothing_learned(prep, cfg)])
     save_timings: dict = {}
-    manifest = write_model(prep, result, out, cfg, data=data, timings=save_timings)
+    manifest = write_model(model_parts(prep, result, cfg, data), out, cfg, timings=save_timings)
     clock.lap("write_s")
     clock.timings["index_s"] = round(save_timings["index_s"], 3)
     clock.timings["write_s"] = round(clock.timings["write_s"] - save_timings["index_s"], 3)
-    return manifest["training"]
+    return manifest
 
 
 # ---------------------------------------------------------------- the run
@@ -108,6 +113,9 @@ def run_nightly(dumps: list[str | Path], root: str | Path, ncfg: NightlyConfig,
     t0 = time.perf_counter()
     with registry.locked(root):
         report = new_report(dumps, root, {"nightly": asdict(ncfg), "model": cfg.to_dict()})
+        # a night staged for the version that is current was published with it (a run
+        # killed between its swap and its commit): committed, not cleaned as a leftover
+        report["recovered"] = history.recover_staged(root, registry.current_version(root))
         report["cleaned"] = registry.clean_stale(root) + history.clean_tmp(root)
         build = registry.versions_dir(root) / f".build-{uuid.uuid4().hex[:12]}"
         clock = _Clock()
@@ -121,7 +129,7 @@ def run_nightly(dumps: list[str | Path], root: str | Path, ncfg: NightlyConfig,
             report["gate"] = {"decision": "refuse", "stage": g.stage, "reasons": g.reasons}
             status, code = "gated", EXIT_GATED
         except Exception as e:  # noqa: BLE001 - any failure: report it, publish nothing
-            report["error"] = f"{type(e).__name__}: {e}"
+            report["error"] = escape_name(f"{type(e).__name__}: {e}")   # a file name need not be UTF-8
             status, code = "error", EXIT_ERROR
         finally:
             shutil.rmtree(build, ignore_errors=True)
@@ -142,6 +150,7 @@ def _run(dumps: list[str | Path], root: Path, ncfg: NightlyConfig, cfg: Config, 
          build: Path, clock: _Clock, group=None) -> str:
     """The stages in order; each returns its result, and only this function adds their
     parts to the report (a stage that refuses carries its part in Gated)."""
+    report["warnings"] = history.damaged_metas(root)
     files = expand_paths(dumps)
     report["input_digest"] = input_digest(files, ncfg, cfg)
     if not ncfg.force and report["input_digest"] is not None \
@@ -151,23 +160,38 @@ def _run(dumps: list[str | Path], root: Path, ncfg: NightlyConfig, cfg: Config, 
     report.update(checked.report())
     ingested = ingest(checked, root, ncfg, cfg)
     report.update(ingested.report())
+    report["warnings"] += ingested.history.get("unreadable", [])
     forced = [*checked.forced, *ingested.forced]
     if forced:
         report["forced"] = forced
     clock.lap("ingest_s")
-    data = {"night": checked.night.isoformat(), "inputs": [str(f) for f in files],
+    data = {"night": checked.night.isoformat(), "inputs": [escape_name(str(f)) for f in files],
             "history_nights": ingested.history["nights_used"], "programmes": len(ingested.merged),
             "programmes_tonight": len(checked.tonight)}
     if ingested.warm.train_overrides:
         cfg = cfg.replace(train=ingested.warm.train_overrides)
-    report["training"] = train_and_write(ingested.prep, ingested.warm.init, cfg, build, data, clock, group)
+    manifest = train_and_write(ingested.prep, ingested.warm.init, cfg, build, data, clock, group)
+    report["training"] = msgspec.to_builtins(manifest.training)
+    gone = vanished_kinds(ingested.current.manifest if ingested.current else None, manifest)
+    if gone:
+        report["warnings"].append(gone)
     report.update(check_quality(build, ingested, checked, ncfg).report())
+    record_quality(build, report["quality"]["new"])
     clock.lap("evaluate_s")
     version = publish_with_history(root, build, checked, report["previous"])
     report["gate"] = {"decision": "publish", "stage": None, "reasons": []}
-    report.update(housekeeping(root, ncfg))
+    pruned, warnings = housekeeping(root, ncfg)
+    report["pruned"] = pruned
+    report["warnings"] += warnings
     clock.lap("publish_s")
     return version
+
+
+def record_quality(build: Path, quality: dict) -> None:
+    """Tonight's held-out figures (P@10d, P@10x, ...) into the manifest of the build, before it
+    is published: /v1/model and `versions` show what the serving model was measured at. The
+    build is no version yet (a hidden folder); the figures need the written model loaded."""
+    write_manifest(build, msgspec.structs.replace(read_manifest(build), quality=quality))
 
 
 def input_digest(files: list[Path], ncfg: NightlyConfig, cfg: Config) -> str | None:
@@ -199,7 +223,7 @@ def publish_with_history(root: Path, build: Path, checked: InputCheck, previous:
     """Publish the build and commit tonight to the history: both or neither. The night is
     staged (written, fsynced) first, so a full disk stops the run before the swap; should
     the commit itself fail after the swap, `current` goes back to what it was."""
-    version = read_manifest(build)["version"]
+    version = read_manifest(build).version
     staged = history.stage_night(root, checked.night, checked.tonight, {
         "inputs": checked.inputs, "stats": checked.stats, "version": version,
         "category_names": history.category_names(checked.tonight)})
@@ -219,9 +243,10 @@ def publish_with_history(root: Path, build: Path, checked: InputCheck, previous:
     return version
 
 
-def housekeeping(root: Path, ncfg: NightlyConfig) -> dict:
-    """After the swap: prune versions and the nights past the retained count. Both only
-    delete what is no longer needed, so a failure here is a warning, not an error."""
+def housekeeping(root: Path, ncfg: NightlyConfig) -> tuple[dict, list[str]]:
+    """After the swap: prune versions and the nights past the retained count; (what was
+    pruned, warnings). Both only delete what is no longer needed, so a failure here is a
+    warning, not an error."""
     pruned, warnings = {}, []
     steps = [("versions", lambda: registry.prune(root, ncfg.keep)),
              ("history_nights", lambda: history.prune_nights(root, ncfg.history_nights))]
@@ -230,4 +255,6 @@ def housekeeping(root: Path, ncfg: NightlyConfig) -> dict:
             pruned[name] = step()
         except OSError as e:
             warnings.append(f"{name}: {e}")
-    return {"pruned": pruned, "warnings": warnings}
+    warnings += [f"{registry.VERSIONS}/{v['version']}: {v['error']}; left alone (never pruned)"
+                 for v in registry.list_versions(root) if "error" in v]
+    return pruned, warnings

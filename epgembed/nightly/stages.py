@@ -17,17 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from epgembed.artifact import registry
-from epgembed.artifact.bundle import ModelError, load_model
+from epgembed import registry
+from epgembed.artifact.manifest import ModelError
+from epgembed.query.load import load_model
 from epgembed.config import Config
-from epgembed.ingest.epg import Programme, ReadReport, read_programmes
+from epgembed.build.ingest.epg import Programme, ReadReport, read_programmes
 from epgembed.nightly import history
 from epgembed.nightly.gates import (NightlyConfig, catalog_reasons, consistency_reasons, input_reasons,
                                     quality_reasons)
 from epgembed.nightly.quality import (catalog_changes, evaluate_model, holdout_split, neighbour_stability,
                                       random_answers, strip_holdout, warm_start_table)
 from epgembed.nightly.report import file_info, medians
-from epgembed.pipeline import Prepared, prepare_programmes
+from epgembed.build.pipeline import Prepared, prepare_programmes
 from epgembed.query.related import RelatedModel
 
 
@@ -90,13 +91,14 @@ def check_input(files: list[Path], root: Path, ncfg: NightlyConfig) -> InputChec
     stats = history.input_stats(tonight)
     recent = history.recent_metas(root, night, ncfg.recent_nights)
     recent_stats = [m.get("stats", {}) for m in recent]
+    stored = history.stored_meta(root, night)       # a night the history holds for this date
     checked = InputCheck(night, tonight, read_report, stats, inputs,
                          {"n": len(recent), "median": medians(recent_stats)}, ())
-    reasons = input_reasons(stats, recent_stats, file_errors, ncfg.min_input_ratio)
+    reasons = input_reasons(stats, recent_stats, file_errors, ncfg.min_input_ratio, stored)
     if reasons:
         raise Gated("input", reasons, checked.report())   # never forced: unreadable or empty input
-    forced = gate("input", consistency_reasons(night, stats, history.category_names(tonight), recent, ncfg),
-                  ncfg, checked.report())
+    forced = gate("input", consistency_reasons(night, stats, history.category_names(tonight), recent, ncfg,
+                                               stored), ncfg, checked.report())
     return replace(checked, forced=forced)
 
 
@@ -171,12 +173,19 @@ def warm_start(prep: Prepared, cur: RelatedModel | None, cfg: Config, ncfg: Nigh
 def ingest(checked: InputCheck, root: Path, ncfg: NightlyConfig, cfg: Config) -> Ingested:
     """Tonight + retained history -> catalog, tokenizer, changes, warm-start table; the
     catalog gate (labels that no longer agree, a large drop) before any training."""
-    past_nights = history.retained(root, checked.night, ncfg.history_nights)
-    past = history.merge(history.read_night(root, n) for n in past_nights)
+    nights, unreadable = {}, []
+    for night in history.retained(root, checked.night, ncfg.history_nights):
+        try:
+            nights[night] = list(history.read_night(root, night))
+        except history.HistoryError as e:     # a damaged night: named, the others trained
+            unreadable.append(f"{e}: the night is left out of training")
+    past = history.merge(nights.values())
     merged = history.merge([past, checked.tonight])
     agreement, compared = history.label_agreement(checked.tonight, past)
-    hist = {"nights_used": [n.isoformat() for n in past_nights], "programmes_merged": len(merged),
+    hist = {"nights_used": [n.isoformat() for n in nights], "programmes_merged": len(merged),
             "label_agreement": agreement, "labelled_shows_compared": compared}
+    if unreadable:
+        hist["unreadable"] = unreadable
     prep = prepare_programmes(strip_holdout(merged, ncfg.holdout_seed, ncfg.holdout_fraction),
                               cfg, checked.read_report)
     cur, cur_error = load_current(root)
@@ -207,9 +216,9 @@ def evaluate_night(new: RelatedModel, cur: RelatedModel | None, merged: list[Pro
                "split": {"holdout_fraction": ncfg.holdout_fraction, "seed": ncfg.holdout_seed,
                          "items": sum(s.n_items for s in splits),
                          "test_keys": sum(len(s.test_keys) for s in splits)}}
-    if quality["current"] and quality["current"]["p_at_10"] is not None \
-            and quality["new"]["p_at_10"] is not None:
-        quality["delta_p_at_10"] = round(quality["new"]["p_at_10"] - quality["current"]["p_at_10"], 4)
+    for f in ("p_at_10", "p_at_10d"):
+        if quality["current"] and quality["current"].get(f) is not None and quality["new"].get(f) is not None:
+            quality[f"delta_{f}"] = round(quality["new"][f] - quality["current"][f], 4)
     return quality
 
 

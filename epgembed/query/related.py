@@ -1,6 +1,6 @@
 """The query side: a loaded model answering "titles related to X" (numpy + Annoy only).
 
-    model = epgembed.artifact.bundle.load_model("MODEL_DIR")
+    model = epgembed.query.load.load_model("MODEL_DIR")
     model.related("Tatort", k=10)            # known or never-seen title
     model.related_to_id(42, k=10)            # catalog id: the exact neighbour table, else the index
 
@@ -11,19 +11,15 @@ and repeats are left out; `same_series=True` keeps them ("more episodes").
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 
-from epgembed.config import Config
-from epgembed.ingest.catalog import Catalog
+from epgembed.artifact.folder import ModelFolder
 from epgembed.text.features import context_features
-from epgembed.index.serve import query_item, query_vector
-from epgembed.model.vectors import title_vectors
+from epgembed.query.annoy import query_item, query_vector
+from epgembed.query.vectors import title_vectors
 from epgembed.query.programme import programme_vector
 from epgembed.query.shapes import Hit, ModelRef, ProgrammeQuery, Query, Related
 from epgembed.text.normalize import series_head, squash, title_forms
-from epgembed.text.tokenize import Tokenizer
 
 
 class QueryError(ValueError):
@@ -31,28 +27,29 @@ class QueryError(ValueError):
 
 
 class RelatedModel:
-    def __init__(self, path: Path, manifest: dict, tokenizer: Tokenizer, catalog: Catalog,
-                 embeddings: np.ndarray, vectors: np.ndarray, index, token_counts: np.ndarray,
-                 center: np.ndarray | None = None,
-                 neighbours: tuple[np.ndarray, np.ndarray] | None = None, search=None):
-        self.path = Path(path)
-        self.manifest = manifest
-        self.tokenizer = tokenizer
-        self.catalog = catalog
-        self.embeddings = embeddings
-        self.vectors = vectors
+    def __init__(self, folder: ModelFolder, index, search=None):
+        """A model folder's parts (artifact/folder.py read_folder), its Annoy `index`, and
+        its `search` for vectors that are no catalog row (query/probe.py; None: Annoy)."""
+        self.path = folder.path
+        self.manifest = folder.manifest
+        self.tokenizer = folder.tokenizer
+        self.catalog = folder.catalog
+        self.embeddings = folder.tokens.embeddings
+        self.token_counts = folder.tokens.counts
+        self.vectors = folder.vectors.vectors
+        center = folder.vectors.center
+        self.center = center if np.any(center) else None
         self.index = index
-        self.token_counts = token_counts
-        self.center = center if center is not None and np.any(center) else None
-        self.config = Config.from_manifest(manifest.get("config", {}))   # as built
+        self.config = folder.manifest.model_config()   # as built
         self.search_k = self.config.index.search_k
-        self.n_trees = int(manifest.get("n_trees", 0) or 0)
-        self.neighbours = neighbours   # (ids [S, K], cosines [S, K]): exact, for catalog titles
+        self.n_trees = folder.manifest.n_trees
+        # (ids [S, K], cosines [S, K]): exact, for catalog titles
+        self.neighbours = (folder.neighbours.ids, folder.neighbours.scores) if folder.neighbours else None
         self.search = search           # index/probe.py: exact or cluster probe; None: Annoy
 
     @property
     def version(self) -> str:
-        return self.manifest["version"]
+        return self.manifest.version
 
     def __len__(self) -> int:
         return len(self.catalog)

@@ -78,17 +78,22 @@ def _slot(t: datetime | None, minutes: float | None) -> list[str]:
     return out
 
 
+def channel_feature(channel: str) -> str:
+    """The feature of the channel that airs a programme."""
+    return f"channel={channel}"
+
+
 def context_features(channel: str | None = None, start: str | None = None,
                      minutes: float | None = None) -> list[str]:
     """The features a schedule slot alone gives (what a query may carry as context)."""
-    return ([f"channel={channel}"] if channel else []) + _slot(parse_time(start or ""), minutes)
+    return ([channel_feature(channel)] if channel else []) + _slot(parse_time(start or ""), minutes)
 
 
 def programme_features(p: GuideRecord) -> list[str]:
     """Feature names of one airing (kind=value), each once."""
     start, stop = parse_time(p.start), parse_time(getattr(p, "stop", ""))
     minutes = (stop - start).total_seconds() / 60 if start and stop else None
-    out = ([f"channel={p.channel}"] if p.channel else []) + _slot(start, minutes)
+    out = ([channel_feature(p.channel)] if p.channel else []) + _slot(start, minutes)
     out.append(f"episodic={'yes' if getattr(p, 'episode', False) or p.sub_title else 'no'}")
     people = (_value(c) for c in getattr(p, "credits", ())[:MAX_CREDITS])
     out += [f"credit={c}" for c in dict.fromkeys(people) if c]

@@ -26,7 +26,9 @@ _INVISIBLE = "\u00a0\u2007\u202f\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\u3000
 _INVISIBLE_MAP = {ord(c): " " for c in _INVISIBLE}
 _DASHES = {ord(c): "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"}
 _WS = re.compile(r"\s+")
-MAX_TITLE_CHARS = 500  # longer text is cut: no real title is longer
+MAX_TITLE_CHARS = 500        # a title's text is cut here: no real title is longer (121 at most)
+MAX_RAW_TITLE_CHARS = 1000   # a programme whose raw title is longer is skipped by ingest (a
+                             # catalog holding one is refused): junk, not a title to cut
 
 # Trailing episode / part / meta markers. Applied repeatedly from the end.
 _SEP = r"(?:\s*[-:,|/.\u2013\u2014]\s*|\s+)"

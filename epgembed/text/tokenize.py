@@ -24,10 +24,11 @@ import sentencepiece as spm
 
 from epgembed.config import FeatureConfig, TokenizerConfig
 from epgembed.text.features import feature_weight, vocabulary
-from epgembed.model.vectors import PAD_ID
 from epgembed.text.normalize import clean_text, fold, title_forms
 
-FORMAT = "epgembed-tokenizer/1"
+FORMAT = "epgembed-tokenizer/2"   # format 1: artifact/upgrade.py
+TOKENIZER_FILE = "tokenizer.json"
+PAD_ID = 0        # the id no token has: padding of a bag, a zero row of every token table
 _WORD = re.compile(r"\w+(?:['’]\w+)*", re.UNICODE)
 
 
@@ -274,7 +275,7 @@ class Tokenizer:
 
     # ---------------------------------------------------------------- files
     def save(self, directory: Path) -> list[str]:
-        files = ["tokenizer.json"]
+        files = [TOKENIZER_FILE]
         if self.sp_bytes is not None:
             (directory / "tokenizer.model").write_bytes(self.sp_bytes)
             files.append("tokenizer.model")
@@ -282,19 +283,22 @@ class Tokenizer:
                 "words": self.words, "context_words": self.context_words, "pad_id": PAD_ID,
                 "features": self.features, "feature_config": dataclasses.asdict(self.feature_cfg),
                 "ngrams": self.ngrams}
-        (directory / "tokenizer.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        (directory / TOKENIZER_FILE).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         return files
 
     @classmethod
-    def load(cls, directory: Path) -> "Tokenizer":
-        meta = json.loads((directory / "tokenizer.json").read_text(encoding="utf-8"))
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{directory}/tokenizer.json: unknown format {meta.get('format')!r}")
+    def load(cls, directory: Path, meta: dict | None = None) -> "Tokenizer":
+        """The tokenizer saved in `directory`; `meta`: its tokenizer.json as the caller read
+        it (a model folder's reader passes an older format through artifact/upgrade.py)."""
+        if meta is None:
+            meta = json.loads((directory / TOKENIZER_FILE).read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+            raise ValueError(f"{directory}/{TOKENIZER_FILE}: unknown format {found!r} (expected {FORMAT})")
         sp_path = directory / "tokenizer.model"
         sp_bytes = sp_path.read_bytes() if sp_path.exists() else None
-        tok = cls(sp_bytes, meta["words"], TokenizerConfig(**meta["config"]),
-                  meta.get("context_words", []), meta.get("features", []),
-                  FeatureConfig(**meta.get("feature_config", {})), meta.get("ngrams", []))
+        tok = cls(sp_bytes, meta["words"], TokenizerConfig(**meta["config"]), meta["context_words"],
+                  meta["features"], FeatureConfig(**meta["feature_config"]), meta["ngrams"])
         if tok.n_pieces != meta["n_pieces"]:
             raise ValueError(f"{directory}: tokenizer.model has {tok.n_pieces} pieces, expected {meta['n_pieces']}")
         return tok

@@ -27,7 +27,7 @@
   function wordShares(side, toks) {          // word index -> its pieces' and whole word's shares
     var shares = side.words.map(function () { return 0; });
     toks.forEach(function (t) {
-      if (t.word !== null && t.word < shares.length && (t.kind === 'piece' || t.kind === 'word')) {
+      if (t.word !== null && t.word < shares.length && (t.kind === 'piece' || t.kind === 'word' || t.kind === 'ngram')) {
         shares[t.word] += t.share;
       }
     });
@@ -138,7 +138,7 @@
       .sort(function (a, b) { return b.drop - a.drop; })[0];
     var of = ' of “' + side.text + '”';
     if (!t || t.word === undefined) return 'a token' + of;
-    if (t.word !== null && (t.kind === 'piece' || t.kind === 'word')) return 'the word “' + side.words[t.word] + '”' + of;
+    if (t.word !== null && (t.kind === 'piece' || t.kind === 'word' || t.kind === 'ngram')) return 'the word “' + side.words[t.word] + '”' + of;
     if (t.kind === 'context') return 'the description word “' + bare(t.token) + '”' + of;
     var f = bare(t.token);
     return 'the ' + (PART[t.feature] || 'feature') + ' “' + featureValue(t.feature, f.slice(f.indexOf('=') + 1)) + '”' + of;

@@ -152,7 +152,7 @@
       var hits = listOf(data, ['related', 'hits', 'results', 'items']);
       $('results-title').textContent = 'Related to “' + title + '”';
       $('status').textContent = (q.known ? 'In the catalog' : 'Not in the catalog: embedded from its tokens')
-        + ' · ' + hits.length + ' related titles · click one to see why';
+        + ' · ' + hits.length + ' related shows, one title each · click one to see why';
       hits.forEach(function (hit) { $('related').appendChild(relatedItem(hit)); });
     }).catch(function (e) {
       if (mine !== state.seq) return;
@@ -161,21 +161,44 @@
     });
   }
 
-  function relatedItem(hit) {
+  function relatedItem(hit, inSeries) {
     var li = el('li');
     li.tabIndex = 0;
     li.appendChild(el('span', 'score', Number(hit.score).toFixed(3)));
     li.appendChild(el('span', 'title', titleOf(hit)));
     li.appendChild(document.createTextNode(' '));
     (hit.categories || []).slice(0, 3).forEach(function (c) { li.appendChild(el('span', 'cat', c)); });
+    if (hit.series_titles > 1 && !inSeries) li.appendChild(moreButton(li, hit));
     var open = function () {
-      Array.prototype.forEach.call($('related').children, function (x) { x.classList.remove('selected'); });
+      Array.prototype.forEach.call($('related').querySelectorAll('li'), function (x) { x.classList.remove('selected'); });
       li.classList.add('selected');
       loadWhy(hit);
     };
     li.addEventListener('click', open);
-    li.addEventListener('keydown', function (ev) { if (ev.key === 'Enter') open(); });
+    li.addEventListener('keydown', function (ev) { if (ev.key === 'Enter' && ev.target === li) open(); });
     return li;
+  }
+
+  // an answer stands for its series: "N more" lists the series' other titles under it
+  function moreButton(li, hit) {
+    var more = el('button', 'more', '+' + (hit.series_titles - 1) + ' more');
+    more.type = 'button';
+    more.title = 'the other titles of this series in the catalog';
+    more.addEventListener('click', function (ev) {   // a click on it is no click on the row
+      ev.stopPropagation();
+      var open = li.querySelector(':scope > ul.series');
+      if (open) { open.remove(); more.textContent = '+' + (hit.series_titles - 1) + ' more'; return; }
+      var list = el('ul', 'series');
+      li.appendChild(list);
+      more.textContent = 'fewer';
+      var q = state.query;
+      getJSON('v1/related?title=' + encodeURIComponent(q.title) + '&k=' + Math.min(100, hit.series_titles)
+              + '&expand=' + encodeURIComponent(hit.series)).then(function (data) {
+        listOf(data, ['related']).filter(function (h) { return h.id !== hit.id; })
+          .forEach(function (h) { list.appendChild(relatedItem(h, true)); });
+      }).catch(function (e) { list.appendChild(el('li', 'error', 'Error ' + e.message)); });
+    });
+    return more;
   }
 
   // ------------------------------------------------------------ why

@@ -1,0 +1,1 @@
+"""Index build: the Annoy forest, the neighbour table (exact or clustered), the probe files."""
