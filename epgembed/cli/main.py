@@ -1,6 +1,7 @@
 """The `epgembed` command line: one library call per subcommand.
 
     epgembed train DUMP... --out MODEL_DIR          ingest, train, index, save
+    torchrun --standalone --nproc-per-node=2 -m epgembed.cli.main train DUMP... --out M --distributed
     epgembed related MODEL_DIR --title "Tatort"      related titles (known or unseen)
     epgembed related MODEL_DIR --titles-file Q.txt -k 20 --json
     epgembed related MODEL_DIR --programmes-file P.jsonl --json   whole programmes, one a line
@@ -19,7 +20,7 @@ from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 
-from epgembed.cli import EXIT_ERROR, QUERY_COMMANDS, LazyParser, one_blas_thread
+from epgembed.cli import EXIT_ERROR, QUERY_COMMANDS, LazyParser, one_blas_thread, ranks
 from epgembed.fsutil import escape_name, gc_paused
 from epgembed.config import Config
 from epgembed.build.ingest.dumpfiles import PIPE_TIMEOUT_S
@@ -46,6 +47,10 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    return ranks.ranked(args, partial(_train, args), "writes the model")
+
+
+def _train(args: argparse.Namespace, group) -> int:
     from epgembed.build.ingest.dumpfiles import ReadLimits
     from epgembed.build.ingest.epg import SKIP_EMPTY_TITLE
     from epgembed.build.pipeline import train_model, vanished_kinds
@@ -55,7 +60,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     last = _replaced_manifest(Path(args.out))
     manifest = train_model(args.dumps, args.out, cfg, skip_bad_input=args.skip_bad_input,
                            threads=args.threads, limits=limits,
-                           progress=Progress.for_stream(sys.stderr, quiet=args.quiet))
+                           progress=Progress.for_stream(sys.stderr, quiet=args.quiet), group=group)
     data, t = manifest.data, manifest.training
     print(f"model {manifest.version} -> {escape_name(args.out)}: {manifest.n_shows:,} shows "
           f"({manifest.counts.labelled_shows:,} labelled) from {data.programmes:,} programmes; "
@@ -253,6 +258,7 @@ def _add_train(sub) -> None:
     t.add_argument("--input-timeout", type=float, default=PIPE_TIMEOUT_S, metavar="S",
                    help="longest wait for data from a pipe or FIFO before it is an error "
                         "(default %(default)g s; 0: no limit)")
+    ranks.add_options(t)
     t.set_defaults(func=cmd_train)
 
 
