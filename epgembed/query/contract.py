@@ -222,10 +222,16 @@ def one_of(cls: type, given: set[str]) -> None:
 def build(cls: type, values: dict[str, Any]) -> Any:
     """An instance of `cls` from flat `values` (absent: the default), its parts built too."""
     kw = {}
-    for info in msgspec.structs.fields(cls):
-        part = _struct_of(info.type)
+    for name, part in _layout(cls):
         if part is not None:
-            kw[info.name] = build(part, values)
-        elif info.name in values:
-            kw[info.name] = values[info.name]
+            kw[name] = build(part, values)
+        elif name in values:
+            kw[name] = values[name]
     return cls(**kw)
+
+
+@lru_cache(maxsize=None)
+def _layout(cls: type) -> tuple[tuple[str, type | None], ...]:
+    """(field name, its part's type or None) of `cls`, read once per type: msgspec reads a
+    Struct's fields by evaluating its annotations, which costs more than answering a query."""
+    return tuple((info.name, _struct_of(info.type)) for info in msgspec.structs.fields(cls))

@@ -166,7 +166,8 @@ class RelatedModel:
             return Related(query, ModelRef(self.version), hits[o.offset: o.offset + o.k])
         n, want = len(self.catalog), o.k + o.offset
         limit = min(n, MAX_SCAN_ROWS)
-        fetch = min(limit, max(want * 4, 50))
+        table = self.neighbours[0].shape[1] if vector is None and self.neighbours is not None else 0
+        fetch = min(limit, max(want * 4, 50, table))     # a catalog title: its whole table row first
         while True:
             if vector is None and self.neighbours is not None and fetch <= self.neighbours[0].shape[1]:
                 ids, scores = self.neighbours[0][show_id, :fetch].tolist(), self.neighbours[1][show_id, :fetch]
@@ -203,16 +204,19 @@ class _Rows:
         self.catalog, self.vectors, self.show_id, self.o = model.catalog, model.vectors, show_id, o
         groups = self.catalog.groups
         self.key, self.head, self.squashed = key, series_head(key), squash(key)
+        self.own_prefixes = (key + ":", key + " - ")
         if show_id is not None:
             self.group = int(groups.of[show_id])
         else:
             self.group = groups.index.get(title_forms(key).series or key)
         self.category = o.category.casefold().strip() if o.category else None
 
-    def own(self, i: int) -> bool:
-        key = self.catalog.keys[i]
-        return (int(self.catalog.groups.of[i]) == self.group or series_head(key) == self.head
-                or key.startswith((self.key + ":", self.key + " - ")) or squash(key) == self.squashed)
+    def own(self, i: int, group: int) -> bool:
+        if group == self.group:
+            return True
+        head, squashed = self.catalog.key_forms(i)
+        return (head == self.head or squashed == self.squashed
+                or self.catalog.keys[i].startswith(self.own_prefixes))
 
     def hit(self, i: int, score: float) -> Hit | None:
         """The row of title `i`, or None when the category filter leaves it out."""
@@ -231,19 +235,19 @@ class _Rows:
         rows: list[Hit] = []
         seen = {self.group}
         squashed = {self.squashed}
-        for i, s in zip(ids, scores):
+        for i, s in zip(ids, np.asarray(scores).tolist()):     # plain floats: no memmap per item
             if o.min_score is not None and s < o.min_score:
                 return own + rows, True
             if i == self.show_id:
                 if o.include_self and (h := self.hit(i, s)) is not None:
                     own.append(h)
                 continue
-            if self.own(i):
+            g = int(groups.of[i])
+            if self.own(i, g):
                 if o.same_series and (h := self.hit(i, s)) is not None:
                     own.append(h)
                 continue
-            g = int(groups.of[i])
-            sq = squash(self.catalog.keys[i])
+            sq = self.catalog.key_forms(i)[1]
             if g in seen or sq in squashed:
                 continue
             h = self.hit(i, s)
