@@ -152,6 +152,13 @@ bench-query: $(STAMP) $(BYTECODE)
 bench-train: $(STAMP)
 	$(BIN)/python bench/train_speed.py
 
+# data-parallel training: 2 ranks (torchrun, gloo on loopback) against one process on every
+# shared dump, 3 seeds each: P@10d, time per epoch, bytes exchanged; the exchanges compared;
+# the rows K ranks would send -> bench/results/distributed.{json,md} (5-6 minutes)
+.PHONY: bench-distributed
+bench-distributed: $(STAMP)
+	$(BIN)/python bench/distributed.py $(DISTRIBUTED_ARGS)
+
 # the command line in fresh processes: --help and queries on the shared-data model -> bench/results/cli.json
 .PHONY: bench-cli
 bench-cli: $(STAMP) $(BYTECODE)
@@ -172,7 +179,7 @@ bench-feeds: $(STAMP)
 	$(BIN)/python bench/feeds.py
 
 # every benchmark; figures printed and written to bench/results/
-bench: bench-quality bench-query bench-train bench-serve bench-nightly bench-outliers bench-scale-quick bench-index bench-cli bench-search bench-feeds bench-refresh
+bench: bench-quality bench-query bench-train bench-serve bench-nightly bench-outliers bench-scale-quick bench-index bench-cli bench-search bench-feeds bench-distributed bench-refresh
 
 # 5 minutes of mixed traffic at 16 connections, a model reload every minute -> bench/results/soak.json
 # (quick look: make bench-soak SOAK_ARGS="--seconds 30 --reload-every 10 --window 10")

@@ -23,6 +23,19 @@ if str(REPO) not in sys.path:
 from deploy.local_stack import free_port, get  # noqa: E402,F401  (free_port: for bench/serve.py)
 
 
+SHARED_DUMPS = REPO.parent / "shared" / "data" / "epg"
+
+
+def dump_paths(folder: str | Path) -> list[Path]:
+    """The XMLTV dumps of a folder (the --dumps of the quality benchmarks), sorted; exits
+    with status 2 naming the folder when it has none."""
+    paths = sorted(Path(folder).glob("*.xml*"))
+    if not paths:
+        print(f"no dumps in {folder}", file=sys.stderr)
+        raise SystemExit(2)
+    return paths
+
+
 # ---------------------------------------------------------------------------- wrk
 def ensure_wrk() -> str:
     path = shutil.which("wrk")

@@ -77,11 +77,12 @@ def train(out: Path, threads: int, dumps: list[Path]) -> dict:
 def answers(model, title: str, k: int, keep=None) -> list[str]:
     """Up to k display titles related to `title`, one per series, best first; with `keep`
     (a catalog id -> bool), only titles it keeps, asking for more until k are found."""
-    from epgembed.query.related import QueryError
+    from epgembed.query.errors import QueryError
+    from epgembed.query.requests import Options
     ask = k if keep is None else 10 * k
     while True:
         try:
-            hits = model.related(title, ask).related
+            hits = model.related(title, Options(k=ask)).related
         except QueryError:
             return []
         kept = [h.title for h in hits if keep is None or keep(h.id)]

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from common import SHARED_DUMPS, dump_paths
 from epgembed.config import Config
 from epgembed.eval.baselines import ChannelSystem, EpgembedSystem, RandomSystem, TfidfSystem
 from epgembed.eval.coldstart import WARM, evaluate_with_cold_start
@@ -173,7 +174,7 @@ def cold_table(cold: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dumps", default=str(ROOT.parent / "shared" / "data" / "epg"))
+    ap.add_argument("--dumps", default=str(SHARED_DUMPS))
     ap.add_argument("--seed", type=int, default=7, help="protocol split seed (7: issue 16's table)")
     ap.add_argument("--quick", "--no-ablations", dest="quick", action="store_true",
                     help="default config and baselines only (the main table and cold start)")
@@ -183,10 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "instead of the default")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = ap.parse_args(argv)
-    paths = sorted(Path(args.dumps).glob("*.xml*"))
-    if not paths:
-        print(f"no dumps in {args.dumps}", file=sys.stderr)
-        return 2
+    paths = dump_paths(args.dumps)
     if importlib.util.find_spec("fasttext") is None:
         print("the fastText reference needs the fasttext extra: pip install -e '.[fasttext]' "
               "(make bench-quality installs it)", file=sys.stderr)

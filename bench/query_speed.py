@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "query_speed.json"))
     args = ap.parse_args(argv)
     from epgembed.query.load import load_model
-    from epgembed.query.shapes import ProgrammeQuery
+    from epgembed.query.requests import Context, Options, ProgrammeQuery
     result: dict = {"command": " ".join(["python"] + sys.argv)}
     with tempfile.TemporaryDirectory(prefix="epgembed-query-") as tmp:
         model_dir = Path(args.model) if args.model else Path(tmp) / "model"
@@ -88,13 +88,14 @@ def main(argv: list[str] | None = None) -> int:
                                      desc="A new programme of the night, with its story and its guests.")
                       for t in unseen]
         result["model"] = {"shows": len(model), "version": model.version}
-        result["by_id"] = timed([lambda i=i: model.related_to_id(i, 10) for i in ids])
-        result["by_known_title"] = timed([lambda t=t: model.related(t, 10) for t in known])
-        result["by_unseen_title"] = timed([lambda t=t: model.related(t, 10) for t in unseen])
+        ten = Options(k=10)
+        result["by_id"] = timed([lambda i=i: model.related_to_id(i, ten) for i in ids])
+        result["by_known_title"] = timed([lambda t=t: model.related(t, ten) for t in known])
+        result["by_unseen_title"] = timed([lambda t=t: model.related(t, ten) for t in unseen])
         result["by_unseen_title_with_context"] = timed(
-            [lambda t=t, c=c: model.related(t, 10, context={"channel": c, "start": "202601101930", "minutes": 45})
+            [lambda t=t, c=c: model.related(t, ten, context=Context(channel=c, start="202601101930", minutes=45))
              for t, c in zip(unseen, [p.channel for p in programmes])])
-        result["by_programme"] = timed([lambda p=p: model.related_programme(p, 10) for p in programmes])
+        result["by_programme"] = timed([lambda p=p: model.related_programme(p, ten) for p in programmes])
     result["targets"] = {"by_id_p99_ms": 1.0, "ten_series_p99_ms": 5.0, "train_all_dumps_s": 35.0}
     result["machine"] = {"cores": os.cpu_count(), "python": platform.python_version(),
                          "loadavg": [round(x, 2) for x in os.getloadavg()]}

@@ -50,6 +50,7 @@ from epgembed.nightly.gates import NightlyConfig
 from epgembed.nightly.refresh import RefreshConfig, run_refresh
 from epgembed.nightly.run import run_nightly
 from epgembed.query.load import load_model
+from epgembed.query.requests import Options
 from epgembed.text.normalize import title_forms
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,7 +69,7 @@ def refreshed_answers(model, split) -> dict:
     out = {}
     for key in split.test_keys:
         i = model.resolve(split.queries[key])
-        answers = [h.title for h in model.related_to_id(i, ASKED).related] if i is not None else []
+        answers = [h.title for h in model.related_to_id(i, Options(k=ASKED)).related] if i is not None else []
         out[key] = (answers, i is not None and i >= first)
     return out
 
@@ -131,7 +132,7 @@ def dump_of_keys(src: Path, out: Path, keys: set[str], keep: bool = True) -> Pat
 
 def answered_by_others(model, first: int) -> float:
     """Share of the titles from id `first` on that are in another title's first 10 answers."""
-    found = {h.id for i in range(len(model)) for h in model.related_to_id(i, 10).related if h.id >= first}
+    found = {h.id for i in range(len(model)) for h in model.related_to_id(i, Options(k=10)).related if h.id >= first}
     return round(len(found) / max(1, len(model) - first), 4)
 
 

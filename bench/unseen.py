@@ -199,12 +199,13 @@ def bench_search(name: str, args: argparse.Namespace) -> dict | None:
 
 
 def related_latency(model, titles: list[str]) -> dict:
-    """model.related(title, 10) end to end for the unseen titles (embedding, the search at the
+    """model.related(title, Options(k=10)) end to end for the unseen titles (embedding, the search at the
     model's own setting, fetch 50, the answer filter), each timed alone after 50 warm-ups."""
-    times = []
+    from epgembed.query.requests import Options
+    ten, times = Options(k=10), []
     for t in titles[:50] + titles:
         t0 = time.perf_counter_ns()
-        model.related(t, 10)
+        model.related(t, ten)
         times.append(time.perf_counter_ns() - t0)
     print(f"  model.related(unseen title): {percentiles(times[50:])}", flush=True)
     return {"search": type(model.search).__name__ if model.search else "Annoy", **percentiles(times[50:])}

@@ -12,20 +12,19 @@ import logging
 import os
 import re
 import time
-from functools import lru_cache
 from urllib.parse import unquote_to_bytes
 
-import msgspec
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from epgembed.query.shapes import Error, ErrorBody
+from epgembed.query.errors import QueryError
 
 from . import api, explain, ops
 from .config import ServiceConfig
+from .errors import ApiError, code_of, error_json, status_of
 from .holder import ModelHolder
 from .metrics import Metrics
-from .schema import CODES, ApiError
+from .openapi import build_spec, route_label
 from .state import KEY, ServiceState, state
 
 access_log = logging.getLogger("epgembed.access")
@@ -46,6 +45,7 @@ def create_app(config: ServiceConfig, *, start: bool = True) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(explain.bp)
+    state(app).spec = build_spec(app, config.limits)
     _register_errors(app)
     app.before_request(_start_request)
     app.after_request(_finish)
@@ -54,17 +54,18 @@ def create_app(config: ServiceConfig, *, start: bool = True) -> Flask:
     return app
 
 
-def _error(status: int, code: str, message: str) -> Response:
-    # json with ASCII escapes: a message may quote request text, which can hold a lone surrogate
-    resp = Response(json.dumps(msgspec.to_builtins(Error(ErrorBody(status, code, message)))),
-                    status=status, mimetype="application/json")
-    return resp
+def _error(status: int, message: str, code: str | None = None) -> Response:
+    return Response(error_json(status, message, code), status=status, mimetype="application/json")
 
 
 def _register_errors(app: Flask) -> None:
+    @app.errorhandler(QueryError)
+    def query_error(e: QueryError):
+        return _error(status_of(e), str(e))
+
     @app.errorhandler(ApiError)
     def api_error(e: ApiError):
-        return _error(e.status, e.code, e.message)
+        return _error(e.status, e.message)
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
@@ -76,7 +77,7 @@ def _register_errors(app: Flask) -> None:
             message = f"{request.method} is not allowed on {request.path} (allowed: {', '.join(sorted(e.valid_methods or []))})"
         elif isinstance(e, RequestEntityTooLarge):
             message = f"the body is larger than {state().config.limits.max_body_bytes} bytes"
-        resp = _error(status, CODES.get(status, (e.name or "error").lower().replace(" ", "_")), message)
+        resp = _error(status, message, code_of(status, (e.name or "error").lower().replace(" ", "_")))
         for name, value in e.get_headers():
             if name.lower() == "allow":
                 resp.headers["Allow"] = value
@@ -85,7 +86,7 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(Exception)
     def internal_error(e: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return _error(500, "internal_error", "internal error")
+        return _error(500, "internal error")
 
 
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
@@ -124,17 +125,6 @@ def _check_query_string(raw: bytes, max_bytes: int) -> None:
         unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError(400, "the query string is not valid UTF-8 once percent-decoded") from None
-
-
-_PATH_PARAM = re.compile(r"<(?:[^<>:]+:)?([^<>:]+)>")
-OPENAPI_NAMES = {"show_id": "id"}     # a path parameter's name in /openapi.json, where it differs
-
-
-@lru_cache(maxsize=256)
-def route_label(rule: str) -> str:
-    """A Flask route as /openapi.json writes its path, for the metrics' and the access log's
-    `endpoint`: "/v1/titles/<int:show_id>/related" -> "/v1/titles/{id}/related"."""
-    return _PATH_PARAM.sub(lambda m: "{" + OPENAPI_NAMES.get(m.group(1), m.group(1)) + "}", rule)
 
 
 def _finish(resp: Response) -> Response:

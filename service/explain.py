@@ -9,26 +9,24 @@
 
 The numbers come from epgembed.inspect.explain.explain_pair, the same function `epgembed inspect
 --json` and the HTML report use. Like the api blueprint, the views take the request's model
-from state.serving() and validate with schema.parse_query (errors: ApiError JSON).
-Registered in create_app with `app.register_blueprint(explain.bp)`; the parameters are
-declared in schema.py and the answer's shape in epgembed.query.shapes (Explain), from
-which openapi.py describes both endpoints.
+from state.serving() and their request read and checked (operation.py). Registered in
+create_app with `app.register_blueprint(explain.bp)`; the requests are declared in
+epgembed.query.requests (ExplainRequest, ExplainTextRequest) and the answer's shape in
+epgembed.query.shapes (Explain), from which openapi.py describes both endpoints.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from flask import Blueprint, request, send_from_directory
+from flask import Blueprint, send_from_directory
 
-from epgembed.config import InspectConfig
 from epgembed.inspect.explain import explain_pair
-from epgembed.query.related import QueryError
+from epgembed.query.requests import ExplainRequest, ExplainTextRequest, Tuning
 from epgembed.query.shapes import Explain, convert
 
-from .schema import ApiError, explain_params, explain_text_params, parse_query, path_id
+from .operation import operation, page
 from .shapes import json_response
-from .state import serving, state
+from .state import serving
 
 STATIC = Path(__file__).parent / "static"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -37,33 +35,28 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'se
 bp = Blueprint("explain", __name__, static_folder=str(STATIC), static_url_path="/explorer")
 
 
-def explain(title: str | int, neighbor: str | int, values: dict[str, Any]):
+def explain(title: str | int, neighbor: str | int, tuning: Tuning):
     s = serving()
-    cfg = InspectConfig(rare_max_count=values["rare_max_count"], collapse_share=values["collapse_share"])
-    try:
-        result = explain_pair(s.model, title, neighbor, cfg)
-    except QueryError as e:
-        raise ApiError(404 if str(e).startswith("unknown id") else 400, str(e)) from None
+    result = explain_pair(s.model, title, neighbor, tuning.config())    # NotFound: a 404, else a 400
     return json_response(convert({"model": {"version": s.version}, **result}, Explain))
 
 
-@bp.get("/v1/titles/<show_id>/explain")
-def explain_ids(show_id: str):
-    x = path_id(show_id)
-    values = parse_query(explain_params(state().config.limits), request.args)
-    return explain(x, values["neighbor"], values)
+@bp.get("/v1/titles/<id>/explain")
+@operation(ExplainRequest, Explain, 404, 503)
+def explain_ids(req: ExplainRequest):
+    """Why is a neighbour related: leave-one-token-out scores, training frequencies, flags"""
+    return explain(req.id, req.neighbor, req.tuning)
 
 
 @bp.get("/v1/explain")
-def explain_text():
-    values = parse_query(explain_text_params(state().config.limits), request.args)
-    if (values["neighbor"] is None) == (values["neighbor_title"] is None):
-        raise ApiError(400, "give exactly one of neighbor (a catalog id) or neighbor_title (text)")
-    neighbor = values["neighbor"] if values["neighbor"] is not None else values["neighbor_title"]
-    return explain(values["title"], neighbor, values)
+@operation(ExplainTextRequest, Explain, 404, 503)
+def explain_text(req: ExplainTextRequest):
+    """The same for any text (known or never seen)"""
+    return explain(req.title, req.neighbor if req.neighbor is not None else req.neighbor_title, req.tuning)
 
 
 @bp.get("/")
+@page
 def explorer():
     """The page; its CSP (nothing external, no inline code, frame-ancestors 'none') and
     X-Frame-Options (the same for older browsers) are set on every answer (app.SECURITY_HEADERS)."""

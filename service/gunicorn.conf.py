@@ -1,13 +1,12 @@
 """gunicorn configuration for the epgembed service (production server).
 
     EPGEMBED_MODELS=models/root .venv/bin/gunicorn -c service/gunicorn.conf.py
-    epgembed serve --models models/root            (sets the variables below and execs this)
+    epgembed serve --models models/root            (sets the variables and execs this)
 
-Environment: EPGEMBED_BIND (127.0.0.1:8000), EPGEMBED_WORKERS (2), EPGEMBED_THREADS (4),
-EPGEMBED_TIMEOUT (30), EPGEMBED_LOG_LEVEL (info), EPGEMBED_ACCESS_LOG ("-" = stdout, a file,
-or "off"), PROMETHEUS_MULTIPROC_DIR and EPGEMBED_RUN_DIR (the workers' shared version
-decision, service/shared.py; each a fresh temporary folder when unset); service/wsgi.py
-reads the model and limit variables.
+Settings: the environment, read once by service/settings.py `load` (the table SETTINGS:
+EPGEMBED_BIND, EPGEMBED_WORKERS, ...); the workers, forked from this master, answer from
+its reading. PROMETHEUS_MULTIPROC_DIR and EPGEMBED_RUN_DIR (the workers' shared version
+decision, service/shared.py) are each a fresh temporary folder when unset.
 
 Signals: SIGHUP to the master is forwarded to every worker, which checks `current` at once
 (in place, no restart; gunicorn's own "reload config + replace workers" on HUP is not used).
@@ -19,7 +18,6 @@ and /readyz are answered by threads of their own, so queries cannot starve them;
 request (head and body) has a deadline; a closing connection lingers on the poller, not in
 the worker's main loop; and a worker dies with its master.
 """
-import json
 import os
 import shutil
 import signal
@@ -54,13 +52,17 @@ _run_dir, _own_run_dir = _folder("EPGEMBED_RUN_DIR", "epgembed-run-")
 
 # After the variables above: this imports the service's modules (not a model, no thread) into
 # the master, and the workers start with them already imported.
+from service.errors import error_json  # noqa: E402
+from service.settings import load  # noqa: E402
 from service.worker import Worker, die_with_master  # noqa: E402
 
+_all = load(os.environ)
+_settings = _all.server
 wsgi_app = "service.wsgi:app_from_env()"
-bind = [os.environ.get("EPGEMBED_BIND", "127.0.0.1:8000")]
-workers = int(os.environ.get("EPGEMBED_WORKERS", "2"))
+bind = [_settings.bind]
+workers = _settings.workers
 worker_class = Worker        # gthread: Annoy lookups release the GIL; threads share one mmapped index
-threads = int(os.environ.get("EPGEMBED_THREADS", "4"))
+threads = _settings.threads
 worker_connections = 1000
 # Each worker listens on its own SO_REUSEPORT socket and the kernel spreads connections over
 # them. With one shared socket, long-lived keep-alive connections all landed on whichever
@@ -70,20 +72,18 @@ worker_connections = 1000
 reuse_port = True
 backlog = 2048
 keepalive = 5
-timeout = int(os.environ.get("EPGEMBED_TIMEOUT", "30"))   # a worker silent this long is replaced
+timeout = _settings.timeout
 graceful_timeout = 20         # SIGTERM: in-flight requests get this long to finish
 preload_app = False           # each worker loads the model itself (threads do not survive fork)
 max_requests = 0              # no recycling: a fresh worker would have to load the model again
 proc_name = "epgembed"
 control_socket_disable = True  # gunicorn's runtime control socket: one fixed path shared by all
                                # instances on the host; signals are the interface here
-limit_request_line = 8190     # titles up to 500 characters, percent-encoded
+limit_request_line = _all.service.limits.max_query_bytes   # a title of MAX_TITLE_CHARS, percent-encoded
 limit_request_fields = 50
 limit_request_field_size = 8190
-# whose X-Forwarded-Proto gunicorn trusts: the proxy's address (a comma-separated list), by
-# default nginx on the same host; a replica behind nginx on another host sets its address
-forwarded_allow_ips = os.environ.get("EPGEMBED_FORWARDED_ALLOW_IPS", "127.0.0.1")
-loglevel = os.environ.get("EPGEMBED_LOG_LEVEL", "info")
+forwarded_allow_ips = _settings.forwarded_allow_ips
+loglevel = _settings.log_level
 
 
 class _ListeningAddress:
@@ -101,7 +101,7 @@ class _ListeningAddress:
 # The access log: the app writes one JSON line per request to the "epgembed.access" logger
 # (method, path, endpoint, status, ms, bytes, model version, pid); gunicorn's own text access
 # line is switched off so there is exactly one line per request.
-_access = os.environ.get("EPGEMBED_ACCESS_LOG", "-")
+_access = _settings.access_log
 _access_handler = ({"class": "logging.StreamHandler", "formatter": "raw", "stream": "ext://sys.stdout"}
                    if _access == "-" else
                    {"class": "logging.FileHandler", "formatter": "raw", "filename": _access}
@@ -134,13 +134,9 @@ logconfig_dict = {
 # 414, headers over the limits: 431, a malformed request line: 400) get the app's JSON
 # error body instead of gunicorn's HTML page: gunicorn.util.write_error is its one writer
 # of those answers (workers/base.py handle_error); tests/test_service_hostile.py checks it.
-_GUNICORN_CODES = {400: "bad_request", 403: "forbidden", 414: "uri_too_long", 417: "expectation_failed",
-                   431: "headers_too_large", 500: "internal_error", 501: "not_implemented"}
-
-
+# The codes are the app's (service/errors.py ERRORS).
 def _json_error(sock, status_int, reason, mesg):
-    body = json.dumps({"error": {"status": status_int, "code": _GUNICORN_CODES.get(status_int, "error"),
-                                 "message": (str(mesg) or reason)[:200]}}).encode()
+    body = error_json(status_int, (str(mesg) or reason)[:200])
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
             f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(body)}\r\n\r\n")
     _gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)

@@ -37,6 +37,8 @@ import threading
 import time
 from pathlib import Path
 
+from msgspec import to_builtins
+
 from epgembed.query.load import load_model
 from epgembed.registry import current_version, versions_dir
 from epgembed.fsutil import utc
@@ -44,7 +46,7 @@ from epgembed.fsutil import utc
 from .integrity import ServedFiles, stamps
 from epgembed.query.search import TitleIndex
 from .serving import ReloadListener, RootView, Serving, is_model_dir, log_event
-from .shared import Decision, Shared
+from .shared import Decision, Refused, Shared
 
 FOLLOW_SECONDS = 1.0     # how often a worker re-reads the shared decision (cheap: one small file)
 STUCK_SECONDS = 10.0     # a check of the root running longer (outside a long wait): storage hangs
@@ -53,7 +55,7 @@ LOAD_STUCK_SECONDS = 600.0   # a long wait (a model load, the decision lock) run
 
 
 class ModelHolder:
-    def __init__(self, path: Path, *, poll_seconds: float = 5.0, verify: bool = True,
+    def __init__(self, path: Path, *, poll_seconds: float, verify: bool = True,
                  listener: ReloadListener | None = None, run_dir: Path | None = None,
                  stuck_seconds: float = STUCK_SECONDS, load_stuck_seconds: float = LOAD_STUCK_SECONDS):
         self.path = Path(path)
@@ -71,7 +73,7 @@ class ModelHolder:
         self._force_at = 0.0                   # when the last reload was requested
         self._stop = False
         self._thread: threading.Thread | None = None
-        self._refused: tuple[str, str] | None = None   # (name, reason) of the last refusal
+        self._refused: Refused | None = None   # the last refusal
         self._checked_at: float | None = None
         self._flags: dict[str, bool] = {}
         self._view: RootView | None = None     # the last completed check's view of the root
@@ -93,7 +95,7 @@ class ModelHolder:
         if self._serving is not None:
             return None
         if self._refused:
-            return f"model {self._refused[0]} refused: {self._refused[1]}"
+            return f"model {self._refused.name} refused: {self._refused.reason}"
         hung = self.hung()
         if hung:
             return hung
@@ -124,11 +126,10 @@ class ModelHolder:
 
     def status(self) -> dict:
         s = self._serving
-        refused = {"name": self._refused[0], "reason": self._refused[1]} if self._refused else None
         d = None if self.single else self.shared.read()
-        return {"mode": self.mode, "serving": s.name if s else None, "refused": refused,
+        return {"mode": self.mode, "serving": s.name if s else None, "refused": to_builtins(self._refused),
                 "checked_at": None if self._checked_at is None else utc(self._checked_at),
-                "poll_seconds": None if self.single else self.poll_seconds, "decision": _public(d)}
+                "poll_seconds": None if self.single else self.poll_seconds, "decision": to_builtins(d)}
 
     def readiness(self) -> tuple[bool, dict]:
         """(ready, details) for /readyz: a model is served, its folder was there at the last
@@ -158,7 +159,7 @@ class ModelHolder:
                   if pid != os.getpid() and v != decided]
         if others:
             reasons.append("workers disagree: " + ", ".join(others))
-        body.update(current=view.current if view else None, decision=_public(d),
+        body.update(current=view.current if view else None, decision=to_builtins(d),
                     workers={str(pid): v for pid, v in sorted(workers.items())},
                     root_checked_at=utc(view.at) if view else None)
         if reasons:
@@ -170,7 +171,7 @@ class ModelHolder:
         """Load the first model (synchronously) and, for a root, start the watcher thread."""
         if self.single:
             reason = self._load(self.path, self.path.name)
-            self._refused = (self.path.name, reason) if reason else None
+            self._refused = Refused(self.path.name, reason) if reason else None
             return
         self.shared.record(None)
         try:
@@ -243,7 +244,7 @@ class ModelHolder:
         if reason is None and self._serving is not None:   # its files changed since the load?
             avoid, reason = self._serving.name, self._inspect()
         if reason is not None:          # the decided version does not load or serve here: decide without it
-            d = self._decide(since, pointer, avoid=(avoid, reason))
+            d = self._decide(since, pointer, avoid=Refused(avoid, reason))
             self._follow(d)
         if not self.shared.recorded():
             self.shared.record(self._serving.name if self._serving else None)
@@ -251,12 +252,12 @@ class ModelHolder:
         return self._serving is not before
 
     def _valid(self, d: Decision | None, cur: str | None, since: float | None, avoid: str | None) -> bool:
-        return (d is not None and d.current == cur and (since is None or d.at > since)
+        return (d is not None and d.current == cur and (since is None or d.at.timestamp() > since)
                 and (d.serve is None or (d.serve != avoid and is_model_dir(versions_dir(self.path) / d.serve))))
 
-    def _decide(self, since: float | None, pointer: bool, avoid: tuple[str, str] | None = None) -> Decision:
+    def _decide(self, since: float | None, pointer: bool, avoid: Refused | None = None) -> Decision:
         """The shared decision, resolved again under the lock when it is stale."""
-        avoided = avoid[0] if avoid else None
+        avoided = avoid.name if avoid else None
         d = self.shared.read()
         if d is not None and self._valid(d, current_version(self.path) if pointer else d.current, since, avoided):
             return d
@@ -269,25 +270,25 @@ class ModelHolder:
                 return d
             new = self.shared.write(self._resolve(cur, d, retry=since is not None, avoid=avoid))
             log_event("version_decided", current=cur, serve=new.serve,
-                      refused=new.refused[0] if new.refused else None, previous=d.serve if d else None)
+                      refused=new.refused.name if new.refused else None, previous=d.serve if d else None)
             return new
 
     def _resolve(self, cur: str | None, prev: Decision | None, retry: bool,
-                 avoid: tuple[str, str] | None) -> Decision:
+                 avoid: Refused | None) -> Decision:
         """Under the lock: `current`'s version if it loads here, else a refusal and the version
         every worker serves instead (this worker loads it before the decision is written)."""
         refused = None
         if cur is not None:
-            if avoid is not None and avoid[0] == cur:
+            if avoid is not None and avoid.name == cur:
                 refused = avoid
-            elif not retry and prev is not None and prev.current == cur and prev.refused and prev.refused[0] == cur:
+            elif not retry and prev is not None and prev.current == cur and prev.refused and prev.refused.name == cur:
                 refused = prev.refused       # not retried until `current` changes or a reload is forced
             else:
                 reason = self._ensure(cur)
                 if reason is None:
                     return Decision(cur, cur)
-                refused = (cur, reason)
-        serve = self._fallback({cur, avoid[0] if avoid else None}, prev, newest=refused is not None)
+                refused = Refused(cur, reason)
+        serve = self._fallback({cur, avoid.name if avoid else None}, prev, newest=refused is not None)
         if refused is not None and serve is not None:
             log_event("model_fallback", logging.WARNING, serving=serve, refused=cur)
         return Decision(cur, serve, refused)
@@ -385,8 +386,3 @@ class ModelHolder:
 def install_sighup(holder: ModelHolder) -> None:
     """SIGHUP -> holder.request_reload(). Main thread only (a gunicorn worker's post_worker_init)."""
     signal.signal(signal.SIGHUP, lambda signum, frame: holder.request_reload())
-
-
-def _public(d: Decision | None) -> dict | None:
-    """A decision as answers show it: its time in ISO 8601 (the file keeps the epoch)."""
-    return None if d is None else {**d.to_json(), "at": utc(d.at)}

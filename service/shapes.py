@@ -1,6 +1,7 @@
 """The service's own answer shapes (title search, model description, health), declared once
 as msgspec Structs like the query answers of epgembed.query.shapes: each gives the JSON
-(`json_response`) and its part of /openapi.json (openapi.py collects `SHAPES`)."""
+(`json_response`) and its part of /openapi.json (openapi.py: the shapes the operations answer).
+The version decision's are shared.py's, which writes them to its file."""
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional
@@ -8,7 +9,9 @@ from typing import Annotated, Any, Literal, Optional
 import msgspec
 from flask import Response
 
-from epgembed.query.shapes import ANSWERS, ModelRef, ProgrammeQuery, encode
+from epgembed.query.shapes import ModelRef, encode
+
+from .shared import Decision, Refused
 
 _SHAPE = dict(forbid_unknown_fields=True, frozen=True)
 Time = Annotated[str, msgspec.Meta(description="UTC, ISO 8601")]
@@ -31,20 +34,6 @@ class TitleSearch(msgspec.Struct, **_SHAPE):
     query: SearchQuery
     model: ModelRef
     titles: list[Found]
-
-
-class Refused(msgspec.Struct, **_SHAPE):
-    name: str
-    reason: str
-
-
-class Decision(msgspec.Struct, **_SHAPE):
-    """The version decision all workers follow (service/shared.py)."""
-    current: Annotated[Optional[str], msgspec.Meta(description="what `current` named when it was resolved")]
-    serve: Annotated[Optional[str], msgspec.Meta(description="the version every worker serves")]
-    refused: Optional[Refused]
-    at: Time
-    pid: int
 
 
 class Reload(msgspec.Struct, **_SHAPE):
@@ -104,7 +93,6 @@ class Status(msgspec.Struct, omit_defaults=True, **_SHAPE):
                     "readiness answers from it and never reads the root itself")] = None
 
 
-SHAPES = (*ANSWERS, ProgrammeQuery, TitleSearch, Model, Status)
 OK = encode(Status("ok"))
 
 

@@ -3,10 +3,7 @@
 The workers of one gunicorn instance share a run directory (EPGEMBED_RUN_DIR; by default
 gunicorn.conf.py makes a fresh one per instance) holding:
 
-    decision.json        {"current": the version `current` named when it was resolved,
-                          "serve": the version every worker serves (null: none),
-                          "refused": {"name", "reason"} of `current` when it did not load,
-                          "at": unix time it was written, "pid": the worker that wrote it}
+    decision.json        a Decision (below; /v1/model and /readyz show it as it is)
     decision.lock        flock, held by the one worker that resolves `current` (and loads it)
     workers/<pid>.json   {"pid", "serving"}: what each worker serves (readiness compares them)
 
@@ -23,8 +20,11 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Annotated, Optional
+
+import msgspec
 
 from epgembed.fsutil import atomic_write, flock_within
 
@@ -36,24 +36,24 @@ WORKERS = "workers"
 LOCK_SECONDS = 20.0     # waiting for another worker's load; below gunicorn's 30 s worker timeout
 
 
-@dataclass(frozen=True)
-class Decision:
-    current: str | None                    # what `current` named when this was resolved
-    serve: str | None                      # the version every worker serves
-    refused: tuple[str, str] | None = None  # (name, reason): `current` did not load
-    at: float = 0.0
-    pid: int = 0
+_SHAPE = dict(forbid_unknown_fields=True, frozen=True)
+NEVER = datetime.fromtimestamp(0, timezone.utc)
 
-    def to_json(self) -> dict:
-        refused = {"name": self.refused[0], "reason": self.refused[1]} if self.refused else None
-        return {"current": self.current, "serve": self.serve, "refused": refused,
-                "at": self.at, "pid": self.pid}
 
-    @classmethod
-    def from_json(cls, d: dict) -> Decision:
-        r = d.get("refused")
-        return cls(d.get("current"), d.get("serve"), (r["name"], r["reason"]) if r else None,
-                   float(d.get("at", 0.0)), int(d.get("pid", 0)))
+class Refused(msgspec.Struct, **_SHAPE):
+    """A version that did not load, and why."""
+    name: str
+    reason: str
+
+
+class Decision(msgspec.Struct, **_SHAPE):
+    """The version decision all workers follow: the file decision.json, and what /v1/model
+    and /readyz show of it."""
+    current: Annotated[Optional[str], msgspec.Meta(description="what `current` named when it was resolved")]
+    serve: Annotated[Optional[str], msgspec.Meta(description="the version every worker serves")]
+    refused: Annotated[Optional[Refused], msgspec.Meta(description="`current`, when it did not load")] = None
+    at: Annotated[datetime, msgspec.Meta(description="when it was written (UTC, ISO 8601)")] = NEVER
+    pid: Annotated[int, msgspec.Meta(description="the worker that wrote it")] = 0
 
 
 def alive(pid: int) -> bool:
@@ -79,21 +79,21 @@ class Shared:
         if self.dir is None:
             return self._memory
         try:
-            return Decision.from_json(json.loads((self.dir / DECISION).read_bytes()))
+            return msgspec.json.decode((self.dir / DECISION).read_bytes(), type=Decision)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError) as e:   # unreadable: resolve again
+        except (OSError, msgspec.DecodeError) as e:   # unreadable: resolve again
             log.warning(json.dumps({"event": "decision_unreadable", "error": repr(e)}))
             return None
 
     def write(self, d: Decision) -> Decision:
-        d = Decision(d.current, d.serve, d.refused, time.time(), os.getpid())
+        d = Decision(d.current, d.serve, d.refused, datetime.now(timezone.utc), os.getpid())
         if self.dir is None:
             self._memory = d
             return d
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.dir / DECISION, json.dumps(d.to_json(), ensure_ascii=False).encode())
+            atomic_write(self.dir / DECISION, msgspec.json.encode(d))
         except OSError as e:      # this worker still serves it; the others resolve for themselves
             log.error(json.dumps({"event": "decision_write_failed", "error": repr(e)}))
         return d

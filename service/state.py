@@ -7,21 +7,12 @@ from dataclasses import dataclass, field
 from flask import Flask, current_app, g
 
 from .config import ServiceConfig
+from .errors import ApiError
 from .holder import ModelHolder
-from .serving import Serving
 from .metrics import Metrics
-from .openapi import build_spec
-from .schema import ApiError, Param, batch_params, filter_params, related_params, search_params
+from .serving import Serving
 
 KEY = "epgembed"
-
-
-@dataclass(frozen=True)
-class Params:
-    related: tuple[Param, ...]
-    by_id: tuple[Param, ...]
-    batch: tuple[Param, ...]
-    search: tuple[Param, ...]
 
 
 @dataclass
@@ -29,13 +20,7 @@ class ServiceState:
     config: ServiceConfig
     holder: ModelHolder
     metrics: Metrics
-    params: Params = field(init=False)
-    spec: dict = field(init=False)
-
-    def __post_init__(self) -> None:
-        lim = self.config.limits
-        self.params = Params(related_params(lim), filter_params(lim), batch_params(lim), search_params(lim))
-        self.spec = build_spec(lim)
+    spec: dict = field(default_factory=dict)     # /openapi.json, written once the routes are registered
 
 
 def state(app: Flask | None = None) -> ServiceState:
@@ -61,4 +46,4 @@ def check_deadline(done: str = "") -> None:
     if deadline is not None and time.perf_counter() > deadline:
         budget = state().config.limits.request_seconds
         raise ApiError(504, f"the request ran past its time budget of {budget:g} s"
-                            + (f" ({done})" if done else ""), code="deadline_exceeded")
+                            + (f" ({done})" if done else ""))

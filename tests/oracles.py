@@ -125,3 +125,16 @@ def autograd_step(encoder: TitleEncoder, row_weights: torch.Tensor | None, cfg: 
         opt.step()
         return float(loss.detach())
     return step
+
+
+def random_titles(weighted: bool, shows: int = 40, vocab: int = 60, seed: int = 0) -> tuple[PackedTitles, int]:
+    """Seeded random titles of 1-7 tokens (ids 1..vocab-1, weights 0.2-1 when `weighted`),
+    packed, for the step tests; and the vocabulary size."""
+    rng = np.random.default_rng(seed)
+    ids = np.zeros((shows, 7), np.int64)
+    w = np.zeros(ids.shape, np.float32)
+    for s in range(shows):
+        k = rng.integers(1, 8)
+        ids[s, :k] = rng.integers(1, vocab, k)
+        w[s, :k] = rng.uniform(0.2, 1.0, k)
+    return PackedTitles(ids, w if weighted else None), vocab

@@ -11,6 +11,7 @@ from guide import programme_xml, tiny_programmes, write_xmltv
 from epgembed.query.load import load_model
 from epgembed.artifact.catalog import Catalog, LazyShows
 from epgembed.artifact.show import FieldLimits
+from epgembed.query.requests import Options
 
 pytestmark = pytest.mark.integration
 
@@ -36,8 +37,8 @@ def test_a_lazy_catalog_answers_like_an_eager_one(tiny_model_dir, monkeypatch):
     lazy = load_model(tiny_model_dir)
     assert isinstance(lazy.catalog.shows, LazyShows)
     for q in ("Football Weekly", "A Title Nobody Has Seen"):
-        assert lazy.related(q, 5) == eager.related(q, 5)
-    assert lazy.related_to_id(7, 5, category="news") == eager.related_to_id(7, 5, category="news")
+        assert lazy.related(q, Options(k=5)) == eager.related(q, Options(k=5))
+    assert lazy.related_to_id(7, Options(k=5, category="news")) == eager.related_to_id(7, Options(k=5, category="news"))
 
 
 @pytest.mark.parametrize("lazy", [False, True])

@@ -17,7 +17,8 @@ from epgembed.eval.coldstart import (WARM, cold_start_rows, context_query, evalu
                                      write_cold_dump)
 from epgembed.eval.evaluate import eval_key, split_dump
 from epgembed.eval.xmltv import iter_guide, iter_programmes
-from epgembed.query.shapes import ProgrammeQuery, convert
+from epgembed.query.requests import ProgrammeQuery
+from epgembed.query.shapes import convert
 
 pytestmark = pytest.mark.integration
 

@@ -31,3 +31,19 @@ def test_a_format_1_config_loses_the_options_this_version_no_longer_has():
     c = Config.from_dict(new)
     assert (c.train.dim, c.index.search_k) == (8, 5) and new == c.to_dict()
     assert c.train.lr == Config().train.lr          # what the manifest does not say: today's default
+
+
+def test_the_feature_kinds_are_one_list():
+    """text/features.py KINDS is the one list of guide feature kinds: FeatureConfig has a weight
+    per kind, in its order (feature_weight reads it by the kind's name: a kind without a field
+    would weigh 0 without a word), and no other field but its three settings; the answer
+    shape's FeatureKind is that list."""
+    from dataclasses import fields
+    from typing import get_args
+
+    from epgembed.config import FeatureConfig
+    from epgembed.query.shapes import FeatureKind
+    from epgembed.text.features import KINDS
+    weights = [f.name for f in fields(FeatureConfig) if f.name not in ("per_kind", "min_share", "min_items")]
+    assert tuple(weights) == KINDS and all(isinstance(getattr(FeatureConfig(), k), float) for k in KINDS)
+    assert get_args(FeatureKind) == KINDS

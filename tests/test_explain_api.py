@@ -108,12 +108,14 @@ def test_explorer_page_is_self_contained(client):
         assert "http:" not in a.get_data(as_text=True) and "https:" not in a.get_data(as_text=True)
 
 
-def test_openapi_paths_describe_the_endpoints():
-    from service.config import Limits
-    from service.openapi import build_spec
-    spec = build_spec(Limits())
-    names = {p["name"] for p in spec["paths"]["/v1/explain"]["get"]["parameters"]}
-    assert names == {"title", "neighbor_title", "neighbor", "rare_max_count", "collapse_share"}
+def test_openapi_paths_describe_the_endpoints(client):
+    spec = client.get("/openapi.json").get_json()
+    params = {p["name"]: p for p in spec["paths"]["/v1/explain"]["get"]["parameters"]}
+    assert set(params) == {"title", "neighbor_or_neighbor_title", "rare_max_count", "collapse_share"}
+    one_of = params["neighbor_or_neighbor_title"]        # exactly one, each a query parameter of its own
+    assert one_of["style"] == "form" and one_of["explode"] and one_of["required"]
+    assert set(one_of["schema"]["properties"]) == {"neighbor", "neighbor_title"}
+    assert [b["required"] for b in one_of["schema"]["oneOf"]] == [["neighbor"], ["neighbor_title"]]
     token = spec["components"]["schemas"]["ExplainToken"]
     assert token["additionalProperties"] is False and set(token["required"]) == set(token["properties"])
     assert {"kind", "word", "feature"} <= set(token["properties"])

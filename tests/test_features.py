@@ -10,6 +10,7 @@ from guide import TINY_CONFIG, programme_xml, write_xmltv
 from epgembed.build.ingest.catalog_build import BARE_EPISODE, build_catalog
 from epgembed.config import FeatureConfig
 from epgembed.build.ingest.epg import read_programmes
+from epgembed.query.requests import Context, Options
 from epgembed.text.features import context_features, item_features, programme_features
 from epgembed.text.normalize import series_head
 
@@ -99,37 +100,37 @@ def series_model(tmp_path_factory):
 
 
 def test_answers_are_distinct_shows_of_other_series(series_model):
-    r = series_model.related("Der Bergdoktor: Fall 3", 10)
+    r = series_model.related("Der Bergdoktor: Fall 3", Options(k=10))
     heads = [series_head(series_model.catalog.keys[h.id]) for h in r.related]
     assert r.query.known and len(r.related) == 10 and "der bergdoktor" not in heads
     assert len({h.title.casefold() for h in r.related}) == 10                 # no repeats
-    more = series_model.related("Der Bergdoktor: Fall 3", 10, same_series=True)
+    more = series_model.related("Der Bergdoktor: Fall 3", Options(k=10, same_series=True))
     assert sum(h.title.startswith("Der Bergdoktor") for h in more.related) >= 5   # "more episodes"
 
 
 def test_an_unseen_episode_of_a_known_series_resolves_to_it(series_model):
-    r = series_model.related("Der Bergdoktor: Ein ganz neuer Fall", 5)
+    r = series_model.related("Der Bergdoktor: Ein ganz neuer Fall", Options(k=5))
     assert r.query.known and series_model.catalog.keys[r.query.id] == "der bergdoktor"
     assert all(not h.title.startswith("Der Bergdoktor") for h in r.related)
 
 
 def test_a_query_without_letter_or_digit_is_refused(series_model):
-    from epgembed.query.related import QueryError
+    from epgembed.query.errors import QueryError
     for bad in ("!!!", "-- : --", "\u200b"):
         with pytest.raises(QueryError, match="no letter or digit"):
-            series_model.related(bad, 5)
+            series_model.related(bad, Options(k=5))
 
 
 def test_schedule_context_moves_an_unseen_title(series_model):
     plain = series_model.embed("Zwei Mann im Schnee")
-    ctx = series_model.embed("Zwei Mann im Schnee", {"channel": "zdf", "start": "202601052015"})
+    ctx = series_model.embed("Zwei Mann im Schnee", Context(channel="zdf", start="202601052015"))
     assert float(plain @ ctx) < 0.999                                    # the features count
 
     def doctors(context):
-        near = series_model.related("Zwei Mann im Schnee", 5, context=context).related
+        near = series_model.related("Zwei Mann im Schnee", Options(k=5), context=context).related
         return sum(series_model.catalog.shows[h.id].categories.get("arztserie", 0) > 0 for h in near)
 
     # the channel that airs the doctors' series pulls the unseen title toward them, the
     # crime channel does not
-    assert doctors({"channel": "zdf"}) >= doctors(None) + 2
-    assert doctors({"channel": "ard"}) <= doctors(None)
+    assert doctors(Context(channel="zdf")) >= doctors(None) + 2
+    assert doctors(Context(channel="ard")) <= doctors(None)

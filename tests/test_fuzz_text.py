@@ -26,11 +26,12 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from guide import GENRES
 from epgembed.config import TokenizerConfig
+from epgembed.query.requests import Options
 from epgembed.text.normalize import (MAX_TITLE_CHARS, clean_text, fold, normalize_category, split_series,
                                      is_bare_episode, strip_episode, title_forms, title_key)
 from epgembed.build.ingest.catalog_build import build_catalog
 from epgembed.build.ingest.epg import Programme
-from epgembed.query.related import QueryError
+from epgembed.query.errors import QueryError
 from epgembed.text.tokenize import PAD_ID, Tokenizer, token_text
 
 pytestmark = pytest.mark.integration
@@ -154,7 +155,7 @@ def model(tiny_model_dir):
 @given(x=any_text)
 def test_related_answers_every_title_with_a_key(model, x):
     try:
-        r = model.related(x, k=5)
+        r = model.related(x, Options(k=5))
     except QueryError:
         assert not any(c.isalnum() for c in title_key(x)), x   # only a title without a letter or digit
         return

@@ -12,6 +12,7 @@ import pytest
 from guide import TINY_CONFIG
 from epgembed.artifact.bundle import verify_files
 from epgembed.artifact.manifest import ModelError, read_manifest
+from epgembed.query.requests import Options
 from epgembed.query.load import load_model
 from epgembed.config import IndexConfig
 import epgembed.query.vectors
@@ -80,7 +81,7 @@ def test_catalog_titles_are_answered_from_the_table_exactly(tiny_model_dir):
     exhaustive.neighbours, exhaustive.search_k = None, len(model) * 100
     for i in range(len(model)):
         for kw in ({}, {"offset": 3}, {"include_self": True}, {"category": "sport"}, {"min_score": 0.5}):
-            a, b = model.related_to_id(i, 5, **kw), exhaustive.related_to_id(i, 5, **kw)
+            a, b = model.related_to_id(i, Options(k=5, **kw)), exhaustive.related_to_id(i, Options(k=5, **kw))
             assert [h.score for h in a.related] == pytest.approx([h.score for h in b.related], abs=1e-5)
             last = a.related[-1].score if a.related else 0.0   # ids agree except among tied scores
             assert {h.id for h in a.related if h.score > last + 1e-5} <= {h.id for h in b.related}
@@ -96,7 +97,7 @@ def test_past_the_exact_limit_the_table_is_clustered_or_none(tiny_dump, tmp_path
     train_model([tiny_dump], tmp_path / "m", cfg.replace(index={"neighbours_probe": 0}), threads=1)
     assert read_manifest(tmp_path / "m").neighbours == 0 and not (tmp_path / "m" / "neighbours.npy").exists()
     model = load_model(tmp_path / "m")
-    assert model.neighbours is None and len(model.related_to_id(0, 5).related) == 5   # Annoy alone
+    assert model.neighbours is None and len(model.related_to_id(0, Options(k=5)).related) == 5   # Annoy alone
 
 
 def blobs(n_per: int, centres: int, dim: int = 16, spread: float = 0.05) -> np.ndarray:
@@ -227,10 +228,10 @@ def test_a_model_with_the_probe_files_round_trips(tiny_dump, tmp_path):
     exact = load_model(tmp_path / "p")
     exact.search = ExactSearch(exact.vectors)                  # every cluster probed: the same answers
     for title in ("Puppy Kitchen Tonight", "Tatort Spezial", "Evening News Kitchen"):
-        a, b = model.related(title, 5), exact.related(title, 5)
+        a, b = model.related(title, Options(k=5)), exact.related(title, Options(k=5))
         assert [h.id for h in a.related] == [h.id for h in b.related]
-    assert [h.id for h in model.related_to_id(0, 5, offset=44).related] == \
-        [h.id for h in exact.related_to_id(0, 5, offset=44).related]           # a page past the table
+    assert [h.id for h in model.related_to_id(0, Options(k=5, offset=44)).related] == \
+        [h.id for h in exact.related_to_id(0, Options(k=5, offset=44)).related]           # a page past the table
     order = np.load(tmp_path / "p" / "order.npy")
     np.save(tmp_path / "p" / "order.npy", order[::-1].copy())                   # another model's order
     with pytest.raises(ModelError, match="cluster order"):

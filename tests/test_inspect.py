@@ -19,7 +19,7 @@ from epgembed.inspect.loo import collapse, leave_one_out
 from epgembed.query.vectors import title_vectors
 from epgembed.inspect.outliers import (category_matrix, find_outliers, list_disagreement, most_suspicious,
                                      PairArrays, scan_pairs, share_any)
-from epgembed.query.related import QueryError
+from epgembed.query.errors import QueryError
 from epgembed.inspect.report import bar_widths, esc, group_pairs, render_report
 from handmade import PLANTED, RARE, build_handmade_model
 

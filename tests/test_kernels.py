@@ -8,8 +8,8 @@ import torch
 from epgembed.config import TrainConfig
 from epgembed.build.model.kernels import CompiledStep, hardest_allowed, scatter_adagrad, unit_title_sums
 from epgembed.query.vectors import title_vectors
-from epgembed.build.model.sampling import PackedTitles
 from epgembed.build.model.train import init_table, make_step
+from oracles import random_titles
 
 pytestmark = pytest.mark.unit
 
@@ -25,7 +25,7 @@ def test_hardest_allowed_takes_the_top_k_allowed_best_first():
 
 
 def test_unit_title_sums_are_the_model_title_vectors():
-    titles, vocab = _titles(weighted=True)
+    titles, vocab = random_titles(weighted=True)
     table = np.random.default_rng(3).standard_normal((vocab, 6)).astype(np.float32)
     table[0] = 0
     shows = np.array([4, 0, 17, 4])
@@ -68,23 +68,12 @@ def test_scatter_adagrad_hand_worked():
     assert accum.tolist() == pytest.approx([0, 2, 0, 4])
 
 
-def _titles(weighted: bool, shows=40, vocab=60, seed=0):
-    rng = np.random.default_rng(seed)
-    ids = np.zeros((shows, 7), np.int64)
-    w = np.zeros(ids.shape, np.float32)
-    for s in range(shows):
-        k = rng.integers(1, 8)
-        ids[s, :k] = rng.integers(1, vocab, k)
-        w[s, :k] = rng.uniform(0.2, 1.0, k)
-    return PackedTitles(ids, w if weighted else None), vocab
-
-
 @pytest.mark.parametrize("n, weighted, hard", [(3, True, True), (5, False, True), (2, True, False)])
 def test_compiled_step_updates_the_table_as_the_torch_step(n, weighted, hard):
     """The numba step and the torch "fused" step, from the same table and batches, give
     the same losses and the same table (float32 rounding apart), over several steps so the
     Adagrad accumulators are compared too."""
-    titles, vocab = _titles(weighted)
+    titles, vocab = random_titles(weighted)
     b, c = 6, 12
     rng = np.random.default_rng(1)
     cfg = TrainConfig(dim=8, n=n, max_negatives=4, margin=0.5, lr=0.3, hard_negatives=hard)
@@ -116,7 +105,7 @@ def test_compiled_step_from_several_threads_at_once_is_the_same_as_one_after_the
     half, b, n, c, steps, dim = 200, 128, 3, 256, 60, 64   # big batches: the threads' kernels overlap
     parts, batches = [], []
     for side in range(2):
-        titles, _ = _titles(weighted=True, shows=600, vocab=half, seed=side)
+        titles, _ = random_titles(weighted=True, shows=600, vocab=half, seed=side)
         titles.tokens[titles.tokens > 0] += side * (half - 1)       # side 1: rows half..2*half-2
         rng = np.random.default_rng(10 + side)
         parts.append(titles)

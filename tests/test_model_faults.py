@@ -27,6 +27,7 @@ from epgembed import registry
 from epgembed.artifact.bundle import sha256_file
 from epgembed.artifact.manifest import ModelError, read_manifest, write_manifest
 from epgembed.query.load import load_model
+from epgembed.query.requests import Options
 
 pytestmark = pytest.mark.integration
 
@@ -247,7 +248,7 @@ def test_holder_refuses_a_bad_current_and_the_old_keeps_answering(tiny_model_dir
     holder = ModelHolder(root, poll_seconds=0)
     holder.start()
     try:
-        before = holder.get().model.related("Football Tonight", k=5)
+        before = holder.get().model.related("Football Tonight", Options(k=5))
         name = f"29991231T000000Z-{how.replace('_', '')}"   # what a broken job could leave behind
         folder = registry.versions_dir(root) / name
         if how == "truncated":
@@ -260,7 +261,7 @@ def test_holder_refuses_a_bad_current_and_the_old_keeps_answering(tiny_model_dir
         assert holder.check() is False and holder.check(force=True) is False
         serving = holder.get()
         assert serving.version == good and serving.name == good
-        assert serving.model.related("Football Tonight", k=5) == before
+        assert serving.model.related("Football Tonight", Options(k=5)) == before
         status = holder.status()
         assert status["serving"] == good and status["refused"]["name"] == name
         expected = "embeddings.npy has" if how == "truncated" else LIES[how][2]

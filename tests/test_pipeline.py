@@ -14,6 +14,7 @@ from epgembed.artifact.manifest import ModelError, read_manifest
 from epgembed.query.load import load_model
 from epgembed.build.ingest.epg import DumpError
 from epgembed.build.pipeline import train_model
+from epgembed.query.requests import Options
 from epgembed.query.shapes import Related
 
 pytestmark = pytest.mark.integration
@@ -26,20 +27,20 @@ def test_neighbours_make_sense(tiny_model_dir):
     precision = []
     for genre, titles in GENRES.items():
         for t in titles[1:]:
-            hits = model.related(t, 5).related
+            hits = model.related(t, Options(k=5)).related
             assert all(h.title != t for h in hits)             # the show itself is no answer
             precision.append(np.mean([GENRE_OF.get(h.title) == genre for h in hits]))
     assert np.mean(precision) > 0.8
-    unseen = model.related("Saturday Football Tonight", 5)       # never seen: embedded on the fly
+    unseen = model.related("Saturday Football Tonight", Options(k=5))       # never seen: embedded on the fly
     assert not unseen.query.known and unseen.query.id is None
     assert sum(GENRE_OF.get(h.title) == "sport" for h in unseen.related) >= 4
-    episode = model.related("Football Tonight S1 Ep. 7", 3)      # an episode of a known show
+    episode = model.related("Football Tonight S1 Ep. 7", Options(k=3))      # an episode of a known show
     assert episode.query.known and model.catalog.shows[episode.query.id].title == "Football Tonight"
 
 
 def test_scores_are_cosines_of_stored_vectors(tiny_model_dir):
     model = load_model(tiny_model_dir)
-    r = model.related_to_id(3, 5)
+    r = model.related_to_id(3, Options(k=5))
     for h in r.related:
         cos = float(np.dot(model.vectors[3], model.vectors[h.id]))
         assert h.score == pytest.approx(cos, abs=1e-4)
@@ -61,7 +62,7 @@ def test_save_load_round_trip(tiny_model_dir, tmp_path):
     a, b = load_model(tiny_model_dir), load_model(copy)
     assert np.array_equal(a.embeddings, b.embeddings) and a.version == b.version
     for q in ["Football Weekly", "A Title Nobody Has Seen"]:
-        assert a.related(q, 5) == b.related(q, 5)
+        assert a.related(q, Options(k=5)) == b.related(q, Options(k=5))
 
 
 def test_two_seeded_runs_give_identical_vectors(tiny_dump, tmp_path):

@@ -13,8 +13,9 @@ import pytest
 from guide import TINY_CONFIG, write_xmltv
 
 from epgembed.query.programme import programme_tokens, programme_vector
-from epgembed.query.related import QueryError
-from epgembed.query.shapes import ProgrammeQuery, convert
+from epgembed.query.errors import QueryError
+from epgembed.query.requests import Options, ProgrammeQuery
+from epgembed.query.shapes import convert
 
 pytestmark = pytest.mark.integration
 
@@ -105,9 +106,9 @@ def test_a_programme_says_what_its_guide_says(model):
 
 
 def test_related_programme_answers_known_titles_as_related_and_unseen_ones_by_their_vector(model):
-    known = model.related_programme(full_query(), 5)
-    assert known == model.related(FULL[0], 5)
-    unseen = model.related_programme(full_query("Midnight Oven Stories"), 5)
+    known = model.related_programme(full_query(), Options(k=5))
+    assert known == model.related(FULL[0], Options(k=5))
+    unseen = model.related_programme(full_query("Midnight Oven Stories"), Options(k=5))
     assert not unseen.query.known and unseen.query.title == "Midnight Oven Stories"
     assert len(unseen.related) == 5
     vector = programme_vector(model, full_query("Midnight Oven Stories"))
@@ -116,9 +117,9 @@ def test_related_programme_answers_known_titles_as_related_and_unseen_ones_by_th
     # its whole programme places it among the cooking shows
     assert sum("cooking" in h.categories for h in unseen.related) >= 4
     with pytest.raises(TypeError):
-        model.related_programme(full_query("Midnight Oven Stories"), 5, colour="red")
+        model.related_programme(full_query("Midnight Oven Stories"), Options(k=5, colour="red"))
     with pytest.raises(QueryError):
-        model.related_programme(ProgrammeQuery(title="___"), 5)
+        model.related_programme(ProgrammeQuery(title="___"), Options(k=5))
 
 
 @pytest.mark.parametrize(("data", "field"), [
@@ -161,8 +162,8 @@ def test_cli_answers_a_programmes_file_line_by_line(model, tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 5                                           # one line per programme line
     first, last = (msgspec.json.decode(out[i], type=Related) for i in (0, 4))
-    assert first == model.related_programme(full_query("Midnight Oven Stories"), 3)
-    assert last.query.known and last == model.related(FULL[0], 3)
+    assert first == model.related_programme(full_query("Midnight Oven Stories"), Options(k=3))
+    assert last.query.known and last == model.related(FULL[0], Options(k=3))
     errors = [msgspec.json.decode(line, type=Error).error for line in out[1:4]]
     assert [e.status for e in errors] == [400, 400, 400]
     assert errors[0].message.startswith("line 3: ") and "`colour`" in errors[0].message
@@ -179,4 +180,4 @@ def test_cli_refuses_a_schedule_context_beside_a_programmes_file(model, tmp_path
     path = tmp_path / "p.jsonl"
     path.write_text('{"title": "X"}\n', encoding="utf-8")
     assert main(["related", str(model.path), "--programmes-file", str(path), "--channel", "c"]) == 2
-    assert "a programme carries its own" in capsys.readouterr().err
+    assert "channel: only with titles, not with programmes" in capsys.readouterr().err

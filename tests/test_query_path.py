@@ -17,16 +17,17 @@ PROBE = r"""
 import contextlib, io, json, sys
 model_dir, known, unseen = sys.argv[1:4]
 from epgembed.query.load import load_model
+from epgembed.query.requests import Context, Options
 from epgembed.cli.main import main
 from epgembed.inspect.explain import explain_pair, inspect_title
 from service import ServiceConfig, create_app
 
 m = load_model(model_dir)
 answers = {
-    "known": [h.title for h in m.related(known, 3).related],
-    "by_id": [h.id for h in m.related_to_id(0, 3).related],
-    "unseen": [h.title for h in m.related(unseen, 3, context={"channel": "ch1",
-                                                              "start": "202207212015"}).related],
+    "known": [h.title for h in m.related(known, Options(k=3)).related],
+    "by_id": [h.id for h in m.related_to_id(0, Options(k=3)).related],
+    "unseen": [h.title for h in m.related(unseen, Options(k=3), context=Context(channel="ch1",
+                                                                            start="202207212015")).related],
     "inspect": len(inspect_title(m, known, 3)["neighbors"]),
     "explain": explain_pair(m, known, unseen)["score"],
 }

@@ -20,6 +20,7 @@ from epgembed.artifact.manifest import read_manifest
 from epgembed.cli.main import main
 from epgembed.nightly.refresh import EXIT_REFUSED, RefreshConfig, run_refresh
 from epgembed.query.load import load_model
+from epgembed.query.requests import Options
 from epgembed.query.search import TitleIndex
 from epgembed.query.shapes import encode
 from epgembed.query.vectors import top_k
@@ -29,6 +30,7 @@ from polling import holds_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_torch_thread")]
 
+FIVE = Options(k=5)
 SMALL_TABLE = TINY_CONFIG.replace(index={"neighbours": 10})
 NEW = ["Football Champions Night", "Little Puppy Adventures", "Kitchen Heroes: Christmas Special"]
 MOVED = "Football Tonight"
@@ -92,7 +94,7 @@ def test_new_titles_get_ids_answers_and_search_hits_and_old_titles_stay_bit_for_
                                    new.vectors[i], rtol=0, atol=1e-6)
         row, _ = top_k(new.vectors, new.neighbours[0].shape[1], rows=[i])
         assert new.neighbours[0][i].tolist() == row[0].tolist()
-        answer = new.related_to_id(i, k=5)
+        answer = new.related_to_id(i, FIVE)
         assert len(answer.related) == 5
         table = new.neighbours[0][i].tolist()
         assert [table.index(h.id) for h in answer.related] == sorted(table.index(h.id) for h in answer.related)
@@ -119,17 +121,17 @@ def test_old_answers_change_only_where_a_new_title_enters_and_the_table_is_exact
     assert (new.neighbours[0] == exact_ids).mean() > 0.99          # ties may order apart
     entered = 0
     for i in range(n):
-        before = [h.id for h in old.related_to_id(i, k=5).related]
-        after = [h.id for h in new.related_to_id(i, k=5).related]
+        before = [h.id for h in old.related_to_id(i, FIVE).related]
+        after = [h.id for h in new.related_to_id(i, FIVE).related]
         if any(j >= n for j in after):
             entered += 1
             assert [j for j in after if j < n] == [j for j in before if j in after]
         else:
             assert after == before, i
     assert entered > 0                       # the new titles turn up in other titles' answers
-    flagged = [h for i in range(n) for h in new.related_to_id(i, k=5).related if h.refreshed]
+    flagged = [h for i in range(n) for h in new.related_to_id(i, FIVE).related if h.refreshed]
     assert flagged and all(h.id >= n for h in flagged)
-    assert b'"refreshed"' not in encode(old.related_to_id(0, k=5))   # absent from a trained model's rows
+    assert b'"refreshed"' not in encode(old.related_to_id(0, FIVE))   # absent from a trained model's rows
 
 
 def test_nothing_new_publishes_nothing(root, update):

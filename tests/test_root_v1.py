@@ -23,6 +23,7 @@ from epgembed.nightly import history
 from epgembed.nightly.gates import NightlyConfig
 from epgembed.nightly.run import EXIT_PUBLISHED, run_nightly
 from epgembed.query.load import load_model
+from epgembed.query.requests import Options
 from service.state import state
 from service_util import serving_app
 
@@ -62,10 +63,10 @@ def test_every_version_loads_and_answers_and_nothing_is_rewritten(root):
         assert model.version == v and model.manifest.format_version == FORMAT_VERSION
         assert model.manifest.feature_kinds == {"channel": 49, "day": 49, "episodic": 49, "slot": 49}
         assert model.manifest.search.method == "exact" and model.neighbours is not None
-        titles = [h.title for h in model.related("Football Weekly", k=5).related]
+        titles = [h.title for h in model.related("Football Weekly", Options(k=5)).related]
         assert len(titles) == 5 and "Football Weekly" not in titles
-        assert len(model.related("Tennis Highlights Special", k=5).related) == 5      # never seen
-        assert [h.id for h in model.related_to_id(0, k=3).related]
+        assert len(model.related("Tennis Highlights Special", Options(k=5)).related) == 5      # never seen
+        assert [h.id for h in model.related_to_id(0, Options(k=3)).related]
     assert registry.list_versions(root) == [
         {"version": OLDER, "created": "2026-12-07T15:01:36Z", "n_shows": 49, "quality": {}, "current": False,
          "refresh_of": None, "added": 0},

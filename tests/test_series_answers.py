@@ -9,7 +9,8 @@ import pytest
 from guide import TINY_CONFIG, programme_xml, write_xmltv
 from epgembed.build.ingest.catalog_build import build_catalog
 from epgembed.build.ingest.epg import read_programmes
-from epgembed.query.related import NotFound
+from epgembed.query.errors import NotFound
+from epgembed.query.requests import Options
 from service_util import make_root, serving_app
 
 pytestmark = pytest.mark.integration
@@ -50,32 +51,32 @@ def series_of(model, hit) -> str:
 
 
 def test_one_row_per_show_with_its_count_and_expanding_gives_its_episodes(model):
-    r = model.related("Echo Investigates", 20)
+    r = model.related("Echo Investigates", Options(k=20))
     rows = Counter(h.series for h in r.related)
     assert all(n == 1 for n in rows.values())                    # each series once
     counts = {h.series: h.series_titles for h in r.related}
     assert {s.casefold(): n for s, n in SERIES.items()}.items() <= counts.items()
     assert all(h.series == series_of(model, h) for h in r.related)
     best = next(h for h in r.related if h.series == "alpha files")
-    episodes = model.related("Echo Investigates", 30, expand="alpha files").related
+    episodes = model.related("Echo Investigates", Options(k=30, expand="alpha files")).related
     assert len(episodes) == 20 and {h.series for h in episodes} == {"alpha files"}
     assert [h.score for h in episodes] == sorted((h.score for h in episodes), reverse=True)
     assert episodes[0].id == best.id and episodes[0].score == best.score      # the row is its best title
     with pytest.raises(NotFound):
-        model.related("Echo Investigates", 5, expand="no such series")
+        model.related("Echo Investigates", Options(k=5, expand="no such series"))
 
 
 def test_paging_never_shows_a_series_twice(model):
-    pages = [model.related("Echo Investigates", 3, offset=o).related for o in range(0, 12, 3)]
+    pages = [model.related("Echo Investigates", Options(k=3, offset=o)).related for o in range(0, 12, 3)]
     seen = [h.series for page in pages for h in page]
     assert len(seen) == len(set(seen)) >= 10
 
 
 def test_same_series_brings_the_own_titles_back_first_one_per_row(model):
     query = "Alpha Files: Episode Title 3"
-    plain = model.related(query, 10).related
+    plain = model.related(query, Options(k=10)).related
     assert all(h.series != "alpha files" for h in plain)
-    more = model.related(query, 25, same_series=True).related
+    more = model.related(query, Options(k=25, same_series=True)).related
     own = [h for h in more if h.series == "alpha files"]
     assert len(own) == 19 and more[:19] == own                    # its other episodes, first
     others = Counter(h.series for h in more[19:])
@@ -154,7 +155,7 @@ def test_http_programmes_are_answered_in_order(client):
     ({"programmes": [{"title": "X", "credits": "Ann"}]}, "credits"),
     ({"programmes": [{"desc": "no title"}]}, "title"),
     ({"programmes": [{"title": "X"}], "titles": ["Y"]}, "exactly one"),
-    ({"programmes": [{"title": "X"}], "channel": "crime"}, "programme carries its own"),
+    ({"programmes": [{"title": "X"}], "channel": "crime"}, "channel: only with titles, not with programmes"),
     ({"programmes": []}, "programmes"),
 ])
 def test_http_a_bad_programme_is_a_400_naming_the_field(client, body, names):

@@ -64,7 +64,7 @@ def test_a_batch_is_bounded_in_titles_times_answer_rows(app, client):
     body["titles"].append("Evening News")
     message = error(client.post("/v1/related", json=body), 400)
     assert f"{fits + 1} titles" in message and f"at most {lim.max_batch_rows}" in message
-    full = {"titles": ["Football Weekly"] * lim.max_batch, "k": lim.default_k}      # a full batch at the default k
+    full = {"titles": ["Football Weekly"] * lim.max_batch}      # a full batch at the default k
     assert client.post("/v1/related", json=full).status_code == 200
 
 
@@ -78,7 +78,9 @@ def test_openapi_states_the_work_bounds(app, client):
     assert f"titles x (k + offset) <= {lim.max_batch_rows}" in info["description"]
     params = {p["name"]: p for p in spec["paths"]["/v1/related"]["get"]["parameters"]}
     assert params["offset"]["schema"]["maximum"] == lim.max_answer_rows - 1
-    assert str(lim.max_answer_rows) in params["k"]["description"]
+    for path, method in (("/v1/related", "get"), ("/v1/titles/{id}/related", "get"), ("/v1/related", "post")):
+        assert f"k + offset over max_answer_rows ({lim.max_answer_rows})" in spec["paths"][path][method]["description"]
+    assert f"over max_batch_rows ({lim.max_batch_rows})" in spec["paths"]["/v1/related"]["post"]["description"]
 
 
 # ---------------------------------------------------------------- 26.15 the method label

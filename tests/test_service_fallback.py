@@ -20,6 +20,7 @@ import pytest
 
 from epgembed.artifact.manifest import read_manifest
 from epgembed.query.load import load_model
+from epgembed.query.requests import Options
 from epgembed.registry import versions_dir
 from polling import holds_for, wait_until
 from service.holder import ModelHolder
@@ -64,7 +65,7 @@ def test_a_replacement_worker_falls_back_when_the_decided_version_lost_a_file(tw
         assert "reload_check_failed" not in caplog.text, caplog.text
         assert replacement.get() is not None and replacement.get().name == a
         decision = replacement.shared.read()
-        assert decision.serve == a and decision.refused[0] == b and "index.ann" in decision.refused[1]
+        assert decision.serve == a and decision.refused.name == b and "index.ann" in decision.refused.reason
         wait_until(lambda: first.get().name == a, timeout=2 * POLL, what="the first worker to follow")
         ready, body = first.readiness()
         assert ready, body
@@ -84,8 +85,8 @@ def test_a_same_size_overwrite_moves_every_worker_to_the_older_version(two_versi
             ready, body = h.readiness()
             assert ready and body["decision"]["refused"]["name"] == b, body
             assert "neighbours.npy" in body["decision"]["refused"]["reason"], body
-        older = load_model(versions_dir(root) / a).related_to_id(0, k=5).related
-        assert all(h.get().model.related_to_id(0, k=5).related == older for h in hs)
+        older = load_model(versions_dir(root) / a).related_to_id(0, Options(k=5)).related
+        assert all(h.get().model.related_to_id(0, Options(k=5)).related == older for h in hs)
     finally:
         for h in hs:
             h.stop()

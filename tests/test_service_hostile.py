@@ -237,6 +237,7 @@ def test_binds_to_loopback_unless_configured(tmp_path, monkeypatch):
     for name in ("EPGEMBED_BIND", "EPGEMBED_LOG_LEVEL", "EPGEMBED_ACCESS_LOG", "EPGEMBED_FORWARDED_ALLOW_IPS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setenv("EPGEMBED_MODELS", str(tmp_path))       # the master reads every setting, and checks it
     conf = runpy.run_path(str(REPO / "service" / "gunicorn.conf.py"))
     assert conf["bind"] == ["127.0.0.1:8000"] and conf.get("reload", False) is False
     assert conf["forwarded_allow_ips"] == "127.0.0.1"          # trusts only a proxy on this host
@@ -251,8 +252,8 @@ def test_binds_to_loopback_unless_configured(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------------- time budget, logs
 def test_a_batch_past_its_time_budget_is_a_json_504(root, monkeypatch):
-    from service.wsgi import config_from_env
-    config = config_from_env({"EPGEMBED_MODELS": str(root), "EPGEMBED_REQUEST_SECONDS": "0.2"})
+    from service.settings import load
+    config = load({"EPGEMBED_MODELS": str(root), "EPGEMBED_REQUEST_SECONDS": "0.2"}).service
     assert config.limits.request_seconds == 0.2 and Limits().request_seconds < 30     # < gunicorn's timeout
     app = create_app(ServiceConfig(models=root, poll_seconds=0, limits=config.limits))
     try:
@@ -375,14 +376,12 @@ def test_hostile_requests_over_gunicorn(tmp_path, root):
 
 # ---------------------------------------------------------------------- regressions found here
 def test_a_parameter_with_one_bound_is_a_400_not_a_500():
-    from werkzeug.datastructures import MultiDict
-
-    from service.schema import ApiError, Param, parse_query
-    for param, raw, message in ((Param("n", "integer", "", minimum=0), "-1", "n must be at least 0"),
-                                (Param("x", "number", "", maximum=1.5), "2", "x must be at most 1.5")):
-        with pytest.raises(ApiError) as e:
-            parse_query((param,), MultiDict({param.name: raw}))
-        assert e.value.status == 400 and e.value.message == message
+    from epgembed.query.contract import violation
+    from epgembed.query.errors import QueryError
+    from service.errors import status_of
+    for schema, value, message in (({"type": "integer", "minimum": 0}, -1, "n must be at least 0"),
+                                   ({"type": "number", "maximum": 1.5}, 2, "n must be at most 1.5")):
+        assert violation("n", value, schema) == message and status_of(QueryError(message)) == 400
 
 
 def test_model_description_is_strict_json(client):

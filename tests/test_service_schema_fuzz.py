@@ -7,9 +7,10 @@ the spec lists for that operation, the media type it declares, and a body matchi
     make test    derandomized, EPGEMBED_SCHEMA_FUZZ_EXAMPLES=25 per operation (~10 s)
     make fuzz    EPGEMBED_SCHEMA_FUZZ_EXAMPLES=1000, random seeds (minutes)
 
-Not checked: positive_data_acceptance. /v1/explain needs exactly one of `neighbor` and
-`neighbor_title`, which OpenAPI 3.0 query parameters cannot state, so a schema-valid request
-giving both is rightly a 400. The explicit hostile cases are in test_service_hostile.py.
+Not checked here: positive_data_acceptance (a valid request must not be refused), which
+needs the named list of what no schema can say (k + offset together, a title empty once
+normalized, ...): tests/test_service_live_schema.py runs every check against a live gunicorn
+with that list. The explicit hostile cases are in test_service_hostile.py.
 """
 from __future__ import annotations
 
@@ -26,8 +27,7 @@ from schemathesis.config._checks import NegativeDataRejectionConfig
 from schemathesis.specs.openapi.checks import (content_type_conformance, negative_data_rejection,
                                                response_schema_conformance, status_code_conformance)
 
-from service import Limits, ServiceConfig, create_app
-from service.openapi import build_spec
+from service import ServiceConfig, create_app
 from service.state import state
 from service_util import make_root
 
@@ -55,9 +55,10 @@ def served_app(tmp_path_factory, tiny_model_dir):
     print(f"\nschemathesis: {summary['cases']} cases over {len(CASES)} operations")
 
 
-# Loaded at import (pytest parametrizes one test per operation at collection); the spec is
-# the pure function of the limits that the app serves, which test_spec_is_what_the_app_serves checks.
-SPEC = build_spec(Limits())
+# Loaded at import (pytest parametrizes one test per operation at collection): the document of
+# an app with the default limits, not started (no model: the document needs none), which
+# test_spec_is_what_the_app_serves compares with the one the served app answers.
+SPEC = state(create_app(ServiceConfig(models=Path("no-model-needed")), start=False)).spec
 schema = schemathesis.openapi.from_dict(SPEC)
 schema.config.generation.update(modes=["positive", "negative"], max_examples=EXAMPLES,
                                 deterministic=not LONG, database="none")

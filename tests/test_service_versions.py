@@ -23,6 +23,7 @@ import time
 import pytest
 import requests
 
+from epgembed.query.requests import Options
 from epgembed.registry import point_current, versions_dir
 from service.holder import ModelHolder
 from service.shared import Shared
@@ -106,7 +107,7 @@ def test_readiness_never_waits_for_a_hung_models_root(two_versions, tmp_path, mo
         ready, body = wait_until(lambda: (r := holder.readiness()) and not r[0] and r, timeout=5,
                                  what="readiness to notice the hung root")
         assert "the models root has not answered" in body["reason"], body
-        assert holder.get().name == b and holder.get().model.related_to_id(0, 3).related
+        assert holder.get().name == b and holder.get().model.related_to_id(0, Options(k=3)).related
         release.set()
         checking.join(5)
         assert not checking.is_alive() and holder.readiness()[0] is True

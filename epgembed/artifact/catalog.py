@@ -25,7 +25,7 @@ from epgembed.config import CatalogConfig
 from epgembed.fsutil import gc_paused
 from epgembed.artifact.show import Show, line_show, read_shows
 from epgembed.text.features import kind_of
-from epgembed.text.normalize import title_forms
+from epgembed.text.normalize import series_head, squash, title_forms
 
 
 
@@ -60,9 +60,19 @@ class Catalog:
             self.by_key[key] = i
         self.category_counts = counts
         self.groups = SeriesGroups(series)
+        self._forms: dict[int, tuple[str, str]] = {}
 
     def __len__(self) -> int:
         return len(self.shows)
+
+    def key_forms(self, i: int) -> tuple[str, str]:
+        """(series_head, squash) of title i's key, worked out once: an answer list asks for
+        them of every candidate it reads (a dict write is atomic: threads may share it)."""
+        forms = self._forms.get(i)
+        if forms is None:
+            key = self.keys[i]
+            forms = self._forms[i] = (series_head(key), squash(key))
+        return forms
 
     def lookup(self, title: str) -> int | None:
         """The id of the show a raw title means, or None for a title never seen."""

@@ -121,6 +121,29 @@ class DataSummary(msgspec.Struct, **_SHAPE):
     programmes_tonight: int | None = None
 
 
+class ExchangeTraffic(msgspec.Struct, **_SHAPE):
+    """What one rank of a data-parallel run sent (build/model/exchange.py, Traffic)."""
+    steps: int
+    bytes_sent: int                      # as the collectives move them
+    rows: int                            # rows this rank computed, summed over the steps
+    applied: int                         # distinct rows every rank applied, summed
+    seconds: float                       # in the exchange
+    bytes_per_step: int
+    rows_per_step: float
+    applied_per_step: float
+    written_bytes: int | None = None     # what the process wrote meanwhile, where known
+
+
+class DistributedTraining(msgspec.Struct, **_SHAPE):
+    """A data-parallel training run (build/model/distributed.py): how many ranks, how they
+    summed their gradients, the table digest every rank reached, the traffic of the rank
+    that wrote the folder (rank 0)."""
+    ranks: int
+    exchange: str
+    table_sha256: str
+    traffic: ExchangeTraffic
+
+
 class TrainingSummary(msgspec.Struct, **_SHAPE):
     best_epoch: int
     epochs_run: int
@@ -129,6 +152,7 @@ class TrainingSummary(msgspec.Struct, **_SHAPE):
     examples_per_s: float
     val_p_at_10: float | None
     timings: dict[str, float]            # seconds per stage before the write
+    distributed: DistributedTraining | None = None   # trained by several ranks
 
 
 class RefreshInfo(msgspec.Struct, **_SHAPE):

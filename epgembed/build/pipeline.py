@@ -38,6 +38,7 @@ from epgembed.build.ingest.dumpfiles import ReadLimits
 from epgembed.fsutil import escape_name
 from epgembed.build.ingest.epg import ReadReport, read_programmes
 from epgembed.build.index.build import write_indexes
+from epgembed.build.model.distributed import send_training
 from epgembed.query.vectors import catalog_vectors
 from epgembed.text.tokenize import Tokenizer
 from epgembed.build.model.train import TrainResult, train
@@ -174,10 +175,13 @@ def vanished_kinds(last: Manifest | None, new: Manifest) -> str | None:
 
 
 def fit(prep: Prepared, cfg: Config, init: np.ndarray | None = None,
-        progress: Progress | None = None) -> TrainResult:
-    return train(prep.token_ids, prep.show_categories, len(prep.categories), cfg.train,
-                 prep.tokenizer.vocab_size, init=init, token_weights=prep.token_weights,
-                 progress=progress, views=prep.views, series=prep.series)
+        progress: Progress | None = None, group=None) -> TrainResult:
+    """Train on `prep`; with `group` (model.distributed.Group, rank 0) the other ranks get
+    the training inputs first and train beside it."""
+    args = (prep.token_ids, prep.show_categories, len(prep.categories), cfg.train, prep.tokenizer.vocab_size)
+    kwargs = dict(init=init, token_weights=prep.token_weights, views=prep.views, series=prep.series)
+    titles = send_training(group, *args, **kwargs) if group is not None else None
+    return train(*args, **kwargs, progress=progress, group=group, titles=titles)
 
 
 SAVE_STAGE = "index, neighbour table and write"
@@ -186,11 +190,12 @@ SAVE_STAGE = "index, neighbour table and write"
 def train_model(paths: Iterable[str | Path], out_dir: str | Path, cfg: Config | None = None, *,
                 skip_bad_input: bool = False, threads: int | None = None,
                 limits: ReadLimits | None = None, progress: Progress | None = None,
-                timings: dict | None = None) -> Manifest:
+                timings: dict | None = None, group=None) -> Manifest:
     """Train on the dumps and write a complete model directory; returns its manifest.
     `progress` gets the stages: ingest, tokenizer, train, index + neighbour table + write;
     `timings`, when given, receives "index_and_save_s", "index_s" and "write_s" (the
-    manifest's training timings end before the write)."""
+    manifest's training timings end before the write). `group`: rank 0 of a data-parallel
+    run (build/model/distributed.py), which trains with the other ranks."""
     cfg = cfg or Config()
     progress = progress or Progress()
     if threads:
@@ -206,7 +211,7 @@ def train_model(paths: Iterable[str | Path], out_dir: str | Path, cfg: Config | 
     with tempfile.TemporaryFile(dir=out_dir.parent, prefix=f".{out_dir.name}.catalog-") as spool:
         prep = replace(prep, catalog=prep.catalog.serialized(spool))
         t0 = time.perf_counter()
-        result = fit(prep, cfg, progress=progress)
+        result = fit(prep, cfg, progress=progress, group=group)
         if not result.history:
             raise ValueError(nothing_learned(prep, cfg))
         prep = replace(prep, timings={**prep.timings, "train_s": time.perf_counter() - t0})
@@ -248,7 +253,7 @@ def summaries(prep: Prepared, result: TrainResult, data: dict | None,
     training = TrainingSummary(
         best_epoch=result.best_epoch, epochs_run=len(result.history), seconds=round(result.seconds, 3),
         examples=result.examples, examples_per_s=round(result.examples_per_second, 1),
-        val_p_at_10=best.get("val_p_at_10"), timings=timings)
+        val_p_at_10=best.get("val_p_at_10"), timings=timings, distributed=result.distributed)
     return DataSummary(**summary), training
 
 

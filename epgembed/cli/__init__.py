@@ -1,13 +1,36 @@
 """Command line: one library call per subcommand (`epgembed --help`)."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
+from collections.abc import Callable
 
 EXIT_ERROR = 2  # bad input or a failed step: nothing was changed
 QUERY_COMMANDS = ("related", "info", "inspect")   # a second's work: imports and one model load
 
 
+class LazyParser(argparse.ArgumentParser):
+    """A subcommand's parser whose options are added when it is used (parsed, or its help
+    shown): options derived from the request types (cli/options.py) or the service's
+    settings cost imports that `epgembed --help` and the other subcommands do without."""
+    _fill: Callable[[argparse.ArgumentParser], None] | None = None
+
+    def defer(self, fill: Callable[[argparse.ArgumentParser], None]) -> None:
+        self._fill = fill
+
+    def _filled(self) -> None:
+        fill, self._fill = self._fill, None
+        if fill is not None:
+            fill(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._filled()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._filled()
+        return super().format_help()
 
 
 def one_blas_thread() -> None:

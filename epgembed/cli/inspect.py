@@ -12,13 +12,16 @@ import json
 import sys
 from pathlib import Path
 
-from epgembed.fsutil import gc_paused
 from epgembed.config import InspectConfig
+from epgembed.fsutil import gc_paused
 from epgembed.progress import Progress
 
 
 def _cfg(args: argparse.Namespace) -> InspectConfig:
-    return InspectConfig(rare_max_count=args.rare_max_count, collapse_share=args.collapse_share)
+    """The flagging settings, read and checked as the explain endpoints read them (query.requests.Tuning)."""
+    from epgembed.cli.options import from_args
+    from epgembed.query.requests import Tuning
+    return from_args(Tuning, args).config()
 
 
 def _fmt_tokens(tokens: list[dict], limit: int = 6) -> str:
@@ -131,15 +134,15 @@ def _positive(text: str) -> int:
 
 
 def _options(p: argparse.ArgumentParser) -> None:
-    d = InspectConfig()
     p.add_argument("-k", type=_positive, default=20, help="neighbours per title (default 20)")
     p.add_argument("--json", action="store_true", help="the full result as JSON")
-    p.add_argument("--rare-max-count", type=int, default=d.rare_max_count,
-                   help=f"a token is rare when at most this many labelled training shows use it "
-                        f"(default {d.rare_max_count})")
-    p.add_argument("--collapse-share", type=float, default=d.collapse_share,
-                   help="flag a match when one rare token carries at least this share of its score "
-                        f"(default {d.collapse_share})")
+    p.defer(_tuning)
+
+
+def _tuning(p: argparse.ArgumentParser) -> None:
+    from epgembed.cli.options import add_fields
+    from epgembed.query.requests import Tuning
+    add_fields(p, Tuning)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

@@ -1,6 +1,7 @@
 """The `epgembed` command line: one library call per subcommand.
 
     epgembed train DUMP... --out MODEL_DIR          ingest, train, index, save
+    torchrun --standalone --nproc-per-node=2 -m epgembed.cli.main train DUMP... --out M --distributed
     epgembed related MODEL_DIR --title "Tatort"      related titles (known or unseen)
     epgembed related MODEL_DIR --titles-file Q.txt -k 20 --json
     epgembed related MODEL_DIR --programmes-file P.jsonl --json   whole programmes, one a line
@@ -19,7 +20,7 @@ from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 
-from epgembed.cli import EXIT_ERROR, QUERY_COMMANDS, one_blas_thread
+from epgembed.cli import EXIT_ERROR, QUERY_COMMANDS, LazyParser, one_blas_thread, ranks
 from epgembed.fsutil import escape_name, gc_paused
 from epgembed.config import Config
 from epgembed.build.ingest.dumpfiles import PIPE_TIMEOUT_S
@@ -46,6 +47,10 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    return ranks.ranked(args, partial(_train, args), "writes the model")
+
+
+def _train(args: argparse.Namespace, group) -> int:
     from epgembed.build.ingest.dumpfiles import ReadLimits
     from epgembed.build.ingest.epg import SKIP_EMPTY_TITLE
     from epgembed.build.pipeline import train_model, vanished_kinds
@@ -55,7 +60,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     last = _replaced_manifest(Path(args.out))
     manifest = train_model(args.dumps, args.out, cfg, skip_bad_input=args.skip_bad_input,
                            threads=args.threads, limits=limits,
-                           progress=Progress.for_stream(sys.stderr, quiet=args.quiet))
+                           progress=Progress.for_stream(sys.stderr, quiet=args.quiet), group=group)
     data, t = manifest.data, manifest.training
     print(f"model {manifest.version} -> {escape_name(args.out)}: {manifest.n_shows:,} shows "
           f"({manifest.counts.labelled_shows:,} labelled) from {data.programmes:,} programmes; "
@@ -93,36 +98,37 @@ def _lines(path: str) -> list[str]:
     return [line.rstrip("\r") for line in text.split("\n")]
 
 
-def _context(args: argparse.Namespace) -> dict | None:
-    """The optional schedule context of `related` (used for titles the catalog lacks)."""
-    ctx = {"channel": args.channel, "start": args.start, "minutes": args.minutes}
-    return ctx if any(v is not None for v in ctx.values()) else None
+def _options(args: argparse.Namespace) -> tuple:
+    """(Options, Context) of `related`, read and checked as POST /v1/related reads them
+    (query.requests; a programme carries its own context)."""
+    from epgembed.cli.options import from_args, given
+    from epgembed.query.contract import one_of
+    from epgembed.query.requests import BatchRequest, Context, Options
+    one_of(BatchRequest, {"titles" if args.programmes_file is None else "programmes", *given(Context, args)})
+    return from_args(Options, args), from_args(Context, args)
 
 
-def _asks(args: argparse.Namespace, model) -> Iterator[tuple[str, Callable]]:
-    """(the query as shown in an error, the call that answers it) per title, or per
-    non-blank line of a programmes file (one JSON object a line: query.shapes.ProgrammeQuery)."""
+def _asks(args: argparse.Namespace, model, options, context) -> Iterator[tuple[str, Callable]]:
+    """(the query as shown in an error, the call that answers it) per title, or per non-blank
+    line of a programmes file (one JSON object a line: query.requests.ProgrammeQuery)."""
     if args.programmes_file is None:
         for q in _queries(args):
-            yield q, partial(model.related, q, args.k, same_series=args.same_series, expand=args.expand,
-                             context=_context(args))
+            yield q, partial(model.related, q, options, context=context)
         return
-    if _context(args):
-        raise ValueError("--channel, --start and --minutes go with a title: a programme carries its own")
     for n, line in enumerate(_lines(args.programmes_file), 1):
         if line.strip():
-            yield f"line {n}", partial(_answer_programme, model, n, line, args)
+            yield f"line {n}", partial(_answer_programme, model, n, line, options)
 
 
-def _answer_programme(model, n: int, line: str, args: argparse.Namespace):
+def _answer_programme(model, n: int, line: str, options):
     """The answer to line `n` of a programmes file; QueryError naming the line (and the
     field) when the line is no programme or cannot be answered."""
     import msgspec
-    from epgembed.query.related import QueryError
-    from epgembed.query.shapes import ProgrammeQuery
+    from epgembed.query.errors import QueryError
+    from epgembed.query.requests import ProgrammeQuery
     try:
         programme = msgspec.json.decode(line, type=ProgrammeQuery)
-        return model.related_programme(programme, args.k, same_series=args.same_series, expand=args.expand)
+        return model.related_programme(programme, options)
     except msgspec.DecodeError as e:
         raise QueryError(f"line {n}: malformed JSON: {e}") from None
     except (msgspec.ValidationError, QueryError) as e:
@@ -131,12 +137,13 @@ def _answer_programme(model, n: int, line: str, args: argparse.Namespace):
 
 def cmd_related(args: argparse.Namespace) -> int:
     """One answer per query; --json writes the HTTP service's shapes (query.shapes), one per line."""
+    from epgembed.query.errors import QueryError
     from epgembed.query.load import load_model
-    from epgembed.query.related import QueryError
     from epgembed.query.shapes import Error, ErrorBody, encode
+    options, context = _options(args)
     with gc_paused():
         model = load_model(args.model_dir)
-    for q, answer in _asks(args, model):
+    for q, answer in _asks(args, model, options, context):
         try:
             result = answer()
         except QueryError as e:
@@ -255,6 +262,7 @@ def _add_train(sub) -> None:
     t.add_argument("--input-timeout", type=float, default=PIPE_TIMEOUT_S, metavar="S",
                    help="longest wait for data from a pipe or FIFO before it is an error "
                         "(default %(default)g s; 0: no limit)")
+    ranks.add_options(t)
     t.set_defaults(func=cmd_train)
 
 
@@ -270,18 +278,17 @@ def _add_related(sub) -> None:
                    help="file with one programme per line, a JSON object: title (required), sub_title, "
                         "desc, channel, start (YYYYmmddHHMM), duration (minutes), credits (list), year, "
                         "country, rating, episode_num; a title the catalog lacks is placed by all of it")
-    r.add_argument("-k", type=int, default=10, help="answers per query (default 10)")
     r.add_argument("--json", action="store_true", help="one JSON object per query line")
-    r.add_argument("--same-series", action="store_true",
-                   help="also answer with the query's own series (its other episodes, one row each, "
-                        "first); by default each answer is one other series, as its best title")
-    r.add_argument("--expand", metavar="SERIES",
-                   help="list the titles of one series of an answer (its `series`), best first")
-    c = r.add_argument_group("schedule context (for titles the catalog has never seen)")
-    c.add_argument("--channel", help="the channel id that airs it, as in the guide")
-    c.add_argument("--start", help="its start time, YYYYmmddHHMM")
-    c.add_argument("--minutes", type=float, help="its duration in minutes")
+    r.defer(_related_options)
     r.set_defaults(func=cmd_related)
+
+
+def _related_options(r: argparse.ArgumentParser) -> None:
+    """The options and the schedule context of a query, as GET /v1/related takes them."""
+    from epgembed.cli.options import add_fields
+    from epgembed.query.requests import Context, Options
+    add_fields(r.add_argument_group("options (query.requests.Options)"), Options)
+    add_fields(r.add_argument_group("schedule context (for titles the catalog has never seen)"), Context)
 
 
 def _add_info(sub) -> None:
@@ -321,7 +328,7 @@ def _add_evaluate(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="epgembed", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=LazyParser)
     for add in (_add_train, _add_related, _add_info, _add_evaluate):
         add(sub)
     # -- more subcommands register here (each module's add_commands(sub)) --

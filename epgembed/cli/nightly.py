@@ -5,18 +5,21 @@
     epgembed versions --models-root /srv/epgembed [--json]
 
 Exit codes of `nightly`: 0 published, 3 gated (nothing published, current unchanged),
-2 error (nothing published; includes "another run holds the lock").
+2 error (nothing published; includes "another run holds the lock"). With --distributed
+(under torchrun, cli/ranks.py) these are rank 0's; the other ranks train and exit 0, and
+torchrun itself exits 1 when rank 0 does not exit 0.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from epgembed.cli import EXIT_ERROR
+from epgembed.cli import EXIT_ERROR, ranks
 from epgembed.config import Config
 from epgembed.fsutil import escape_name
 from epgembed.progress import Progress, stage_line
@@ -54,6 +57,10 @@ def nightly_config(args: argparse.Namespace) -> tuple[NightlyConfig, Config]:
 
 
 def cmd_nightly(args: argparse.Namespace) -> int:
+    return ranks.ranked(args, functools.partial(_nightly, args), "publishes")
+
+
+def _nightly(args: argparse.Namespace, group) -> int:
     from epgembed import registry
     from epgembed.nightly.run import run_nightly   # trains: torch and numba load for this command only
     try:
@@ -67,7 +74,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     progress = Progress.for_stream(sys.stderr, quiet=args.quiet)
     try:
         with progress.stage("nightly") as st:   # on a terminal: a live line while it runs
-            result = run_nightly(args.dumps, args.models_root, ncfg, cfg)
+            result = run_nightly(args.dumps, args.models_root, ncfg, cfg, group)
             print_laps(progress, result.report.get("timings") or {})
             st.note(result.status)
     except registry.RootLocked as e:
@@ -197,6 +204,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ws.add_argument("--cold-start", dest="warm_start", action="store_false",
                     help="train from a random initialisation")
     n.add_argument("--json", action="store_true", help="also print the full report")
+    ranks.add_options(n)
     n.add_argument("--quiet", action="store_true",
                    help="no stage lines on stderr (else one per stage with its time, and a live "
                         "line while it runs on a terminal)")

@@ -3,8 +3,9 @@
     epgembed publish models/sample --root models/root      install as a new version, make it current
     epgembed serve --models models/root [--host 127.0.0.1] [--port 8000] [--workers 2]
 
-`serve` turns its options into the environment that service/gunicorn.conf.py and
-service/wsgi.py read, then execs gunicorn with that config (it never returns).
+`serve` passes the options given as the variables of service/settings.py (the one table of
+the service's settings, whose defaults are the rest), then execs gunicorn with
+service/gunicorn.conf.py (it never returns); the master and its workers load them from there.
 """
 from __future__ import annotations
 
@@ -23,16 +24,13 @@ def gunicorn_config_path() -> Path:
 
 
 def serve_env(args: argparse.Namespace, base: dict[str, str]) -> dict[str, str]:
+    from service.settings import ServerConfig, to_env
     models = Path(args.models)
     if not models.is_dir():
         raise ValueError(f"{models}: no such directory (a models root or a model directory)")
-    env = dict(base)
-    env.update({"EPGEMBED_MODELS": str(models.resolve()), "EPGEMBED_BIND": f"{args.host}:{args.port}",
-                "EPGEMBED_WORKERS": str(args.workers), "EPGEMBED_THREADS": str(args.threads),
-                "EPGEMBED_POLL_SECONDS": str(args.poll_seconds)})
-    if args.access_log:
-        env["EPGEMBED_ACCESS_LOG"] = args.access_log
-    return env
+    host, port = ServerConfig.bind.rsplit(":", 1)
+    given = {**vars(args), "models": models.resolve(), "bind": f"{args.host or host}:{args.port or port}"}
+    return {**base, **to_env(given)}
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -57,18 +55,22 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_options(s: argparse.ArgumentParser) -> None:
+    """The options of `serve`: the settings of service/settings.py that have one."""
+    from service.settings import SETTINGS, ServerConfig, default
+    host, port = ServerConfig.bind.rsplit(":", 1)
+    s.add_argument("--host", help=f"address to bind (default {host})")
+    s.add_argument("--port", type=int, help=f"port (default {port})")
+    for setting in (x for x in SETTINGS if x.flag):
+        required = setting.env == "EPGEMBED_MODELS"
+        s.add_argument(setting.flag, type=setting.parse, required=required,
+                       help=setting.help + ("" if required else f" (default {default(setting)})"))
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("serve", help="run the HTTP service (gunicorn) on a models root or a model directory",
                        epilog="example: epgembed serve --models models/root --port 8000")
-    s.add_argument("--models", required=True,
-                   help="models root (versions/ + current, hot reload) or one model directory (no reload)")
-    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    s.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
-    s.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
-    s.add_argument("--poll-seconds", type=float, default=5.0,
-                   help="how often workers check the root's `current` (default 5; 0: only on SIGHUP)")
-    s.add_argument("--access-log", help='"-" stdout (default), a file, or "off"')
+    s.defer(_serve_options)
     s.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("publish", help="install a model directory into a models root and make it current",

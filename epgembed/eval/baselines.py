@@ -7,12 +7,15 @@ Each system has a ``name``, ``fit(train_dump, workdir)`` and
 - `TfidfSystem`: char 2-4-gram TF-IDF over the distinct (case-folded) titles, cosine.
 - `ChannelSystem`: no text at all: a title is the idf-weighted set of its channels, cosine.
 - `EpgembedSystem`: trains and queries the project's model via `epgembed.build.pipeline`
-  and `epgembed.query.load` (imported lazily); it also answers the cold-start
-  modes with a schedule context and with the whole programme (`epgembed.eval.coldstart`).
+  and `epgembed.query.load` (imported lazily), or with ranks > 1 as a data-parallel run of
+  `epgembed train --distributed` (`epgembed.build.model.distributed.launch`); it also
+  answers the cold-start modes with a schedule context and with the whole programme
+  (`epgembed.eval.coldstart`).
 - The fastText reference is `epgembed.eval.fasttext_ref.FastTextSystem`.
 """
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections import Counter, defaultdict
@@ -182,20 +185,37 @@ class EpgembedSystem:
 
     name = "epgembed"
 
-    def __init__(self, config: Any = None, name: str = "epgembed", threads: int | None = None) -> None:
+    def __init__(self, config: Any = None, name: str = "epgembed", threads: int | None = None,
+                 ranks: int = 1) -> None:
         self.config = config
         self.name = name
         self.threads = threads
+        self.ranks = ranks
         self._model_dir: Path | None = None
         self._model: Any = None
 
     def fit(self, train_dump: Path, workdir: Path) -> None:
-        """Train the project's model on the training dump into ``workdir/model``."""
-        from epgembed.build.pipeline import train_model
-
+        """Train the project's model on the training dump into ``workdir/model``; with
+        ranks > 1, as that many processes of `epgembed train --distributed` under torchrun."""
         self._model_dir = Path(workdir) / "model"
         self._model = None
+        if self.ranks > 1:
+            self._fit_distributed(Path(train_dump), Path(workdir))
+            return
+        from epgembed.build.pipeline import train_model
+
         train_model([Path(train_dump)], out_dir=self._model_dir, cfg=self.config, threads=self.threads)
+
+    def _fit_distributed(self, train_dump: Path, workdir: Path) -> None:
+        from epgembed.build.model.distributed import launch
+
+        args = ["train", str(train_dump), "--out", str(self._model_dir), "--distributed", "--quiet",
+                "--threads", str(self.threads or 1)]
+        if self.config is not None:
+            path = workdir / "config.json"
+            path.write_text(json.dumps(self.config.to_dict()), encoding="utf-8")
+            args += ["--config", str(path)]
+        launch(args, self.ranks)
 
     def _loaded(self) -> Any:
         if self._model is None:
@@ -212,25 +232,30 @@ class EpgembedSystem:
 
     def query_context(self, queries: list[dict], k: int) -> list[list[str]]:
         """Cold start, mode 2: each title with its schedule context (channel, start,
-        duration), through `RelatedModel.related(title, k, context=...)`."""
+        duration), through `RelatedModel.related(title, options, context=...)`; a duration over
+        a day is left out (the guide features know none)."""
+        from epgembed.query.requests import Context, Options
+
         model = self._loaded()
-        return [_titles(lambda: model.related(q["title"], k, context={
-            "channel": q.get("channel"), "start": q.get("start"), "minutes": q.get("duration")}))
-            for q in queries]
+        minutes = [q.get("duration") if (q.get("duration") or 0) <= 24 * 60 else None for q in queries]
+        return [_titles(lambda: model.related(q["title"], Options(k=k), context=Context(
+            channel=q.get("channel"), start=q.get("start"), minutes=m)))
+            for q, m in zip(queries, minutes)]
 
     def query_programmes(self, programmes: list[dict], k: int) -> list[list[str]]:
-        """Cold start, mode 3: each whole programme (fields of query.shapes.ProgrammeQuery),
+        """Cold start, mode 3: each whole programme (fields of query.requests.ProgrammeQuery),
         through `RelatedModel.related_programme`."""
-        from epgembed.query.shapes import ProgrammeQuery, convert
+        from epgembed.query.requests import Options, ProgrammeQuery
+        from epgembed.query.shapes import convert
 
         model = self._loaded()
-        return [_titles(lambda: model.related_programme(convert(p, ProgrammeQuery), k))
+        return [_titles(lambda: model.related_programme(convert(p, ProgrammeQuery), Options(k=k)))
                 for p in programmes]
 
 
 def _titles(answer: Any) -> list[str]:
     """The display titles of `answer()` (a query.shapes.Related), [] when it is refused."""
-    from epgembed.query.related import QueryError
+    from epgembed.query.errors import QueryError
 
     try:
         return [hit.title for hit in answer().related]

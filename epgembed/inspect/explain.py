@@ -17,7 +17,9 @@ import numpy as np
 from epgembed.config import InspectConfig
 from epgembed.inspect.loo import EPS, LeaveOneOut, collapse, leave_one_out, title_stats, token_rows
 from epgembed.query.vectors import title_vectors
-from epgembed.query.related import QueryError, RelatedModel, check_title
+from epgembed.query.errors import QueryError
+from epgembed.query.related import RelatedModel, check_title
+from epgembed.query.requests import Options
 from epgembed.text.features import KINDS, kind_of
 from epgembed.text.tokenize import Tokenizer, token_text, words_of
 
@@ -124,9 +126,7 @@ def show_tokens(model: RelatedModel, show) -> list[tuple[int, str, float]]:
 def side_of(model: RelatedModel, title_or_id: str | int, broad: set[str]) -> Side:
     """Resolve a catalog id or a title (a known title means its show, as in `related`)."""
     if isinstance(title_or_id, (int, np.integer)):
-        show_id: int | None = int(title_or_id)
-        if not 0 <= show_id < len(model.catalog):
-            raise QueryError(f"unknown id {show_id}")
+        show_id: int | None = model.check_id(int(title_or_id))
     else:
         check_title(str(title_or_id))       # the same refusal as related(): "!!!" is no title
         show_id = model.resolve(str(title_or_id))
@@ -282,7 +282,8 @@ def inspect_title(model: RelatedModel, title: str | int, k: int = 20,
     cfg = cfg or InspectConfig()
     broad = broad_categories(model)
     x = side_of(model, title, broad)
-    hits = (model.related_to_id(x.id, k) if x.id is not None else model.related(x.text, k)).related
+    options = Options(k=k)
+    hits = (model.related_to_id(x.id, options) if x.id is not None else model.related(x.text, options)).related
     explained = explain_sides(model, x, [side_of(model, h.id, broad) for h in hits], cfg)
     for rank, (h, e) in enumerate(zip(hits, explained), 1):
         e["rank"], e["index_score"] = rank, h.score

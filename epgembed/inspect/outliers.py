@@ -32,7 +32,8 @@ from epgembed.inspect.explain import broad_categories, explain_sides, model_cent
 from epgembed.inspect.loo import LeaveOneOut, TitleStats, collapse, pair_scores, title_stats, token_rows
 from epgembed.query.vectors import nearest_others
 from epgembed.progress import Progress, Stage
-from epgembed.query.related import QueryError, RelatedModel
+from epgembed.query.errors import QueryError
+from epgembed.query.related import RelatedModel
 
 WEIGHTS = {"collapse": 0.3, "carried": 0.3, "no_shared_category": 0.3, "list_disagreement": 0.1}
 

@@ -87,10 +87,11 @@ class _Clock:
 
 # ---------------------------------------------------------------- training
 def train_and_write(prep: Prepared, init: np.ndarray | None, cfg: Config, out: Path,
-                    data: dict, clock: _Clock) -> Manifest:
-    """Train, then write the complete model folder `out` (pipeline.write_model, fsynced);
-    returns its manifest. A run that learned nothing is gated."""
-    result = fit(prep, cfg, init)
+                    data: dict, clock: _Clock, group=None) -> Manifest:
+    """Train (with the other ranks when `group`, build/model/distributed.py), then write the
+    complete model folder `out` (pipeline.write_model, fsynced); returns its manifest. A run
+    that learned nothing is gated."""
+    result = fit(prep, cfg, init, group=group)
     clock.lap("train_s")
     if not result.history:
         raise Gated("training", [nothing_learned(prep, cfg)])
@@ -104,8 +105,10 @@ def train_and_write(prep: Prepared, init: np.ndarray | None, cfg: Config, out: P
 
 # ---------------------------------------------------------------- the run
 def run_nightly(dumps: list[str | Path], root: str | Path, ncfg: NightlyConfig,
-                cfg: Config) -> NightlyResult:
-    """One nightly run; raises registry.RootLocked when another run holds the root."""
+                cfg: Config, group=None) -> NightlyResult:
+    """One nightly run; raises registry.RootLocked when another run holds the root.
+    `group`: rank 0 of a data-parallel run (model.distributed); it alone holds the lock
+    and publishes, the other ranks only train."""
     root = Path(root)
     t0 = time.perf_counter()
     with registry.locked(root, holder="nightly"):
@@ -116,7 +119,7 @@ def run_nightly(dumps: list[str | Path], root: str | Path, ncfg: NightlyConfig,
         build = registry.versions_dir(root) / f".build-{uuid.uuid4().hex[:12]}"
         clock = _Clock()
         try:
-            report["version"] = _run(dumps, root, ncfg, cfg, report, build, clock)
+            report["version"] = _run(dumps, root, ncfg, cfg, report, build, clock, group)
             status, code = "published", EXIT_PUBLISHED
         except Unchanged:
             status, code = "unchanged", EXIT_PUBLISHED
@@ -143,7 +146,7 @@ def run_nightly(dumps: list[str | Path], root: str | Path, ncfg: NightlyConfig,
 
 
 def _run(dumps: list[str | Path], root: Path, ncfg: NightlyConfig, cfg: Config, report: dict,
-         build: Path, clock: _Clock) -> str:
+         build: Path, clock: _Clock, group=None) -> str:
     """The stages in order; each returns its result, and only this function adds their
     parts to the report (a stage that refuses carries its part in Gated)."""
     report["warnings"] = history.damaged_metas(root)
@@ -166,7 +169,7 @@ def _run(dumps: list[str | Path], root: Path, ncfg: NightlyConfig, cfg: Config, 
             "programmes_tonight": len(checked.tonight)}
     if ingested.warm.train_overrides:
         cfg = cfg.replace(train=ingested.warm.train_overrides)
-    manifest = train_and_write(ingested.prep, ingested.warm.init, cfg, build, data, clock)
+    manifest = train_and_write(ingested.prep, ingested.warm.init, cfg, build, data, clock, group)
     report["training"] = msgspec.to_builtins(manifest.training)
     gone = vanished_kinds(ingested.current.manifest if ingested.current else None, manifest)
     if gone:

@@ -1,7 +1,7 @@
 """A whole programme as a query: the vector a catalog item with this one airing gets.
 
 A client that has tomorrow's guide can send everything it says about a title the catalog
-lacks (shapes.ProgrammeQuery). Its bag is made of the tokens a catalog item gets in
+lacks (requests.ProgrammeQuery). Its bag is made of the tokens a catalog item gets in
 training (Tokenizer.item_tokens): the title's tokens, its description's words as context
 words, and the guide features of this one airing with share 1 (text/features.py), so the
 vector is the one training gives a title that aired once this way.
@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from epgembed.config import Config, FeatureConfig
-from epgembed.query.shapes import ProgrammeQuery
+from epgembed.query.requests import ProgrammeQuery
 from epgembed.text.features import context_features, item_features, programme_features
 from epgembed.text.normalize import clean_text
 from epgembed.text.tokenize import Tokenizer

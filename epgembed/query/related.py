@@ -1,8 +1,11 @@
 """The query side: a loaded model answering "titles related to X" (numpy + Annoy only).
 
     model = epgembed.query.load.load_model("MODEL_DIR")
-    model.related("Tatort", k=10)            # known or never-seen title
-    model.related_to_id(42, k=10)            # catalog id: the exact neighbour table, else the index
+    model.related("Tatort", Options(k=10))   # known or never-seen title
+    model.related_to_id(42, Options(k=10))   # catalog id: the exact neighbour table, else the index
+
+The options of a query (query/requests.py Options) and the schedule context of a title
+never seen (Context) are the request types the HTTP service and the CLI read too.
 
 By default an answer list holds distinct shows of other series: the query's own episodes
 ("Der Bergdoktor: ..." for "Der Bergdoktor"), the query's own show under another spelling
@@ -10,7 +13,6 @@ and repeats are left out; `same_series=True` keeps them ("more episodes").
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import numpy as np
 
 from epgembed.artifact.folder import ModelFolder
@@ -18,12 +20,11 @@ from epgembed.text.features import context_features
 from epgembed.query.annoy import query_item, query_vector
 from epgembed.query.vectors import title_vectors
 from epgembed.query.programme import programme_vector
-from epgembed.query.shapes import Hit, ModelRef, ProgrammeQuery, Query, Related
+from epgembed.query.contract import NO_LETTER
+from epgembed.query.errors import NotFound, QueryError
+from epgembed.query.requests import Context, Options, ProgrammeQuery
+from epgembed.query.shapes import Hit, ModelRef, Query, Related
 from epgembed.text.normalize import series_head, squash, title_forms
-
-
-class QueryError(ValueError):
-    """A query that cannot be answered (empty title, unknown id, bad k)."""
 
 
 class RelatedModel:
@@ -56,21 +57,21 @@ class RelatedModel:
         return len(self.catalog)
 
     # ------------------------------------------------------------------ embedding
-    def embed(self, title: str, context: dict | None = None) -> np.ndarray:
+    def embed(self, title: str, context: Context | None = None) -> np.ndarray:
         """A never-seen title's bag vector: its text as a query (tokens and character
         n-grams), plus the guide features of an optional schedule `context` (channel,
         start "YYYYmmddHHMM", minutes). `feedback` then gives the vector it is answered by."""
         ids, weights = self.query_tokens(title, context)
         return self.vector_of(ids, weights)
 
-    def query_tokens(self, title: str, context: dict | None = None) -> tuple[list[int], list[float]]:
+    def query_tokens(self, title: str, context: Context | None = None) -> tuple[list[int], list[float]]:
         """(ids, weights) of the bag `embed` sums."""
         check_title(title)
         ids, weights = self.tokenizer.query_tokens(title)
         if not ids:
             raise QueryError("title has no tokens after normalization")
-        extra = self.tokenizer.feature_tokens(dict.fromkeys(context_features(**context), 1.0)
-                                              if context else None)
+        features = context_features(context.channel, context.start, context.minutes) if context else None
+        extra = self.tokenizer.feature_tokens(dict.fromkeys(features, 1.0) if features else None)
         boost = self.config.index.schedule_weight
         return ids + [i for i, _ in extra], weights + [w * boost for _, w in extra]
 
@@ -102,38 +103,41 @@ class RelatedModel:
         return self.catalog.lookup(title)
 
     # ------------------------------------------------------------------ queries
-    def related(self, title: str, k: int = 10, *, context: dict | None = None, **options) -> Related:
+    def related(self, title: str, options: Options = Options(), *, context: Context | None = None) -> Related:
         """Titles related to `title` (a catalog title: its stored vector; else its text and
-        the optional schedule `context`), one answer per series; `options` are Options'."""
+        the optional schedule `context`), one answer per series."""
         check_title(title)
-        opts = Options(k, **options)
         show_id = self.resolve(title)
         if show_id is not None:
-            return self._related(title, show_id, None, opts)
-        return self._related(title, None, self.embed(title, context), opts)
+            return self._related(title, show_id, None, options)
+        return self._related(title, None, self.embed(title, context), options)
 
-    def related_programme(self, programme: ProgrammeQuery, k: int = 10, **options) -> Related:
+    def related_programme(self, programme: ProgrammeQuery, options: Options = Options()) -> Related:
         """Titles related to a whole programme: a catalog title as `related` answers it, else
         the vector a catalog item with this one airing gets (query/programme.py)."""
         check_title(programme.title)
         if self.resolve(programme.title) is not None:
-            return self.related(programme.title, k, **options)
+            return self.related(programme.title, options)
         vector = programme_vector(self, programme)
         if vector is None:
             raise QueryError("the programme has no tokens after normalization")
-        return self._related(programme.title, None, vector, Options(k, **options))
+        return self._related(programme.title, None, vector, options)
 
-    def related_to_id(self, show_id: int, k: int = 10, **options) -> Related:
+    def related_to_id(self, show_id: int, options: Options = Options()) -> Related:
+        return self._related(self.catalog.shows[self.check_id(show_id)].title, show_id, None, options)
+
+    def check_id(self, show_id: int) -> int:
+        """`show_id`, or NotFound when the catalog has no such id."""
         if not 0 <= show_id < len(self.catalog):
-            raise NotFound(f"unknown id {show_id}")
-        return self._related(self.catalog.shows[show_id].title, show_id, None, Options(k, **options))
+            raise NotFound(f"unknown id {show_id} (the catalog has ids 0..{len(self.catalog) - 1})")
+        return show_id
 
     def related_titles(self, titles: list[str], k: int) -> list[list[str]]:
         """Display titles only, best first (what the evaluation protocol consumes)."""
-        out = []
+        out, options = [], Options(k=k)
         for t in titles:
             try:
-                out.append([h.title for h in self.related(t, k).related])
+                out.append([h.title for h in self.related(t, options).related])
             except QueryError:
                 out.append([])
         return out
@@ -152,9 +156,7 @@ class RelatedModel:
             return query_item(self.index, show_id, fetch, self._search_k(fetch))
         return query_vector(self.index, vector, fetch, self._search_k(fetch))
 
-    def _related(self, title: str, show_id: int | None, vector, o: "Options") -> Related:
-        if o.k < 1:
-            raise QueryError("k must be >= 1")
+    def _related(self, title: str, show_id: int | None, vector, o: Options) -> Related:
         query = Query(title, show_id is not None, show_id)
         key = self.catalog.keys[show_id] if show_id is not None else title_forms(title).key
         rows = _Rows(self, show_id, key, o)
@@ -165,7 +167,8 @@ class RelatedModel:
             return Related(query, ModelRef(self.version), hits[o.offset: o.offset + o.k])
         n, want = len(self.catalog), o.k + o.offset
         limit = min(n, MAX_SCAN_ROWS)
-        fetch = min(limit, max(want * 4, 50))
+        table = self.neighbours[0].shape[1] if vector is None and self.neighbours is not None else 0
+        fetch = min(limit, max(want * 4, 50, table))     # a catalog title: its whole table row first
         while True:
             if vector is None and self.neighbours is not None and fetch <= self.neighbours[0].shape[1]:
                 ids, scores = self.neighbours[0][show_id, :fetch].tolist(), self.neighbours[1][show_id, :fetch]
@@ -185,26 +188,10 @@ whose filters match almost nothing (a rare category) stops here instead of readi
 whole catalog."""
 
 
-@dataclass(frozen=True)
-class Options:
-    """How one query is answered (an unknown option is a TypeError, never ignored)."""
-    k: int = 10
-    include_self: bool = False
-    min_score: float | None = None
-    category: str | None = None
-    offset: int = 0                # answer rows skipped: series, and own titles with same_series
-    same_series: bool = False      # the query's own series too, one row per title, first
-    expand: str | None = None      # a series key: that series' titles, best first, instead
-
-
-class NotFound(QueryError):
-    """An id or a series the catalog does not have."""
-
-
 def check_title(title: str) -> None:
-    """A query title needs a letter or a digit ("!!!" is no title)."""
+    """A query title needs a letter or a digit ("!!!" is no title), in its key too."""
     if not any(c.isalnum() for c in title or "") or not any(c.isalnum() for c in title_forms(title).key):
-        raise QueryError("the title has no letter or digit")
+        raise QueryError(NO_LETTER)
 
 
 class _Rows:
@@ -219,16 +206,19 @@ class _Rows:
         self.first_refreshed = model.first_refreshed
         groups = self.catalog.groups
         self.key, self.head, self.squashed = key, series_head(key), squash(key)
+        self.own_prefixes = (key + ":", key + " - ")
         if show_id is not None:
             self.group = int(groups.of[show_id])
         else:
             self.group = groups.index.get(title_forms(key).series or key)
         self.category = o.category.casefold().strip() if o.category else None
 
-    def own(self, i: int) -> bool:
-        key = self.catalog.keys[i]
-        return (int(self.catalog.groups.of[i]) == self.group or series_head(key) == self.head
-                or key.startswith((self.key + ":", self.key + " - ")) or squash(key) == self.squashed)
+    def own(self, i: int, group: int) -> bool:
+        if group == self.group:
+            return True
+        head, squashed = self.catalog.key_forms(i)
+        return (head == self.head or squashed == self.squashed
+                or self.catalog.keys[i].startswith(self.own_prefixes))
 
     def hit(self, i: int, score: float) -> Hit | None:
         """The row of title `i`, or None when the category filter leaves it out."""
@@ -247,19 +237,19 @@ class _Rows:
         rows: list[Hit] = []
         seen = {self.group}
         squashed = {self.squashed}
-        for i, s in zip(ids, scores):
+        for i, s in zip(ids, np.asarray(scores).tolist()):     # plain floats: no memmap per item
             if o.min_score is not None and s < o.min_score:
                 return own + rows, True
             if i == self.show_id:
                 if o.include_self and (h := self.hit(i, s)) is not None:
                     own.append(h)
                 continue
-            if self.own(i):
+            g = int(groups.of[i])
+            if self.own(i, g):
                 if o.same_series and (h := self.hit(i, s)) is not None:
                     own.append(h)
                 continue
-            g = int(groups.of[i])
-            sq = squash(self.catalog.keys[i])
+            sq = self.catalog.key_forms(i)[1]
             if g in seen or sq in squashed:
                 continue
             h = self.hit(i, s)

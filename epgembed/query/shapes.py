@@ -10,12 +10,11 @@ schema output is made for OpenAPI components.
 """
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal, Optional
 
 import msgspec
 
-from epgembed.text.normalize import MAX_TITLE_CHARS
+from epgembed.text.features import KINDS
 
 Score = Annotated[float, msgspec.Meta(description="cosine similarity")]
 _SHAPE = dict(forbid_unknown_fields=True, frozen=True)
@@ -84,8 +83,7 @@ class Batch(msgspec.Struct, **_SHAPE):
 
 
 # ------------------------------------------------------------------ explanations
-FeatureKind = Literal["channel", "slot", "day", "duration", "episodic", "credit", "year", "country",
-                      "rating"]      # epgembed.text.features.KINDS
+FeatureKind = Literal[KINDS]
 Part = Literal["text", "context", FeatureKind]
 
 
@@ -177,47 +175,6 @@ class FeedbackShare(msgspec.Struct, **_SHAPE):
     titles: list[int]
     share: float
 
-
-# ------------------------------------------------------------------ requests
-MAX_DESC_CHARS = 4000     # a programme's description (real guides: at most ~1,500); with the
-                          # rest, 64 programmes fit the service's body limit (Limits.max_body_bytes)
-MAX_CREDITS = 50          # people of a programme (the catalog keeps the first 8 of an airing)
-MAX_FIELD_CHARS = 200     # any other text of a programme: a channel id, a name, a rating
-
-
-def _text(chars: int, description: str = "") -> Any:
-    return Annotated[str, msgspec.Meta(max_length=chars, **({"description": description} if description else {}))]
-
-
-class ProgrammeQuery(msgspec.Struct, **_SHAPE):
-    """A programme asked about as a whole (`RelatedModel.related_programme`): everything a
-    client's guide says about one airing of a title. A title the catalog lacks gets the
-    vector a catalog item with this one airing would get (query/programme.py); a title the
-    catalog has is answered as that catalog title."""
-    title: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TITLE_CHARS, pattern=r"[^\W_]",
-                                       description="the title as aired (a letter or digit at least)")]
-    sub_title: Optional[_text(MAX_FIELD_CHARS)] = None
-    desc: Optional[_text(MAX_DESC_CHARS, "the description")] = None
-    channel: Optional[_text(MAX_FIELD_CHARS, "the channel id, as in the guide")] = None
-    start: Optional[Annotated[str, msgspec.Meta(
-        pattern=r"^[0-9]{12}$", description="start, YYYYmmddHHMM, the guide's own clock")]] = None
-    duration: Optional[Annotated[float, msgspec.Meta(gt=0, le=1440, description="minutes")]] = None
-    credits: Annotated[list[_text(MAX_FIELD_CHARS)], msgspec.Meta(
-        max_length=MAX_CREDITS, description="people: actors, directors, presenters, ...")] = []
-    year: Optional[Annotated[int, msgspec.Meta(ge=1000, le=9999, description="year of production")]] = None
-    country: Optional[_text(MAX_FIELD_CHARS)] = None
-    rating: Optional[_text(MAX_FIELD_CHARS, "the rating's value, e.g. 12")] = None
-    episode_num: Optional[_text(MAX_FIELD_CHARS, "the guide's episode number, any system (it marks an episode)")] = None
-
-    def __post_init__(self) -> None:
-        if self.start is not None:
-            try:
-                datetime.strptime(self.start, "%Y%m%d%H%M")
-            except ValueError:
-                raise ValueError(f"`start` {self.start!r} is no date and time YYYYmmddHHMM - at `$.start`") from None
-
-
-ANSWERS = (Related, Batch, Error, Explain)
 
 _encoder = msgspec.json.Encoder()
 

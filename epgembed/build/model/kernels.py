@@ -11,42 +11,25 @@ it and applies the row-wise Adagrad step in place. The one dense product (bags x
 candidate pool) stays a BLAS matmul.
 
 Every kernel releases the GIL (`nogil`), so Hogwild! workers (`train.run_epoch`) run on
-all cores. Kernels are compiled on first use and cached on disk (`_jit`).
+all cores. Kernels are compiled on first use and cached on disk (`jit.jit`); the row
+update, `scatter_adagrad`, is in rowgrad.py with the distributed step's kernels.
 
     step = CompiledStep(table, accum, row_weights, k, margin, lr)
     loss = step(titles, shows, b, allowed, n)
 """
 from __future__ import annotations
 
-import logging
 import threading
 
-import numba as nb
 import numpy as np
 import torch
 from torch.profiler import record_function
 
-_JIT = dict(nogil=True, fastmath=True, cache=True)
-log = logging.getLogger("epgembed.build.model.kernels")
-_NO_CACHE: list[str] = []   # kernels compiled without a disk cache (then warned about once)
+from epgembed.build.model.jit import jit
+from epgembed.build.model.rowgrad import scatter_adagrad
 
 
-def _jit(fn):
-    """nb.njit(**_JIT): compiled on first use and cached on disk, in __pycache__ beside this
-    file, or where that is read-only in the user's cache directory (~/.cache/numba), or in
-    NUMBA_CACHE_DIR when set (deploy/systemd sets it). Where none is writable numba refuses
-    cache=True with a RuntimeError at import: then the kernels compile in every process."""
-    try:
-        return nb.njit(**_JIT)(fn)
-    except RuntimeError as e:
-        if not _NO_CACHE:
-            log.warning("numba kernels not cached (%s): each process compiles them (2-5 s); "
-                        "set NUMBA_CACHE_DIR to a writable directory", e)
-        _NO_CACHE.append(fn.__name__)
-        return nb.njit(**{**_JIT, "cache": False})(fn)
-
-
-@_jit
+@jit
 def unit_title_sums(table, tokens, start, length, weights, titles, out, norms):
     """out[i] = unit vector of the weighted sum of title titles[i]'s rows (model.title_vectors,
     fused into the step); norms[i] its norm."""
@@ -64,7 +47,7 @@ def unit_title_sums(table, tokens, start, length, weights, titles, out, norms):
         norms[i] = normalize_row(out, i, np.float32(1.0))
 
 
-@_jit
+@jit
 def normalize_row(x, i, scale):
     """x[i] = x[i] * scale, then divided by its norm (at least 1e-12); returns that norm."""
     sq = np.float32(0.0)
@@ -78,7 +61,7 @@ def normalize_row(x, i, scale):
     return norm
 
 
-@_jit
+@jit
 def context_bags(u, slots, b, n, bag, bag_norm):
     """bag[e] = unit mean of the n-1 context title vectors of example e (slots example-major)."""
     dim = u.shape[1]
@@ -92,7 +75,7 @@ def context_bags(u, slots, b, n, bag, bag_norm):
         bag_norm[e] = normalize_row(bag, e, np.float32(1.0 / (n - 1)))
 
 
-@_jit
+@jit
 def hardest_allowed(scores_row, allowed_row, k, out):
     """Indices of the k highest scores among allowed entries, best first; returns how many
     were found (fewer than k when fewer are allowed)."""
@@ -113,7 +96,7 @@ def hardest_allowed(scores_row, allowed_row, k, out):
     return found
 
 
-@_jit
+@jit
 def triplet_grad(u, norms, slots, b, n, bag, bag_norm, scores, rank, allowed, k, margin,
                  d_u, d_sums):
     """Margin ranking loss of the batch (mean over examples) and d loss / d title sums.
@@ -171,73 +154,6 @@ def triplet_grad(u, norms, slots, b, n, bag, bag_norm, scores, rank, allowed, k,
         for d in range(dim):
             d_sums[t, d] = (d_u[t, d] - u[t, d] * dot) * inv
     return loss / b
-
-
-@_jit
-def scatter_adagrad(table, accum, tokens, start, length, weights, titles, d_sums, lr,
-                    row_weights, slot_of, occ_slot, counts, occ_title, occ_w, rows, grad):
-    """Row-wise Adagrad on the rows of the titles' tokens: each distinct row's gradient is
-    summed from the titles that use it (d_sums[i] times the token's weight in title i),
-    then the row takes the step -lr * row_weight / sqrt(accum) * grad.
-
-    slot_of: [V] int32, -1 everywhere on entry and on exit (the caller's scratch).
-    Returns the number of distinct rows updated. Row 0 (PAD) is never updated."""
-    dim = table.shape[1]
-    m = 0
-    n_rows = 0
-    for i in range(len(titles)):                    # 1: distinct rows, occurrences per row
-        s = titles[i]
-        for j in range(start[s], start[s] + length[s]):
-            t = tokens[j]
-            r = slot_of[t]
-            if r < 0:
-                r = n_rows
-                slot_of[t] = r
-                rows[r] = t
-                counts[r] = 0
-                n_rows += 1
-            counts[r] += 1
-            occ_slot[m] = r
-            m += 1
-    total = 0                                       # 2: counting sort of occurrences by row
-    for r in range(n_rows):
-        c = counts[r]
-        counts[r] = total
-        total += c
-    m = 0
-    for i in range(len(titles)):
-        s = titles[i]
-        for j in range(start[s], start[s] + length[s]):
-            r = occ_slot[m]
-            q = counts[r]
-            occ_title[q] = i
-            occ_w[q] = weights[j]
-            counts[r] = q + 1
-            m += 1
-    lo = 0
-    for r in range(n_rows):                         # 3: per row: sum, accumulate, step
-        hi = counts[r]
-        for d in range(dim):
-            grad[d] = 0.0
-        for q in range(lo, hi):
-            w = occ_w[q]
-            i = occ_title[q]
-            for d in range(dim):
-                grad[d] += w * d_sums[i, d]
-        lo = hi
-        t = rows[r]
-        slot_of[t] = -1
-        if t == 0:
-            continue
-        sq = np.float32(0.0)
-        for d in range(dim):
-            sq += grad[d] * grad[d]
-        acc = accum[t] + sq / np.float32(dim)
-        accum[t] = acc
-        step = np.float32(-lr * row_weights[t] / (np.sqrt(acc) + 1e-10))
-        for d in range(dim):
-            table[t, d] += step * grad[d]
-    return n_rows
 
 
 class CompiledStep:
@@ -313,7 +229,7 @@ class CompiledStep:
         return float(loss)
 
 
-@_jit
+@jit
 def merge_top_k(scores, rows, cands, ids, best):
     """Merge a block of exact scores into running top lists, in place.
 
@@ -349,7 +265,7 @@ def merge_top_k(scores, rows, cands, ids, best):
             worst = best[r, 1]
 
 
-@_jit
+@jit
 def sort_top_k(ids, best):
     """Order columns 1..k-1 of every row best first (after `merge_top_k`)."""
     for r in range(ids.shape[0]):

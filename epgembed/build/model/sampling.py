@@ -100,6 +100,17 @@ class PackedTitles:
         self.tokens = np.concatenate(tokens) if len(tokens) > 1 else tokens[0]
         self.weights = None if weights is None else (np.concatenate(weights) if len(weights) > 1 else weights[0])
 
+    @classmethod
+    def from_packed(cls, tokens: np.ndarray, weights: np.ndarray | None, length: np.ndarray,
+                    n_shows: int) -> "PackedTitles":
+        """Titles packed already (another PackedTitles' tokens, weights and lengths, as rank 0
+        of a distributed run sends them), kept as they are, not copied."""
+        self = cls.__new__(cls)
+        self.n_shows, self.views = n_shows, len(length) // max(n_shows, 1)
+        self.tokens, self.weights, self.length = tokens, weights, length
+        self.start = np.concatenate([[0], np.cumsum(length)[:-1]]).astype(np.int64)
+        return self
+
     def __len__(self) -> int:
         return self.n_shows
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.profiler import record_function
 
+from epgembed.artifact.manifest import DistributedTraining
 from epgembed.config import TrainConfig
 from epgembed.build.model.fused import FusedStep, inverse_frequency_weights
 from epgembed.build.model.kernels import CompiledStep
@@ -41,6 +42,7 @@ class TrainResult:
     examples: int = 0
     seconds: float = 0.0
     val_shows: list[int] = field(default_factory=list)
+    distributed: DistributedTraining | None = None    # several ranks trained it (distributed.Group)
 
     @property
     def examples_per_second(self) -> float:
@@ -134,18 +136,22 @@ def make_step(table: torch.Tensor, row_weights: torch.Tensor | None, cfg: TrainC
 def train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories: int,
           cfg: TrainConfig, vocab_size: int, init: np.ndarray | None = None,
           token_weights: np.ndarray | None = None, progress: Progress | None = None,
-          views: tuple = (), series: np.ndarray | None = None) -> TrainResult:
+          views: tuple = (), series: np.ndarray | None = None, group=None,
+          titles: PackedTitles | None = None) -> TrainResult:
     """Train the token table. token_ids: [S, L] padded ids of every show's tokens;
     token_weights: optional [S, L] weights of those tokens in the title's sum; init: a
     [V, D] table to start from instead of the seeded one; views: the shows' text and guide
     views (TrainConfig.text_view, guide_view), packed; series: every show's series id, so
-    that validation counts other series, once each. One "train" stage on `progress`
-    (an epoch bar on a terminal); without one, cfg.progress draws that bar on stderr."""
+    that validation counts other series, once each; group: a distributed.Group when this is
+    one rank of a data-parallel run (its steps, rank 0's validation); titles: the shows and
+    views packed already (then token_ids only serve validation: None on a rank other than
+    0, which never validates). One "train" stage on
+    `progress` (an epoch bar on a terminal); without one, cfg.progress draws that bar on stderr."""
     if progress is None and cfg.progress:
         progress = Progress(sys.stderr, live=True)
     with (progress or Progress()).stage("train") as stage:
         result = _train(token_ids, show_categories, n_categories, cfg, vocab_size, init,
-                        token_weights, stage, views, series)
+                        token_weights, stage, views, series, group, titles)
         stage.note(describe(result))
     return result
 
@@ -163,14 +169,15 @@ def describe(result: TrainResult) -> str:
 def _train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories: int,
            cfg: TrainConfig, vocab_size: int, init: np.ndarray | None,
            token_weights: np.ndarray | None, stage: Stage, views: tuple = (),
-           series: np.ndarray | None = None) -> TrainResult:
+           series: np.ndarray | None = None, group=None,
+           titles: PackedTitles | None = None) -> TrainResult:
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     val = split_validation(show_categories, cfg, rng)
     val_set = set(val)
     train_cats = [[] if s in val_set else c for s, c in enumerate(show_categories)]
     sampler = LeaveOneOutSampler(train_cats, n_categories, cfg.n, rng)
-    titles = PackedTitles(token_ids, token_weights, views)
+    titles = titles if titles is not None else PackedTitles(token_ids, token_weights, views)
     table = init_table(vocab_size, cfg.dim, cfg.init_std, gen)
     if init is not None:
         table.copy_(torch.from_numpy(init))
@@ -182,7 +189,8 @@ def _train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories
         counts = np.bincount(titles.tokens[np.repeat(labelled, titles.length)],
                              minlength=vocab_size).astype(np.int64)
     weights = inverse_frequency_weights(torch.from_numpy(counts), cfg.inv_freq_power, cfg.inv_freq_cap)
-    step = functools.partial(make_step(table, weights if cfg.inv_freq else None, cfg, gen), n=cfg.n)
+    make = make_step if group is None else group.step
+    step = functools.partial(make(table, weights if cfg.inv_freq else None, cfg, gen), n=cfg.n)
     result = TrainResult(np.zeros(0), counts, val_shows=val)
     if len(sampler) == 0:
         result.embeddings = table.numpy().copy()
@@ -196,7 +204,11 @@ def _train(token_ids: np.ndarray, show_categories: list[list[int]], n_categories
         vectors = rows_vectors(table.numpy(), token_ids, token_weights, rows)
         return validation_precision(vectors, cats, val_rows, among, series=row_series)
 
+    if val and group is not None:
+        validate = group.agreed(validate)
     final = _epochs(step, titles, sampler, cfg, table, validate if val else None, result, stage)
+    if group is not None:
+        result.distributed = group.finish(final)
     result.embeddings = final.numpy().astype(np.float32).copy()
     return result
 
