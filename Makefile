@@ -106,30 +106,33 @@ $(NGINX):
 	@echo "make test: installing Debian's nginx for the replicas test (apt-get, once)"
 	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx'
 
+# the fastText reference of EVALUATION.md (the `fasttext` extra): neither the runtime nor
+# `make test` needs it; make test-slow runs its test on a tiny dump, make bench-quality uses it
+FASTTEXT := $(VENV)/.installed-fasttext-$(shell cat requirements-fasttext.txt | cksum | cut -d' ' -f1)
+$(FASTTEXT): $(STAMP)
+	$(BIN)/pip install -q -e '.[fasttext]'
+	touch $@
+
 # every test (unit, integration, system: markers in pyproject.toml) but the slow ones
 test: $(STAMP) $(BYTECODE) $(CHROMIUM) $(NGINX)
 	$(BIN)/python -m pytest -m "not slow"
 
 # the slow fault runs (marker `slow`): live servers under load, kill -9 of masters, a kill -9 at
-# every rename of a nightly run; a few minutes
+# every rename of a nightly run, the fastText reference on a tiny dump (its extra installed); a
+# few minutes
 .PHONY: test-slow
-test-slow: $(STAMP) $(BYTECODE) $(NGINX)
+test-slow: $(STAMP) $(BYTECODE) $(NGINX) $(FASTTEXT)
 	$(BIN)/python -m pytest -m slow
 
 # the unit tests only: pure functions, no training, no subprocess, no server
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -m unit
 
-# the fastText reference of EVALUATION.md (the `fasttext` extra) is installed here only: neither
-# the runtime nor `make test` needs it; its test (a tiny dump) runs before the benchmark.
+# the fastText reference's test (a tiny dump) runs before the benchmark.
 # One quick run, main table and cold start without the ablations: make bench-quality QUALITY_ARGS=--quick
-FASTTEXT := $(VENV)/.installed-fasttext-$(shell cat requirements-fasttext.txt | cksum | cut -d' ' -f1)
-$(FASTTEXT): $(STAMP)
-	$(BIN)/pip install -q -e '.[fasttext]'
-	touch $@
 
 bench-quality: $(STAMP) $(FASTTEXT)
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fasttext_ref.py
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "slow or not slow" tests/test_fasttext_ref.py
 	$(BIN)/python bench/quality.py $(QUALITY_ARGS)
 
 .PHONY: bench-outliers

@@ -1,6 +1,6 @@
 """The fastText reference of EVALUATION.md (epgembed/eval/fasttext_ref.py): its training
-lines, and the reference itself on a tiny dump wherever the `fasttext` extra is installed
-(`make bench-quality` installs it and runs this module first)."""
+lines (make test), and the reference itself on a tiny dump (marked slow: `make test-slow` and
+`make bench-quality` install the `fasttext` extra and run it; nothing is skipped)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,8 +29,8 @@ def test_one_line_per_distinct_title_and_category() -> None:
                                           "__label__news news hour"]
 
 
+@pytest.mark.slow
 def test_the_reference_on_a_tiny_dump(tmp_path: Path) -> None:
-    pytest.importorskip("fasttext")
     dump = topic_dump(tmp_path / "topics.xml")
     system = FastTextSystem()
     system.fit(dump, tmp_path)
@@ -46,8 +46,8 @@ def test_the_reference_on_a_tiny_dump(tmp_path: Path) -> None:
     assert row["p_at_10"] >= 0.6 and row["p_at_10d"] == row["p_at_10x"]
 
 
+@pytest.mark.slow
 def test_the_reference_needs_labelled_titles(tmp_path: Path) -> None:
-    pytest.importorskip("fasttext")
     dump = write_dump(tmp_path / "bare.xml", [(t, []) for t in TOPICS["news"]])
     with pytest.raises(ValueError, match="no programme with a title and a category"):
         FastTextSystem().fit(dump, tmp_path)
