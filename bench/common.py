@@ -202,6 +202,16 @@ def probe(port: int, paths: list[str], seconds: float, timeout: float = 2.0, min
     return out
 
 
+def probe_apart(port: int, paths: list[str], seconds: float, timeout: float = 2.0, min_n: int = 0) -> dict:
+    """probe() in a process of its own, as a real health checker is: a prober sharing this
+    process's GIL with the load's client threads (each decoding answers of hundreds of kB)
+    would time the client's own waits, not the server's."""
+    call = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from common import probe; "
+            f"print(json.dumps(probe({port}, {paths!r}, {seconds}, {timeout}, {min_n})))")
+    done = subprocess.run([sys.executable, "-c", call], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
 # ---------------------------------------------------------------------------- results
 def write_results(out: Path, report: dict, key: str | None = None) -> None:
     """bench/results/<name>.json (the folder made when missing); with `key`, the report goes

@@ -30,7 +30,7 @@ from urllib.parse import quote
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")     # as service/gunicorn.conf.py: before numpy
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "bench"), str(REPO)]
-from common import PyLoad, probe, sample_titles, write_results  # noqa: E402
+from common import PyLoad, probe_apart, sample_titles, write_results  # noqa: E402
 
 OUT = REPO / "bench" / "results" / "work_bounds.json"
 ROWS = (10, 50, 100, 200, 500, 1100)
@@ -67,10 +67,11 @@ def largest_legal_request(unseen: list[str]) -> dict:
 
 def saturation_phase(port: int, body: dict, seconds: float, clients: int = 16) -> dict:
     """`clients` keep-alive clients sending `body` (POST /v1/related) in a loop while /healthz is
-    probed on new connections, one after another: the probes' p50/p99/max and the load's figures."""
+    probed on new connections, one after another, from a process of its own: the probes'
+    p50/p99/max and the load's figures."""
     load = PyLoad(port, [("POST", "/v1/related", json.dumps(body))], n=clients)
     time.sleep(1.0)                          # every client has its first request in flight
-    probes = probe(port, ["/healthz"], seconds, timeout=2.0, min_n=50)["/healthz"]
+    probes = probe_apart(port, ["/healthz"], seconds, timeout=2.0, min_n=50)["/healthz"]
     stats = load.stop()
     stats.pop("failures") if not stats["failed"] else None
     return {"clients": clients, "request": {"titles": len(body["titles"]), "k": body["k"], "offset": body["offset"]},
