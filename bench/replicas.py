@@ -26,8 +26,10 @@ titles 20%, batches of 8 titles 10%):
    /healthz and of a by-id query on new connections while they hang;
 5. saturation (issue 26.9): 16 keep-alive clients sending the largest legal request (the
    most titles and answer rows service/config.py Limits allow, unseen titles) through
-   nginx, then to one bare instance: /healthz p50/p99 on new connections meanwhile
-   (targets: p99 <= 50 ms through nginx, <= 250 ms bare; bench/work_bounds.py);
+   nginx, then to one bare instance: /healthz p50/p99 on new connections meanwhile, probed
+   from a process of its own (targets: p99 <= 50 ms through nginx, <= 250 ms bare;
+   bench/work_bounds.py); then through nginx to replicas with a compute slot per thread
+   (EPGEMBED_COMPUTE_SLOTS = threads: the service before its gate), the same run;
 6. feeds (issue 27): 2 feeds x N replicas behind one nginx, traffic to both, a publish on
    one, kill -9 of a replica of the other (bench/replicas_feeds.py; its own replicas).
 
@@ -47,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -250,10 +253,17 @@ def throughput(args: argparse.Namespace, stack: LocalStack, lb_one: Nginx, reqs,
     return tput
 
 
-def saturation_phases(args: argparse.Namespace, stack: LocalStack, body: dict) -> dict:
+def saturation_phases(args: argparse.Namespace, stack: LocalStack, body: dict, before) -> dict:
+    """Through nginx and bare, then (`before`: a stack of replicas each with as many compute
+    slots as threads, the service before issue 26.9's gate) through nginx again, in one run."""
     out = {}
-    for name, port in (("through nginx", stack.nginx.port), ("bare gunicorn", stack.replicas[0].port)):
-        out[name] = s = saturation_phase(port, body, args.seconds)
+    for name, port in (("through nginx", stack.nginx.port), ("bare gunicorn", stack.replicas[0].port),
+                       (f"through nginx, {args.threads} compute slots a worker", None)):
+        if port is None:
+            with before() as old:
+                out[name] = s = saturation_phase(old.nginx.port, body, args.seconds)
+        else:
+            out[name] = s = saturation_phase(port, body, args.seconds)
         h, r = s["healthz"], s["request"]
         print(f"{s['clients']} clients x the largest legal request ({r['titles']} unseen titles, k={r['k']}, "
               f"offset={r['offset']}), {name:14s}: /healthz p50 {h['p50_ms']} ms p99 {h['p99_ms']} ms max "
@@ -294,7 +304,10 @@ def run_phases(args: argparse.Namespace, nginx_bin: str, model_dir: Path, reqs, 
         if "slow" in args.phases:
             results.update(slow_phases(args, stack, probe_paths))
         if "saturation" in args.phases:
-            results.update(saturation_phases(args, stack, largest_legal_request(unseen_titles(model_dir))))
+            before = partial(LocalStack, root, tmp / "slots", args.replicas, nginx_bin, workers=args.workers,
+                             threads=args.threads, poll=args.poll_seconds, command=[str(EPGEMBED)],
+                             settings={"EPGEMBED_COMPUTE_SLOTS": str(args.threads)})
+            results.update(saturation_phases(args, stack, largest_legal_request(unseen_titles(model_dir)), before))
     return results, stack.startup_s
 
 

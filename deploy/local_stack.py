@@ -71,8 +71,10 @@ class Replica:
     """One instance: `epgembed serve` in its own process group, with its own run and metrics folders."""
 
     def __init__(self, root: Path, folder: Path, workers: int = 1, threads: int | None = None,
-                 poll: float = 0.2, command: Sequence[str] = SERVE, ready_timeout: float = 300):
+                 poll: float = 0.2, command: Sequence[str] = SERVE, ready_timeout: float = 300,
+                 settings: dict[str, str] | None = None):
         self.root, self.folder, self.workers, self.threads, self.poll = root, folder, workers, threads, poll
+        self.settings = dict(settings or {})     # EPGEMBED_* variables of this instance (this env's are not passed)
         self.command, self.ready_timeout = list(command), ready_timeout
         self.port = free_port()
         self.addr = f"127.0.0.1:{self.port}"
@@ -86,7 +88,7 @@ class Replica:
         """Start (or restart: same port, same folders) the instance; log() reads from here on."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("EPGEMBED_", "PROMETHEUS_"))}
         env.update(EPGEMBED_RUN_DIR=str(self.folder / "run"), PROMETHEUS_MULTIPROC_DIR=str(self.folder / "prom"),
-                   EPGEMBED_ACCESS_LOG=str(self.folder / "access.log"))
+                   EPGEMBED_ACCESS_LOG=str(self.folder / "access.log"), **self.settings)
         argv = [*self.command, "serve", "--models", str(self.root), "--host", "127.0.0.1", "--port", str(self.port),
                 "--workers", str(self.workers), "--poll-seconds", str(self.poll)]
         if self.threads is not None:

@@ -27,6 +27,12 @@ class ServiceConfig:
     metrics_dir: Path | None = None   # prometheus_client multiprocess dir (gunicorn); None: in-process
     run_dir: Path | None = None       # the workers' shared version decision (gunicorn); None: in memory
     limits: Limits = field(default_factory=Limits)
+    compute_slots: int = 1            # requests of a worker computing answers at once; the others
+                                      # wait (within their time budget). The work is Python holding
+                                      # the GIL: more slots add no speed, and a worker's 4 threads
+                                      # all computing kept its /healthz thread waiting for the GIL
+                                      # (16 clients x the largest batch: probe p99 108-126 ms through
+                                      # nginx, 53-64 ms with one slot, at load 8-10; issue 26.9)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", Path(self.models))
@@ -36,3 +42,5 @@ class ServiceConfig:
             object.__setattr__(self, "run_dir", Path(self.run_dir))
         if self.poll_seconds < 0:
             raise ValueError("poll_seconds must be >= 0")
+        if self.compute_slots < 1:
+            raise ValueError("compute_slots must be >= 1")

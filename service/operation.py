@@ -17,7 +17,7 @@ from typing import Any, Callable
 from flask import request
 
 from .decode import from_json, from_query, json_body
-from .state import state
+from .state import compute_slot, state
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,9 @@ def operation(req: type | None, answer: Any, *errors: int, media: str = "applica
 
         @functools.wraps(view)
         def read_first(**_path: str) -> Any:
-            return view(read(req))
+            parsed = read(req)          # the body read outside the slot: a slow sender holds none
+            with compute_slot():
+                return view(parsed)
         read_first.operation = op
         return read_first
     return declare

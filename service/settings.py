@@ -64,6 +64,8 @@ SETTINGS = (
             "samples (gunicorn.conf.py: a fresh temporary folder when unset)"),
     Setting("EPGEMBED_RUN_DIR", "service", "run_dir", Path, "the workers' shared version decision "
             "(gunicorn.conf.py: a fresh temporary folder when unset)"),
+    Setting("EPGEMBED_COMPUTE_SLOTS", "service", "compute_slots", int, "requests a worker computes at "
+            "once (the others wait within their time budget; threads beyond it read and write)"),
     Setting("EPGEMBED_MAX_K", "limits", "max_k", int, "answers per query"),
     Setting("EPGEMBED_MAX_BATCH", "limits", "max_batch", int, "titles or programmes per batch"),
     Setting("EPGEMBED_MAX_BODY_BYTES", "limits", "max_body_bytes", int, "request body (413 above)"),

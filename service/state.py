@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from flask import Flask, current_app, g
 
@@ -11,6 +13,7 @@ from .errors import ApiError
 from .holder import ModelHolder
 from .metrics import Metrics
 from .serving import Serving
+from .slots import Slots
 
 KEY = "epgembed"
 
@@ -21,6 +24,10 @@ class ServiceState:
     holder: ModelHolder
     metrics: Metrics
     spec: dict = field(default_factory=dict)     # /openapi.json, written once the routes are registered
+    slots: Slots = field(init=False)             # ServiceConfig.compute_slots
+
+    def __post_init__(self) -> None:
+        self.slots = Slots(self.config.compute_slots)
 
 
 def state(app: Flask | None = None) -> ServiceState:
@@ -44,6 +51,24 @@ def check_deadline(done: str = "") -> None:
     between units of work (batch titles), so a long request stops at the next one."""
     deadline = g.get("deadline")
     if deadline is not None and time.perf_counter() > deadline:
-        budget = state().config.limits.request_seconds
-        raise ApiError(504, f"the request ran past its time budget of {budget:g} s"
-                            + (f" ({done})" if done else ""))
+        raise past_budget(done)
+
+
+def past_budget(done: str = "") -> ApiError:
+    budget = state().config.limits.request_seconds
+    return ApiError(504, f"the request ran past its time budget of {budget:g} s" + (f" ({done})" if done else ""))
+
+
+@contextmanager
+def compute_slot() -> Iterator[None]:
+    """One of the worker's compute slots (ServiceConfig.compute_slots) for this request's
+    work, waited for within its time budget: 504 when none comes free in time."""
+    slots = state().slots
+    deadline = g.get("deadline")
+    wait = None if deadline is None else max(0.0, deadline - time.perf_counter())
+    if not slots.acquire(timeout=wait):
+        raise past_budget("waiting for a compute slot")
+    try:
+        yield
+    finally:
+        slots.release()
