@@ -75,6 +75,7 @@ def start_gunicorn(root: Path, port: int, args: argparse.Namespace, tmp: Path) -
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EPGEMBED_", "PROMETHEUS_"))}
     env.update(EPGEMBED_MODELS=str(root), EPGEMBED_BIND=f"127.0.0.1:{port}", EPGEMBED_WORKERS=str(args.workers),
                EPGEMBED_THREADS=str(args.threads), EPGEMBED_POLL_SECONDS="2",
+               EPGEMBED_COMPUTE_SLOTS=str(args.compute_slots),
                EPGEMBED_ACCESS_LOG=str(tmp / "access.log"))
     return subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(REPO / "service" / "gunicorn.conf.py")],
                             env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "gunicorn.err", "wb"),
@@ -171,6 +172,7 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--compute-slots", type=int, default=1, help="EPGEMBED_COMPUTE_SLOTS (the service's default: 1)")
     ap.add_argument("--wrk-threads", type=int, default=2)
     ap.add_argument("--dumps", type=Path, default=DUMPS)
     ap.add_argument("--out", type=Path, default=OUT)
@@ -230,7 +232,7 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "loadavg_at_start": load_at_start, "loadavg_at_end": os.getloadavg(),
                     "note": "wrk runs on the same 2 shared cores as gunicorn; other jobs may be running"},
-        "setup": {"workers": args.workers, "threads": args.threads, "worker_class": "gthread", "reuse_port": True,
+        "setup": {"workers": args.workers, "threads": args.threads, "compute_slots": args.compute_slots, "worker_class": "gthread", "reuse_port": True,
                   "connections": args.connections, "wrk_threads": args.wrk_threads, "seconds": args.seconds,
                   "access_log": "on (JSON line per request, to a file)", "k": 10},
         "model": {"version": manifest.version, "shows": manifest.n_shows, "dim": manifest.dim,
