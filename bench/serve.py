@@ -75,8 +75,9 @@ def start_gunicorn(root: Path, port: int, args: argparse.Namespace, tmp: Path) -
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EPGEMBED_", "PROMETHEUS_"))}
     env.update(EPGEMBED_MODELS=str(root), EPGEMBED_BIND=f"127.0.0.1:{port}", EPGEMBED_WORKERS=str(args.workers),
                EPGEMBED_THREADS=str(args.threads), EPGEMBED_POLL_SECONDS="2",
-               EPGEMBED_COMPUTE_SLOTS=str(args.compute_slots),
                EPGEMBED_ACCESS_LOG=str(tmp / "access.log"))
+    if getattr(args, "compute_slots", None) is not None:      # bench/soak.py has no such option
+        env["EPGEMBED_COMPUTE_SLOTS"] = str(args.compute_slots)
     return subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(REPO / "service" / "gunicorn.conf.py")],
                             env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "gunicorn.err", "wb"),
                             start_new_session=True)
@@ -172,7 +173,7 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=4)
-    ap.add_argument("--compute-slots", type=int, default=1, help="EPGEMBED_COMPUTE_SLOTS (the service's default: 1)")
+    ap.add_argument("--compute-slots", type=int, help="EPGEMBED_COMPUTE_SLOTS (default: the service's)")
     ap.add_argument("--wrk-threads", type=int, default=2)
     ap.add_argument("--dumps", type=Path, default=DUMPS)
     ap.add_argument("--out", type=Path, default=OUT)
@@ -232,7 +233,7 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "loadavg_at_start": load_at_start, "loadavg_at_end": os.getloadavg(),
                     "note": "wrk runs on the same 2 shared cores as gunicorn; other jobs may be running"},
-        "setup": {"workers": args.workers, "threads": args.threads, "compute_slots": args.compute_slots, "worker_class": "gthread", "reuse_port": True,
+        "setup": {"workers": args.workers, "threads": args.threads, "compute_slots": args.compute_slots or "the service's default", "worker_class": "gthread", "reuse_port": True,
                   "connections": args.connections, "wrk_threads": args.wrk_threads, "seconds": args.seconds,
                   "access_log": "on (JSON line per request, to a file)", "k": 10},
         "model": {"version": manifest.version, "shows": manifest.n_shows, "dim": manifest.dim,

@@ -41,6 +41,7 @@ import requests
 
 from epgembed.artifact.manifest import read_manifest
 from epgembed.query.load import load_model
+from service import Limits
 from epgembed.config import Config
 from epgembed.registry import current_version, publish, rollback
 from serve import free_port, sample_titles, start_gunicorn, wait_ready, worker_pids   # bench/serve.py
@@ -90,7 +91,7 @@ def traffic(model_dir: Path, n: int = 2000) -> dict[str, list[tuple[bytes, int]]
            (http("PUT", "/v1/related"), 405), (post(b'{"titles": ["News"]}', "text/plain"), 415),
            (post(json.dumps({"titles": ["News"] * 65}).encode()), 400),
            (post(b'{"titles": ' + b"[" * 3000 + b"]" * 3000 + b"}"), 400),
-           (post(b'{"titles": ["News"], "k": 1e999}'), 400), (post(b"x" * 70_000), 413)]
+           (post(b'{"titles": ["News"], "k": 1e999}'), 400), (post(b"x" * (Limits().max_body_bytes + 1)), 413)]
     return {
         "by_id": [(get(f"/v1/titles/{i}/related?k=10"), 200) for i in ids],
         "known_title": [(get(f"/v1/related?title={quote(t)}&k=10"), 200) for t in known],
