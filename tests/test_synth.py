@@ -12,6 +12,7 @@ from epgembed.build.ingest.catalog_build import build_catalog
 from epgembed.build.ingest.epg import read_programmes
 from epgembed.config import CatalogConfig
 from epgembed.gen.synth import GuideSynth, SynthConfig, main, write_synth
+from epgembed.gen.synthplan import TOPIC_WORDS, GuidePlan, GuideShape, sub_genres
 
 pytestmark = pytest.mark.unit
 
@@ -62,6 +63,16 @@ def test_a_small_guide_has_feeds_themed_channels_series_and_categories(tmp_path)
     themed = [max(Counter(c for s in group for c in s.categories if c != "series").values(), default=0)
               >= len(group) / 2 for group in large if group not in bare]
     assert bare and len(themed) >= 10 and sum(themed) / len(themed) > 0.8
+
+
+def test_a_large_plan_names_more_sub_genres_than_a_topic_has_words():
+    """Past ~200k titles a genre has more sub-genres (sqrt(N) / 15) than topic words (30);
+    each is named (a small vocabulary keeps the plan of 250k titles quick)."""
+    plan = GuidePlan(250_000, seed=0, shape=GuideShape(vocab_scale=0.01))
+    assert sub_genres(250_000) > TOPIC_WORDS
+    assert sum(c.titles for c in plan.channels) == 250_000
+    subs = {c.sub for c in plan.channels if plan.feeds[c.feed].genres[c.genre] == plan.feeds[c.feed].genres[0]}
+    assert len(subs) > TOPIC_WORDS // 2
 
 
 def test_config_refuses_an_unknown_structure():

@@ -35,7 +35,7 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 
 from epgembed.gen.synthflat import FlatSynth
-from epgembed.gen.synthplan import MINUTES, Channel, Feed, GuidePlan, GuideShape, genre_cdf
+from epgembed.gen.synthplan import MINUTES, TOPIC_WORDS, Channel, Feed, GuidePlan, GuideShape, genre_cdf
 from epgembed.gen.synthtext import EPISODE_FORMS, FUNCTION_WORDS, SERIES_CATEGORY, Bloom, person
 
 COUNTRIES = ("DE", "US", "GB", "FR", "AT", "IT", "ES", "CA", "AU", "SE")
@@ -72,7 +72,7 @@ class GuideSynth(GuidePlan):
         v, en = self.vocab[feed.lang], self.vocab["en"]
         ids, shared = v.sample(rng, n), en.sample(rng, n)
         r, r2 = rng.random(n), rng.random(n)
-        t = self._topic(feed.lang, feed.genres[genre])
+        t = self._topic(feed.lang, feed.genres[genre])[:TOPIC_WORDS]
         out = []
         for j in range(n):
             if r[j] < brand:

@@ -11,6 +11,7 @@ import numpy as np
 from epgembed.gen.synthtext import GENRES, LANGS, Vocab, vocab_size
 
 MINUTES = (5, 15, 25, 30, 45, 60, 90, 120, 180)
+TOPIC_WORDS = 30                       # words of a genre's topic that its titles draw from
 
 
 @dataclass(frozen=True)
@@ -171,10 +172,11 @@ class GuidePlan:
             i += 1
 
     def _topic(self, lang: str, genre: str) -> np.ndarray:
-        """30 mid-frequency word ids of `lang` that titles of `genre` prefer (seeded by both)."""
+        """TOPIC_WORDS mid-frequency word ids of `lang` that titles of `genre` prefer (seeded by
+        both), then as many more as the genre has sub-genres to name (67 at 1M titles)."""
         key = (lang, genre)
         if key not in self.topics:
             r = np.random.default_rng([self.seed, LANGS.index(lang), *genre.encode()])
             n = len(self.vocab[lang].words)
-            self.topics[key] = r.integers(min(20, n // 4), min(n, 4000), 30)
+            self.topics[key] = r.integers(min(20, n // 4), min(n, 4000), max(TOPIC_WORDS, sub_genres(self.n_shows)))
         return self.topics[key]
