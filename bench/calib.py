@@ -170,8 +170,8 @@ def calib_markdown(report: dict) -> str:
             out += ["", f"{r['model']}: built by bench/scale.py's train child ({b.get('date', '?')}): "
                     f"{b['train_model_s']:.0f} s, peak RSS {b['peak_rss_mb']:,.0f} MB, {b['shows']:,} titles."]
     m = report["machine"]
-    out += ["", f"Machine: {m['cpus']} CPUs, load average {m['loadavg_at_start']} at the start, "
-            f"{m['loadavg_at_end']} at the end."]
+    load = [" / ".join(f"{x:.1f}" for x in m[k]) for k in ("loadavg_at_start", "loadavg_at_end")]
+    out += ["", f"Machine: {m['cpus']} CPUs, load average {load[0]} at the start, {load[1]} at the end."]
     return "\n".join(out)
 
 

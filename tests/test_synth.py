@@ -46,6 +46,8 @@ def test_a_small_guide_has_feeds_themed_channels_series_and_categories(tmp_path)
     assert any(len(c.ids) > 1 for c in plan.channels)               # regional copies of a channel
     progs = list(read_programmes([path]))
     assert len(progs) == counts["programmes"] > 3000                 # titles aired several times
+    text = gzip.decompress(path.read_bytes()).decode()
+    assert text.index('<channel id="f0001.') > text.index("<programme")   # each feed's channels with it
     assert {p.channel for p in progs} <= {i for c in plan.channels for i in c.ids}
     catalog = build_catalog(progs, CatalogConfig())
     assert abs(len(catalog) - 3000) <= 30                            # titles are distinct shows

@@ -222,13 +222,20 @@ class GuideSynth(GuidePlan):
                 left -= 1
 
     def shows(self):
-        """Yield the XML of each title's airings, channel after channel; n_shows titles."""
+        """Yield the XML of each title's airings, channel after channel; n_shows titles. Each
+        feed's channel elements come before its programmes, as when feeds' dumps are joined:
+        the ingest refuses 100k tags without a programme (83k channels at 1M titles)."""
+        feed = -1
         for ch in self.channels:
+            if ch.feed != feed:
+                feed = ch.feed
+                yield [self.channel_xml(feed)]
             yield from self.channel_shows(ch)
 
-    def channel_xml(self) -> str:
+    def channel_xml(self, feed: int | None = None) -> str:
+        """The channel elements of one feed (none before the first: each feed brings its own)."""
         return "".join(f'<channel id="{c}"><display-name>Synth {c}</display-name></channel>\n'
-                       for ch in self.channels for c in ch.ids)
+                       for ch in self.channels if ch.feed == feed for c in ch.ids)
 
     def counts(self) -> dict:
         return {"feeds": len(self.feeds), "channels": sum(len(c.ids) for c in self.channels),
@@ -254,10 +261,10 @@ def write_synth(path: str | Path, cfg: SynthConfig) -> dict:
             buf.extend(progs)
             if len(buf) >= cfg.chunk:
                 f.write("".join(buf).encode())
-                programmes += len(buf)
+                programmes += sum(p.startswith("<programme") for p in buf)
                 buf = []
         f.write(("".join(buf) + "</tv>\n").encode())
-        programmes += len(buf)
+        programmes += sum(p.startswith("<programme") for p in buf)
     finally:
         if f is not raw:
             f.close()
