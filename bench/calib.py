@@ -1,7 +1,7 @@
 """The structure of a model's title vectors, to calibrate the synthetic guide
 (epgembed.gen.synth) against the model of the real shared dumps (issue 27):
 
-    python bench/calib.py --models shared,synth:11791,synth:100000,1000000 [--out ...]
+    python bench/calib.py --models shared,synth:11791,synth:11791:1,synth:100000,1000000 [--out ...]
 
 For each model: the profile of neighbour cosines (the 1st, 10th and 100th nearest other
 title of each sampled title: median and 10th percentile), the top of the singular value
@@ -10,9 +10,10 @@ spectrum of the centred title vectors (the share of the variance the first 1, 2,
 with bench/unseen.py's queries and clusters (8 * sqrt(S), seeded as the build makes them;
 unseen = text halves of two titles through model.embed, held_out, mixed). Models: "shared"
 = all of the shared dumps (bench/cache/index-shared, trained with the default config),
-"synth:N" = a synthetic guide of N titles (seed 0) trained here with the default config, as
-the shared one (bench/cache/calib/synth-N), a bare size = the scale benchmark's model
-(bench/cache/scale/model-N), else a path. Writes --out and its .md.
+"synth:N[:SEED]" = a synthetic guide of N titles (seed 0 unless given) trained here with
+the default config, as the shared one (bench/cache/calib/synth-N-sSEED-*), a bare size =
+the scale benchmark's model (bench/cache/scale/model-N, 2 epochs; its build record is
+shown), else a path. Writes --out and its .md.
 """
 from __future__ import annotations
 
@@ -41,12 +42,12 @@ def calib_model(name: str, args: argparse.Namespace) -> tuple[Path, dict | None]
     config) when missing."""
     if not name.startswith("synth:"):
         return search_model(name, args)
-    shows = int(name.split(":", 1)[1])
-    model = CACHE / "calib" / synth_path(shows).name.removesuffix(".xml.gz")
+    shows, seed = (int(x) for x in (name.split(":")[1:] + ["0"])[:2])        # synth:N or synth:N:SEED
+    model = CACHE / "calib" / synth_path(shows, seed).name.removesuffix(".xml.gz")
     if not (model / "manifest.json").is_file():
         print(f"[{name}] training {model.name} (default config) ...", flush=True)
         subprocess.run(["nice", "-n", str(args.nice), str(Path(sys.executable).parent / "epgembed"), "train",
-                        str(synth_path(shows)), "--out", str(model)], check=True)
+                        str(synth_path(shows, seed)), "--out", str(model)], check=True)
     return model, None
 
 
@@ -146,8 +147,9 @@ def calib_markdown(report: dict) -> str:
     probe)."""
     rows = report["models"]
     ref = next((r for r in rows if r["model"] == "shared"), None)
-    twin = next((r for r in rows if ref and r["model"] != "shared" and abs(r["shows"] - ref["shows"]) < 50), None)
-    head = [f"{r['model']} ({r['shows']:,})" for r in rows] + (["synthetic - shared"] if twin else [])
+    twins = [r for r in rows if ref and r["model"] != "shared" and abs(r["shows"] - ref["shows"]) < 50]
+    head = [f"{r['model']} ({r['shows']:,})" for r in rows] + [f"{t['model']} - shared" for t in twins[:1]] + \
+        [f"mean of {len(twins)} seeds - shared"] * (len(twins) > 1)
     out = [f"# The structure of title vectors: shared dumps and synthetic guides ({report['date']}, "
            f"`{report['command']}`)", "", "Neighbour cosines: the 1st, 10th and 100th nearest other title of "
            "4,000 sampled titles (median, 10th percentile). Spectrum: the share of the centred vectors' "
@@ -159,9 +161,9 @@ def calib_markdown(report: dict) -> str:
     for group in ("neighbours", "spectrum", "probe"):
         for key in rows[0][group]:
             cells = [f"{r[group].get(key, float('nan')):.4f}" for r in rows]
-            if twin:
-                d = twin[group][key] - ref[group][key]
-                tol = PROBE_TOL if group == "probe" else PROFILE_TOL
+            tol = PROBE_TOL if group == "probe" else PROFILE_TOL
+            for d in ([twins[0][group][key] - ref[group][key]] if twins else []) + \
+                    ([np.mean([t[group][key] for t in twins]) - ref[group][key]] if len(twins) > 1 else []):
                 cells.append(f"{d:+.4f}" + ("" if abs(d) <= tol else " (out)"))
             out.append(f"| {group}: {key} | " + " | ".join(cells) + " |")
     for r in rows:
