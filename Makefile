@@ -234,7 +234,12 @@ fuzz: fuzz-reliability
 # reference -> index-search.{json,md}, docs/SCALE.md); the 1M
 # clustered neighbour table rebuilt at probe 64/128/256 -> index-1m-table.{json,md};
 # gunicorn + wrk on the 1M model -> bench/results/serve-1m.json. The 1M runs take about an hour.
-.PHONY: bench-scale bench-scale-quick bench-index bench-serve-1m
+# bench-calib: the synthetic guide against the shared dumps' model (issue 27): neighbour cosines,
+# spectrum and probe recall at 11,791 titles (the calibration; seeds 0-2), 100k and the 1M scale model ->
+# bench/results/calib.{json,md} (the 1M model is trained by bench-index's unseen.py when missing).
+.PHONY: bench-scale bench-scale-quick bench-index bench-serve-1m bench-calib
+bench-calib: $(STAMP)
+	$(BIN)/python bench/calib.py --models shared,synth:11791,synth:11791:1,synth:11791:2,synth:100000,1000000 --out bench/results/calib.json
 bench-scale-quick: $(STAMP)
 	$(BIN)/python bench/scale.py --quick --out bench/results/scale-quick.json
 bench-index: $(STAMP)

@@ -43,18 +43,23 @@ def model_dir(shows: int) -> Path:
     return CACHE / "scale" / f"model-{shows}"
 
 
-def synth_path(shows: int, seed: int = 0) -> Path:
-    """The cached synthetic dump of `shows` shows; generated (in a child) when missing."""
-    src = hashlib.sha256((REPO / "epgembed" / "gen" / "synth.py").read_bytes()).hexdigest()[:8]
-    path = CACHE / "synth" / f"synth-{shows}-s{seed}-{src}.xml.gz"
+def synth_path(shows: int, seed: int = 0, structure: str = "guide") -> Path:
+    """The cached synthetic dump of `shows` shows (`structure` "guide", or "flat": the guide
+    of before issue 27); generated (in a child) when missing. Named by the generator's source."""
+    digest = hashlib.sha256()
+    for src in sorted((REPO / "epgembed" / "gen").glob("synth*.py")):
+        digest.update(src.read_bytes())
+    kind = f"s{seed}" if structure == "guide" else f"s{seed}-{structure}"
+    path = CACHE / "synth" / f"synth-{shows}-{kind}-{digest.hexdigest()[:8]}.xml.gz"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        for old in path.parent.glob(f"synth-{shows}-s{seed}-*.xml.gz"):
-            old.unlink()
+        for old in path.parent.glob(f"synth-{shows}-{kind}-*.xml.gz"):
+            if old.name.count("-") == path.name.count("-"):
+                old.unlink()
         tmp = path.parent / f"tmp-{path.name}"
         print(f"generating {path.name} ...", flush=True)
         subprocess.run([sys.executable, "-m", "epgembed.gen.synth", str(tmp), "--shows", str(shows),
-                        "--seed", str(seed)], check=True)
+                        "--seed", str(seed), "--structure", structure], check=True)
         tmp.rename(path)
     return path
 

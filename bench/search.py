@@ -18,7 +18,7 @@ it serves): every display title queried as it is must come first (exact-title hi
 title of 5+ characters, target >= 0.95).
 Latency: every query timed alone, in-process (p50/p99 ms; target p99 <= 5 ms at 12k), the
 whole search and the typo stage alone. Scale: synthetic catalogs of `--sizes` keys (the
-words of epgembed.gen.synth's per-language vocabularies, Zipf, 1-8 words, a fifth of them
+words of the flat synthetic guide's per-language vocabularies (epgembed.gen.synthflat), Zipf, 1-8 words, a fifth of them
 `series: episode`): build time, resident memory added (RSS), the trigram index's bytes,
 latency and hit@5 of the same kind of queries. Writes bench/results/search.json and .md.
 """
@@ -192,10 +192,11 @@ def unchanged_figures(idx: TitleIndex, keys: list[str], n: int, rng: random.Rand
 
 
 def synthetic_keys(n: int, seed: int) -> list[str]:
-    """n distinct keys from epgembed.gen.synth's vocabularies (Zipf words, 1-8 per key,
+    """n distinct keys from the flat synthetic guide's vocabularies (Zipf words, 1-8 per key,
     a fifth `series: episode` with a series from a pool of n / 50), sorted like a catalog."""
-    from epgembed.gen.synth import LANG_SHARE, LANGS, Synth, SynthConfig
-    s, rng = Synth(SynthConfig(shows=n, seed=seed)), np.random.default_rng(seed)
+    from epgembed.gen.synthflat import FlatSynth
+    from epgembed.gen.synthtext import LANG_SHARE, LANGS
+    s, rng = FlatSynth(n, seed), np.random.default_rng(seed)
     keys: set[str] = set()
     while len(keys) < n:
         m = n - len(keys) + n // 20

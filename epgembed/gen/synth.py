@@ -1,302 +1,275 @@
-"""Synthetic XMLTV catalogs of any size that look like real guides (for the scale benchmarks).
+"""Synthetic XMLTV guides of any size with the structure of real ones (scale benchmarks).
 
-    python -m epgembed.gen.synth OUT.xml.gz --shows 100000 [--seed 0]
+    python -m epgembed.gen.synth OUT.xml.gz --shows 100000 [--seed 0] [--structure flat]
 
-Everything is invented (pseudo-words built from syllables), seeded and streamed: shows are
-generated and written in chunks, so 1M shows never sit in memory (memory is the vocabulary,
-the category topics and a 16 MiB Bloom filter that keeps titles distinct).
+A guide is a set of feeds, each a provider's line-up in one language of ~1,700 titles (the
+seven shared dumps hold 439-2,876 each):
 
-What it imitates (measured on the shared dumps): titles of 1-8 words, Zipf-distributed
-words with a long tail, per-language vocabularies (English, German, French, Spanish with
-their accents, some Japanese-like CJK words, a few emoji/★/#hashtags), `Series: Episode`
-titles grouped in series, episode markers that the normalizer strips (`S2 E5`, `S03E05`,
-`Folge 12`, `(3608)`, `Teil 2`), meta suffixes (`(HD)`, `[OmU]`, `(Wh.)`), 1 + geometric airings per
-show (mean 3) on a few of many channels, categories with a power-law size distribution
-(plus a broad `Series`-like category on ~40% of shows), ~8% of shows without a category,
-short descriptions and sub-titles. Category topics give titles of one category shared
-words, so a trained model has something to learn. Same seed and size -> identical bytes.
+- a broadcast feed (as au_freeview, de_magenta, fr_kazer): tens of channels of ~30 titles,
+  a title aired several times around its own hour, often on regional copies of its
+  channel; credits, ratings, countries and years where the feed has them; few series;
+- a streaming line-up (as the Pluto dumps): hundreds of thematic channels of a few titles,
+  most of them `Series: Episode` titles aired once or twice, categories in English with a
+  broad `Series`, a year (some feeds write one placeholder year everywhere).
+
+A channel has a genre (the category of most of its titles) and a sub-genre, a usual
+duration and a few brand words; titles and descriptions draw words from the channel's
+brand, the genre's topic, the language's small words and a Zipf vocabulary with a long tail
+(synthtext.py), an episode's description often its series'. GuideShape's defaults are
+calibrated so that a model trained on the guide has the neighbour cosines, spectrum and
+cluster-probe recall of the model of the shared dumps (issue 27: bench/calib.py,
+bench/results/calib.md). Feeds and channels are planned first (synthplan.py: ~100k
+channels at 1M titles, a few MB); shows are generated and written in chunks, so 1M titles
+never sit in memory. `--structure flat` writes the flat guide of before (synthflat.py: the worst case).
+Same seed, size and structure -> identical bytes.
 """
 from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
-LANGS = ("en", "de", "fr", "es", "ja")
-LANG_SHARE = np.array([0.40, 0.25, 0.15, 0.12, 0.08])
-SYLLABLES = {
-    "en": "ba be bi bo bu ca co cu da de di do fa fe fi fo ga go ha he hi ho ja jo ka ke ki la le li lo "
-          "lu ma me mi mo mu na ne ni no nu pa pe pi po ra re ri ro ru sa se si so su ta te ti to tu "
-          "va ve vi wa we wi ya yo za ze th sh ch st tr bl gr ck ng ow ea oo er an in on en ar or".split(),
-    "de": "ba be bi bu da de di do fa fe fi ga ge gi ha he hi ho ka ke ki ko la le li lo ma me mi mo "
-          "na ne ni no pa pe ra re ri ro sa se si so ta te ti to wa we wi zu ze sch ch st ei au äu ä "
-          "ö ü ß ie en er un ge ber mann burg heim dorf wald".split(),
-    "fr": "ba be bo ca ce co da de di do fa fe fi la le li lo ma me mi mo na ne ni no pa pe pi po ra "
-          "re ri ro sa se si so ta te ti to va ve vi ou eau ai é è ê à ç ée ie on an en oi ette elle "
-          "eur ier".split(),
-    "es": "ba be bi bo ca ce ci co da de di do fa fe fi ga go la le li lo ma me mi mo na ne ni no pa "
-          "pe pi po ra re ri ro sa se si so ta te ti to va ve vi ña ño ñe á é í ó ú ll ch rr io ia "
-          "ción dad".split(),
-    "ja": list("のはにをがでとしたいるかなりすれもこまあうえおくけさせそちつてにぬねひふへほみむめやゆよらろわん"
-               "山川田中本日月火水木金土人大小上下東西南北夜空海花星光雪風愛夢恋猫犬龍剣戦物語学園少女"),
-}
-EMOJI = ["★", "♥", "🎬", "⚽", "🎵", "🔥", "😂", "🐾", "🌍", "✨"]
-BROAD = {"en": "Series", "de": "Serie", "fr": "Série", "es": "Serie", "ja": "シリーズ"}
-GENRES = ("Drama|Comedy|News|Documentary|Sport|Kids|Reality|Crime|Movie|Music|Talk|Animation|"
-          "Nature|History|Travel|Cooking|Science|Lifestyle|Action|Thriller|Romance|Horror|Western|"
-          "Fantasy|Science Fiction|Magazine|Game Show|Religion|Weather|Politics|Krimi|Dokumentation|"
-          "Unterhaltung|Nachrichten|Natur und Tiere|Abenteuer|Zeichentrick|Heimat|Téléfilm|"
-          "Documentaire|Divertissement|Dessin animé|Feuilleton|Telenovela|Noticias|Deportes|"
-          "Infantil|Comedia|Documentales|アニメ|ドラマ|バラエティ").split("|")
-EPISODE_FORMS = ("{s} S{a} E{b}", "{s} S{a:02d}E{b:02d}", "{s} - Folge {c}", "{s} ({c})",
-                 "{s} - Teil {a}", "{s} Ep. {b}", "{s} (HD)", "{s} [OmU]", "{s} (Wh.)")
+from epgembed.gen.synthflat import FlatSynth
+from epgembed.gen.synthplan import MINUTES, TOPIC_WORDS, Channel, Feed, GuidePlan, GuideShape, genre_cdf
+from epgembed.gen.synthtext import EPISODE_FORMS, FUNCTION_WORDS, SERIES_CATEGORY, Bloom, person
+
+COUNTRIES = ("DE", "US", "GB", "FR", "AT", "IT", "ES", "CA", "AU", "SE")
+RATINGS = ("G", "PG", "M", "MA 15+", "0", "6", "12", "16", "18")
 
 
 @dataclass(frozen=True)
 class SynthConfig:
     shows: int = 10_000
     seed: int = 0
-    airings_p: float = 1 / 3          # airings per show = 1 + geometric(p): mean 1 / p
-    series_share: float = 0.15        # shows that are `Series: Episode` titles
-    episode_marker_share: float = 0.35  # shows whose airings carry episode markers
-    no_category_share: float = 0.08
-    broad_share: float = 0.40         # a `Series` category on this share (broad: not supervision)
-    second_category_share: float = 0.45
-    topic_share: float = 0.5          # title words drawn from the category's topic
-    category_exponent: float = 1.1    # power law of category sizes
-    zipf_exponent: float = 1.05       # word frequencies
-    desc_share: float = 0.85
-    subtitle_share: float = 0.6
-    chunk: int = 5000                 # shows generated and written at a time
+    structure: str = "guide"           # "guide" (this module) or "flat" (synthflat.py)
+    shape: GuideShape = field(default_factory=GuideShape)
+    chunk: int = 5000                  # programmes written at a time
+
+    def __post_init__(self) -> None:
+        if self.structure not in ("guide", "flat"):
+            raise ValueError(f"structure must be 'guide' or 'flat', not {self.structure!r}")
 
 
-def n_categories(shows: int) -> int:
-    return int(40 + 0.5 * shows ** 0.5)     # 90 at 10k, 198 at 100k, 540 at 1M
+class GuideSynth(GuidePlan):
+    """The shows of a planned guide and their airings, as XMLTV."""
 
-
-def n_channels(shows: int) -> int:
-    return int(30 + shows // 2000)
-
-
-def vocab_size(shows: int) -> int:
-    """Heaps' law over ~3.5 words per title: 12k words at 10k shows, 160k at 1M."""
-    return int(40 * (3.5 * shows) ** 0.55)
-
-
-class _Bloom:
-    """Title keys already used (2 hashes over 2^27 bits; a false positive only redraws a title)."""
-
-    def __init__(self, bits: int = 1 << 27):
-        self.bits, self.mask = bytearray(bits // 8), bits - 1
-
-    def add(self, key: str) -> bool:
-        """False when `key` was (probably) seen; otherwise records it."""
-        d = hashlib.blake2b(key.encode(), digest_size=16).digest()
-        h1, h2 = int.from_bytes(d[:8], "little") & self.mask, int.from_bytes(d[8:], "little") & self.mask
-        seen = all(self.bits[h >> 3] >> (h & 7) & 1 for h in (h1, h2))
-        if seen:
-            return False
-        for h in (h1, h2):
-            self.bits[h >> 3] |= 1 << (h & 7)
-        return True
-
-
-class _Vocab:
-    """Per-language pseudo-words sorted by frequency rank, with a Zipf sampler."""
-
-    def __init__(self, lang: str, size: int, rng: np.random.Generator, exponent: float):
-        syl = SYLLABLES[lang]
-        words: dict[str, None] = {}
-        while len(words) < size:
-            n = rng.integers(1, 5, size)
-            picks = rng.integers(0, len(syl), (size, 4))
-            for k, row in zip(n, picks):
-                w = "".join(syl[j] for j in row[:k])
-                if len(w) > 1 or lang == "ja":
-                    words.setdefault(w, None)
-        self.words = list(words)[:size]
-        ranks = np.arange(1, size + 1, dtype=np.float64)
-        cdf = np.cumsum((ranks + 15.0) ** -exponent)      # Zipf-Mandelbrot: no giant head word
-        self.cdf = cdf / cdf[-1]
-
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        return np.minimum(np.searchsorted(self.cdf, rng.random(n)), len(self.words) - 1)
-
-
-class Synth:
-    def __init__(self, cfg: SynthConfig):
-        self.cfg = cfg
-        self.rng = np.random.default_rng(cfg.seed)
-        total = vocab_size(cfg.shows)
-        self.vocab = {lang: _Vocab(lang, max(200, int(total * share)), self.rng, cfg.zipf_exponent)
-                      for lang, share in zip(LANGS, LANG_SHARE)}
-        self.n_cat = n_categories(cfg.shows)
-        w = np.arange(1, self.n_cat + 1, dtype=np.float64) ** -cfg.category_exponent
-        self.cat_cdf = np.cumsum(w / w.sum())
-        self.lang_cdf = np.cumsum(LANG_SHARE / LANG_SHARE.sum())
-        self.cat_names = self._category_names()
-        self.topics: dict[tuple[int, str], np.ndarray] = {}
-        self.channels = [f"ch{i:04d}.synth" for i in range(n_channels(cfg.shows))]
-        self.bloom = _Bloom()
-        # a draw starts a series (6 episodes on average) with this probability
-        self.series_draw = cfg.series_share / (6 * (1 - cfg.series_share) + cfg.series_share)
-
-    def _category_names(self) -> list[str]:
-        names = list(GENRES[: self.n_cat])
-        en = self.vocab["en"].words
-        i = 0
-        while len(names) < self.n_cat:   # "Drama - Bolemi": sub-genres beyond the base list
-            names.append(f"{GENRES[i % len(GENRES)]} - {en[50 + i].capitalize()}")
-            i += 1
-        return names
-
-    def topic(self, cat: int, lang: str) -> np.ndarray:
-        """30 words of `lang` that titles of category `cat` prefer (seeded by cat, lang)."""
-        key = (cat, lang)
-        if key not in self.topics:
-            r = np.random.default_rng([self.cfg.seed, cat, LANGS.index(lang)])
-            n = len(self.vocab[lang].words)       # mid-frequency words, not the head
-            self.topics[key] = r.integers(min(20, n // 4), min(n, 4000), 30)
-        return self.topics[key]
+    def __init__(self, shows: int, seed: int = 0, shape: GuideShape = GuideShape()):
+        super().__init__(shows, seed, shape)
+        self.people: dict[tuple[int, int], list[str]] = {}     # credits' pools, by (feed, genre)
+        self.bloom = Bloom()
 
     # ------------------------------------------------------------------ text
-    def words(self, lang: str, n: int, cat: int | None) -> list[str]:
-        v, rng = self.vocab[lang], self.rng
-        ids = v.sample(rng, n)
-        if cat is not None:
-            t = self.topic(cat, lang)
-            use = rng.random(n) < self.cfg.topic_share
-            ids = np.where(use, t[rng.integers(0, len(t), n)], ids)
-        out = [v.words[i] for i in ids]
-        if lang == "ja" and n > 1 and rng.random() < 0.5:
-            return ["".join(out)]            # no spaces between CJK words
+    def words(self, ch: Channel, genre: int, n: int, brand: float, topic: float, small: float) -> list[str]:
+        """n words of the channel's language: its brand words, the topic of the title's genre,
+        small words (never first) and the Zipf vocabulary, with those shares; of the Zipf
+        words, `shared_words` are English (names and loanwords every guide has)."""
+        feed, rng = self.feeds[ch.feed], self.rng
+        v, en = self.vocab[feed.lang], self.vocab["en"]
+        ids, shared = v.sample(rng, n), en.sample(rng, n)
+        r, r2 = rng.random(n), rng.random(n)
+        t = self._topic(feed.lang, feed.genres[genre])[:TOPIC_WORDS]
+        out = []
+        for j in range(n):
+            if r[j] < brand:
+                out.append(v.words[ch.brand[int(rng.integers(len(ch.brand)))]])
+            elif r[j] < brand + topic:
+                out.append(v.words[int(t[int(rng.integers(len(t)))])])
+            elif j > 0 and r[j] < brand + topic + small:
+                fw = FUNCTION_WORDS[feed.lang]
+                out.append(fw[int(rng.integers(len(fw)))])
+            elif r2[j] < self.shape.shared_words:
+                out.append(en.words[int(shared[j])])
+            else:
+                out.append(v.words[int(ids[j])])
+        if feed.lang == "ja" and n > 1:
+            return ["".join(out)]
         return out
 
-    def title(self, lang: str, cat: int | None) -> str:
-        n = int(min(8, 1 + self.rng.poisson(2.0)))   # 1-8 words, mode 2-3
-        ws = self.words(lang, n, cat)
-        r = self.rng.random()
-        if r < 0.012:
-            ws.append(EMOJI[int(self.rng.integers(len(EMOJI)))])
-        elif r < 0.02:
-            ws[0] = "#" + ws[0]
-        text = " ".join(ws)
-        return text[:1].upper() + text[1:] if lang != "ja" else text
+    def title(self, ch: Channel, genre: int, n: int) -> str:
+        s = self.shape
+        text = " ".join(self.words(ch, genre, n, s.brand_share, s.topic_share, s.function_share))
+        return text[:1].upper() + text[1:]
 
-    def unique_title(self, lang: str, cat: int | None, prefix: str = "") -> str:
+    def unique_title(self, ch: Channel, genre: int, mean_words: float, prefix: str = "") -> str:
         for attempt in range(50):
-            t = prefix + self.title(lang, cat)
-            if attempt > 10:                 # crowded short titles: add a word
-                t += " " + self.vocab[lang].words[int(self.rng.integers(len(self.vocab[lang].words)))]
+            t = prefix + self.title(ch, genre, int(min(8, 1 + self.rng.poisson(mean_words))) + (attempt > 10))
             if self.bloom.add(t.casefold()):
                 return t
         return t
 
-    def desc(self, lang: str, cat: int | None) -> str:
-        ws = self.words(lang, int(6 + self.rng.integers(0, 14)), cat)
-        return (" ".join(ws)).capitalize() + "."
+    def desc(self, ch: Channel, genre: int) -> str | None:
+        if self.rng.random() >= self.shape.desc_share:
+            return None
+        s = self.shape
+        return " ".join(self.words(ch, genre, int(8 + self.rng.integers(0, 40)), 0.1, s.desc_topic_share,
+                                   0.25)).capitalize() + "."
 
     # ------------------------------------------------------------------ shows
-    def _draw(self, cdf: np.ndarray) -> int:
-        return int(min(np.searchsorted(cdf, self.rng.random()), len(cdf) - 1))
+    def genre(self, ch: Channel) -> int:
+        """A title's genre: its channel's, or (off its channel's theme) one of its feed's."""
+        s, rng, feed = self.shape, self.rng, self.feeds[ch.feed]
+        if rng.random() < s.theme_share[int(feed.streaming)]:
+            return ch.genre
+        return self.popular_genre(feed)
 
-    def show_categories(self, lang: str) -> list[str]:
-        rng, cfg = self.rng, self.cfg
-        if rng.random() < cfg.no_category_share:
+    def popular_genre(self, feed: Feed) -> int:
+        """One of the feed's genres, drawn as its channels' genres are (the popular ones most often)."""
+        cdf = genre_cdf(len(feed.genres), self.shape.genre_exponent[int(feed.streaming)])
+        return int(min(len(cdf) - 1, np.searchsorted(cdf, self.rng.random(), side="right")))
+
+    def categories(self, ch: Channel, genre: int) -> list[str]:
+        s, rng, feed = self.shape, self.rng, self.feeds[ch.feed]
+        if ch.bare or rng.random() < s.no_category_share:
             return []
-        cats = [self._draw(self.cat_cdf)]
-        if rng.random() < cfg.second_category_share:
-            c2 = self._draw(self.cat_cdf)
-            if c2 != cats[0]:
-                cats.append(c2)
-        names = [self.cat_names[c] for c in cats]
-        if rng.random() < cfg.broad_share:
-            names.insert(int(rng.integers(0, len(names) + 1)), BROAD[lang])
-        return names
-
-    def programmes(self, title: str, lang: str, cats: list[str], cat: int | None,
-                   series_suffix: str | None, day: int) -> list[str]:
-        rng, cfg = self.rng, self.cfg
-        airings = int(min(40, rng.geometric(cfg.airings_p)))   # >= 1, mean 1 / p
-        markers = rng.random() < cfg.episode_marker_share
-        desc = self.desc(lang, cat) if rng.random() < cfg.desc_share else None
-        chans = rng.choice(len(self.channels), size=min(3, airings), replace=True)
-        la = "" if lang == "en" else f' lang="{lang}"'
-        cat_xml = "".join(f"<category{la}>{escape(c)}</category>" for c in cats)
-        out = []
-        for a in range(airings):
-            shown = title
-            if markers:
-                form = EPISODE_FORMS[int(rng.integers(len(EPISODE_FORMS)))]
-                shown = form.format(s=title, a=int(rng.integers(1, 9)), b=int(rng.integers(1, 30)),
-                                    c=int(rng.integers(1, 4000)))
-            minute = int(rng.integers(0, 1440 * 14))
-            d, m = divmod(minute, 1440)
-            start = f"202601{1 + (day + d) % 28:02d}{m // 60:02d}{m % 60:02d}00 +0000"
-            sub = ""
-            if series_suffix is not None and rng.random() < 0.5:
-                sub = f"<sub-title{la}>{escape(series_suffix)}</sub-title>"
-            elif rng.random() < cfg.subtitle_share:
-                sub = f"<sub-title{la}>{escape(' '.join(self.words(lang, 3, None)).capitalize())}</sub-title>"
-            ds = f"<desc{la}>{escape(desc)}</desc>" if desc else ""
-            ch = self.channels[int(chans[a % len(chans)])]
-            out.append(f'<programme start="{start}" stop="{start}" channel={quoteattr(ch)}>'
-                       f"<title{la}>{escape(shown)}</title>{sub}{ds}{cat_xml}</programme>\n")
+        if genre == ch.genre and rng.random() < s.sub_only_share:
+            return [ch.sub]
+        out = [feed.genres[genre]]
+        if genre == ch.genre and rng.random() < s.sub_share:
+            out.append(ch.sub)
+        if rng.random() < s.second_share:
+            other = feed.genres[self.popular_genre(feed)]
+            if other not in out:
+                out.append(other)
+        if feed.streaming and rng.random() < s.series_category_share:
+            out.insert(int(rng.integers(len(out) + 1)), SERIES_CATEGORY)
         return out
 
-    def shows(self):
-        """Yield the XML of each show's airings; exactly cfg.shows distinct titles."""
-        rng, cfg = self.rng, self.cfg
-        made = 0
-        while made < cfg.shows:
-            lang = LANGS[self._draw(self.lang_cdf)]
-            cats = self.show_categories(lang)
-            cat = self.cat_names.index(next(c for c in cats if c != BROAD[lang])) \
-                if any(c != BROAD[lang] for c in cats) else None
-            if rng.random() < self.series_draw:
-                episodes = int(min(cfg.shows - made, 1 + rng.geometric(0.2)))   # mean 6
-                prefix = self.unique_title(lang, cat) + ": "
-                for _ in range(episodes):
-                    full = self.unique_title(lang, cat, prefix)
-                    yield self.programmes(full, lang, cats, cat, full[len(prefix):], made)
-                    made += 1
+    def credits(self, ch: Channel, genre: int) -> list[str]:
+        key = (ch.feed, genre)
+        if key not in self.people:
+            r = np.random.default_rng([self.seed, 7, *key])
+            self.people[key] = [person(self.vocab[self.feeds[ch.feed].lang], r) for _ in range(self.shape.people)]
+        pool = self.people[key]
+        picks = np.minimum(self.rng.zipf(self.shape.people_exponent, int(self.rng.integers(1, 5))) - 1, len(pool) - 1)
+        return list(dict.fromkeys(pool[int(i)] for i in picks))
+
+    def programmes(self, ch: Channel, title: str, desc: str | None, cats: list[str], episode: str | None,
+                   year: int, extra: dict) -> list[str]:
+        s, rng, feed = self.shape, self.rng, self.feeds[ch.feed]
+        k = int(feed.streaming)
+        airings = int(min(200, max(1, round(rng.lognormal(np.log(s.airings[k]), s.airings_sigma)))))
+        la = "" if feed.lang == "en" else f' lang="{feed.lang}"'
+        hour = int(rng.integers(24))
+        channels = ch.ids[: int(rng.integers(1, len(ch.ids) + 1))]
+        body = (f"<desc{la}>{escape(desc)}</desc>" if desc else "") + extra.get("credits", "") + \
+            (f"<date>{year}</date>" if year else "") + \
+            "".join(f"<category{la}>{escape(c)}</category>" for c in cats) + \
+            (f'<episode-num system="onscreen">{escape(episode)}</episode-num>' if episode else "") + \
+            extra.get("tail", "")
+        out = []
+        for a in range(airings):
+            h = hour if not feed.streaming and rng.random() < s.home_hour_share else int(rng.integers(24))
+            d, m = int(rng.integers(14)), int(rng.integers(60))
+            minutes = ch.minutes if rng.random() < s.usual_minutes_share else int(rng.choice(MINUTES))
+            start = 60 * (24 * d + h) + m
+            sub = f"<sub-title{la}>{escape(extra['sub'])}</sub-title>" if extra.get("sub") else ""
+            out.append(f'<programme start="{_stamp(start)}" stop="{_stamp(start + minutes)}" '
+                       f"channel={quoteattr(channels[a % len(channels)])}>"
+                       f"<title{la}>{escape(title)}</title>{sub}{body}</programme>\n")
+        return out
+
+    def extra(self, ch: Channel, genre: int, episodic: bool) -> dict:
+        feed, rng, out = self.feeds[ch.feed], self.rng, {}
+        if "credits" in feed.traits:
+            out["credits"] = "<credits>" + "".join(f"<actor>{escape(p)}</actor>" for p in self.credits(ch, genre)) + \
+                "</credits>"
+        tail = ""
+        if "country" in feed.traits:
+            tail += f"<country>{COUNTRIES[min(len(COUNTRIES) - 1, int(rng.zipf(1.8)) - 1)]}</country>"
+        if "rating" in feed.traits:
+            tail += f"<rating><value>{escape(RATINGS[int(rng.integers(len(RATINGS)))])}</value></rating>"
+        out["tail"] = tail
+        if episodic:
+            out["sub"] = " ".join(self.words(ch, genre, 3, 0.0, 0.2, 0.2)).capitalize()
+        return out
+
+    def year(self, ch: Channel) -> int:
+        feed = self.feeds[ch.feed]
+        if "year" not in feed.traits:
+            return 0
+        if "placeholder_year" in feed.traits:
+            return 1970
+        return int(ch.decade + self.rng.integers(-15, 10))
+
+    def channel_shows(self, ch: Channel):
+        """The programmes of each title of one channel: series of episodes and single titles."""
+        s, rng, feed = self.shape, self.rng, self.feeds[ch.feed]
+        k, left = int(feed.streaming), ch.titles
+        while left > 0:
+            genre = self.genre(ch)
+            if rng.random() < s.series_share[k]:
+                episodes = int(min(left, max(2, round(rng.lognormal(np.log(s.episodes), s.episodes_sigma)))))
+                name = self.unique_title(ch, genre, s.words[1])
+                desc, cats, year = self.desc(ch, genre), self.categories(ch, genre), self.year(ch)
+                for e in range(episodes):
+                    title = self.unique_title(ch, genre, s.words[2], name + ": ")
+                    own = desc if desc and rng.random() < s.series_desc_share else self.desc(ch, genre)
+                    marker = f"S{1 + e // 12} E{1 + e % 12}" if feed.streaming else None
+                    yield self.programmes(ch, title, own, cats, marker, year, self.extra(ch, genre, not k))
+                left -= episodes
             else:
-                yield self.programmes(self.unique_title(lang, cat), lang, cats, cat, None, made)
-                made += 1
+                title = self.unique_title(ch, genre, s.words[0])
+                if not feed.streaming and rng.random() < 0.1:
+                    title = EPISODE_FORMS[int(rng.integers(len(EPISODE_FORMS)))].format(
+                        s=title, a=int(rng.integers(1, 9)), b=int(rng.integers(1, 30)), c=int(rng.integers(1, 4000)))
+                yield self.programmes(ch, title, self.desc(ch, genre), self.categories(ch, genre), None,
+                                      self.year(ch), self.extra(ch, genre, not k and rng.random() < 0.4))
+                left -= 1
+
+    def shows(self):
+        """Yield the XML of each title's airings, channel after channel; n_shows titles. Each
+        feed's channel elements come before its programmes, as when feeds' dumps are joined:
+        the ingest refuses 100k tags without a programme (83k channels at 1M titles)."""
+        feed = -1
+        for ch in self.channels:
+            if ch.feed != feed:
+                feed = ch.feed
+                yield [self.channel_xml(feed)]
+            yield from self.channel_shows(ch)
+
+    def channel_xml(self, feed: int | None = None) -> str:
+        """The channel elements of one feed (none before the first: each feed brings its own)."""
+        return "".join(f'<channel id="{c}"><display-name>Synth {c}</display-name></channel>\n'
+                       for ch in self.channels if ch.feed == feed for c in ch.ids)
+
+    def counts(self) -> dict:
+        return {"feeds": len(self.feeds), "channels": sum(len(c.ids) for c in self.channels),
+                "vocabulary": sum(len(v.words) for v in self.vocab.values())}
+
+
+def _stamp(minute: int) -> str:
+    d, m = divmod(minute, 1440)
+    return f"202601{1 + d % 28:02d}{m // 60:02d}{m % 60:02d}00 +0000"
 
 
 def write_synth(path: str | Path, cfg: SynthConfig) -> dict:
     """Write the catalog to `path` (gzip when it ends in .gz); returns counts."""
     path = Path(path)
-    synth = Synth(cfg)
+    synth = GuideSynth(cfg.shows, cfg.seed, cfg.shape) if cfg.structure == "guide" else FlatSynth(cfg.shows, cfg.seed)
     raw = open(path, "wb")  # noqa: SIM115 - closed below
     f = gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=3, mtime=0) if path.suffix == ".gz" else raw
     programmes, buf = 0, []
     try:
         f.write(b'<?xml version="1.0" encoding="UTF-8"?>\n<tv generator-info-name="epgembed.gen.synth">\n')
-        f.write("".join(f'<channel id="{c}"><display-name>Synth {i}</display-name></channel>\n'
-                        for i, c in enumerate(synth.channels)).encode())
+        f.write(synth.channel_xml().encode())
         for progs in synth.shows():
             buf.extend(progs)
             if len(buf) >= cfg.chunk:
                 f.write("".join(buf).encode())
-                programmes += len(buf)
+                programmes += sum(p.startswith("<programme") for p in buf)
                 buf = []
         f.write(("".join(buf) + "</tv>\n").encode())
-        programmes += len(buf)
+        programmes += sum(p.startswith("<programme") for p in buf)
     finally:
         if f is not raw:
             f.close()
         raw.close()
-    return {"shows": cfg.shows, "programmes": programmes, "categories": synth.n_cat,
-            "channels": len(synth.channels), "vocabulary": sum(len(v.words) for v in synth.vocab.values()),
-            "bytes": path.stat().st_size}
+    return {"shows": cfg.shows, "programmes": programmes, **synth.counts(), "bytes": path.stat().st_size}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -305,10 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out", type=Path)
     ap.add_argument("--shows", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--structure", choices=("guide", "flat"), default="guide")
     args = ap.parse_args(argv)
     if args.shows < 1:
         ap.error("--shows must be >= 1")
-    counts = write_synth(args.out, SynthConfig(shows=args.shows, seed=args.seed))
+    counts = write_synth(args.out, SynthConfig(shows=args.shows, seed=args.seed, structure=args.structure))
     print(" ".join(f"{k}={v}" for k, v in counts.items()))
     return 0
 
