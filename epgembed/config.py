@@ -161,9 +161,12 @@ class IndexConfig:
     # clusters (8,000 at 1M), the clusters nearest the query until they hold `search_rows`
     # titles, every one scored exactly (centroids.npy, order.npy, bounds.npy,
     # cluster_vectors.npy; docs/SCALE.md). "annoy": Annoy for all, as before.
-    # At 1M synthetic titles 8,192 rows find 0.71 of the true 10 of unseen titles (p50
-    # 0.57 ms, p99 1.8 ms), Annoy at search_k 10000 0.56 (1.8 / 5.1 ms); 0.95 would need
-    # ~10x the rows (docs/SCALE.md; bench/results/index-search.md).
+    # `search_rows` 16,384: on the 1M guide calibrated against the shared dumps' model
+    # (issue 27) it finds 0.961 of the true 10 of unseen titles at p50 1.11 / p99 1.47 ms
+    # (target 0.95 at 2 ms); 12,288: 0.945 at 1.14 ms; 8,192 (the default before): 0.917
+    # at 0.84 ms; Annoy at search_k 10000: 0.34 at 2.35 ms. On the flat synthetic 1M (the
+    # worst case, next to no neighbourhood structure) 16,384 rows find 0.785
+    # (bench/results/index-search-1m-guide.md, index-search-1m.md; docs/SCALE.md).
     search: str = "auto"
     # Pseudo-relevance feedback for a vector that is no catalog title (a title never seen, a
     # programme): it moves toward the mean of its `feedback` nearest catalog titles, with
@@ -180,7 +183,7 @@ class IndexConfig:
     schedule_weight: float = 2.0
     search_exact_max_shows: int = 50_000
     search_clusters: float = 8.0
-    search_rows: int = 8_192
+    search_rows: int = 16_384
     seed: int = 0
 
     def __post_init__(self) -> None:
