@@ -26,8 +26,9 @@ titles 20%, batches of 8 titles 10%):
    /healthz and of a by-id query on new connections while they hang;
 5. saturation (issue 26.9): 16 keep-alive clients sending the largest legal request (the
    most titles and answer rows service/config.py Limits allow, unseen titles) through
-   nginx, then to one bare instance: /healthz p50/p99 on new connections meanwhile, probed
-   from a process of its own (targets: p99 <= 50 ms through nginx, <= 250 ms bare;
+   nginx (to every replica, then to one), then to that instance bare: /healthz p50/p99 on
+   new connections meanwhile, probed from a process of its own (targets: p99 <= 50 ms
+   through nginx, <= 250 ms bare;
    bench/work_bounds.py); then through nginx to replicas with a compute slot per thread
    (EPGEMBED_COMPUTE_SLOTS = threads: the service before its gate), the same run;
 6. feeds (issue 27): 2 feeds x N replicas behind one nginx, traffic to both, a publish on
@@ -253,11 +254,13 @@ def throughput(args: argparse.Namespace, stack: LocalStack, lb_one: Nginx, reqs,
     return tput
 
 
-def saturation_phases(args: argparse.Namespace, stack: LocalStack, body: dict, before) -> dict:
-    """Through nginx and bare, then (`before`: a stack of replicas each with as many compute
-    slots as threads, the service before issue 26.9's gate) through nginx again, in one run."""
+def saturation_phases(args: argparse.Namespace, stack: LocalStack, lb_one: Nginx, body: dict, before) -> dict:
+    """Through nginx to every replica, through nginx to the one replica that bare is (nginx's
+    own cost: the same workers on the cores), bare, then (`before`: replicas each with as many
+    compute slots as threads, the service before issue 26.9's gate) through nginx, one run."""
     out = {}
-    for name, port in (("through nginx", stack.nginx.port), ("bare gunicorn", stack.replicas[0].port),
+    for name, port in (("through nginx", stack.nginx.port), ("through nginx, 1 replica", lb_one.port),
+                       ("bare gunicorn", stack.replicas[0].port),
                        (f"through nginx, {args.threads} compute slots a worker", None)):
         if port is None:
             with before() as old:
@@ -307,7 +310,8 @@ def run_phases(args: argparse.Namespace, nginx_bin: str, model_dir: Path, reqs, 
             before = partial(LocalStack, root, tmp / "slots", args.replicas, nginx_bin, workers=args.workers,
                              threads=args.threads, poll=args.poll_seconds, command=[str(EPGEMBED)],
                              settings={"EPGEMBED_COMPUTE_SLOTS": str(args.threads)})
-            results.update(saturation_phases(args, stack, largest_legal_request(unseen_titles(model_dir)), before))
+            results.update(saturation_phases(args, stack, lb_one, largest_legal_request(unseen_titles(model_dir)),
+                                             before))
     return results, stack.startup_s
 
 
