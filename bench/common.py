@@ -208,7 +208,9 @@ def probe_apart(port: int, paths: list[str], seconds: float, timeout: float = 2.
     would time the client's own waits, not the server's."""
     call = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from common import probe; "
             f"print(json.dumps(probe({port}, {paths!r}, {seconds}, {timeout}, {min_n})))")
-    done = subprocess.run([sys.executable, "-c", call], capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", call], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"the prober failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     return json.loads(done.stdout)
 
 

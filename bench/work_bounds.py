@@ -70,9 +70,11 @@ def saturation_phase(port: int, body: dict, seconds: float, clients: int = 16) -
     probed on new connections, one after another, from a process of its own: the probes'
     p50/p99/max and the load's figures."""
     load = PyLoad(port, [("POST", "/v1/related", json.dumps(body))], n=clients)
-    time.sleep(1.0)                          # every client has its first request in flight
-    probes = probe_apart(port, ["/healthz"], seconds, timeout=2.0, min_n=50)["/healthz"]
-    stats = load.stop()
+    try:
+        time.sleep(1.0)                      # every client has its first request in flight
+        probes = probe_apart(port, ["/healthz"], seconds, timeout=2.0, min_n=50)["/healthz"]
+    finally:
+        stats = load.stop()
     stats.pop("failures") if not stats["failed"] else None
     return {"clients": clients, "request": {"titles": len(body["titles"]), "k": body["k"], "offset": body["offset"]},
             "healthz": probes, "load": stats}

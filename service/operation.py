@@ -33,7 +33,8 @@ class Operation:
 def operation(req: type | None, answer: Any, *errors: int, media: str = "application/json",
               others: tuple[tuple[int, str, Any], ...] = ()) -> Callable:
     def declare(view: Callable) -> Callable:
-        op = Operation(req, answer, errors, (view.__doc__ or "").strip().split("\n")[0], media, others)
+        statuses = errors if req is None or 504 in errors else (*errors, 504)   # no compute slot in time
+        op = Operation(req, answer, statuses, (view.__doc__ or "").strip().split("\n")[0], media, others)
         if req is None:
             view.operation = op
             return view

@@ -28,9 +28,12 @@ def test_a_release_hands_the_slot_to_the_oldest_waiter_not_to_the_releaser():
     assert slots.acquire()
     order: list[int] = []
 
+    hold = threading.Event()
+
     def waiter(i: int) -> None:
         assert slots.acquire(10)
         order.append(i)
+        hold.wait(10)                   # waiter 0 keeps the slot until the test has looked
         slots.release()
 
     threads = []
@@ -39,7 +42,9 @@ def test_a_release_hands_the_slot_to_the_oldest_waiter_not_to_the_releaser():
         threads[-1].start()
         wait_until(lambda: slots.waiting() == i + 1, what=f"waiter {i} queued")
     slots.release()
+    wait_until(lambda: order == [0], what="waiter 0 served")
     assert slots.acquire(0) is False    # the released slot went to waiter 0, not back to us
+    hold.set()
     for t in threads:
         t.join(10)
     assert order == [0, 1, 2, 3]
@@ -47,7 +52,15 @@ def test_a_release_hands_the_slot_to_the_oldest_waiter_not_to_the_releaser():
 
 
 @pytest.mark.unit
-def test_a_slot_handed_over_as_the_wait_runs_out_is_kept():
+def test_a_slot_handed_over_as_the_wait_runs_out_is_kept(monkeypatch):
+    class LateTurn(threading.Event):
+        """A wait that reports running out although the slot was handed over meanwhile."""
+        def wait(self, timeout=None):
+            super().wait(10)
+            return False
+
+    import service.slots
+    monkeypatch.setattr(service.slots.threading, "Event", LateTurn)
     slots = Slots(1)
     assert slots.acquire()
     got: list[bool] = []

@@ -74,7 +74,7 @@ def test_a_large_plan_names_more_sub_genres_than_a_topic_has_words():
     assert sub_genres(250_000) > TOPIC_WORDS
     assert sum(c.titles for c in plan.channels) == 250_000
     subs = {c.sub for c in plan.channels if plan.feeds[c.feed].genres[c.genre] == plan.feeds[c.feed].genres[0]}
-    assert len(subs) > TOPIC_WORDS // 2
+    assert len(subs) > TOPIC_WORDS
 
 
 def test_config_refuses_an_unknown_structure():
