@@ -28,8 +28,8 @@ titles 20%, batches of 8 titles 10%):
    most titles and answer rows service/config.py Limits allow, unseen titles) through
    nginx (to every replica, then to one), then to that instance bare: /healthz p50/p99 on
    new connections meanwhile, probed from a process of its own (targets: p99 <= 50 ms
-   through nginx, <= 250 ms bare;
-   bench/work_bounds.py); then through nginx to replicas with a compute slot per thread
+   through nginx, <= 250 ms bare; bench/work_bounds.py); then through nginx to replicas
+   with a compute slot per thread
    (EPGEMBED_COMPUTE_SLOTS = threads: the service before its gate), the same run;
 6. feeds (issue 27): 2 feeds x N replicas behind one nginx, traffic to both, a publish on
    one, kill -9 of a replica of the other (bench/replicas_feeds.py; its own replicas).

@@ -31,8 +31,8 @@ class ServiceConfig:
                                       # wait (within their time budget). The work is Python holding
                                       # the GIL: more slots add no speed, and a worker's 4 threads
                                       # all computing kept its /healthz thread waiting for the GIL
-                                      # (16 clients x the largest batch: probe p99 108-126 ms through
-                                      # nginx, 53-64 ms with one slot, at load 8-10; issue 26.9)
+                                      # (16 clients x the largest legal request, through nginx, one
+                                      # run: probe p99 222 ms with 4 slots, 59.9 ms with 1; issue 26.9)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", Path(self.models))

@@ -10,9 +10,7 @@ from collections import deque
 
 
 class Slots:
-    def __init__(self, n: int):
-        if n < 1:
-            raise ValueError("slots must be >= 1")
+    def __init__(self, n: int):         # n >= 1: ServiceConfig checks it
         self._lock = threading.Lock()
         self._free = n
         self._waiting: deque[threading.Event] = deque()

@@ -18,8 +18,9 @@ def test_n_at_once_then_a_wait_that_runs_out_takes_nothing():
     assert slots.acquire(0.01) is False and slots.waiting() == 0      # gave up: not left queued
     slots.release()
     assert slots.acquire(0) and not slots.acquire(0)
-    with pytest.raises(ValueError):
-        Slots(0)
+    from service import ServiceConfig
+    with pytest.raises(ValueError, match="compute_slots"):
+        ServiceConfig(models="m", compute_slots=0)
 
 
 @pytest.mark.unit
